@@ -1,0 +1,18 @@
+"""Agreement, the hard / noisy partition and the reweighted loss of RDFER (SPEC 4)."""
+
+from rdfer.losses.agreement import (
+    HARD,
+    KIND_NAMES,
+    NOISY,
+    ORDINARY,
+    agreement,
+    noisy_precision_recall,
+    partition,
+    share_count,
+)
+from rdfer.losses.reweight import STRATEGIES, ReweightConfig, ReweightedLoss, strategy_weights
+
+__all__ = [
+    "HARD", "KIND_NAMES", "NOISY", "ORDINARY", "STRATEGIES", "ReweightConfig", "ReweightedLoss",
+    "agreement", "noisy_precision_recall", "partition", "share_count", "strategy_weights",
+]
