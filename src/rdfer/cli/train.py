@@ -1,0 +1,154 @@
+"""Subcommands: train, eval, cv, bench-train, demo."""
+
+from pathlib import Path
+
+from rdfer.errors import RdferError
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("train", help="train a model (the paper's recipe by default)",
+                              description="Train into a run folder. Launch under `torchrun --nproc_per_node=N` "
+                                          "for several GPUs (or CPU processes with gloo).")
+    p.add_argument("--config", help="YAML config: a file, or the name of a shipped one (see configs/)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field, e.g. --set optim.epochs=20 --set data.root=/data/DFEW")
+    p.add_argument("--out", help="run folder to create")
+    p.add_argument("--resume", metavar="RUN", help="continue the run in RUN from its last checkpoint")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=train)
+
+    p = subparsers.add_parser("eval", help="evaluate a checkpoint; write per-clip predictions and metrics")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--out", required=True, help="folder for predictions.csv, features.npy, metrics.json")
+    p.add_argument("--dataset", choices=("dfew", "ferv39k", "mafw", "csv"), help="default: the training data")
+    p.add_argument("--root", help="dataset root (default: the training data's)")
+    p.add_argument("--fold", type=int)
+    p.add_argument("--csv", help="manifest file for --dataset csv")
+    p.add_argument("--split", default="test")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=evaluate)
+
+    p = subparsers.add_parser("cv", help="5-fold cross-validation (DFEW, MAFW): each fold and mean +- std")
+    p.add_argument("--config", required=True)
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--out", required=True)
+    p.add_argument("--folds", default="1,2,3,4,5", help="comma-separated fold numbers")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cv)
+
+    p = subparsers.add_parser("bench-train", help="training clips/s: synthetic tensors vs the real loader")
+    p.add_argument("--model", default="rdfer_tiny")
+    p.add_argument("--option", dest="options", action="append", default=[], metavar="KEY=VALUE",
+                   help="model option, e.g. --option resample=false")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--dataset", default="dfew", choices=("dfew", "ferv39k", "mafw", "csv"))
+    p.add_argument("--root", help="dataset root (default: render a small synthetic one)")
+    p.add_argument("--fold", type=int, default=1)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--amp", default="bf16", choices=("bf16", "fp16", "off"))
+    p.add_argument("--compile", action="store_true")
+    p.set_defaults(func=bench_train)
+
+    p = subparsers.add_parser("demo", help="the whole method on the built-in synthetic benchmark (CPU, minutes)")
+    p.add_argument("--out", default="demo_out")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a field of the demo's training config (both runs)")
+    p.add_argument("--clips", type=int, help="synthetic clips (default: the demo's size)")
+    p.set_defaults(func=demo)
+
+
+def resolve_config_path(name):
+    """A config file path, or the name of a config shipped with rdfer (with or without .yaml)."""
+    if name is None or Path(name).is_file():
+        return name
+    shipped = Path(__file__).resolve().parents[1] / "configs"
+    for candidate in (shipped / name, shipped / f"{name}.yaml"):
+        if candidate.is_file():
+            return str(candidate)
+    known = ", ".join(sorted(p.stem for p in shipped.glob("*.yaml")))
+    raise RdferError(f"config {name!r} is neither a file nor a shipped config; shipped configs: {known}")
+
+
+def _parse_options(items) -> dict:
+    import yaml
+
+    options = {}
+    for item in items:
+        if "=" not in item:
+            raise RdferError(f"--option expects key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        options[key] = yaml.safe_load(value)
+    return options
+
+
+def train(args) -> int:
+    from rdfer.config import config_from_dict, load_config
+    from rdfer.engine import fit
+
+    if args.resume:
+        import yaml
+
+        run = Path(args.resume)
+        if not (run / "config.yaml").is_file():
+            raise RdferError(f"{run} has no config.yaml: it is not an rdfer run folder")
+        config = config_from_dict(yaml.safe_load((run / "config.yaml").read_text()))
+        final = fit(config, run, resume=True, progress=not args.no_progress)
+    else:
+        if not args.out:
+            raise RdferError("give --out RUN (the folder to train into), or --resume RUN")
+        config = load_config(resolve_config_path(args.config), tuple(args.overrides))
+        final = fit(config, args.out, progress=not args.no_progress)
+        run = Path(args.out)
+    if final and final.get("last"):
+        last, best = final["last"], final["best"]
+        print(f"done: last epoch {last['epoch']}: WAR {last['war']:.2f} UAR {last['uar']:.2f}; "
+              f"best epoch {best['epoch']}: WAR {best['war']:.2f} UAR {best['uar']:.2f}; see {run}/final.json")
+    return 0
+
+
+def evaluate(args) -> int:
+    from rdfer.engine import evaluate_checkpoint
+
+    overrides = {k: v for k, v in (("dataset", args.dataset), ("root", args.root), ("fold", args.fold),
+                                   ("csv", args.csv)) if v is not None}
+    metrics = evaluate_checkpoint(args.checkpoint, args.out, split=args.split, data_overrides=overrides,
+                                  batch_size=args.batch_size, num_workers=args.workers, device=args.device,
+                                  progress=not args.no_progress)
+    print(f"{metrics['clips']} clips: WAR {metrics['war']:.2f} UAR {metrics['uar']:.2f}; "
+          f"predictions in {Path(args.out) / 'predictions.csv'}")
+    return 0
+
+
+def cv(args) -> int:
+    from rdfer.config import load_config
+    from rdfer.engine import run_cv
+
+    try:
+        folds = tuple(int(f) for f in args.folds.split(","))
+    except ValueError:
+        raise RdferError(f"--folds expects comma-separated numbers like 1,2,3, got {args.folds!r}") from None
+    config = load_config(resolve_config_path(args.config), tuple(args.overrides))
+    run_cv(config, args.out, folds, progress=not args.no_progress)
+    return 0
+
+
+def bench_train(args) -> int:
+    from rdfer.engine.bench import bench_train as run
+
+    run(args.model, _parse_options(args.options), batch_size=args.batch_size, steps=args.steps, warmup=args.warmup,
+        dataset=args.dataset, root=args.root, fold=args.fold, num_workers=args.workers, device=args.device,
+        amp=args.amp, compile=args.compile)
+    return 0
+
+
+def demo(args) -> int:
+    from rdfer.demo import run_demo
+
+    run_demo(args.out, overrides=tuple(args.overrides), clips=args.clips)
+    return 0

@@ -1,0 +1,97 @@
+"""`rdfer demo` (and `make demo`): the whole method on the built-in synthetic benchmark.
+
+1. Render the synthetic DFER benchmark with 20% of the training labels flipped.
+2. Train `rdfer_tiny` twice on fold 1: vanilla cross-entropy (`ce`) and
+   agreement-based reweighting (`agreement`, the paper's method).
+3. Write each run's report and a side-by-side comparison: WAR, UAR and the
+   precision/recall of the set the reweighting marked noisy against the labels
+   that were really flipped.
+
+Finished steps are kept: running the demo again reuses the rendered data and
+finished runs, and resumes an interrupted run.
+"""
+
+import json
+import time
+from pathlib import Path
+
+from rdfer.cli.train import resolve_config_path
+from rdfer.config import load_config
+
+DEMO_CLIPS = 1000
+DEMO_NOISE = 0.2
+DEMO_FRAME_SIZE = 80  # rendered size; rdfer_tiny crops 64 px from it
+STRATEGIES = {"vanilla_ce": "ce", "agreement": "agreement"}
+
+
+def run_demo(out, overrides=(), clips=None) -> Path:
+    """Run the demo into `out`; returns the path of its report.md."""
+    from rdfer.analysis import compare_runs, write_report
+    from rdfer.data.synth import describe_synthetic, write_synthetic
+    from rdfer.engine import fit
+
+    out = Path(out)
+    data_dir = out / "data"
+    started = time.time()
+    if (data_dir / "ground_truth.csv").exists():
+        print(f"[1/3] reusing the synthetic benchmark in {data_dir}", flush=True)
+    else:
+        clips = clips or DEMO_CLIPS
+        print(f"[1/3] rendering {clips} synthetic clips ({DEMO_NOISE:.0%} of training labels flipped) "
+              f"into {data_dir}", flush=True)
+        write_synthetic(data_dir, layout="dfew", clips=clips, noise=DEMO_NOISE, seed=0, size=DEMO_FRAME_SIZE)
+    description = describe_synthetic(data_dir)
+    print(description, flush=True)
+
+    runs = {}
+    for step, (name, strategy) in enumerate(STRATEGIES.items(), start=2):
+        run_dir = out / "runs" / name
+        runs[name] = run_dir
+        if (run_dir / "final.json").exists():
+            print(f"[{step}/3] reusing the finished run {run_dir}", flush=True)
+            continue
+        resume = (run_dir / "checkpoints" / "last.pt").exists()
+        print(f"[{step}/3] training rdfer_tiny with loss.strategy={strategy} into {run_dir}"
+              + (" (resuming)" if resume else ""), flush=True)
+        config = load_config(resolve_config_path("demo"),
+                             (f"data.root={data_dir}", f"loss.strategy={strategy}", *overrides))
+        fit(config, run_dir, resume=resume)
+        write_report(run_dir)
+
+    comparison = out / "comparison.md"
+    compare_runs({name: runs[name] for name in STRATEGIES}, comparison)
+    report = out / "report.md"
+    report.write_text(_demo_report(description, comparison.read_text(), runs, time.time() - started))
+    print(comparison.read_text())
+    print(f"demo finished in {time.time() - started:.0f}s: open {report}", flush=True)
+    return report
+
+
+def _demo_report(description: str, comparison: str, runs: dict, seconds: float) -> str:
+    lines = [
+        "# rdfer demo: vanilla CE vs agreement-based reweighting",
+        "",
+        "`rdfer_tiny` trained on fold 1 of the built-in synthetic DFER benchmark, whose training labels "
+        f"are {DEMO_NOISE:.0%} flipped on purpose (the test labels are clean). Both runs share every "
+        "setting but `loss.strategy`. 'Noisy precision/recall' compare the clips the reweighting marked "
+        "noisy in the last epoch with the clips whose labels were really flipped (`data/ground_truth.csv`).",
+        "",
+        "## The data",
+        "",
+        "```",
+        description.strip(),
+        "```",
+        "",
+        "## Side by side",
+        "",
+        comparison.strip(),
+        "",
+        "## Each run",
+        "",
+    ]
+    for name, run_dir in runs.items():
+        final = json.loads((run_dir / "final.json").read_text())
+        lines.append(f"- **{name}**: [report](runs/{name}/report.md), "
+                     f"last epoch WAR {final['last']['war']:.2f} / UAR {final['last']['uar']:.2f}")
+    lines += ["", f"Wall time of this demo run: {seconds:.0f} s.", ""]
+    return "\n".join(lines)

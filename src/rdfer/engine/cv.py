@@ -1,0 +1,58 @@
+"""`rdfer cv`: the 5 folds of DFEW or MAFW, each fold and mean +- std."""
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from rdfer.config import TrainConfig
+from rdfer.engine.fit import fit
+
+
+def run_cv(config: TrainConfig, out_dir, folds=(1, 2, 3, 4, 5), progress: bool = True) -> dict:
+    """Train and test every fold into OUT/fold_K, then write OUT/cv_summary.{json,md}.
+
+    A fold whose final.json exists is not trained again, and a fold with a
+    last.pt but no final.json is resumed: finished work is never lost.
+    """
+    out_dir = Path(out_dir)
+    results = {}
+    for fold in folds:
+        run_dir = out_dir / f"fold_{fold}"
+        if (run_dir / "final.json").exists():
+            print(f"fold {fold}: already finished, reading {run_dir / 'final.json'}", flush=True)
+            results[fold] = json.loads((run_dir / "final.json").read_text())
+            continue
+        print(f"fold {fold}: training into {run_dir}", flush=True)
+        resume = (run_dir / "checkpoints" / "last.pt").exists()
+        results[fold] = fit(replace(config, data=replace(config.data, fold=fold)), run_dir, resume=resume,
+                            progress=progress)
+    summary = summarize_folds(results)
+    (out_dir / "cv_summary.json").write_text(json.dumps(summary, indent=2))
+    (out_dir / "cv_summary.md").write_text(folds_markdown(summary))
+    print(folds_markdown(summary))
+    return summary
+
+
+def summarize_folds(results: dict) -> dict:
+    """Per-fold WAR/UAR (last and best epoch) and their mean and sample std."""
+    summary = {"folds": {}, "mean": {}, "std": {}}
+    for fold, final in results.items():
+        summary["folds"][str(fold)] = {f"{which}_{m}": final[which][m] for which in ("last", "best")
+                                       for m in ("war", "uar")}
+    for key in ("last_war", "last_uar", "best_war", "best_uar"):
+        values = np.array([f[key] for f in summary["folds"].values()], dtype=float)
+        summary["mean"][key] = float(values.mean())
+        summary["std"][key] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+    return summary
+
+
+def folds_markdown(summary: dict) -> str:
+    keys = ("last_war", "last_uar", "best_war", "best_uar")
+    lines = ["| fold | WAR (last) | UAR (last) | WAR (best) | UAR (best) |", "|---|---|---|---|---|"]
+    for fold, values in summary["folds"].items():
+        lines.append(f"| {fold} | " + " | ".join(f"{values[k]:.2f}" for k in keys) + " |")
+    lines.append("| mean +- std | " + " | ".join(f"{summary['mean'][k]:.2f} +- {summary['std'][k]:.2f}"
+                                                for k in keys) + " |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,227 @@
+"""`fit`: a whole training run, from a config to a run folder.
+
+RUN/
+  config.yaml             the resolved config (plus data.classes)
+  metrics.jsonl           one JSON line per epoch
+  checkpoints/last.pt     written atomically after every epoch (resume point)
+  checkpoints/best.pt     the epoch with the best test WAR
+  final.json              last and best epoch: WAR, UAR, per-class accuracy, confusion matrix
+  predictions.csv         per-clip predictions of the last epoch (see outputs.py)
+  features.npy            their features, rows aligned with predictions.csv
+"""
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Optional
+
+import torch
+from torch.utils.data import BatchSampler, DataLoader
+
+from rdfer.config import TrainConfig, config_to_dict, save_config
+from rdfer.engine.checkpoint import atomic_save, load_training_checkpoint, rng_state, set_rng_state
+from rdfer.engine.distributed import DistInfo, barrier, init_distributed, shutdown_distributed
+from rdfer.engine.loop import evaluate, train_one_epoch
+from rdfer.engine.outputs import epoch_metrics, read_ground_truth, write_predictions
+from rdfer.engine.sampling import EpochSampler, EpochSeededDataset
+from rdfer.errors import RdferError
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RdferError(f"device {name!r} asked for, but no CUDA GPU is available; use --set device=cpu")
+    return torch.device(name)
+
+
+def load_manifests(config: TrainConfig):
+    """The train and test manifests of the configured dataset."""
+    from rdfer.data import build_manifest
+
+    data = config.data
+    if not data.root and data.dataset != "csv":
+        raise RdferError("data.root is not set: give --set data.root=PATH (the dataset's root folder)")
+    common = dict(fold=data.fold, skip_bad=data.skip_bad, csv_path=data.csv)
+    train = build_manifest(data.dataset, data.root, data.train_split, **common)
+    test = build_manifest(data.dataset, data.root, data.test_split, **common)
+    return train, test
+
+
+def build_loader(manifest, *, model_config, data_config, train: bool, batch_size: int, seed: int,
+                 dist_info: DistInfo, device: torch.device) -> DataLoader:
+    """A DataLoader of uint8 clips `(B, T, C, H, W)` sized for `model_config`."""
+    from rdfer.data import ClipDataset
+
+    load_size = data_config.load_size or round(model_config.input_size * 8 / 7)
+    dataset = ClipDataset(manifest, num_frames=model_config.num_frames, train=train, load_size=load_size)
+    sampler = EpochSampler(len(dataset), seed, shuffle=train, rank=dist_info.rank, world_size=dist_info.world_size)
+    per_rank = max(1, batch_size // dist_info.world_size)
+    workers = data_config.num_workers
+    return DataLoader(
+        EpochSeededDataset(dataset, seed),
+        batch_sampler=BatchSampler(sampler, per_rank, drop_last=train and dist_info.enabled),
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        pin_memory=device.type == "cuda",
+        # Its own generator: creating an iterator must not draw from the global stream,
+        # or a resumed run's dropout would differ from an uninterrupted one's.
+        generator=torch.Generator().manual_seed(seed),
+    )
+
+
+def cosine_schedule(optimizer, *, lr: float, min_lr: float, total_steps: int, warmup_steps: int):
+    """Per-step cosine from `lr` to `min_lr` (after an optional linear warm-up)."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        return (min_lr + (lr - min_lr) * 0.5 * (1 + math.cos(math.pi * progress))) / lr
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def fit(config: TrainConfig, run_dir, *, resume: bool = False, stop_after_epoch: Optional[int] = None,
+        progress: bool = True) -> dict:
+    """Train `config` into `run_dir` and return the contents of final.json.
+
+    Args:
+        resume: continue the run in `run_dir` from checkpoints/last.pt.
+        stop_after_epoch: stop after this many epochs (as if killed), for tests.
+    """
+    from rdfer.losses import ReweightedLoss
+    from rdfer.models.checkpoint import model_state
+    from rdfer.registry import create_model
+
+    run_dir = Path(run_dir)
+    device = resolve_device(config.device)
+    dist_info = init_distributed(device.type)
+    if device.type == "cuda" and dist_info.enabled:
+        device = torch.device("cuda", dist_info.local_rank)
+    if not resume and (run_dir / "checkpoints" / "last.pt").exists():
+        raise RdferError(f"{run_dir} already holds a run: use --resume {run_dir} to continue it, or another --out")
+    try:
+        torch.manual_seed(config.seed)
+        train_manifest, test_manifest = load_manifests(config)
+        classes = list(train_manifest.classes)
+        model = create_model(config.model.name, num_classes=len(classes), **config.model.options).to(device)
+        model_config = model.config
+        loader_args = dict(model_config=model_config, data_config=config.data, seed=config.seed,
+                           dist_info=dist_info, device=device)
+        train_loader = build_loader(train_manifest, train=True, batch_size=config.optim.batch_size, **loader_args)
+        test_loader = build_loader(test_manifest, train=False, batch_size=config.optim.batch_size, **loader_args)
+        from rdfer.data import EvalPreset, TrainPreset
+
+        train_preset, eval_preset = TrainPreset(size=model_config.input_size), EvalPreset(size=model_config.input_size)
+
+        optim = config.optim
+        optimizer = torch.optim.AdamW(model.parameters(), lr=optim.lr, weight_decay=optim.weight_decay)
+        steps = len(train_loader)
+        scheduler = cosine_schedule(optimizer, lr=optim.lr, min_lr=optim.min_lr, total_steps=optim.epochs * steps,
+                                    warmup_steps=optim.lr_warmup_epochs * steps)
+        scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and config.amp == "fp16")
+        loss_fn = ReweightedLoss(config.loss, num_samples=len(train_manifest.records)).to(device)
+        train_model = model
+        if dist_info.enabled:
+            train_model = torch.nn.parallel.DistributedDataParallel(
+                model, device_ids=[device.index] if device.type == "cuda" else None)
+        if config.compile:
+            train_model = torch.compile(train_model)
+
+        truly_noisy = read_ground_truth(config.data, train_manifest)
+        generator = torch.Generator(device=device)
+        start_epoch, best = 0, None
+        if resume:
+            state = load_training_checkpoint(run_dir / "checkpoints" / "last.pt")
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            scaler.load_state_dict(state["scaler"])
+            loss_fn.load_state_dict(state["loss"])
+            set_rng_state(state["rng"])
+            start_epoch, best = state["epoch"] + 1, state["best"]
+        elif dist_info.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            save_config(config, run_dir / "config.yaml", extra={"data": {"classes": classes}})
+        if dist_info.is_main:
+            _truncate_metrics(run_dir / "metrics.jsonl", keep_epochs=start_epoch)
+        barrier(dist_info)
+
+        last_eval, last_summary = None, None
+        for epoch in range(start_epoch, optim.epochs):
+            started = time.time()
+            train_loader.batch_sampler.sampler.set_epoch(epoch)
+            # The augmentation stream of epoch e depends only on (seed, e): see sampling.py.
+            generator.manual_seed(config.seed * 100_003 + epoch)
+            desc = f"epoch {epoch + 1}/{optim.epochs}"
+            stats = train_one_epoch(train_model, train_loader, train_preset, loss_fn, optimizer, scheduler, scaler,
+                                    epoch=epoch, device=device, amp=config.amp, generator=generator,
+                                    grad_clip=optim.grad_clip, dist_info=dist_info, desc=desc, progress=progress)
+            loss_fn.end_epoch()
+            record = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"]}
+            record.update({k: v for k, v in stats.items() if k != "flagged"})
+            record.update(epoch_metrics(stats["flagged"], truly_noisy))
+            is_last = epoch + 1 == optim.epochs
+            if is_last or (epoch + 1) % config.eval_every == 0:
+                last_eval = evaluate(model, test_loader, eval_preset, device=device, amp=config.amp,
+                                     dist_info=dist_info, desc=f"{desc} test", progress=progress)
+                last_summary = _summary(last_eval, classes, epoch + 1)
+                record.update(war=last_summary["war"], uar=last_summary["uar"])
+            record["time_s"] = round(time.time() - started, 2)
+            improved = "war" in record and (best is None or record["war"] > best["war"])
+            if improved:
+                best = last_summary
+            if dist_info.is_main:
+                with open(run_dir / "metrics.jsonl", "a") as f:
+                    f.write(json.dumps(record) + "\n")
+                payload = {**model_state(model), "classes": classes, "train_config": config_to_dict(config),
+                           "epoch": epoch, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                           "scaler": scaler.state_dict(), "loss": loss_fn.state_dict(), "rng": rng_state(),
+                           "best": best}
+                atomic_save(payload, run_dir / "checkpoints" / "last.pt")
+                if improved and config.save_best:
+                    atomic_save(payload, run_dir / "checkpoints" / "best.pt")
+                _print_epoch(record)
+            if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
+                return {}
+        final = {"last": last_summary, "best": best,
+                 "selection": "best = epoch with the highest test WAR (as the reference repositories select on "
+                              "the test fold); report 'last' for a selection-free figure"}
+        if dist_info.is_main and last_eval is not None:
+            write_predictions(run_dir, test_manifest, last_eval, classes)
+            (run_dir / "final.json").write_text(json.dumps(final, indent=2))
+        return final
+    finally:
+        shutdown_distributed()
+
+
+def _summary(result: dict, classes: list, epoch: int) -> dict:
+    from rdfer.metrics import summarize
+
+    summary = summarize(result["label"], result["prediction"], classes)
+    summary["epoch"] = epoch
+    summary["bad_frames"] = int(result["bad_frames"])
+    return summary
+
+
+def _truncate_metrics(path: Path, keep_epochs: int) -> None:
+    """Drop lines of epochs that a resumed run repeats (the epoch it was killed in)."""
+    if not path.exists():
+        return
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    kept = [line for line in lines if json.loads(line)["epoch"] <= keep_epochs]
+    path.write_text("".join(line + "\n" for line in kept))
+
+
+def _print_epoch(record: dict) -> None:
+    parts = [f"epoch {record['epoch']}", f"loss {record['train_loss']:.4f}",
+             f"hard {record['hard_share']:.0%}", f"noisy {record['noisy_share']:.0%}"]
+    if "war" in record:
+        parts += [f"WAR {record['war']:.2f}", f"UAR {record['uar']:.2f}"]
+    if "noisy_precision" in record:
+        parts += [f"noisy P/R {record['noisy_precision']:.2f}/{record['noisy_recall']:.2f}"]
+    if record.get("bad_frames"):
+        parts.append(f"{record['bad_frames']} corrupt frames replaced")
+    print("  ".join(parts) + f"  ({record['time_s']:.0f}s)", flush=True)

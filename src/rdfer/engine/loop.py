@@ -1,0 +1,144 @@
+"""One training epoch and one evaluation pass: plain functions, explicit arguments.
+
+Both take batches of uint8 video `(B, T, C, H, W)` from the loader, move them to
+the device, apply the train or eval preset there (batched) and run the model.
+"""
+
+import contextlib
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from rdfer.engine.distributed import DistInfo, gather_objects
+from rdfer.losses import NOISY, HARD
+
+
+def autocast(device: torch.device, amp: str):
+    """bf16/fp16 autocast on GPU; plain float32 on CPU (CPU autocast slows LSTMs down)."""
+    if device.type != "cuda" or amp == "off":
+        return contextlib.nullcontext()
+    return torch.autocast("cuda", dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
+
+
+def train_one_epoch(
+    model: torch.nn.Module,
+    loader,
+    preset: Callable,
+    loss_fn,
+    optimizer: torch.optim.Optimizer,
+    scheduler,
+    scaler,
+    *,
+    epoch: int,
+    device: torch.device,
+    amp: str,
+    generator: torch.Generator,
+    grad_clip: Optional[float] = None,
+    dist_info: DistInfo = DistInfo(),
+    desc: str = "train",
+    progress: bool = True,
+) -> dict:
+    """Train for one epoch.
+
+    Returns:
+        dict with `train_loss` (mean weighted loss), `hard_share`, `noisy_share`
+        (shares of samples the reweighting marked), `bad_frames` (corrupt frames
+        replaced while loading), `flagged` (train indices marked noisy, all ranks)
+        and `samples`.
+    """
+    model.train()
+    total_loss, seen, hard, noisy, bad_frames = 0.0, 0, 0, 0, 0
+    flagged: list[int] = []
+    bar = tqdm(loader, desc=desc, leave=False, disable=not (progress and dist_info.is_main), dynamic_ncols=True)
+    for batch in bar:
+        video = preset(batch["video"].to(device, non_blocking=True), generator=generator)  # (B, T, C, H, W)
+        targets = batch["label"].to(device)
+        indices = batch["index"].to(device)
+        with autocast(device, amp):
+            out = model(video)
+        loss, info = loss_fn(out["logits"].float(), out["clip_logits"].float(), targets, indices, epoch)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if grad_clip:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+        scheduler.step()
+
+        batch_size = targets.shape[0]
+        kinds = info["kinds"].cpu()
+        total_loss += loss.item() * batch_size
+        seen += batch_size
+        hard += int((kinds == HARD).sum())
+        noisy += int((kinds == NOISY).sum())
+        bad_frames += int(batch["bad_frames"].sum())
+        flagged += batch["index"][kinds == NOISY].tolist()
+        bar.set_postfix(loss=f"{total_loss / seen:.3f}")
+
+    # Sum the counts over processes so the shares describe the whole epoch.
+    parts = gather_objects((total_loss, seen, hard, noisy, bad_frames, flagged), dist_info)
+    total_loss, seen, hard, noisy, bad_frames = (sum(p[i] for p in parts) for i in range(5))
+    flagged = sorted(i for p in parts for i in p[5])
+    seen = max(seen, 1)
+    return {
+        "train_loss": total_loss / seen,
+        "hard_share": hard / seen,
+        "noisy_share": noisy / seen,
+        "bad_frames": bad_frames,
+        "flagged": flagged,
+        "samples": seen,
+    }
+
+
+@torch.no_grad()
+def evaluate(
+    model: torch.nn.Module,
+    loader,
+    preset: Callable,
+    *,
+    device: torch.device,
+    amp: str,
+    dist_info: DistInfo = DistInfo(),
+    desc: str = "eval",
+    progress: bool = True,
+) -> dict:
+    """Predict every clip of `loader`'s dataset (each rank a shard; results gathered).
+
+    Returns:
+        dict of numpy arrays sorted by dataset index: `index` (N,), `label` (N,),
+        `prediction` (N,), `probabilities` (N, C), `agreement` (N,), `mu` (N,),
+        `delta` (N,) (NaN for models without re-sampling), `features` (N, D),
+        and the int `bad_frames`.
+    """
+    from rdfer.losses import agreement
+
+    model.eval()
+    rows: dict[str, list] = {k: [] for k in ("index", "label", "probabilities", "agreement", "mu", "delta", "features")}
+    bad_frames = 0
+    bar = tqdm(loader, desc=desc, leave=False, disable=not (progress and dist_info.is_main), dynamic_ncols=True)
+    for batch in bar:
+        video = preset(batch["video"].to(device, non_blocking=True))  # (B, T, C, H, W)
+        with autocast(device, amp):
+            out = model(video)
+        batch_size = video.shape[0]
+        nan = torch.full((batch_size,), float("nan"))
+        rows["index"].append(batch["index"])
+        rows["label"].append(batch["label"])
+        rows["probabilities"].append(out["logits"].float().softmax(-1).cpu())
+        rows["agreement"].append(agreement(out["clip_logits"].float()).cpu())
+        rows["mu"].append(nan if out.get("mu") is None else out["mu"].float().cpu())
+        rows["delta"].append(nan if out.get("delta") is None else out["delta"].float().cpu())
+        rows["features"].append(out["features"].float().cpu())
+        bad_frames += int(batch["bad_frames"].sum())
+
+    local = {k: torch.cat(v).numpy() if v else np.zeros((0,)) for k, v in rows.items()}
+    parts = gather_objects((local, bad_frames), dist_info)
+    merged = {k: np.concatenate([p[0][k] for p in parts if len(p[0][k])]) for k in rows}
+    order = np.argsort(merged["index"], kind="stable")
+    result = {k: v[order] for k, v in merged.items()}
+    result["prediction"] = result["probabilities"].argmax(-1)
+    result["bad_frames"] = sum(p[1] for p in parts)
+    return result

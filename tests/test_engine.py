@@ -1,0 +1,216 @@
+"""Engine: config, a real short training run, resume equivalence, DDP, eval, cv, bench."""
+
+import csv
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from rdfer.config import load_config
+from rdfer.engine import evaluate_checkpoint, fit, run_cv
+from rdfer.engine.fit import cosine_schedule
+from rdfer.engine.sampling import EpochSampler
+from rdfer.errors import RdferError
+from rdfer.metrics import summarize
+
+CONFIGS = Path(__file__).resolve().parents[1] / "src" / "rdfer" / "configs"
+
+
+@pytest.fixture(scope="module")
+def tiny_dfew(tmp_path_factory):
+    """A small synthetic benchmark in the official DFEW layout, with 20% noisy training labels."""
+    from rdfer.data.synth import write_synthetic
+
+    root = tmp_path_factory.mktemp("synth") / "dfew"
+    write_synthetic(root, layout="dfew", clips=40, noise=0.2, seed=3, size=40, progress=False)
+    return root
+
+
+def tiny_config(root, *extra):
+    """rdfer_tiny at 32 px on CPU, a few epochs: the recipe's code paths in seconds."""
+    return load_config(CONFIGS / "demo.yaml", (
+        f"data.root={root}", "data.num_workers=0", "optim.epochs=3", "optim.batch_size=8",
+        "loss.warmup_epochs=1", "model.options.input_size=32", *extra))
+
+
+def read_jsonl(path):
+    return [json.loads(line) for line in Path(path).read_text().splitlines()]
+
+
+def test_every_shipped_config_loads_and_names_a_registered_model():
+    from rdfer.registry import list_models
+
+    models = set(list_models())
+    files = sorted(CONFIGS.glob("*.yaml"))
+    assert len(files) >= 20
+    for path in files:
+        config = load_config(path)
+        assert config.model.name in models, f"{path.name} names unknown model {config.model.name}"
+    paper = load_config(CONFIGS / "dfew_rdfer_r50.yaml")
+    assert (paper.optim.epochs, paper.optim.batch_size, paper.optim.lr, paper.optim.min_lr) == (100, 128, 7e-4, 7e-6)
+    assert (paper.loss.t_h, paper.loss.t_n, paper.loss.w_hard, paper.loss.warmup_epochs) == (0.2, 0.1, 1.5, 10)
+
+
+def test_config_overrides_and_errors(tmp_path):
+    config = load_config(CONFIGS / "demo.yaml", ("optim.lr=0.5", "model.options.resample=false"))
+    assert config.optim.lr == 0.5 and config.model.options == {"resample": False}
+    with pytest.raises(RdferError, match="optim.learning_rate"):
+        load_config(CONFIGS / "demo.yaml", ("optim.learning_rate=1",))
+    with pytest.raises(RdferError, match="not found"):
+        load_config(tmp_path / "missing.yaml")
+    with pytest.raises(RdferError, match="strategy"):
+        load_config(None, ("loss.strategy=magic",))
+
+
+def test_cosine_schedule_runs_from_lr_to_min_lr():
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.AdamW([param], lr=1e-3)
+    scheduler = cosine_schedule(optimizer, lr=1e-3, min_lr=1e-5, total_steps=10, warmup_steps=0)
+    lrs = []
+    for _ in range(10):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert lrs[0] == pytest.approx(1e-3)
+    assert all(a > b for a, b in zip(lrs, lrs[1:]))
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(1e-5)
+
+
+def test_epoch_sampler_shards_are_disjoint_and_repeatable():
+    shards = [list(EpochSampler(10, seed=1, shuffle=True, rank=r, world_size=3)) for r in range(3)]
+    indices = [i for shard in shards for _, i in shard]
+    assert len(indices) == 9 and len(set(indices)) == 9  # remainder dropped, equal shards
+    again = EpochSampler(10, seed=1, shuffle=True)
+    first = list(again)
+    again.set_epoch(1)
+    assert list(EpochSampler(10, seed=1, shuffle=True)) == first and list(again) != first
+    eval_shards = [[i for _, i in EpochSampler(10, 0, False, r, 3)] for r in range(3)]
+    assert sorted(i for s in eval_shards for i in s) == list(range(10))  # every clip once
+
+
+def test_short_training_run_writes_every_file(tiny_dfew, tmp_path):
+    run = tmp_path / "run"
+    final = fit(tiny_config(tiny_dfew), run, progress=False)
+    for name in ("config.yaml", "metrics.jsonl", "final.json", "predictions.csv", "features.npy",
+                 "checkpoints/last.pt", "checkpoints/best.pt"):
+        assert (run / name).is_file(), name
+    epochs = read_jsonl(run / "metrics.jsonl")
+    assert [e["epoch"] for e in epochs] == [1, 2, 3]
+    for key in ("train_loss", "war", "uar", "hard_share", "noisy_share", "noisy_precision", "noisy_recall"):
+        assert all(key in e for e in epochs), key
+    # After warm-up the agreement strategy marks ~t_n of each batch noisy.
+    assert epochs[-1]["noisy_share"] > 0
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["data"]["classes"][0] == "Happy" and saved["optim"]["epochs"] == 3
+
+    # final.json's last epoch is exactly what predictions.csv says.
+    with open(run / "predictions.csv") as f:
+        rows = list(csv.DictReader(f))
+    labels = np.array([int(r["label"]) for r in rows])
+    preds = np.array([int(r["prediction"]) for r in rows])
+    recomputed = summarize(labels, preds, saved["data"]["classes"])
+    on_disk = json.loads((run / "final.json").read_text())
+    assert on_disk["last"]["war"] == pytest.approx(recomputed["war"])
+    assert on_disk["last"]["uar"] == pytest.approx(recomputed["uar"])
+    assert on_disk["last"]["epoch"] == 3 and on_disk["best"]["war"] >= on_disk["last"]["war"]
+    assert final["last"]["war"] == on_disk["last"]["war"]
+    assert np.load(run / "features.npy").shape[0] == len(rows)
+    probs = np.array([[float(r[k]) for k in r if k.startswith("p_")] for r in rows])
+    assert probs.shape[1] == 7 and np.allclose(probs.sum(1), 1, atol=1e-3)
+    assert {r["agreement"] for r in rows} <= {"0.25", "0.50", "0.75", "1.00"}
+    assert all(r["mu"] != "" for r in rows)  # rdfer_tiny re-samples: mu/delta are reported
+
+    # A checkpoint loads with weights_only=True and evaluates to the same predictions.
+    state = torch.load(run / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
+    assert state["epoch"] == 2 and state["classes"][0] == "Happy"
+    metrics = evaluate_checkpoint(run / "checkpoints" / "last.pt", tmp_path / "eval", num_workers=0,
+                                  progress=False)
+    assert metrics["war"] == pytest.approx(on_disk["last"]["war"])
+    with open(tmp_path / "eval" / "predictions.csv") as f:
+        assert [r["prediction"] for r in csv.DictReader(f)] == [r["prediction"] for r in rows]
+
+    with pytest.raises(RdferError, match="--resume"):
+        fit(tiny_config(tiny_dfew), run, progress=False)
+
+
+def test_resumed_run_equals_uninterrupted_run(tiny_dfew, tmp_path):
+    config = tiny_config(tiny_dfew, "data.num_workers=1")
+    fit(config, tmp_path / "straight", progress=False)
+    fit(config, tmp_path / "killed", stop_after_epoch=1, progress=False)
+    assert len(read_jsonl(tmp_path / "killed" / "metrics.jsonl")) == 1
+    # A kill in the middle of epoch 2 leaves a metrics line that the resumed run must replace.
+    with open(tmp_path / "killed" / "metrics.jsonl", "a") as f:
+        f.write(json.dumps({"epoch": 2, "partial": True}) + "\n")
+    fit(config, tmp_path / "killed", resume=True, progress=False)
+
+    a = torch.load(tmp_path / "straight" / "checkpoints" / "last.pt", weights_only=True)
+    b = torch.load(tmp_path / "killed" / "checkpoints" / "last.pt", weights_only=True)
+    assert a["model"].keys() == b["model"].keys()
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "time_s"} for r in rows]  # noqa: E731
+    assert strip(read_jsonl(tmp_path / "straight" / "metrics.jsonl")) == \
+        strip(read_jsonl(tmp_path / "killed" / "metrics.jsonl"))
+    assert json.loads((tmp_path / "straight" / "final.json").read_text()) == \
+        json.loads((tmp_path / "killed" / "final.json").read_text())
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_ddp_two_cpu_processes_cover_the_whole_test_set(tiny_dfew, tmp_path):
+    run = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
+           f"--master_port={_free_port()}", "-m", "rdfer", "train", "--config", str(CONFIGS / "demo.yaml"),
+           "--out", str(run), "--no-progress", "--set", f"data.root={tiny_dfew}", "--set", "data.num_workers=0",
+           "--set", "optim.epochs=2", "--set", "optim.batch_size=8", "--set", "loss.warmup_epochs=0",
+           "--set", "model.options.input_size=32"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    with open(run / "predictions.csv") as f:
+        rows = list(csv.DictReader(f))
+    from rdfer.data import build_manifest
+
+    test_clips = build_manifest("dfew", tiny_dfew, "test", fold=1).records
+    assert sorted(r["clip_id"] for r in rows) == sorted(c.clip_id for c in test_clips)  # each once
+    final = json.loads((run / "final.json").read_text())
+    labels = np.array([int(r["label"]) for r in rows])
+    preds = np.array([int(r["prediction"]) for r in rows])
+    assert final["last"]["war"] == pytest.approx(summarize(labels, preds, final["last"]["per_class"])["war"])
+    epochs = read_jsonl(run / "metrics.jsonl")
+    train_clips = len(build_manifest("dfew", tiny_dfew, "train", fold=1).records)
+    assert epochs[0]["samples"] == train_clips - train_clips % 2  # both ranks' samples counted
+
+
+def test_cv_reports_each_fold_and_keeps_finished_folds(tiny_dfew, tmp_path, capsys):
+    config = tiny_config(tiny_dfew, "optim.epochs=1")
+    summary = run_cv(config, tmp_path / "cv", folds=(1, 2), progress=False)
+    assert set(summary["folds"]) == {"1", "2"}
+    wars = [summary["folds"][f]["last_war"] for f in ("1", "2")]
+    assert summary["mean"]["last_war"] == pytest.approx(np.mean(wars))
+    assert summary["std"]["last_war"] == pytest.approx(np.std(wars, ddof=1))
+    assert "mean +- std" in (tmp_path / "cv" / "cv_summary.md").read_text()
+    run_cv(config, tmp_path / "cv", folds=(1, 2), progress=False)
+    assert capsys.readouterr().out.count("already finished") == 2
+
+
+def test_bench_train_prints_both_figures_and_their_ratio(tiny_dfew, capsys):
+    from rdfer.engine.bench import bench_train
+
+    result = bench_train("rdfer_tiny", {"input_size": 32}, batch_size=4, steps=2, warmup=1, root=str(tiny_dfew),
+                         num_workers=0, device="cpu")
+    out = capsys.readouterr().out
+    assert "(a) synthetic tensors" in out and "(b) real loader" in out and "ratio b/a" in out
+    assert result["ratio"] == pytest.approx(result["loader_clips_per_s"] / result["synthetic_clips_per_s"])
+    assert result["frames"] == 64
