@@ -1,0 +1,133 @@
+"""Data subcommands: check-dataset, pack, bench-data, synth."""
+
+from __future__ import annotations
+
+DATASET_CHOICES = ("dfew", "ferv39k", "mafw", "csv")
+
+
+def _add_dataset_args(parser, split: bool = False) -> None:
+    parser.add_argument("--dataset", required=True, choices=DATASET_CHOICES)
+    parser.add_argument("--root", help="dataset root (csv: the CSV file, or use --csv)")
+    parser.add_argument("--fold", type=int, default=1, help="DFEW/MAFW fold 1..5 (default 1)")
+    parser.add_argument("--csv", dest="csv_path", help="CSV manifest (path,label[,split])")
+    parser.add_argument("--classes", help="CSV only: dfew, mafw, or comma-separated class names")
+    if split:
+        parser.add_argument("--split", default="train", help="train or test (csv: split value)")
+        parser.add_argument("--skip-bad", action="store_true",
+                            help="leave out bad clips with a warning instead of stopping")
+
+
+def _root(args):
+    from rdfer.errors import RdferError
+
+    if args.root is None and not (args.dataset == "csv" and args.csv_path):
+        raise RdferError(f"--root is required for --dataset {args.dataset}")
+    return args.root
+
+
+def _manifest(args):
+    from rdfer.data import build_manifest
+
+    return build_manifest(args.dataset, _root(args), args.split, fold=args.fold,
+                          skip_bad=args.skip_bad, csv_path=args.csv_path, classes=args.classes)
+
+
+def check_dataset_command(args) -> int:
+    from rdfer.data.check import check_dataset, format_report
+
+    report = check_dataset(args.dataset, _root(args), fold=args.fold, csv_path=args.csv_path,
+                           classes=args.classes)
+    print(format_report(report, max_problems=args.max_problems))
+    return 1 if report["problems"] else 0
+
+
+def pack_command(args) -> int:
+    from rdfer.data.pack import write_pack
+
+    manifest = _manifest(args)
+    load_size = None if args.load_size == 0 else args.load_size
+    stats = write_pack(manifest, args.out, load_size=load_size, quality=args.quality,
+                       fold=args.fold, workers=args.workers)
+    print(f"packed {stats['clips']} clips, {stats['frames']} frames "
+          f"({stats['bytes'] / 2**20:.1f} MiB, {stats['unreadable']} unreadable frames stored "
+          f"empty) into {args.out}")
+    print(f"read it with build_manifest('packed', {str(args.out)!r}, {manifest.split!r}) "
+          f"or `rdfer bench-data ... --packed {args.out}`")
+    return 0
+
+
+def bench_data_command(args) -> int:
+    from rdfer.data import build_manifest
+    from rdfer.data.bench import bench_data, format_bench
+
+    manifest = _manifest(args)
+    packed = build_manifest("packed", args.packed, args.split) if args.packed else None
+    result = bench_data(manifest, clips=args.clips, workers=args.workers, frames=args.frames,
+                        batch_size=args.batch_size, load_size=args.load_size, seed=args.seed,
+                        packed=packed)
+    print(f"bench-data: {manifest.dataset} {manifest.split} at {manifest.root}")
+    print(format_bench(result))
+    return 0
+
+
+def synth_command(args) -> int:
+    from rdfer.data.synth import describe_synthetic, write_synthetic
+
+    options = dict(layout=args.layout, clips=args.clips, noise=args.noise, seed=args.seed,
+                   full_scale=args.full_scale, size=args.size)
+    # Options left unset keep write_synthetic's own defaults.
+    write_synthetic(args.out, **{key: value for key, value in options.items() if value is not None})
+    print(describe_synthetic(args.out))
+    return 0
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "check-dataset", help="report clips found/missing/empty/unreadable per split",
+        description="Scan a dataset root split by split: clips found, missing, empty, "
+        "unreadable, per-class counts, and (DFEW/FERV39K) the official split sizes. "
+        "Exit status 1 when any problem is found.")
+    _add_dataset_args(parser)
+    parser.add_argument("--max-problems", type=int, default=30, help="problems to list")
+    parser.set_defaults(func=check_dataset_command)
+
+    parser = subparsers.add_parser(
+        "pack", help="pack one split into a single file for fast loading",
+        description="Write every frame of one split into one file (JPEG at --load-size plus "
+        "an index); read it with build_manifest('packed', FILE, split).")
+    _add_dataset_args(parser, split=True)
+    parser.add_argument("--out", required=True, help="output pack file")
+    parser.add_argument("--load-size", type=int, default=128,
+                        help="side frames are stored at (0: keep the source files' bytes)")
+    parser.add_argument("--quality", type=int, default=90, help="JPEG quality of re-encoded frames")
+    parser.add_argument("--workers", type=int, default=None, help="encoding threads")
+    parser.set_defaults(func=pack_command)
+
+    parser = subparsers.add_parser(
+        "bench-data", help="clips/s of rdfer's loader vs a PIL reference loader",
+        description="Load the same clips with rdfer's loader (+ TrainPreset, CPU) and with a "
+        "per-frame PIL/torchvision loader in the style of public DFER code; print both "
+        "clips/s and their ratio.")
+    _add_dataset_args(parser, split=True)
+    parser.add_argument("--clips", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--frames", type=int, default=64, help="frames per clip (64 dense)")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--load-size", type=int, default=128)
+    parser.add_argument("--packed", help="a pack of the same split for rdfer's loader")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.set_defaults(func=bench_data_command)
+
+    parser = subparsers.add_parser(
+        "synth", help="write the synthetic DFER benchmark",
+        description="Render synthetic face videos with known labels, noise and hard clips "
+        "in an official dataset layout, plus DIR/ground_truth.csv.")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--layout", choices=("dfew", "ferv39k"), default="dfew")
+    parser.add_argument("--clips", type=int, default=None, help="clips to render")
+    parser.add_argument("--noise", type=float, default=0.0, help="share of train labels flipped")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--full-scale", action="store_true",
+                        help="DFEW's fold structure, label and frame counts")
+    parser.add_argument("--size", type=int, default=None, help="frame side in pixels")
+    parser.set_defaults(func=synth_command)

@@ -1,0 +1,163 @@
+"""`rdfer check-dataset`: what a dataset root holds, split by split.
+
+For each split: clips listed, found (usable), missing, empty, unreadable
+(first or last frame fails a quick header check), bad labels, malformed
+lines, per-class counts, and for DFEW/FERV39K the official split sizes from
+the lists shipped with rdfer.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+
+from rdfer.data.manifest import (
+    DFEW_CLASSES, Problem, csv_splits, is_video_file, list_frames, parse_dfew_list,
+    parse_ferv39k_list, scan_split, shipped_split_file,
+)
+
+COUNT_COLUMNS = ("listed", "found", "missing", "empty", "unreadable", "unknown_label",
+                 "malformed", "duplicate")
+_SIGNATURES = {  # extension -> (leading bytes, bytes that must appear near the end)
+    ".jpg": (b"\xff\xd8\xff", b"\xff\xd9"),
+    ".jpeg": (b"\xff\xd8\xff", b"\xff\xd9"),
+    ".png": (b"\x89PNG\r\n\x1a\n", b"IEND"),
+}
+
+
+def image_looks_whole(path: str) -> bool:
+    """Quick check: the file starts with its format's signature and ends with its end marker.
+
+    A truncated JPEG (no end-of-image marker) or a zero-byte file fails.
+    Formats without a known signature pass when non-empty.
+    """
+    try:
+        size = os.path.getsize(path)
+        if size == 0:
+            return False
+        head, tail = _SIGNATURES.get(os.path.splitext(path)[1].lower(), (b"", b""))
+        with open(path, "rb") as handle:
+            if handle.read(len(head)) != head:
+                return False
+            handle.seek(max(0, size - 64))
+            return tail in handle.read()
+    except OSError:
+        return False
+
+
+def clip_looks_readable(path: str) -> bool:
+    """First and last frame of a folder pass `image_looks_whole`; a video yields a frame."""
+    if is_video_file(path) and os.path.isfile(path):
+        import cv2
+
+        capture = cv2.VideoCapture(path)
+        try:
+            return capture.isOpened() and capture.read()[0]
+        finally:
+            capture.release()
+    names = list_frames(path)
+    return bool(names) and all(image_looks_whole(os.path.join(path, name))
+                               for name in {names[0], names[-1]})
+
+
+def official_counts(dataset: str, split: str, fold: int) -> dict | None:
+    """{class name: clips} of the official split shipped with rdfer (DFEW/FERV39K), else None."""
+    if dataset not in ("dfew", "ferv39k"):
+        return None
+    parse = parse_dfew_list if dataset == "dfew" else parse_ferv39k_list
+    entries, _ = parse(shipped_split_file(dataset, split, fold), None)
+    counts = Counter(entry.label for entry in entries)
+    return {name: counts[index] for index, name in enumerate(DFEW_CLASSES)}
+
+
+def check_dataset(dataset: str, root, fold: int = 1, csv_path=None, classes=None,
+                  progress: bool = True) -> dict:
+    """Scan every split of a dataset root; never raises for bad clips.
+
+    Returns:
+        dict: dataset, root, fold, classes, frames_root, splits {split: {counts
+        per COUNT_COLUMNS, "per_class": {name: n}, "official": {name: n} or
+        None}}, problems (list of Problem, every split).
+    """
+    from tqdm import tqdm
+
+    dataset = dataset.lower()
+    splits = csv_splits(csv_path or root) if dataset == "csv" else ("train", "test")
+    report = {"dataset": dataset, "root": str(root), "fold": fold, "splits": {}, "problems": []}
+    for split in splits:
+        scan = scan_split(dataset, root, split, fold=fold, csv_path=csv_path, classes=classes)
+        records = []
+        for record in tqdm(scan.records, desc=f"check {split}", unit="clip", disable=not progress):
+            if clip_looks_readable(record.path):
+                records.append(record)
+            else:
+                scan.problems.append(Problem("unreadable", scan.list_file, scan.lines[record.clip_id],
+                                             record.clip_id,
+                                             f"first or last frame of {record.path} is damaged "
+                                             "(truncated or not an image)"))
+        kinds = Counter(problem.kind for problem in scan.problems)
+        per_class = Counter(scan.classes[record.label] for record in records)
+        row = {column: kinds[column] for column in COUNT_COLUMNS}
+        row.update(listed=scan.listed, found=len(records),
+                   per_class={name: per_class[name] for name in scan.classes},
+                   official=official_counts(dataset, split, fold))
+        report["splits"][split] = row
+        report["problems"].extend(scan.problems)
+        report.update(classes=tuple(scan.classes), frames_root=scan.frames_root,
+                      root=scan.root)
+    return report
+
+
+def _table(header: list, rows: list) -> list:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
+    lines = []
+    for row in [header] + rows:
+        cells = [str(cell).ljust(width) if i == 0 else str(cell).rjust(width)
+                 for i, (cell, width) in enumerate(zip(row, widths))]
+        lines.append("  ".join(cells).rstrip())
+    return lines
+
+
+def format_report(report: dict, max_problems: int = 30) -> str:
+    """Human-readable tables of a `check_dataset` report."""
+    fold = f" fold {report['fold']}" if report["dataset"] in ("dfew", "mafw") else ""
+    lines = [f"{report['dataset'].upper()}{fold} at {report['root']}",
+             f"frames: {report.get('frames_root', '?')}", ""]
+    splits = report["splits"]
+    header = ["split", "listed", "found", "missing", "empty", "unreadable", "bad-label",
+              "malformed", "duplicate", "official"]
+    rows = []
+    for split, row in splits.items():
+        official = sum(row["official"].values()) if row["official"] else "-"
+        rows.append([split] + [row[column] for column in COUNT_COLUMNS] + [official])
+    lines += _table(header, rows) + [""]
+    header = ["class"]
+    for split, row in splits.items():
+        header += [split] + ([f"{split}-official"] if row["official"] else [])
+    rows = []
+    for name in report.get("classes", ()):
+        cells = [name]
+        for row in splits.values():
+            cells += [row["per_class"][name]] + ([row["official"][name]] if row["official"] else [])
+        rows.append(cells)
+    total = ["total"]
+    for row in splits.values():
+        total += [row["found"]] + ([sum(row["official"].values())] if row["official"] else [])
+    lines += _table(header, rows + [total])
+    for split, row in splits.items():
+        if row["official"] and row["found"] != sum(row["official"].values()):
+            lines.append(f"note: {split} has {row['found']} usable clips, the official split "
+                         f"{sum(row['official'].values())}")
+    problems = report["problems"]
+    if problems:
+        lines += ["", f"{len(problems)} problem(s)" + (f", first {max_problems}:"
+                                                         if len(problems) > max_problems else ":")]
+        lines += [f"  [{problem.kind}] {problem}" for problem in problems[:max_problems]]
+    else:
+        lines += ["", "no problems found"]
+    return "\n".join(lines)
+
+
+def report_has_problems(report: dict) -> bool:
+    return bool(report["problems"])
+

@@ -1,0 +1,128 @@
+"""Clip dataset and DataLoader: sampled frames decoded to fixed-size uint8 tensors.
+
+Augmentation is NOT done here: the loader yields uint8 `(B, T, 3, S, S)` at
+`load_size` (default 128, room for a 112 crop) and the training loop applies
+`TrainPreset`/`EvalPreset` to the whole batch, on the GPU when there is one.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, get_worker_info
+
+from rdfer.data.frames import FolderClip, VideoClip, read_clip
+from rdfer.data.manifest import Manifest, is_video_file
+from rdfer.data.sampling import T_DENSE, sample_indices
+from rdfer.errors import RdferError
+
+LOAD_SIZE = 128
+
+
+class ClipDataset(Dataset):
+    """Sampled frames of each clip of a manifest.
+
+    Args:
+        manifest: from `build_manifest` (frames read from a pack when
+            `manifest.packed` is set, else from each record's folder or video).
+        num_frames: frames per clip (64 dense, 16 without re-sampling), chosen
+            by `sample_indices` (train: random offset per segment; eval: centres).
+        train: random (True) or centred (False) sampling.
+        load_size: every frame is resized to load_size x load_size.
+        seed: seeds the sampling RNG when loading in the main process
+            (num_workers=0); in DataLoader workers the worker's torch RNG,
+            seeded by the DataLoader, is used.
+
+    Item: dict "video" uint8 (T, 3, S, S), "label" int, "index" int,
+    "clip_id" str, "bad_frames" int (unreadable frames met and replaced by
+    their nearest readable neighbour).
+    """
+
+    def __init__(self, manifest: Manifest, num_frames: int = T_DENSE, train: bool = True,
+                 load_size: int = LOAD_SIZE, seed: int | None = None):
+        self.manifest = manifest
+        self.records = manifest.records
+        self.num_frames = num_frames
+        self.train = train
+        self.load_size = load_size
+        self.seed = seed
+        self._main_generator = None
+        self._pack = None
+        if manifest.packed:
+            from rdfer.data.pack import PackReader
+
+            self._pack = PackReader(manifest.packed)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def _generator(self) -> torch.Generator | None:
+        if get_worker_info() is not None or self.seed is None:
+            return None  # the worker's (or caller's) global torch RNG
+        if self._main_generator is None:
+            self._main_generator = torch.Generator().manual_seed(self.seed)
+        return self._main_generator
+
+    def open_clip(self, index: int):
+        """The frame source of clip `index` (pack, frame folder or video file)."""
+        record = self.records[index]
+        if self._pack is not None:
+            return self._pack.clip(record.clip_id, self.load_size)
+        if is_video_file(record.path) and os.path.isfile(record.path):
+            return VideoClip(record.path, self.load_size)
+        return FolderClip(record.path, self.load_size)
+
+    def __getitem__(self, index: int) -> dict:
+        record = self.records[index]
+        source = self.open_clip(index)
+        if source.num_frames == 0:
+            raise RdferError(f"clip {record.clip_id}: no frames in {record.path} (it had "
+                             f"{record.num_frames} when the manifest was built)")
+        indices = sample_indices(source.num_frames, self.num_frames, self.train, self._generator())
+        video, bad = read_clip(source, indices, record.clip_id)  # (T, 3, S, S)
+        return {"video": video, "label": record.label, "index": index,
+                "clip_id": record.clip_id, "bad_frames": bad}
+
+
+def seed_worker(worker_id: int) -> None:
+    """DataLoader worker_init_fn: seed numpy/random from the worker's torch seed."""
+    import cv2
+
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+    cv2.setNumThreads(1)  # workers are the parallelism; OpenCV threads would oversubscribe
+
+
+def make_loader(manifest: Manifest, *, num_frames: int, train: bool, batch_size: int,
+                num_workers: int, seed: int, sampler=None, drop_last: bool = False,
+                load_size: int = LOAD_SIZE) -> DataLoader:
+    """A repeatable DataLoader over a manifest's clips.
+
+    Shuffles when `train` and no sampler is given. The same seed and number of
+    workers give the same order and the same frame offsets (workers are seeded
+    from `seed` by the DataLoader); workers persist across epochs when
+    num_workers > 0.
+
+    Returns:
+        DataLoader of dicts: "video" uint8 (B, T, 3, S, S), "label" int64 (B,),
+        "index" int64 (B,), "clip_id" list[str], "bad_frames" int64 (B,).
+    """
+    dataset = ClipDataset(manifest, num_frames=num_frames, train=train, load_size=load_size,
+                          seed=seed)
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=train and sampler is None,
+        sampler=sampler,
+        num_workers=num_workers,
+        worker_init_fn=seed_worker,
+        generator=generator,
+        persistent_workers=num_workers > 0,
+        pin_memory=torch.cuda.is_available(),
+        drop_last=drop_last,
+    )

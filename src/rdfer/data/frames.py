@@ -1,0 +1,129 @@
+"""Frame decoding for the loader: libjpeg-turbo through OpenCV, no PIL.
+
+A clip source gives `num_frames` and `read(j)` -> RGB uint8 (S, S, 3) or None
+when frame j cannot be decoded. `read_clip` gathers the sampled frames,
+replacing unreadable ones by their nearest readable neighbour.
+
+Why OpenCV: `cv2.imdecode` and `torchvision.io.decode_jpeg` both run
+libjpeg-turbo; on 224 px DFEW-size frames cv2 decoded a frame in 0.42 ms and
+torchvision in 0.45 ms here, and cv2's resize (0.09 ms) is cheaper than
+converting to a tensor and interpolating, so the loader uses cv2 for both.
+"""
+
+from __future__ import annotations
+
+import os
+
+import cv2
+import numpy as np
+import torch
+
+from rdfer.data.manifest import list_frames
+from rdfer.errors import RdferError
+
+
+def resize_frame(image: np.ndarray, load_size: int | None) -> np.ndarray:
+    """Resize an (H, W, 3) frame to load_size x load_size (aspect not kept: faces are square)."""
+    if load_size is None or image.shape[:2] == (load_size, load_size):
+        return image
+    # INTER_AREA averages properly when shrinking by 2x or more; bilinear is
+    # cheaper and fine for the milder 224 -> 128 shrink.
+    shrink = min(image.shape[:2]) >= 2 * load_size
+    interpolation = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+    return cv2.resize(image, (load_size, load_size), interpolation=interpolation)
+
+
+def decode_image(buffer: np.ndarray, load_size: int | None) -> np.ndarray | None:
+    """Encoded image bytes (uint8 1-D array) -> RGB uint8 (S, S, 3), None if undecodable."""
+    if buffer is None or buffer.size == 0:
+        return None
+    image = cv2.imdecode(buffer, cv2.IMREAD_COLOR)  # BGR, grayscale files become 3 channels
+    if image is None:
+        return None
+    return cv2.cvtColor(resize_frame(image, load_size), cv2.COLOR_BGR2RGB)
+
+
+def read_bytes(path: str) -> np.ndarray | None:
+    try:
+        return np.fromfile(path, dtype=np.uint8)
+    except OSError:
+        return None
+
+
+class FolderClip:
+    """Frames of a clip stored as image files in one folder (sorted naturally)."""
+
+    def __init__(self, folder: str, load_size: int | None):
+        self.folder = folder
+        self.load_size = load_size
+        try:
+            self.names = list_frames(folder)
+        except OSError:
+            self.names = []
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.names)
+
+    def read(self, j: int) -> np.ndarray | None:
+        return decode_image(read_bytes(os.path.join(self.folder, self.names[j])), self.load_size)
+
+
+class VideoClip:
+    """Frames of a video file, all decoded once (DFER clips are a few seconds long)."""
+
+    def __init__(self, path: str, load_size: int | None):
+        self.frames = []
+        capture = cv2.VideoCapture(path)
+        try:
+            while capture.isOpened():
+                ok, image = capture.read()
+                if not ok:
+                    break
+                self.frames.append(cv2.cvtColor(resize_frame(image, load_size), cv2.COLOR_BGR2RGB))
+        finally:
+            capture.release()
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.frames)
+
+    def read(self, j: int) -> np.ndarray | None:
+        return self.frames[j]
+
+
+def read_clip(source, indices: np.ndarray, clip_id: str) -> tuple:
+    """Gather frames `indices` of a clip source into a uint8 tensor.
+
+    An unreadable frame is replaced by its nearest readable neighbour in the
+    clip (earlier one first on ties) and counted once.
+
+    Returns:
+        (video uint8 (T, 3, S, S), number of distinct unreadable frames met).
+
+    Raises:
+        RdferError: when no frame of the clip can be read.
+    """
+    cache = {}
+
+    def frame(j):
+        if j not in cache:
+            cache[j] = source.read(j)
+        return cache[j]
+
+    chosen = {}
+    for j in sorted(set(int(i) for i in indices)):
+        # Nearest readable frame: j itself, then j-1, j+1, j-2, j+2, ...
+        for distance in range(source.num_frames):
+            for k in (j - distance, j + distance):
+                if 0 <= k < source.num_frames and frame(k) is not None:
+                    chosen[j] = cache[k]
+                    break
+            if j in chosen:
+                break
+        else:
+            raise RdferError(f"clip {clip_id}: none of its {source.num_frames} frames can be "
+                             "decoded; remove it from the split list or re-extract its frames")
+    bad = sum(image is None for image in cache.values())
+    video = np.stack([chosen[int(i)] for i in indices])  # (T, S, S, 3)
+    return torch.from_numpy(video).permute(0, 3, 1, 2).contiguous(), bad  # (T, 3, S, S)

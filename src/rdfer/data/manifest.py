@@ -1,0 +1,571 @@
+"""Dataset manifests: a dataset's own split files turned into clip records once.
+
+`build_manifest` reads the split list of one official layout (DFEW, FERV39K,
+MAFW), a generic CSV, or a packed file written by `rdfer pack`, checks every
+listed clip once (folder present and holding frames, label known, line well
+formed) and returns a frozen `Manifest`. Every problem found is collected and
+reported together in ONE `RdferError` naming file, line and clip, or, with
+`skip_bad=True`, warned about and listed in `Manifest.skipped`.
+
+Layouts (ROOT is the dataset root the user passes):
+
+- DFEW: `ROOT/EmoLabel_DataSplit/{train,test}(single-labeled)/set_{1..5}.csv`
+  (`video_name,label`, labels 1..7 in DFEW order); frames in
+  `ROOT/Clip/clip_224x224/NNNNN/*.jpg` (also the doubled
+  `clip_224x224/clip_224x224/` and `clip_224x224_16f/`). When ROOT has no
+  split files, the official lists shipped with rdfer are used.
+- FERV39K: `ROOT/4_setups/All_scenes/{train,test}_All.csv`, one
+  `Scene/Emotion/clip Emotion` per line (header or not); frames in
+  `ROOT/2_ClipsforFaceCrop/Scene/Emotion/clip/`. Names map onto DFEW order.
+- MAFW: `ROOT/split/single/no_caption/set_{1..5}/{train,test}.txt`, lines
+  `NNNNN.mp4 label` with the label a class name (`anger`, as in MAFW's files)
+  or its 1-based number (1 = Anger ... 11 = Disappointment, the order of
+  `rdfer.labels.MAFW_CLASSES`); frames in `ROOT/data/faces/NNNNN/` (or
+  `ROOT/data/frames/NNNNN/`).
+- CSV: `path,label[,split]` (header optional); paths relative to the CSV's
+  folder or absolute, each a frame folder or a video file; labels by class
+  name or by 0-based index into the class order (see `build_manifest`).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import warnings
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from rdfer.errors import RdferError
+from rdfer.labels import DFEW_CLASSES, FERV39K_TO_DFEW, MAFW_CLASSES
+
+DATASETS = ("dfew", "ferv39k", "mafw", "csv", "packed")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
+# How many problems an error message lists before "... and N more".
+MAX_LISTED_PROBLEMS = 100
+
+
+@dataclass(frozen=True)
+class ClipRecord:
+    """One clip of a dataset.
+
+    Attributes:
+        clip_id: the clip's name as written in the split file (DFEW `"1"`,
+            FERV39K `"Action/Happy/0015"`, MAFW `"00025"`, CSV: the path as written).
+        path: absolute frame folder or video file.
+        label: 0-based index into the manifest's `classes`.
+        num_frames: frames found when the manifest was built.
+    """
+
+    clip_id: str
+    path: str
+    label: int
+    num_frames: int
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The clips of one split of one dataset, validated once.
+
+    Attributes:
+        dataset: 'dfew', 'ferv39k', 'mafw' or 'csv' (a packed file keeps the
+            name of the dataset it was packed from).
+        split: 'train', 'test' (CSV: the value of its split column, or 'all').
+        classes: class names; a record's label indexes this tuple.
+        records: the usable clips, in split-file order.
+        root: the dataset root (or CSV file) the records were read from.
+        skipped: human-readable problems of the clips left out (skip_bad=True).
+        packed: path of the `rdfer pack` file the frames are read from, or None
+            when frames are read from `record.path`.
+    """
+
+    dataset: str
+    split: str
+    classes: tuple
+    records: tuple
+    root: str
+    skipped: tuple = ()
+    packed: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def class_counts(self) -> dict:
+        """Clips per class name, in class order."""
+        counts = {name: 0 for name in self.classes}
+        for record in self.records:
+            counts[self.classes[record.label]] += 1
+        return counts
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One bad line or clip met while building a manifest.
+
+    `kind` is one of 'missing', 'empty', 'unknown_label', 'malformed',
+    'duplicate' (and 'unreadable' in `rdfer check-dataset`).
+    """
+
+    kind: str
+    file: str
+    line: int
+    clip_id: str
+    detail: str
+
+    def __str__(self) -> str:
+        clip = f" clip {self.clip_id}:" if self.clip_id else ""
+        return f"{self.file}:{self.line}:{clip} {self.detail}"
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """A clip as listed in a split file, before its frames are looked at."""
+
+    clip_id: str
+    path: str
+    label: int
+    file: str
+    line: int
+
+
+@dataclass
+class Scan:
+    """What reading one split found: usable records and every problem."""
+
+    dataset: str
+    split: str
+    classes: tuple
+    root: str
+    list_file: str
+    frames_root: str
+    listed: int = 0
+    records: list = field(default_factory=list)
+    problems: list = field(default_factory=list)
+    lines: dict = field(default_factory=dict)  # clip_id -> line in list_file
+
+
+# ----------------------------------------------------------------------------- frames
+
+
+def natural_key(name: str):
+    """Sort key that puts 2.jpg before 10.jpg (digit runs compare as numbers)."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
+
+
+def list_frames(folder: str) -> list:
+    """Image file names inside `folder`, sorted naturally; [] if it has none.
+
+    Raises:
+        FileNotFoundError / NotADirectoryError when `folder` is not a folder.
+    """
+    with os.scandir(folder) as entries:
+        names = [
+            entry.name
+            for entry in entries
+            if entry.name.lower().endswith(IMAGE_EXTENSIONS) and not entry.name.startswith(".")
+        ]
+    return sorted(names, key=natural_key)
+
+
+def is_video_file(path: str) -> bool:
+    return path.lower().endswith(VIDEO_EXTENSIONS)
+
+
+def count_video_frames(path: str) -> int:
+    """Frame count a video container reports (0 when it cannot be opened)."""
+    import cv2
+
+    capture = cv2.VideoCapture(path)
+    try:
+        if not capture.isOpened():
+            return 0
+        return max(int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), 0)
+    finally:
+        capture.release()
+
+
+def _check_clip(entry: _Entry, scan: Scan) -> None:
+    """Append a record for `entry` to scan.records, or a problem to scan.problems."""
+    where = dict(file=entry.file, line=entry.line, clip_id=entry.clip_id)
+    scan.lines[entry.clip_id] = entry.line
+    if os.path.isdir(entry.path):
+        num_frames = len(list_frames(entry.path))
+        if num_frames == 0:
+            scan.problems.append(Problem(
+                "empty", detail=f"frame folder {entry.path} holds no image files "
+                f"({'/'.join(IMAGE_EXTENSIONS)})", **where))
+            return
+    elif os.path.isfile(entry.path) and is_video_file(entry.path):
+        num_frames = count_video_frames(entry.path)
+        if num_frames == 0:
+            scan.problems.append(Problem(
+                "empty", detail=f"video {entry.path} cannot be opened or has no frames", **where))
+            return
+    elif os.path.isfile(entry.path):
+        scan.problems.append(Problem(
+            "missing", detail=f"{entry.path} is a file but neither a frame folder nor a video "
+            f"({'/'.join(VIDEO_EXTENSIONS)})", **where))
+        return
+    else:
+        scan.problems.append(Problem(
+            "missing", detail=f"frame folder {entry.path} does not exist", **where))
+        return
+    scan.records.append(ClipRecord(entry.clip_id, entry.path, entry.label, num_frames))
+
+
+# ----------------------------------------------------------------------------- split files
+
+
+def shipped_split_file(dataset: str, split: str, fold: int = 1) -> Path:
+    """The official split list shipped inside rdfer (DFEW and FERV39K only)."""
+    base = resources.files("rdfer") / "splits"
+    if dataset == "dfew":
+        return Path(str(base / "dfew" / "EmoLabel_DataSplit" / f"{split}(single-labeled)"
+                        / f"set_{fold}.csv"))
+    if dataset == "ferv39k":
+        return Path(str(base / "ferv39k" / "4_setups" / "All_scenes" / f"{split}_All.csv"))
+    raise ValueError(f"no shipped split list for {dataset!r}")
+
+
+def _read_lines(path: Path) -> list:
+    """(line number, stripped text) of each non-blank line of a text file."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise RdferError(f"{path}: not a UTF-8 text file ({error}); is this the split list?")
+    return [(number, line.strip()) for number, line in enumerate(text.splitlines(), 1)
+            if line.strip()]
+
+
+def _first_existing(candidates: list) -> Path | None:
+    for candidate in candidates:
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def _check_split(dataset: str, split: str, allowed=("train", "test")) -> None:
+    if split not in allowed:
+        raise RdferError(f"{dataset}: unknown split {split!r}; use one of {', '.join(allowed)}")
+
+
+def _check_fold(dataset: str, fold: int) -> None:
+    if fold not in (1, 2, 3, 4, 5):
+        raise RdferError(f"{dataset}: fold must be 1..5, got {fold!r}")
+
+
+def parse_dfew_list(path: Path, frames_root: Path | None) -> tuple:
+    """Entries and problems of a DFEW split CSV (`video_name,label`, labels 1..7)."""
+    entries, problems = [], []
+    for number, line in _read_lines(path):
+        fields = [part.strip() for part in line.split(",")]
+        if number == 1 and not fields[0].isdigit():
+            continue  # header `video_name,label`
+        if len(fields) != 2 or not fields[0].isdigit() or not fields[1].lstrip("-").isdigit():
+            problems.append(Problem("malformed", str(path), number, "",
+                                    f"malformed line {line!r}: expected `video_name,label` "
+                                    "(clip number, label 1..7)"))
+            continue
+        clip_id, label = fields[0], int(fields[1])
+        if not 1 <= label <= len(DFEW_CLASSES):
+            problems.append(Problem("unknown_label", str(path), number, clip_id,
+                                    f"unknown label {label}: DFEW labels are 1..7 "
+                                    f"({', '.join(DFEW_CLASSES)})"))
+            continue
+        folder = frames_root / clip_id.zfill(5) if frames_root else Path(clip_id.zfill(5))
+        entries.append(_Entry(clip_id, str(folder), label - 1, str(path), number))
+    return entries, problems
+
+
+def parse_ferv39k_list(path: Path, frames_root: Path | None) -> tuple:
+    """Entries and problems of a FERV39K split list (`Scene/Emotion/clip Emotion`)."""
+    by_name = {name.lower(): index for name, index in FERV39K_TO_DFEW.items()}
+    entries, problems = [], []
+    for number, line in _read_lines(path):
+        fields = line.replace(",", " ").split()
+        if number == 1 and fields and "/" not in fields[0]:
+            continue  # header line
+        if len(fields) != 2 or "/" not in fields[0]:
+            problems.append(Problem("malformed", str(path), number, "",
+                                    f"malformed line {line!r}: expected `Scene/Emotion/clip Emotion`"))
+            continue
+        clip_id, name = fields
+        if name.lower() not in by_name:
+            problems.append(Problem("unknown_label", str(path), number, clip_id,
+                                    f"unknown emotion {name!r}; expected one of "
+                                    f"{', '.join(FERV39K_TO_DFEW)}"))
+            continue
+        folder = frames_root / clip_id if frames_root else Path(clip_id)
+        entries.append(_Entry(clip_id, str(folder), by_name[name.lower()], str(path), number))
+    return entries, problems
+
+
+def parse_mafw_list(path: Path, frames_root: Path | None) -> tuple:
+    """Entries and problems of a MAFW split list (`NNNNN.mp4 label`)."""
+    by_name = {name.lower(): index for index, name in enumerate(MAFW_CLASSES)}
+    entries, problems = [], []
+    for number, line in _read_lines(path):
+        fields = line.replace(",", " ").split()
+        if len(fields) != 2:
+            problems.append(Problem("malformed", str(path), number, "",
+                                    f"malformed line {line!r}: expected `NNNNN.mp4 label`"))
+            continue
+        clip_id = os.path.splitext(fields[0])[0]
+        label_text = fields[1]
+        if label_text.isdigit() and 1 <= int(label_text) <= len(MAFW_CLASSES):
+            label = int(label_text) - 1
+        elif label_text.lower() in by_name:
+            label = by_name[label_text.lower()]
+        else:
+            problems.append(Problem("unknown_label", str(path), number, clip_id,
+                                    f"unknown label {label_text!r}: MAFW labels are 1..11 or "
+                                    f"names ({', '.join(MAFW_CLASSES)})"))
+            continue
+        folder = frames_root / clip_id if frames_root else Path(clip_id)
+        entries.append(_Entry(clip_id, str(folder), label, str(path), number))
+    return entries, problems
+
+
+def _dfew_scan(root: Path, split: str, fold: int) -> tuple:
+    _check_split("dfew", split)
+    _check_fold("dfew", fold)
+    list_file = root / "EmoLabel_DataSplit" / f"{split}(single-labeled)" / f"set_{fold}.csv"
+    if not list_file.is_file():
+        # The official lists are public and identical for everyone: fall back to ours.
+        list_file = shipped_split_file("dfew", split, fold)
+    clip_dir = root / "Clip"
+    frames_root = _first_existing([clip_dir / "clip_224x224" / "clip_224x224",
+                                   clip_dir / "clip_224x224", clip_dir / "clip_224x224_16f"])
+    if frames_root is None:
+        raise RdferError(f"DFEW frames not found: expected {clip_dir / 'clip_224x224'}/NNNNN/*.jpg "
+                         f"(or clip_224x224/clip_224x224/, clip_224x224_16f/) under {root}; "
+                         "pass the folder holding Clip/ and EmoLabel_DataSplit/ as --root")
+    return DFEW_CLASSES, list_file, frames_root, parse_dfew_list
+
+
+def _ferv39k_scan(root: Path, split: str, fold: int) -> tuple:
+    _check_split("ferv39k", split)
+    list_file = root / "4_setups" / "All_scenes" / f"{split}_All.csv"
+    if not list_file.is_file():
+        list_file = shipped_split_file("ferv39k", split)
+    frames_root = root / "2_ClipsforFaceCrop"
+    if not frames_root.is_dir():
+        raise RdferError(f"FERV39K frames not found: expected {frames_root}/Scene/Emotion/clip/; "
+                         "pass the folder holding 2_ClipsforFaceCrop/ and 4_setups/ as --root")
+    return DFEW_CLASSES, list_file, frames_root, parse_ferv39k_list
+
+
+def _mafw_scan(root: Path, split: str, fold: int) -> tuple:
+    _check_split("mafw", split)
+    _check_fold("mafw", fold)
+    list_file = root / "split" / "single" / "no_caption" / f"set_{fold}" / f"{split}.txt"
+    if not list_file.is_file():
+        raise RdferError(f"MAFW split list not found: {list_file}; pass the MAFW root "
+                         "(holding split/ and data/) as --root")
+    frames_root = _first_existing([root / "data" / "faces", root / "data" / "frames"])
+    if frames_root is None:
+        raise RdferError(f"MAFW frames not found: expected {root / 'data' / 'faces'}/NNNNN/")
+    return MAFW_CLASSES, list_file, frames_root, parse_mafw_list
+
+
+# ----------------------------------------------------------------------------- generic CSV
+
+
+def _resolve_classes(classes) -> tuple | None:
+    """`classes` may be None, 'dfew', 'mafw', or a sequence of names."""
+    if classes is None:
+        return None
+    if isinstance(classes, str):
+        named = {"dfew": DFEW_CLASSES, "ferv39k": DFEW_CLASSES, "mafw": MAFW_CLASSES}
+        if classes.lower() in named:
+            return named[classes.lower()]
+        return tuple(name.strip() for name in classes.split(",") if name.strip())
+    return tuple(classes)
+
+
+def _label_lookup(classes: tuple) -> dict:
+    lookup = {name.lower(): index for index, name in enumerate(classes)}
+    if classes == DFEW_CLASSES:
+        lookup.update({name.lower(): index for name, index in FERV39K_TO_DFEW.items()})
+    return lookup
+
+
+def _csv_rows(csv_file: Path) -> tuple:
+    """(rows, problems): rows are (line, path, label, split or None)."""
+    rows, problems = [], []
+    try:
+        with open(csv_file, newline="", encoding="utf-8-sig") as handle:
+            lines = list(csv.reader(handle))
+    except (OSError, UnicodeDecodeError) as error:
+        raise RdferError(f"cannot read CSV manifest {csv_file}: {error}")
+    columns = {"path": 0, "label": 1, "split": 2}
+    for number, fields in enumerate(lines, 1):
+        fields = [part.strip() for part in fields]
+        if not any(fields):
+            continue
+        lowered = [part.lower() for part in fields]
+        if number == 1 and "path" in lowered and "label" in lowered:
+            columns = {name: lowered.index(name) for name in ("path", "label", "split")
+                       if name in lowered}
+            continue
+        width = max(columns.values()) + 1
+        if len(fields) < min(width, 2) or len(fields) > max(width, 3) \
+                or not fields[columns["path"]] or not fields[columns["label"]]:
+            problems.append(Problem("malformed", str(csv_file), number, "",
+                                    f"malformed line {','.join(fields)!r}: expected "
+                                    "`path,label[,split]`"))
+            continue
+        split = fields[columns["split"]] if "split" in columns and len(fields) > columns["split"] \
+            else None
+        rows.append((number, fields[columns["path"]], fields[columns["label"]], split))
+    return rows, problems
+
+
+def _csv_scan(csv_file: Path, split: str, classes) -> Scan:
+    if not csv_file.is_file():
+        raise RdferError(f"CSV manifest not found: {csv_file}; pass it with --csv FILE")
+    rows, problems = _csv_rows(csv_file)
+    classes = _resolve_classes(classes)
+    if classes is None:
+        names = {label for _, _, label, _ in rows if not label.lstrip("-").isdigit()}
+        dfew_names = _label_lookup(DFEW_CLASSES)
+        if all(name.lower() in dfew_names for name in names):
+            classes = DFEW_CLASSES  # also when every label is an index
+        elif all(name.lower() in _label_lookup(MAFW_CLASSES) for name in names):
+            classes = MAFW_CLASSES
+        else:
+            classes = tuple(sorted(names))  # over every split of the file, so indices agree
+    lookup = _label_lookup(classes)
+    split_names = {row_split for _, _, _, row_split in rows if row_split}
+    scan = Scan("csv", split, classes, str(csv_file), str(csv_file), str(csv_file.parent))
+    scan.problems.extend(problems)
+    if split_names and split not in split_names and split != "all":
+        raise RdferError(f"{csv_file}: no rows with split {split!r}; its splits are "
+                         f"{', '.join(sorted(split_names))}")
+    seen = {}
+    for number, path_text, label_text, row_split in rows:
+        if split_names and split != "all" and row_split != split:
+            continue
+        scan.listed += 1
+        if label_text.lstrip("-").isdigit():
+            label = int(label_text)
+            known = 0 <= label < len(classes)
+        else:
+            label = lookup.get(label_text.lower(), -1)
+            known = label >= 0
+        if not known:
+            scan.problems.append(Problem("unknown_label", str(csv_file), number, path_text,
+                                         f"unknown label {label_text!r}; classes are "
+                                         f"{', '.join(classes)} (names, or 0-based indices)"))
+            continue
+        if path_text in seen:
+            scan.problems.append(Problem("duplicate", str(csv_file), number, path_text,
+                                         f"listed again (first on line {seen[path_text]})"))
+            continue
+        seen[path_text] = number
+        path = Path(path_text) if os.path.isabs(path_text) else csv_file.parent / path_text
+        _check_clip(_Entry(path_text, str(path.resolve()), label, str(csv_file), number), scan)
+    return scan
+
+
+def csv_splits(csv_file: str | os.PathLike) -> tuple:
+    """Split names a CSV manifest holds (its split column), or ('all',) without one."""
+    rows, _ = _csv_rows(Path(csv_file))
+    names = dict.fromkeys(row_split for _, _, _, row_split in rows if row_split)  # file order
+    return tuple(names) or ("all",)
+
+
+# ----------------------------------------------------------------------------- entry points
+
+_LAYOUTS = {"dfew": _dfew_scan, "ferv39k": _ferv39k_scan, "mafw": _mafw_scan}
+
+
+def scan_split(dataset: str, root, split: str, fold: int = 1, csv_path=None,
+               classes=None) -> Scan:
+    """Read one split and check every listed clip; never raises for bad clips.
+
+    Used by `build_manifest` and `rdfer check-dataset`. Raises RdferError only
+    for problems that stop everything (unknown dataset, no frame folder, no list).
+    """
+    dataset = dataset.lower()
+    if dataset == "csv":
+        csv_file = Path(csv_path) if csv_path else Path(root)
+        if csv_file.is_dir():
+            raise RdferError(f"--dataset csv needs a CSV file: pass --csv FILE (got folder {root})")
+        return _csv_scan(csv_file.resolve(), split, classes)
+    if dataset not in _LAYOUTS:
+        raise RdferError(f"unknown dataset {dataset!r}; use one of {', '.join(DATASETS)}")
+    root = Path(root).resolve()
+    if not root.is_dir():
+        raise RdferError(f"{dataset} root {root} is not a folder")
+    classes, list_file, frames_root, parse = _LAYOUTS[dataset](root, split, fold)
+    entries, problems = parse(list_file, frames_root)
+    scan = Scan(dataset, split, classes, str(root), str(list_file), str(frames_root))
+    scan.listed = len(entries) + sum(problem.kind == "unknown_label" for problem in problems)
+    scan.problems.extend(problems)
+    seen = {}
+    for entry in entries:
+        if entry.clip_id in seen:
+            scan.problems.append(Problem("duplicate", entry.file, entry.line, entry.clip_id,
+                                         f"listed again (first on line {seen[entry.clip_id]})"))
+            continue
+        seen[entry.clip_id] = entry.line
+        _check_clip(entry, scan)
+    return scan
+
+
+def format_problems(problems, limit: int = MAX_LISTED_PROBLEMS) -> str:
+    lines = [f"  {problem}" for problem in problems[:limit]]
+    if len(problems) > limit:
+        lines.append(f"  ... and {len(problems) - limit} more (rdfer check-dataset lists them all)")
+    return "\n".join(lines)
+
+
+def build_manifest(dataset: str, root, split: str, fold: int = 1, skip_bad: bool = False,
+                   csv_path=None, classes=None) -> Manifest:
+    """Read one split of a dataset into a validated `Manifest`.
+
+    Args:
+        dataset: 'dfew', 'ferv39k', 'mafw', 'csv', or 'packed' (a file written
+            by `rdfer pack`; `root` is that file, `split` must match the packed
+            split, frames are then read from the pack).
+        root: the dataset root (see the module docstring for each layout); for
+            'csv' the CSV file itself when `csv_path` is not given.
+        split: 'train' or 'test'; for 'csv' a value of its split column, or
+            'all' (a CSV without a split column gives all rows for any split).
+        fold: DFEW/MAFW fold 1..5 (ignored by FERV39K and CSV).
+        skip_bad: leave out bad clips with a warning instead of raising.
+        csv_path: the CSV manifest for dataset='csv'.
+        classes: CSV only: 'dfew', 'mafw', or class names in order. By default
+            the class order is DFEW's when every label is a DFEW/FERV39K name or
+            an index, MAFW's when every name is a MAFW class, else the sorted
+            label names of the whole file. Index labels are 0-based.
+
+    Returns:
+        Manifest with records in split-file order, labels 0-based in `classes`.
+
+    Raises:
+        RdferError: listing every bad line/clip (file, line, clip id) and their
+            count, unless skip_bad; or when no usable clip remains.
+    """
+    if dataset.lower() == "packed":
+        from rdfer.data.pack import read_pack_manifest
+
+        return read_pack_manifest(root, split)
+    scan = scan_split(dataset, root, split, fold=fold, csv_path=csv_path, classes=classes)
+    where = f"{scan.dataset} {split}" + (f" fold {fold}" if dataset in ("dfew", "mafw") else "")
+    if scan.problems and not skip_bad:
+        raise RdferError(
+            f"{len(scan.problems)} problem(s) in {where} ({scan.list_file}):\n"
+            f"{format_problems(scan.problems)}\n"
+            "Fix these files, or pass skip_bad=True (--skip-bad) to leave these clips out.")
+    if scan.problems:
+        warnings.warn(f"{where}: skipped {len(scan.problems)} bad line(s)/clip(s), e.g. "
+                      f"{scan.problems[0]}; see Manifest.skipped", stacklevel=2)
+    if not scan.records:
+        raise RdferError(f"{where}: no usable clips in {scan.list_file}")
+    return Manifest(dataset=scan.dataset, split=split, classes=tuple(scan.classes),
+                    records=tuple(scan.records), root=scan.root,
+                    skipped=tuple(str(problem) for problem in scan.problems))
