@@ -1,0 +1,71 @@
+"""Subcommands: predict (expressions in people's own videos) and bench-predict (its speed)."""
+
+import sys
+
+DEFAULT_MODEL_NOTE = ("Without --checkpoint the built-in FER2013 mini-Xception (trained on still photos, "
+                      "not by rdfer) runs on every frame and its predictions are averaged over time.")
+
+
+def _add_face_options(p) -> None:
+    p.add_argument("--checkpoint", help="a checkpoint written by `rdfer train` (RUN/checkpoints/best.pt); "
+                                        "default: the built-in FER2013 mini-Xception per frame")
+    p.add_argument("--detector", choices=("haar", "mtcnn"), default="haar",
+                   help="face detector (default haar: OpenCV's cascade; mtcnn: facenet-pytorch's MTCNN)")
+    p.add_argument("--detect-every", type=int, default=5, metavar="K",
+                   help="run the face detector on every K-th frame, track in between (default 5)")
+    p.add_argument("--margin", type=float, default=0.2, help="face crop margin (default 0.2 = 20%% wider box)")
+    p.add_argument("--device", default="cpu", help="torch device of the model: cpu (default), cuda, auto")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "predict", help="predict the facial expression in video files or folders",
+        description="Decode each video, follow the face, crop it and predict its expression. " + DEFAULT_MODEL_NOTE)
+    p.add_argument("inputs", nargs="+", metavar="VIDEO_OR_DIR", help="video files and/or folders of videos")
+    p.add_argument("--out", default="predictions", help="output folder (default ./predictions)")
+    p.add_argument("--format", choices=("json", "csv"), default="json",
+                   help="json: OUT/<video>.json each; csv: OUT/predictions.csv + OUT/frames.csv")
+    p.add_argument("--plot", action="store_true", help="also write OUT/<video>_timeline.png")
+    p.add_argument("--annotate", action="store_true", help="also write OUT/<video>_annotated.mp4 (box + label)")
+    _add_face_options(p)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar or per-file lines")
+    p.set_defaults(func=predict)
+
+    p = subparsers.add_parser(
+        "bench-predict", help="frames/s of decoding, face finding, model and end to end on one video")
+    p.add_argument("video")
+    p.add_argument("--repeat", type=int, default=2, help="runs per stage; the fastest counts (default 2)")
+    _add_face_options(p)
+    p.set_defaults(func=bench_predict)
+
+
+def _options(args):
+    from rdfer.inference.predict import PredictOptions
+
+    return PredictOptions(detector=args.detector, detect_every=args.detect_every, margin=args.margin,
+                          device=args.device)
+
+
+def predict(args) -> int:
+    from rdfer.inference.runner import predict_files
+
+    _, code, summary = predict_files(args.inputs, args.out, checkpoint=args.checkpoint, fmt=args.format,
+                                     plot=args.plot, annotate=args.annotate, options=_options(args),
+                                     progress=not args.no_progress)
+    print(summary)
+    return code
+
+
+def bench_predict(args) -> int:
+    from rdfer.inference.bench import bench_predict as run
+
+    r = run(args.video, checkpoint=args.checkpoint, options=_options(args), repeat=args.repeat)
+    print(f"{args.video}: {r['frames']} frames, {r['width']}x{r['height']}, {r['video_fps']:.2f} fps, "
+          f"face in {r['frames_with_face']}; detector {r['detector']} every {r['detect_every']} frames")
+    print(f"model: {r['model']}")
+    for stage in ("decode", "faces", "model", "end_to_end"):
+        print(f"  {stage:<11} {r[stage + '_fps']:8.1f} frames/s")
+    verdict = "faster" if r["realtime"] >= 1 else "slower"
+    print(f"end to end: {r['realtime']:.2f}x real time ({verdict} than the video plays)")
+    sys.stdout.flush()
+    return 0

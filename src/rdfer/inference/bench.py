@@ -1,0 +1,65 @@
+"""`rdfer bench-predict`: frames per second of each stage of `rdfer predict` on one video."""
+
+import time
+
+import numpy as np
+
+from rdfer.errors import RdferError
+
+from rdfer.inference.faces import make_detector, square_crop, track_faces
+from rdfer.inference.predict import PredictOptions, _clip_model_summary, predict_video
+from rdfer.inference.predictors import load_predictor
+from rdfer.inference.video import VideoReader, average_fps
+
+
+def bench_predict(video, checkpoint=None, options: PredictOptions | None = None, repeat: int = 2) -> dict:
+    """Time decoding, face finding, the model and the whole pipeline on `video`.
+
+    Each stage runs `repeat` times on the same input and the fastest run counts
+    (the machine may be shared). Stages: decode (frames read and rotated), faces
+    (detector every k frames, tracking and cropping, on decoded frames in
+    memory), model (on the face crops; a clip model's rate is video frames per
+    second of its forward passes), end_to_end (`predict_video`, everything).
+
+    Returns:
+        dict with "frames", "video_fps", "width", "height", "detector", "model",
+        "<stage>_fps" for each stage and "realtime" (end-to-end fps / video fps).
+    """
+    options = options or PredictOptions()
+    predictor, detector = load_predictor(checkpoint, options.device), make_detector(options.detector)
+
+    def best_of(fn):
+        times = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            result = fn()
+            times.append(time.perf_counter() - start)
+        return min(times), result
+
+    decode_s, frames = best_of(lambda: list(VideoReader(video)))
+    if not frames:
+        raise RdferError(f"{video}: no frame could be decoded; nothing to benchmark")
+
+    def faces():
+        return [(f.time_s, square_crop(f.image, box, predictor.crop_size, options.margin)[..., ::-1])
+                for f, box in track_faces(frames, detector, options.detect_every) if box is not None]
+
+    faces_s, found = best_of(faces)
+    times = np.array([t for t, _ in found])
+    crops = np.ascontiguousarray(np.stack([c for _, c in found])) if found else None
+    fps = average_fps([f.time_s for f in frames], None)
+    if crops is None:
+        model_s = float("nan")
+    elif predictor.kind == "frame":
+        model_s, _ = best_of(lambda: predictor.probabilities(crops))
+    else:
+        model_s, _ = best_of(lambda: _clip_model_summary(predictor, times, crops, fps, options))
+    e2e_s, record = best_of(lambda: predict_video(video, options=options, predictor=predictor, detector=detector))
+    n = len(frames)
+    return {
+        "frames": n, "video_fps": fps, "width": frames[0].image.shape[1], "height": frames[0].image.shape[0],
+        "frames_with_face": len(found), "detector": options.detector, "detect_every": options.detect_every,
+        "model": predictor.description, "decode_fps": n / decode_s, "faces_fps": n / faces_s,
+        "model_fps": n / model_s, "end_to_end_fps": n / e2e_s, "realtime": n / e2e_s / fps,
+        "status": record.status,
+    }

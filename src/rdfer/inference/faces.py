@@ -1,0 +1,257 @@
+"""Finding one face through a video: a detector every k frames, tracking between.
+
+Running a face detector on every frame is the slow part of video FER on a CPU,
+and faces move little within a few frames. So the detector runs on every
+`every`-th frame (a keyframe, plus the last frame); frames between two
+keyframes take the linear interpolation of their boxes. When a keyframe finds
+several faces the tracker keeps the one that overlaps the face it followed
+(the most consistent face), or else the largest. A face found on one keyframe
+only, with none on the keyframes either side, is dropped as a false alarm.
+
+Boxes are float arrays (x0, y0, x1, y1) in pixels of the upright frame.
+
+Detectors (both load their weights from installed packages; no download):
+- "haar": OpenCV's frontal-face Haar cascade (opencv-python-headless);
+- "mtcnn": MTCNN from facenet-pytorch (its weights ship inside the package).
+"""
+
+import importlib
+import importlib.util
+import sys
+import types
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import cv2
+import numpy as np
+
+from rdfer.errors import RdferError
+from rdfer.inference.video import Frame
+
+DETECTORS = ("haar", "mtcnn")
+
+# Detection runs on a copy of the frame this wide (faces in user videos are large;
+# the full resolution would only make detection slower).
+DETECT_WIDTH = 320
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two boxes (x0, y0, x1, y1)."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    inter = max(w, 0.0) * max(h, 0.0)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def _downscale(image: np.ndarray, width: int) -> tuple[np.ndarray, float]:
+    """The image shrunk to `width` pixels wide (never enlarged) and the scale used."""
+    scale = min(1.0, width / image.shape[1])
+    if scale == 1.0:
+        return image, 1.0
+    size = (max(int(round(image.shape[1] * scale)), 1), max(int(round(image.shape[0] * scale)), 1))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA), scale
+
+
+class HaarDetector:
+    """OpenCV's Haar cascade for frontal faces.
+
+    `detect(image BGR (H, W, 3))` -> float (K, 4) boxes in the image's pixels.
+    """
+
+    name = "haar"
+
+    def __init__(self, width: int = DETECT_WIDTH):
+        path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
+        self._cascade = cv2.CascadeClassifier(str(path))
+        if self._cascade.empty():
+            raise RdferError(f"cannot load OpenCV's face cascade {path}; reinstall opencv-python-headless")
+        self.width = width
+
+    def detect(self, image: np.ndarray) -> np.ndarray:
+        small, scale = _downscale(image, self.width)
+        grey = cv2.equalizeHist(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY))
+        # A face smaller than 1/12 of the short side is too small to read an expression from.
+        smallest = max(int(min(grey.shape) / 12), 12)
+        found = self._cascade.detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5, minSize=(smallest, smallest))
+        if len(found) == 0:
+            return np.zeros((0, 4), np.float32)
+        boxes = np.asarray(found, np.float32)  # (K, 4) x, y, w, h
+        boxes[:, 2:] += boxes[:, :2]
+        return boxes / scale
+
+
+def _import_mtcnn():
+    """facenet-pytorch's MTCNN class without running the package's __init__.
+
+    `facenet_pytorch/__init__.py` imports its face-recognition model, which
+    needs `requests` (for weight downloads rdfer never does); MTCNN itself needs
+    only torch, torchvision and the weights inside the package.
+    """
+    try:
+        return importlib.import_module("facenet_pytorch.models.mtcnn").MTCNN
+    except ModuleNotFoundError as error:
+        if error.name != "requests":
+            raise RdferError(
+                "the MTCNN detector needs facenet-pytorch: `pip install --no-deps facenet-pytorch==2.6.0` "
+                "(or use --detector haar)"
+            ) from error
+    spec = importlib.util.find_spec("facenet_pytorch")
+    package = types.ModuleType("facenet_pytorch")
+    package.__path__ = list(spec.submodule_search_locations)
+    for name in [n for n in sys.modules if n == "facenet_pytorch" or n.startswith("facenet_pytorch.")]:
+        del sys.modules[name]  # the half-imported package from the failed attempt
+    sys.modules["facenet_pytorch"] = package
+    try:
+        return importlib.import_module("facenet_pytorch.models.mtcnn").MTCNN
+    finally:
+        # Leave no stand-in package behind for code that imports facenet_pytorch itself.
+        del sys.modules["facenet_pytorch"]
+
+
+class MTCNNDetector:
+    """MTCNN (Zhang et al., 2016) from facenet-pytorch, on the CPU.
+
+    `detect(image BGR (H, W, 3))` -> float (K, 4) boxes in the image's pixels,
+    those with face probability >= `min_probability`.
+    """
+
+    name = "mtcnn"
+
+    def __init__(self, width: int = DETECT_WIDTH, min_probability: float = 0.9):
+        self._mtcnn = _import_mtcnn()(keep_all=True, device="cpu", min_face_size=20)
+        self.width = width
+        self.min_probability = min_probability
+
+    def detect(self, image: np.ndarray) -> np.ndarray:
+        small, scale = _downscale(image, self.width)
+        boxes, probs = self._mtcnn.detect(cv2.cvtColor(small, cv2.COLOR_BGR2RGB))
+        if boxes is None:
+            return np.zeros((0, 4), np.float32)
+        boxes = np.asarray(boxes, np.float32)[np.asarray(probs) >= self.min_probability]
+        return boxes / scale
+
+
+def make_detector(name: str):
+    """The face detector called `name` (one of DETECTORS)."""
+    if name == "haar":
+        return HaarDetector()
+    if name == "mtcnn":
+        return MTCNNDetector()
+    raise RdferError(f"unknown face detector {name!r}; choose one of {', '.join(DETECTORS)}")
+
+
+def choose_face(boxes: np.ndarray, previous: np.ndarray | None) -> np.ndarray | None:
+    """The face to follow among `boxes` (K, 4): the one overlapping `previous` most, else the largest."""
+    if len(boxes) == 0:
+        return None
+    if previous is not None:
+        overlaps = [box_iou(box, previous) for box in boxes]
+        if max(overlaps) > 0.2:
+            return boxes[int(np.argmax(overlaps))]
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    return boxes[int(np.argmax(areas))]
+
+
+class _Key:
+    """A keyframe: its frame index and the box chosen there (None: no face)."""
+
+    def __init__(self, index: int, box: np.ndarray | None):
+        self.index, self.box = index, box
+
+
+def _box_between(index: int, before: _Key, after: _Key | None, every: int) -> np.ndarray | None:
+    """The box of a frame between two keyframes: interpolated, or the nearer one's held."""
+    if after is None or before.index == after.index:
+        return before.box if index - before.index <= every / 2 else None
+    if before.box is not None and after.box is not None:
+        w = (index - before.index) / (after.index - before.index)
+        return (1 - w) * before.box + w * after.box
+    if before.box is not None and index - before.index <= every / 2:
+        return before.box
+    if after.box is not None and after.index - index <= every / 2:
+        return after.box
+    return None
+
+
+def track_faces(frames: Iterable[Frame], detector, every: int = 5, smoothing: float = 0.3) -> Iterator[tuple[Frame, np.ndarray | None]]:
+    """Yield (frame, box or None) for every frame, in order.
+
+    Args:
+        frames: decoded frames in order (a VideoReader).
+        detector: object with `detect(image) -> (K, 4)` boxes.
+        every: run the detector on every `every`-th frame (and on the last one).
+        smoothing: share of the previous keyframe's box kept in a keyframe's box
+            when both show the same face (damps detector jitter); 0 keeps the raw box.
+
+    Holds at most about 2 * `every` frames in memory: a keyframe's box is final
+    only once the next keyframe shows whether it was an isolated false alarm.
+    """
+    if every < 1:
+        raise RdferError(f"--detect-every must be at least 1, got {every}")
+    held: list[Frame] = []  # frames not yet yielded, in order
+    keys: list[_Key] = []  # the last keyframes (at most 3 are needed)
+    last: Frame | None = None
+
+    def detect(frame: Frame) -> _Key:
+        previous = keys[-1].box if keys else None
+        box = choose_face(detector.detect(frame.image), previous)
+        if box is not None and previous is not None and box_iou(box, previous) > 0.5:
+            box = (1 - smoothing) * box + smoothing * previous
+        return _Key(frame.index, box)
+
+    def drop_if_isolated(middle: int) -> None:
+        if 0 < middle < len(keys) - 1 and keys[middle - 1].box is None and keys[middle + 1].box is None:
+            keys[middle].box = None
+
+    def release(until: int) -> Iterator[tuple[Frame, np.ndarray | None]]:
+        # Yield held frames with index <= until; their boxes come from the keys around them.
+        while held and held[0].index <= until:
+            frame = held.pop(0)
+            before = max((k for k in keys if k.index <= frame.index), key=lambda k: k.index)
+            after = min((k for k in keys if k.index >= frame.index), key=lambda k: k.index, default=None)
+            yield frame, (before.box if before.index == frame.index else _box_between(frame.index, before, after, every))
+
+    for frame in frames:
+        last = frame
+        held.append(frame)
+        if frame.index % every:
+            continue
+        keys.append(detect(frame))
+        if len(keys) >= 3:
+            drop_if_isolated(len(keys) - 2)
+            yield from release(keys[-2].index)
+            del keys[:-2]
+    if last is None:
+        return
+    if keys[-1].index != last.index:
+        keys.append(detect(last))
+    drop_if_isolated(len(keys) - 2)
+    yield from release(last.index)
+
+
+def square_crop(image: np.ndarray, box: np.ndarray, size: int, margin: float = 0.2) -> np.ndarray:
+    """A square face crop, resized to (size, size).
+
+    The square is centred on the box, its side the box's longer side times
+    (1 + margin); parts outside the frame (faces at the edge, very wide or very
+    tall videos) are filled with black rather than stretching the face.
+
+    Args:
+        image: uint8 (H, W, 3).
+        box: (x0, y0, x1, y1) in the image's pixels.
+    Returns:
+        uint8 (size, size, 3), same channel order as `image`.
+    """
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    side = max(box[2] - box[0], box[3] - box[1], 1.0) * (1 + margin)
+    x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
+    x1, y1 = x0 + max(int(round(side)), 1), y0 + max(int(round(side)), 1)
+    h, w = image.shape[:2]
+    inside = image[max(y0, 0):min(y1, h), max(x0, 0):min(x1, w)]
+    if inside.size == 0:
+        return np.zeros((size, size, 3), np.uint8)
+    padded = cv2.copyMakeBorder(
+        inside, max(-y0, 0), max(y1 - h, 0), max(-x0, 0), max(x1 - w, 0), cv2.BORDER_CONSTANT, value=(0, 0, 0)
+    )
+    return cv2.resize(padded, (size, size), interpolation=cv2.INTER_AREA if padded.shape[0] > size else cv2.INTER_LINEAR)

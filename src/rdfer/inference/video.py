@@ -1,0 +1,157 @@
+"""Reading a user's video file with OpenCV, frame by frame.
+
+Two things the container knows must be respected, or faces come out sideways
+and times come out wrong:
+- rotation metadata (phones store portrait video as landscape frames plus a
+  "rotate 90" display matrix): OpenCV's FFmpeg backend applies it when
+  `CAP_PROP_ORIENTATION_AUTO` is on; when a backend cannot, we read
+  `CAP_PROP_ORIENTATION_META` and rotate each frame ourselves (`rotate_frame`);
+- variable frame rate: each frame's time is its own presentation timestamp
+  (`CAP_PROP_POS_MSEC`), not `index / fps`, which is only the fallback for
+  backends that report no timestamps.
+"""
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+from rdfer.errors import RdferError
+
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".webm", ".mkv", ".m4v", ".mpg", ".mpeg", ".wmv")
+
+# Used only when the container reports no usable frame rate.
+FALLBACK_FPS = 30.0
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded frame.
+
+    index: position in decoding order, from 0.
+    time_s: presentation time in seconds from the start of the video.
+    image: uint8 (H, W, 3) BGR, already turned upright.
+    """
+
+    index: int
+    time_s: float
+    image: np.ndarray
+
+
+def rotate_frame(image: np.ndarray, degrees: int) -> np.ndarray:
+    """Turn a frame clockwise by `degrees` (0, 90, 180 or 270), as a player would.
+
+    The angle is the one OpenCV reports in `CAP_PROP_ORIENTATION_META`: the
+    clockwise turn that makes the stored frame upright.
+    """
+    degrees = int(round(degrees)) % 360
+    if degrees == 0:
+        return image
+    codes = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
+    if degrees not in codes:
+        raise ValueError(f"rotation must be a multiple of 90 degrees, got {degrees}")
+    return cv2.rotate(image, codes[degrees])
+
+
+class VideoReader:
+    """Iterate over the upright frames of a video file with their timestamps.
+
+        with VideoReader("clip.mov") as video:
+            for frame in video:      # Frame(index, time_s, image BGR)
+                ...
+
+    Args:
+        path: the video file.
+        manual_rotation: rotate frames here from the rotation metadata instead of
+            letting the backend do it (the fallback when the backend cannot;
+            also used by the tests to check both paths agree).
+
+    Raises RdferError when the file is missing or OpenCV cannot open it.
+    """
+
+    def __init__(self, path, manual_rotation: bool = False):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise RdferError(f"{self.path}: no such video file; check the path")
+        if self.path.stat().st_size == 0:
+            raise RdferError(f"{self.path}: the file is empty (0 bytes); it holds no video")
+        self._capture = cv2.VideoCapture(str(self.path))
+        if not self._capture.isOpened():
+            raise RdferError(
+                f"{self.path}: OpenCV cannot open this file as a video (corrupt, or a format "
+                "its FFmpeg build does not read); re-encode it, e.g. to H.264 .mp4"
+            )
+        self.rotation = self._setup_rotation(manual_rotation)
+        fps = self._capture.get(cv2.CAP_PROP_FPS)
+        self.container_fps = fps if math.isfinite(fps) and 0 < fps < 1000 else None
+        # The container's frame count is an estimate (wrong for some VFR files); only for display.
+        self.frame_count_hint = max(int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0), 0)
+
+    def _setup_rotation(self, manual: bool) -> int:
+        """Degrees this reader rotates frames by itself (0 when the backend does it)."""
+        capture = self._capture
+        if not manual and capture.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1) and capture.get(cv2.CAP_PROP_ORIENTATION_AUTO) == 1:
+            return 0
+        # The backend will not rotate: switch its rotation off (so it cannot happen twice)
+        # and apply the metadata angle ourselves.
+        capture.set(cv2.CAP_PROP_ORIENTATION_AUTO, 0)
+        meta = capture.get(cv2.CAP_PROP_ORIENTATION_META)
+        return int(round(meta)) % 360 if math.isfinite(meta) else 0
+
+    def __iter__(self) -> Iterator[Frame]:
+        fps = self.container_fps or FALLBACK_FPS
+        previous = -math.inf
+        index = 0
+        while True:
+            ok, image = self._capture.read()
+            if not ok or image is None:
+                return
+            msec = self._capture.get(cv2.CAP_PROP_POS_MSEC)
+            time_s = msec / 1000.0 if math.isfinite(msec) else -1.0
+            # Backends without timestamps report 0 or repeat the previous value: fall back
+            # to index / fps, kept strictly increasing so that times always order frames.
+            if time_s <= previous:
+                time_s = index / fps if index / fps > previous else previous + 1.0 / fps
+            previous = time_s
+            yield Frame(index, time_s, rotate_frame(image, self.rotation))
+            index += 1
+
+    def close(self) -> None:
+        self._capture.release()
+
+    def __enter__(self) -> "VideoReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def average_fps(times_s: list[float], container_fps: float | None) -> float:
+    """Frames per second over the decoded timestamps (the mean rate of a VFR video)."""
+    if len(times_s) >= 2 and times_s[-1] > times_s[0]:
+        return (len(times_s) - 1) / (times_s[-1] - times_s[0])
+    return container_fps or FALLBACK_FPS
+
+
+def list_videos(paths) -> list[Path]:
+    """Expand files and directories into a sorted list of video files.
+
+    A directory contributes the files inside it (recursively) whose extension
+    is one of VIDEO_EXTENSIONS; a file given by name is kept whatever its
+    extension, so that an unreadable one is reported rather than dropped.
+
+    Raises RdferError when a directory holds no video files.
+    """
+    videos: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+            if not found:
+                raise RdferError(f"{path}: no video files ({', '.join(VIDEO_EXTENSIONS)}) in this directory")
+            videos.extend(found)
+        else:
+            videos.append(path)
+    return videos
