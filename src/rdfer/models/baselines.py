@@ -1,1 +1,407 @@
-"""(being written)"""
+"""The paper's Table VI backbones, with and without the RDFER framework, and fer's classifier.
+
+Every backbone sees n = n1 * n2 = 16 frames as n1 = 4 clips of n2 = 4 frames and
+gives one feature per clip, u_1..u_4; the video feature is their mean. One
+linear head gives the video logits from the video feature and the clip logits
+(for the agreement of SPEC 4) from each u_i, as in RDFERNet.
+
+    backbone      frames -> clip features u (B, 4, D)                                   params
+    cnn_lstm      ResNet-18 per frame, 2-layer BiLSTM over the 16 frames, mean per clip  21.7 M
+    r3d_18        torchvision 3D ResNet-18 on each clip (3, 4, H, W)                     33.2 M
+    mc3_18        torchvision mixed-convolution ResNet-18 on each clip                   11.5 M
+    r2plus1d_18   torchvision (2+1)D ResNet-18 on each clip                              31.3 M
+    former_dfer   Former-DFER-style: CNN stem + spatial transformer per frame,
+                  temporal transformer over the 16 frame tokens, mean per clip           13.9 M
+
+With the RDFER framework (`resample=True`, registered as `<backbone>_rdfer`) the
+KeyExpressionDetector sits in front: 64 dense frames in, 16 re-sampled frames
+out, and its global summary S gates the video and clip features (f * S, u_i * S).
+
+    model = rdfer.create_model("r3d_18")          # Table VI first line: 16 frames
+    model = rdfer.create_model("r3d_18_rdfer")    # Table VI second line: 64 dense frames
+
+`fer_mini_xception` is fer's FER2013 per-frame classifier (mini_xception.py)
+averaged over time: a face-pretrained reference that needs no training.
+"""
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Optional
+
+import torch
+from torch import nn
+
+from rdfer.errors import RdferError
+from rdfer.models.detector import KeyExpressionDetector
+from rdfer.models import mini_xception
+from rdfer.models.encoders import build_frame_encoder, load_local_state_dict
+from rdfer.models.rdfer_net import IMAGENET_MEAN, IMAGENET_STD
+from rdfer.registry import register_model
+
+# torchvision's Kinetics-400 video weights were trained with these.
+KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
+KINETICS_STD = (0.22803, 0.22145, 0.216989)
+
+VIDEO_NETS = ("r3d_18", "mc3_18", "r2plus1d_18")
+BACKBONES = ("cnn_lstm", *VIDEO_NETS, "former_dfer", "fer_mini_xception")
+
+
+@dataclass(frozen=True)
+class BaselineConfig:
+    """Everything needed to rebuild a baseline; stored in every checkpoint."""
+
+    name: str  # registered model name that built this config
+    backbone: str = "r3d_18"  # one of BACKBONES
+    num_classes: int = 7  # output classes
+    pretrained: Optional[str] = None  # backbone weights: None, a name (see each backbone) or a state-dict path
+    input_size: int = 112  # frame side in pixels that preprocessing resizes/crops to
+    num_frames: Optional[int] = None  # frames the model takes; None -> 64 with re-sampling, else n1 * n2
+    mean: tuple = IMAGENET_MEAN  # per-channel mean used to normalise [0, 1] frames inside the model
+    std: tuple = IMAGENET_STD  # per-channel std used to normalise [0, 1] frames inside the model
+    resample: bool = False  # the RDFER framework: key expression re-sampling + summary gate in front
+    summary: bool = True  # global summary S gating the features; forced False without re-sampling
+    detector_encoder: str = "tiny"  # tiny backbone F_b of the detecting network
+    detector_pretrained: Optional[str] = None  # F_b weights, like `pretrained`
+    d_min: float = 0.5  # smallest stride delta, dense frames
+    d_max: float = 4.0625  # largest stride (see detector.py for why not 4)
+    n1: int = 4  # clips (and clip logits) per video
+    n2: int = 4  # frames per clip
+
+    def __post_init__(self):
+        # Checkpoints and YAML store lists; keep tuples so the config stays hashable.
+        object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
+        object.__setattr__(self, "std", tuple(float(v) for v in self.std))
+        object.__setattr__(self, "summary", self.summary and self.resample)
+        clip_frames = self.n1 * self.n2
+        if self.num_frames is None:
+            object.__setattr__(self, "num_frames", 64 if self.resample else clip_frames)
+        if self.backbone not in BACKBONES:
+            raise RdferError(f"model {self.name}: unknown backbone {self.backbone!r}; known: {', '.join(BACKBONES)}")
+        if not self.resample and self.num_frames != clip_frames:
+            raise RdferError(f"model {self.name}: without re-sampling num_frames must be n1 * n2 = {clip_frames}, "
+                             f"got {self.num_frames}")
+        if self.resample and self.num_frames % clip_frames:
+            raise RdferError(f"model {self.name}: num_frames ({self.num_frames}) must be a multiple of "
+                             f"n1 * n2 = {clip_frames} for the detector")
+
+
+# ----------------------------------------------------------------------------------------------
+# Backbones: normalised frames (B, n1 * n2, 3, H, W) -> clip features (B, n1, out_features)
+# ----------------------------------------------------------------------------------------------
+
+
+class CNNLSTM(nn.Module):
+    """ResNet-18 per frame, a 2-layer BiLSTM (hidden 512) over all frames, outputs averaged per clip.
+
+    `pretrained` goes to the ResNet-18 frame encoder: None, "imagenet" or a state-dict path.
+    """
+
+    def __init__(self, n1: int, n2: int, pretrained: Optional[str] = None, hidden: int = 512):
+        super().__init__()
+        self.n1, self.n2 = n1, n2
+        self.encoder = build_frame_encoder("resnet18", pretrained)
+        self.lstm = nn.LSTM(self.encoder.out_features, hidden, num_layers=2, batch_first=True, bidirectional=True)
+        self.out_features = 2 * hidden
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, frames = x.shape[:2]
+        features = self.encoder(x.flatten(0, 1)).view(batch, frames, -1)  # (B, 16, 512)
+        steps = self.lstm(features)[0]  # (B, 16, 2 * hidden): each step has seen the whole video
+        return steps.view(batch, self.n1, self.n2, -1).mean(dim=2)  # (B, n1, 2 * hidden)
+
+
+def _kinetics_state_dict(arch: str) -> dict:
+    """torchvision's Kinetics-400 weights of video net `arch`; a failed download is an RdferError."""
+    import torchvision.models.video as video
+
+    weights = {"r3d_18": video.R3D_18_Weights, "mc3_18": video.MC3_18_Weights,
+               "r2plus1d_18": video.R2Plus1D_18_Weights}[arch].KINETICS400_V1
+    try:
+        return weights.get_state_dict(progress=True, check_hash=True)
+    except Exception as error:  # URLError, socket errors, hash mismatch, ...
+        cache = Path(torch.hub.get_dir()) / "checkpoints"
+        raise RdferError(
+            f"could not download the Kinetics-400 weights of {arch} from {weights.url} "
+            f"({type(error).__name__}: {error}). On a machine with internet, download that file into {cache}, "
+            "or pass pretrained=PATH to load a local state dict."
+        ) from error
+
+
+class VideoResNet(nn.Module):
+    """A torchvision video ResNet-18 (R3D, MC3 or R(2+1)D) run on each clip of n2 frames.
+
+    `pretrained`: None, "kinetics400" (torchvision's weights; needs the internet
+    once) or the path of a state-dict file.
+    """
+
+    def __init__(self, arch: str, n1: int, n2: int, pretrained: Optional[str] = None):
+        super().__init__()
+        import torchvision.models.video as video
+
+        self.n1, self.n2 = n1, n2
+        self.net = getattr(video, arch)(weights=None)
+        if pretrained == "kinetics400":
+            self.net.load_state_dict(_kinetics_state_dict(arch))
+        elif pretrained is not None:  # any other name is taken as a file path (RdferError if absent)
+            load_local_state_dict(self.net, pretrained, what=f"video backbone {arch!r}")
+        self.out_features = self.net.fc.in_features
+        self.net.fc = nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch = x.shape[0]
+        clips = x.view(batch * self.n1, self.n2, *x.shape[2:])  # (B * n1, n2, 3, H, W)
+        features = self.net(clips.transpose(1, 2))  # (B * n1, 3, n2, H, W) -> (B * n1, 512)
+        return features.view(batch, self.n1, -1)  # (B, n1, 512)
+
+
+class SpatialTransformer(nn.Module):
+    """Transformer layers over the patch tokens of one feature map (CS-Former's spatial part).
+
+    A depthwise 3x3 convolution adds position information (a conditional position
+    encoding), so the block works at any input size.
+    """
+
+    def __init__(self, width: int, depth: int, heads: int):
+        super().__init__()
+        self.position = nn.Conv2d(width, width, 3, padding=1, groups=width)
+        layer = nn.TransformerEncoderLayer(width, heads, 4 * width, dropout=0.1, activation="gelu",
+                                           batch_first=True, norm_first=True)
+        self.layers = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.position(x)  # (N, C, h, w)
+        tokens = self.layers(x.flatten(2).transpose(1, 2))  # (N, h * w, C)
+        return tokens.mean(dim=1)  # (N, C)
+
+
+class FormerDFER(nn.Module):
+    """A small Former-DFER-style network (Zhao & Liu, 2021): spatial then temporal transformers.
+
+    Per frame: ResNet-18 up to layer3 (stride 16, 256 channels) as the convolutional
+    stem, 2 spatial transformer layers over its patch tokens, mean token, linear to
+    512. Over time: a learned position embedding and 3 temporal transformer layers
+    over the 16 frame tokens; each clip feature is the mean of its frames' outputs.
+    Smaller than the paper's reproduction (18.0 M) to stay CPU-friendly.
+    `pretrained`: None or the path of a state-dict file.
+    """
+
+    def __init__(self, n1: int, n2: int, pretrained: Optional[str] = None,
+                 width: int = 512, spatial_depth: int = 2, temporal_depth: int = 3):
+        super().__init__()
+        import torchvision
+
+        self.n1, self.n2 = n1, n2
+        resnet = torchvision.models.resnet18(weights=None)
+        self.stem = nn.Sequential(resnet.conv1, resnet.bn1, resnet.relu, resnet.maxpool,
+                                  resnet.layer1, resnet.layer2, resnet.layer3)  # stride 16, 256 channels
+        self.spatial = SpatialTransformer(256, spatial_depth, heads=4)
+        self.to_token = nn.Linear(256, width)
+        self.time_position = nn.Parameter(torch.zeros(1, n1 * n2, width))
+        nn.init.trunc_normal_(self.time_position, std=0.02)
+        layer = nn.TransformerEncoderLayer(width, 8, 4 * width, dropout=0.1, activation="gelu",
+                                           batch_first=True, norm_first=True)
+        self.temporal = nn.TransformerEncoder(layer, temporal_depth, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(width)
+        self.out_features = width
+        if pretrained is not None:  # no named weights: a state-dict file path
+            load_local_state_dict(self, pretrained, what="Former-DFER backbone")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, frames = x.shape[:2]
+        tokens = self.to_token(self.spatial(self.stem(x.flatten(0, 1))))  # (B * 16, width)
+        tokens = tokens.view(batch, frames, -1) + self.time_position  # (B, 16, width)
+        steps = self.norm(self.temporal(tokens))  # (B, 16, width)
+        return steps.view(batch, self.n1, self.n2, -1).mean(dim=2)  # (B, n1, width)
+
+
+def build_backbone(config: BaselineConfig) -> nn.Module:
+    """The backbone named by `config.backbone`: (B, n1 * n2, 3, H, W) -> (B, n1, out_features)."""
+    if config.backbone == "cnn_lstm":
+        return CNNLSTM(config.n1, config.n2, config.pretrained)
+    if config.backbone in VIDEO_NETS:
+        return VideoResNet(config.backbone, config.n1, config.n2, config.pretrained)
+    if config.backbone == "former_dfer":
+        return FormerDFER(config.n1, config.n2, config.pretrained)
+    raise RdferError(f"model {config.name}: backbone {config.backbone!r} is not a Table VI backbone")
+
+
+# ----------------------------------------------------------------------------------------------
+# Models
+# ----------------------------------------------------------------------------------------------
+
+
+class _VideoModel(nn.Module):
+    """What every baseline shares: config, normalisation inside the model, input check."""
+
+    def __init__(self, config: BaselineConfig):
+        super().__init__()
+        self.config = config
+        # Normalisation lives in the model so a checkpoint carries its preprocessing.
+        self.register_buffer("mean", torch.tensor(config.mean).view(1, 1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(config.std).view(1, 1, 3, 1, 1), persistent=False)
+
+    def normalise(self, video: torch.Tensor) -> torch.Tensor:
+        """Check video (B, num_frames, 3, H, W) in [0, 1] and normalise it with the config's mean/std."""
+        if video.dim() != 5 or video.shape[1] != self.config.num_frames or video.shape[2] != 3:
+            raise RdferError(f"model {self.config.name} takes video (B, {self.config.num_frames}, 3, H, W), "
+                             f"got {tuple(video.shape)}")
+        return (video - self.mean) / self.std  # (B, T, 3, H, W)
+
+
+class BaselineNet(_VideoModel):
+    """A Table VI backbone with a linear head, optionally inside the RDFER framework.
+
+    forward(video (B, num_frames, 3, H, W) in [0, 1]) -> dict "logits" (B, C),
+    "clip_logits" (B, n1, C), "features" (B, D) (the head's input), "mu" and
+    "delta" (B,) or None without re-sampling.
+    """
+
+    def __init__(self, config: BaselineConfig):
+        super().__init__(config)
+        self.backbone = build_backbone(config)
+        self.out_features = self.backbone.out_features
+        self.detector = None
+        if config.resample:
+            self.detector = KeyExpressionDetector(
+                self.out_features, config.detector_encoder, num_dense=config.num_frames,
+                num_out=config.n1 * config.n2, d_min=config.d_min, d_max=config.d_max,
+                summary=config.summary, pretrained=config.detector_pretrained,
+            )
+        self.classifier = nn.Linear(self.out_features, config.num_classes)
+
+    def forward(self, video: torch.Tensor) -> dict:
+        x = self.normalise(video)
+        mu = delta = summary = None
+        if self.detector is not None:
+            detected = self.detector(x)  # 64 dense -> 16 re-sampled frames, S
+            x, mu, delta, summary = detected["frames"], detected["mu"], detected["delta"], detected["summary"]
+        u = self.backbone(x)  # (B, n1, D) clip features
+        if summary is not None:
+            u = u * summary[:, None]  # the summary gate, as RDFERNet applies it to f and to every u_i
+        features = u.mean(dim=1)  # (B, D) the video feature: mean clip feature
+        return {
+            "logits": self.classifier(features),
+            "clip_logits": self.classifier(u),
+            "features": features,
+            "mu": mu,
+            "delta": delta,
+        }
+
+
+class FerMiniXceptionNet(_VideoModel):
+    """fer's FER2013 mini-Xception per frame, log-probabilities averaged over time.
+
+    "clip_logits" (B, n1, 7) are each clip's mean log-probabilities, "logits" (B, 7)
+    the mean over all frames (softmax of either is a proper distribution up to
+    normalisation), "features" (B, 128) the mean frame feature. DFEW class order.
+    Works without training; it can also be fine-tuned like any model.
+    """
+
+    def __init__(self, config: BaselineConfig):
+        super().__init__(config)
+        if config.num_classes != len(mini_xception.FER_CLASSES) or config.resample:
+            raise RdferError(f"model {config.name} is fer's 7-class classifier without re-sampling; "
+                             f"got num_classes={config.num_classes}, resample={config.resample}")
+        if config.pretrained not in (None, "fer"):
+            raise RdferError(f"model {config.name} knows the weights 'fer' or None, not {config.pretrained!r}")
+        net = mini_xception.load_mini_xception() if config.pretrained == "fer" else mini_xception.MiniXception()
+        self.classifier = mini_xception.FerFrameClassifier(net)
+        self.out_features = net.out_features
+
+    def forward(self, video: torch.Tensor) -> dict:
+        # mean=(0, 0, 0), std=(1, 1, 1) by default: the classifier wants [0, 1] RGB and normalises itself.
+        x = self.normalise(video)
+        batch, frames = x.shape[:2]
+        log_probs, features = self.classifier.log_probs_and_features(x.flatten(0, 1))  # (B*T, 7), (B*T, 128)
+        log_probs = log_probs.view(batch, self.config.n1, self.config.n2, -1)  # (B, n1, n2, 7)
+        clip_logits = log_probs.mean(dim=2)  # (B, n1, 7)
+        return {
+            "logits": clip_logits.mean(dim=1),
+            "clip_logits": clip_logits,
+            "features": features.view(batch, frames, -1).mean(dim=1),  # (B, 128)
+            "mu": None,
+            "delta": None,
+        }
+
+
+def build_baseline(name: str, defaults: dict, overrides: dict) -> nn.Module:
+    """A baseline from a registered variant's defaults, overridden by user config fields."""
+    known = {field.name for field in fields(BaselineConfig)} - {"name"}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise RdferError(f"model {name}: unknown config fields {unknown}; known fields: {', '.join(sorted(known))}")
+    config = BaselineConfig(name=name, **{**defaults, **overrides})
+    if config.backbone == "fer_mini_xception":
+        return FerMiniXceptionNet(config)
+    return BaselineNet(config)
+
+
+_KINETICS = {"mean": KINETICS_MEAN, "std": KINETICS_STD}
+
+
+@register_model
+def cnn_lstm(**cfg) -> nn.Module:
+    """Table VI CNN-LSTM: ResNet-18 + BiLSTM, 16 frames."""
+    return build_baseline("cnn_lstm", {"backbone": "cnn_lstm"}, cfg)
+
+
+@register_model
+def cnn_lstm_rdfer(**cfg) -> nn.Module:
+    """CNN-LSTM inside the RDFER framework: 64 dense frames, re-sampling, summary gate."""
+    return build_baseline("cnn_lstm_rdfer", {"backbone": "cnn_lstm", "resample": True}, cfg)
+
+
+@register_model
+def r3d_18(**cfg) -> nn.Module:
+    """Table VI R3D-18 (torchvision) on 4 clips of 4 frames."""
+    return build_baseline("r3d_18", {"backbone": "r3d_18", **_KINETICS}, cfg)
+
+
+@register_model
+def r3d_18_rdfer(**cfg) -> nn.Module:
+    """R3D-18 inside the RDFER framework."""
+    return build_baseline("r3d_18_rdfer", {"backbone": "r3d_18", "resample": True, **_KINETICS}, cfg)
+
+
+@register_model
+def mc3_18(**cfg) -> nn.Module:
+    """Table VI MC3-18 (torchvision) on 4 clips of 4 frames."""
+    return build_baseline("mc3_18", {"backbone": "mc3_18", **_KINETICS}, cfg)
+
+
+@register_model
+def mc3_18_rdfer(**cfg) -> nn.Module:
+    """MC3-18 inside the RDFER framework."""
+    return build_baseline("mc3_18_rdfer", {"backbone": "mc3_18", "resample": True, **_KINETICS}, cfg)
+
+
+@register_model
+def r2plus1d_18(**cfg) -> nn.Module:
+    """Table VI R(2+1)D-18 (torchvision) on 4 clips of 4 frames."""
+    return build_baseline("r2plus1d_18", {"backbone": "r2plus1d_18", **_KINETICS}, cfg)
+
+
+@register_model
+def r2plus1d_18_rdfer(**cfg) -> nn.Module:
+    """R(2+1)D-18 inside the RDFER framework."""
+    return build_baseline("r2plus1d_18_rdfer", {"backbone": "r2plus1d_18", "resample": True, **_KINETICS}, cfg)
+
+
+@register_model
+def former_dfer(**cfg) -> nn.Module:
+    """Table VI Former-DFER-style spatial + temporal transformer, 16 frames."""
+    return build_baseline("former_dfer", {"backbone": "former_dfer"}, cfg)
+
+
+@register_model
+def former_dfer_rdfer(**cfg) -> nn.Module:
+    """Former-DFER-style network inside the RDFER framework."""
+    return build_baseline("former_dfer_rdfer", {"backbone": "former_dfer", "resample": True}, cfg)
+
+
+@register_model
+def fer_mini_xception(**cfg) -> nn.Module:
+    """fer's FER2013 mini-Xception per frame, averaged over 16 frames at 64 px (no training needed)."""
+    defaults = {"backbone": "fer_mini_xception", "pretrained": "fer", "input_size": 64,
+                "mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0)}
+    return build_baseline("fer_mini_xception", defaults, cfg)

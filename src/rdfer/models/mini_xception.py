@@ -274,9 +274,15 @@ class FerFrameClassifier(nn.Module):
         self.net = net
         self.register_buffer("fer_to_dfew", torch.tensor(FER_TO_DFEW), persistent=False)
 
+    def log_probs_and_features(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, 3, H, W) in [0, 1] -> log-probabilities (N, 7) in DFEW order, features (N, 128)."""
+        feature_map = self.net.feature_map(frames_to_fer_input(frames))  # (N, 128, h, w)
+        logits = self.net.head(feature_map).mean(dim=(2, 3))  # (N, 7) fer order
+        log_probs = logits.log_softmax(dim=-1).index_select(-1, self.fer_to_dfew)  # (N, 7) DFEW order
+        return log_probs, feature_map.mean(dim=(2, 3))
+
     def log_probs(self, frames: torch.Tensor) -> torch.Tensor:
-        logits = self.net(frames_to_fer_input(frames))  # (N, 7) fer order
-        return logits.log_softmax(dim=-1).index_select(-1, self.fer_to_dfew)  # (N, 7) DFEW order
+        return self.log_probs_and_features(frames)[0]
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         return self.log_probs(frames).exp()

