@@ -54,7 +54,7 @@ def bench_predict(video, checkpoint=None, options: PredictOptions | None = None,
         model_s, _ = best_of(lambda: predictor.probabilities(crops))
     else:
         model_s, _ = best_of(lambda: _clip_model_summary(predictor, times, crops, fps, options))
-    e2e_s, record = best_of(lambda: predict_video(video, options=options, predictor=predictor, detector=detector))
+    e2e_s, record = best_of(lambda: predict_video(video, options=options, predictor=predictor, face_detector=detector))
     n = len(frames)
     return {
         "frames": n, "video_fps": fps, "width": frames[0].image.shape[1], "height": frames[0].image.shape[0],

@@ -30,9 +30,11 @@ from rdfer.inference.video import Frame
 
 DETECTORS = ("haar", "mtcnn")
 
-# Detection runs on a copy of the frame this wide (faces in user videos are large;
-# the full resolution would only make detection slower).
-DETECT_WIDTH = 320
+# Detection runs on a copy of the frame whose short side is at most this many pixels
+# (320x180 for 16:9 video): faces worth reading an expression from stay large enough,
+# and the full resolution would only make detection slower. The short side, not the
+# width, so that very wide or very tall frames are not shrunk to a sliver.
+DETECT_SHORT_SIDE = 180
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -44,9 +46,9 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(inter / union) if union > 0 else 0.0
 
 
-def _downscale(image: np.ndarray, width: int) -> tuple[np.ndarray, float]:
-    """The image shrunk to `width` pixels wide (never enlarged) and the scale used."""
-    scale = min(1.0, width / image.shape[1])
+def _downscale(image: np.ndarray, short_side: int) -> tuple[np.ndarray, float]:
+    """The image shrunk so that its short side is at most `short_side` (never enlarged), and the scale."""
+    scale = min(1.0, short_side / min(image.shape[:2]))
     if scale == 1.0:
         return image, 1.0
     size = (max(int(round(image.shape[1] * scale)), 1), max(int(round(image.shape[0] * scale)), 1))
@@ -61,15 +63,15 @@ class HaarDetector:
 
     name = "haar"
 
-    def __init__(self, width: int = DETECT_WIDTH):
+    def __init__(self, short_side: int = DETECT_SHORT_SIDE):
         path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
         self._cascade = cv2.CascadeClassifier(str(path))
         if self._cascade.empty():
             raise RdferError(f"cannot load OpenCV's face cascade {path}; reinstall opencv-python-headless")
-        self.width = width
+        self.short_side = short_side
 
     def detect(self, image: np.ndarray) -> np.ndarray:
-        small, scale = _downscale(image, self.width)
+        small, scale = _downscale(image, self.short_side)
         grey = cv2.equalizeHist(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY))
         # A face smaller than 1/12 of the short side is too small to read an expression from.
         smallest = max(int(min(grey.shape) / 12), 12)
@@ -118,13 +120,16 @@ class MTCNNDetector:
 
     name = "mtcnn"
 
-    def __init__(self, width: int = DETECT_WIDTH, min_probability: float = 0.9):
-        self._mtcnn = _import_mtcnn()(keep_all=True, device="cpu", min_face_size=20)
-        self.width = width
+    def __init__(self, short_side: int = DETECT_SHORT_SIDE, min_probability: float = 0.9):
+        self.min_face = 20
+        self._mtcnn = _import_mtcnn()(keep_all=True, device="cpu", min_face_size=self.min_face)
+        self.short_side = short_side
         self.min_probability = min_probability
 
     def detect(self, image: np.ndarray) -> np.ndarray:
-        small, scale = _downscale(image, self.width)
+        small, scale = _downscale(image, self.short_side)
+        if min(small.shape[:2]) < self.min_face:  # no face fits (MTCNN would fail on an empty pyramid)
+            return np.zeros((0, 4), np.float32)
         boxes, probs = self._mtcnn.detect(cv2.cvtColor(small, cv2.COLOR_BGR2RGB))
         if boxes is None:
             return np.zeros((0, 4), np.float32)

@@ -235,7 +235,7 @@ def _clip_model_summary(predictor, face_times: np.ndarray, crops: np.ndarray, fp
 
 
 def predict_video(path, checkpoint=None, *, options: PredictOptions | None = None, predictor=None,
-                  detector=None, **overrides) -> VideoPrediction:
+                  face_detector=None, **overrides) -> VideoPrediction:
     """Predict the facial expression in one video file.
 
     Args:
@@ -244,7 +244,7 @@ def predict_video(path, checkpoint=None, *, options: PredictOptions | None = Non
             FER2013 mini-Xception per frame (see predictors.py).
         options: PredictOptions; `overrides` replace single fields
             (e.g. `detector="mtcnn"`, `detect_every=3`).
-        predictor, detector: already-loaded model and face detector, to reuse
+        predictor, face_detector: already-loaded model and face detector, to reuse
             across many videos (see `load_predictor`, `make_detector`).
 
     Returns:
@@ -255,7 +255,7 @@ def predict_video(path, checkpoint=None, *, options: PredictOptions | None = Non
     """
     options = dataclasses.replace(options or PredictOptions(), **overrides)
     predictor = predictor or load_predictor(checkpoint, options.device)
-    detector = detector or make_detector(options.detector)
+    detector = face_detector or make_detector(options.detector)
     video = str(path)
 
     def failed(message: str, num_frames: int = 0, fps=None) -> VideoPrediction:

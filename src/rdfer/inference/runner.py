@@ -50,7 +50,7 @@ def predict_files(paths, out_dir, *, checkpoint=None, fmt: str = "json", plot: b
     records = []
     bar = tqdm(videos, desc="rdfer predict", unit="video", disable=not progress, file=sys.stderr)
     for video, name in zip(bar, output_names(videos)):
-        record = predict_video(video, options=options, predictor=predictor, detector=detector)
+        record = predict_video(video, options=options, predictor=predictor, face_detector=detector)
         records.append(record)
         if fmt == "json":
             write_json(record, out_dir / f"{name}.json")

