@@ -5,13 +5,19 @@ gives one feature per clip, u_1..u_4; the video feature is their mean. One
 linear head gives the video logits from the video feature and the clip logits
 (for the agreement of SPEC 4) from each u_i, as in RDFERNet.
 
-    backbone      frames -> clip features u (B, 4, D)                                   params
-    cnn_lstm      ResNet-18 per frame, 2-layer BiLSTM over the 16 frames, mean per clip  21.7 M
-    r3d_18        torchvision 3D ResNet-18 on each clip (3, 4, H, W)                     33.2 M
-    mc3_18        torchvision mixed-convolution ResNet-18 on each clip                   11.5 M
-    r2plus1d_18   torchvision (2+1)D ResNet-18 on each clip                              31.3 M
-    former_dfer   Former-DFER-style: CNN stem + spatial transformer per frame,
-                  temporal transformer over the 16 frame tokens, mean per clip           13.9 M
+    backbone      frames -> clip features u (B, 4, D)                 params  GMACs/clip   paper Table VI
+    cnn_lstm      ResNet-18 per frame, 2-layer BiLSTM (hidden 512)
+                  over the 16 frames, outputs averaged per clip          21.7 M    7.9         22.2 M  7.97
+    r3d_18        torchvision 3D ResNet-18 on each clip (3, 4, H, W)     33.2 M   43.1         33.2 M  1.59
+    mc3_18        torchvision mixed-convolution ResNet-18 on each clip   11.5 M   43.3         11.5 M  1.85
+    r2plus1d_18   torchvision (2+1)D ResNet-18 on each clip              31.3 M   42.6         31.3 M 40.77
+    former_dfer   Former-DFER-style: CNN stem + spatial transformer
+                  per frame, temporal transformer over 16 frame tokens   14.0 M    7.0         18.0 M  8.31
+
+(`rdfer models`, 16 frames at 112 px. The paper's 1.59 / 1.85 G for R3D / MC3
+cannot be 16 frames at 112 px: torchvision's weights metadata gives 40.7 (R3D),
+43.3 (MC3) and 40.5 (R(2+1)D) G for one 16-frame 112 px clip, in line with our
+counts; we report what we measure.)
 
 With the RDFER framework (`resample=True`, registered as `<backbone>_rdfer`) the
 KeyExpressionDetector sits in front: 64 dense frames in, 16 re-sampled frames
@@ -149,7 +155,7 @@ class VideoResNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch = x.shape[0]
-        clips = x.view(batch * self.n1, self.n2, *x.shape[2:])  # (B * n1, n2, 3, H, W)
+        clips = x.reshape(batch * self.n1, self.n2, *x.shape[2:])  # (B * n1, n2, 3, H, W)
         features = self.net(clips.transpose(1, 2))  # (B * n1, 3, n2, H, W) -> (B * n1, 512)
         return features.view(batch, self.n1, -1)  # (B, n1, 512)
 
