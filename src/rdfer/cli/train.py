@@ -1,4 +1,4 @@
-"""Subcommands: train, eval, cv, bench-train, demo."""
+"""Subcommands: train, eval, cv, curate, bench-train, demo."""
 
 from pathlib import Path
 
@@ -38,6 +38,25 @@ def register(subparsers) -> None:
     p.add_argument("--folds", default="1,2,3,4,5", help="comma-separated fold numbers")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cv)
+
+    p = subparsers.add_parser("curate", help="list likely mislabelled and hard clips of a labelled set",
+                              description="Rank clips by the agreement of their 4 clip predictions and their loss "
+                                          "against the given label. Best from held-out predictions: "
+                                          "rdfer curate --predictions CV/fold_*/predictions.csv --out DIR")
+    p.add_argument("--predictions", nargs="+", help="predictions.csv files (from rdfer eval, train or cv)")
+    p.add_argument("--checkpoint", help="or: predict the clips now with this checkpoint")
+    p.add_argument("--dataset", choices=("dfew", "ferv39k", "mafw", "csv"))
+    p.add_argument("--root")
+    p.add_argument("--fold", type=int)
+    p.add_argument("--csv", help="manifest file for --dataset csv")
+    p.add_argument("--split", default="train", help="split to judge with --checkpoint (default train)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--t-h", type=float, default=0.2, help="share called hard (default 0.2)")
+    p.add_argument("--t-n", type=float, default=0.1, help="share called likely mislabelled (default 0.1)")
+    p.add_argument("--ground-truth", help="ground_truth.csv of the synthetic benchmark, to score the list")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=curate)
 
     p = subparsers.add_parser("bench-train", help="training clips/s: synthetic tensors vs the real loader")
     p.add_argument("--model", default="rdfer_tiny")
@@ -115,9 +134,7 @@ def train(args) -> int:
 def evaluate(args) -> int:
     from rdfer.engine import evaluate_checkpoint
 
-    overrides = {k: v for k, v in (("dataset", args.dataset), ("root", args.root), ("fold", args.fold),
-                                   ("csv", args.csv)) if v is not None}
-    metrics = evaluate_checkpoint(args.checkpoint, args.out, split=args.split, data_overrides=overrides,
+    metrics = evaluate_checkpoint(args.checkpoint, args.out, split=args.split, data_overrides=_data_overrides(args),
                                   batch_size=args.batch_size, num_workers=args.workers, device=args.device,
                                   progress=not args.no_progress)
     print(f"{metrics['clips']} clips: WAR {metrics['war']:.2f} UAR {metrics['uar']:.2f}; "
@@ -135,6 +152,30 @@ def cv(args) -> int:
         raise RdferError(f"--folds expects comma-separated numbers like 1,2,3, got {args.folds!r}") from None
     config = load_config(resolve_config_path(args.config), tuple(args.overrides))
     run_cv(config, args.out, folds, progress=not args.no_progress)
+    return 0
+
+
+def _data_overrides(args) -> dict:
+    return {k: v for k, v in (("dataset", args.dataset), ("root", args.root), ("fold", args.fold),
+                              ("csv", args.csv)) if v is not None}
+
+
+def curate(args) -> int:
+    from rdfer.engine.curate import curate as run, describe
+
+    if bool(args.predictions) == bool(args.checkpoint):
+        raise RdferError("give either --predictions FILE... or --checkpoint CKPT")
+    files = args.predictions
+    if args.checkpoint:
+        from rdfer.engine import evaluate_checkpoint
+
+        print("note: a model judging the clips it was trained on has memorised their labels, wrong ones too; "
+              "held-out predictions (rdfer cv, then --predictions) find more label errors", flush=True)
+        evaluate_checkpoint(args.checkpoint, Path(args.out) / "predictions", split=args.split,
+                            data_overrides=_data_overrides(args), num_workers=args.workers, device=args.device)
+        files = [Path(args.out) / "predictions" / "predictions.csv"]
+    summary = run(files, args.out, t_h=args.t_h, t_n=args.t_n, ground_truth=args.ground_truth)
+    print(describe(summary, args.out))
     return 0
 
 

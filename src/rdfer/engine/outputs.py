@@ -39,7 +39,7 @@ def _blank_nan(value: float) -> str:
     return "" if math.isnan(value) else f"{value:.4f}"
 
 
-def _clip_key(name: str) -> str:
+def clip_key(name: str) -> str:
     # DFEW names clips by number: "23" in the split CSV is folder "00023".
     name = str(name).strip()
     return str(int(name)) if name.isdigit() else name
@@ -60,8 +60,8 @@ def read_ground_truth(data_config, manifest) -> Optional[set]:
         rows = list(csv.DictReader(f))
     if not rows or not {"video_name", "is_noisy"} <= set(rows[0]):
         raise RdferError(f"{path} needs the columns video_name and is_noisy")
-    noisy_names = {_clip_key(r["video_name"]) for r in rows if r["is_noisy"].strip() in ("1", "True", "true")}
-    return {i for i, record in enumerate(manifest.records) if _clip_key(record.clip_id) in noisy_names}
+    noisy_names = {clip_key(r["video_name"]) for r in rows if r["is_noisy"].strip() in ("1", "True", "true")}
+    return {i for i, record in enumerate(manifest.records) if clip_key(record.clip_id) in noisy_names}
 
 
 def epoch_metrics(flagged: list, truly_noisy: Optional[set]) -> dict:

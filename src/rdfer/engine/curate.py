@@ -1,0 +1,114 @@
+"""`rdfer curate`: likely mislabelled and hard clips of a labelled set.
+
+The paper's partition applied to a whole dataset instead of a batch: a clip
+whose 4 clip predictions agree with each other but not with its label (high
+agreement, high loss) is a likely label error; a clip whose clip predictions
+disagree (low agreement) is hard.
+
+Predictions of a model that was trained on the very clips it judges have
+memorised their labels, noisy ones included. Judge held-out clips instead:
+`rdfer cv` gives every DFEW/MAFW clip a prediction from the fold that did not
+train on it, and `rdfer curate --predictions cv/fold_*/predictions.csv` reads
+them all.
+"""
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rdfer.engine.outputs import clip_key
+from rdfer.errors import RdferError
+
+
+def read_predictions(paths) -> list[dict]:
+    """Rows of one or more predictions.csv files (see engine/outputs.py)."""
+    rows = []
+    for path in paths:
+        path = Path(path)
+        if not path.is_file():
+            raise RdferError(f"predictions file {path} not found (write one with rdfer eval or rdfer train)")
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            needed = {"clip_id", "label", "prediction", "agreement"}
+            if not reader.fieldnames or not needed <= set(reader.fieldnames):
+                raise RdferError(f"{path} is not an rdfer predictions.csv: it needs columns {', '.join(sorted(needed))}")
+            for row in reader:
+                row["source"] = str(path)
+                rows.append(row)
+    if not rows:
+        raise RdferError("the predictions files hold no clips")
+    return rows
+
+
+def curate(prediction_files, out_dir, *, t_h: float = 0.2, t_n: float = 0.1, ground_truth=None) -> dict:
+    """Rank every clip, write OUT/suspected_mislabelled.csv, OUT/hard.csv and OUT/curate.json.
+
+    Args:
+        prediction_files: predictions.csv paths (held-out predictions are best).
+        t_h, t_n: shares of the whole set called hard and likely mislabelled.
+        ground_truth: optional ground_truth.csv (synthetic benchmark) to score the suspects.
+
+    Returns:
+        the summary written to curate.json.
+    """
+    from rdfer.losses import HARD, NOISY, noisy_precision_recall, partition
+
+    rows = read_predictions(prediction_files)
+    classes = [k[2:] for k in rows[0] if k.startswith("p_")]
+    probs = np.array([[float(r[f"p_{c}"]) for c in classes] for r in rows])  # (N, C)
+    labels = np.array([int(r["label"]) for r in rows])
+    loss = -np.log(np.clip(probs[np.arange(len(rows)), labels], 1e-12, None))  # CE against the given label
+    agreement = np.array([float(r["agreement"]) for r in rows])
+    kinds = partition(torch.from_numpy(agreement).float(), torch.from_numpy(loss).float(), t_h, t_n).numpy()
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fields = ["clip_id", "path", "given_label", "predicted", "p_predicted", "p_given", "agreement", "loss", "source"]
+
+    def write(name: str, selected: np.ndarray, order_key: np.ndarray) -> Path:
+        path = out_dir / name
+        with open(path, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(fields)
+            for i in selected[np.argsort(order_key[selected], kind="stable")]:
+                r, pred = rows[i], int(probs[i].argmax())
+                writer.writerow([r["clip_id"], r.get("path", ""), classes[labels[i]], classes[pred],
+                                 f"{probs[i, pred]:.3f}", f"{probs[i, labels[i]]:.3f}", f"{agreement[i]:.2f}",
+                                 f"{loss[i]:.3f}", r["source"]])
+        return path
+
+    suspects = np.flatnonzero(kinds == NOISY)
+    hard = np.flatnonzero(kinds == HARD)
+    write("suspected_mislabelled.csv", suspects, -loss)
+    write("hard.csv", hard, agreement - 1e-6 * loss)
+    summary = {"clips": len(rows), "suspected_mislabelled": int(len(suspects)), "hard": int(len(hard)),
+               "t_h": t_h, "t_n": t_n}
+    if ground_truth is not None:
+        flipped = _flipped_clips(ground_truth)
+        truly = [i for i, r in enumerate(rows) if clip_key(r["clip_id"]) in flipped]
+        precision, recall = noisy_precision_recall(suspects.tolist(), truly)
+        summary.update(noisy_precision=precision, noisy_recall=recall, truly_mislabelled=len(truly))
+    (out_dir / "curate.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def _flipped_clips(path) -> set:
+    path = Path(path)
+    if not path.is_file():
+        raise RdferError(f"ground truth file {path} not found")
+    with open(path, newline="") as f:
+        return {clip_key(r["video_name"]) for r in csv.DictReader(f) if r["is_noisy"] in ("1", "True")}
+
+
+def describe(summary: dict, out_dir) -> str:
+    lines = [f"{summary['clips']} clips judged: {summary['suspected_mislabelled']} likely mislabelled "
+             f"(top {summary['t_n']:.0%}: high agreement, high loss), {summary['hard']} hard "
+             f"(bottom {summary['t_h']:.0%} agreement)"]
+    if "noisy_precision" in summary:
+        lines.append(f"against ground truth: precision {summary['noisy_precision']:.2f}, "
+                     f"recall {summary['noisy_recall']:.2f} of {summary['truly_mislabelled']} flipped labels")
+    lines.append(f"lists: {Path(out_dir) / 'suspected_mislabelled.csv'}, {Path(out_dir) / 'hard.csv'}")
+    return "\n".join(lines)
