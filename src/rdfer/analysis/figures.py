@@ -79,14 +79,15 @@ def fig_tsne(predictions: Predictions, features: Optional[np.ndarray], out_path,
     levels = sorted(set(agreement.tolist()))
     colours = _class_colours(len(predictions.classes))
 
+    size = float(np.clip(6000 / len(keep), 9, 40))  # markers grow when there are few points
     fig = Figure(figsize=(4.2 * len(levels) + 1.8, 4.4))
     axes = fig.subplots(1, len(levels), squeeze=False)[0]
     for ax, level in zip(axes, levels):
-        ax.scatter(xy[:, 0], xy[:, 1], s=4, c="#dddddd", linewidths=0)
+        ax.scatter(xy[:, 0], xy[:, 1], s=size / 2, c="#dddddd", linewidths=0)
         at = agreement == level
         for k, name in enumerate(predictions.classes):
             mask = at & (labels == k)
-            ax.scatter(xy[mask, 0], xy[mask, 1], s=9, color=colours[k], label=name, linewidths=0)
+            ax.scatter(xy[mask, 0], xy[mask, 1], s=size, color=colours[k], label=name, linewidths=0)
         ax.set_title(f"agreement {level_name(level)}  ({int(at.sum())} clips)", fontsize=11)
         ax.set_xticks([])
         ax.set_yticks([])
@@ -121,7 +122,7 @@ def fig_confusion(confusion, classes, out_path, title: str = "Confusion matrix")
             if np.isnan(percent[i, j]):
                 continue
             ax.text(j, i, f"{percent[i, j]:.0f}", ha="center", va="center", fontsize=9 if k <= 8 else 7,
-                    color="white" if percent[i, j] > 55 else "#222222")
+                    color="white" if percent[i, j] > 55 else ("#222222" if confusion[i, j] else "#aaaaaa"))
     ticks = [f"{name} ({int(n)})" for name, n in zip(classes, support.ravel())]
     ax.set_xticks(range(k), classes, rotation=40, ha="right")
     ax.set_yticks(range(k), ticks)
@@ -281,20 +282,28 @@ def fig_training_curves(history: list, out_path, *, warmup_epochs: Optional[int]
     """
     if not history:
         raise Skipped("no metrics.jsonl (or it is empty)")
-    panels = [("train loss", [("train_loss", 1.0, "loss")]),
-              ("test accuracy (%)", [("war", 1.0, "WAR"), ("uar", 1.0, "UAR")]),
-              ("share of training clips (%)", [("hard_share", 100.0, "hard"), ("noisy_share", 100.0, "noisy")]),
-              ("noisy set vs. true flips (%)", [("noisy_precision", 100.0, "precision"),
-                                                ("noisy_recall", 100.0, "recall")])]
-    panels = [(name, [(key, scale, label, _series(history, key, scale)) for key, scale, label in lines])
-              for name, lines in panels]
-    panels = [(name, [line for line in lines if line[3]]) for name, lines in panels]
-    panels = [(name, lines) for name, lines in panels if lines]
+    from matplotlib.ticker import MaxNLocator
+
+    # (title, y limits, [(key, scale, legend label)]); hard/noisy shares can coincide, hence two styles.
+    panels = [("train loss", None, [("train_loss", 1.0, "loss")]),
+              ("test accuracy (%)", None, [("war", 1.0, "WAR"), ("uar", 1.0, "UAR")]),
+              ("share of training clips (%)", (0, None), [("hard_share", 100.0, "hard"),
+                                                         ("noisy_share", 100.0, "noisy")]),
+              ("noisy set vs. true flips (%)", (0, 100), [("noisy_precision", 100.0, "precision"),
+                                                          ("noisy_recall", 100.0, "recall")])]
+    panels = [(name, limits, [(label, _series(history, key, scale)) for key, scale, label in lines])
+              for name, limits, lines in panels]
+    panels = [(name, limits, [line for line in lines if line[1]]) for name, limits, lines in panels]
+    panels = [panel for panel in panels if panel[2]]
     fig = Figure(figsize=(4.0 * len(panels), 3.4))
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
-    for ax, (name, lines) in zip(axes, panels):
-        for _, _, label, (epochs, values) in lines:
-            ax.plot(epochs, values, marker="o" if len(epochs) <= 30 else None, markersize=3, label=label)
+    for ax, (name, limits, lines) in zip(axes, panels):
+        for (label, (epochs, values)), (line, marker, width) in zip(lines, (("-", "o", 2.6), ("--", "s", 1.4))):
+            ax.plot(epochs, values, linestyle=line, linewidth=width, marker=marker if len(epochs) <= 30 else None,
+                    markersize=3.5, label=label)
+        if limits:
+            ax.set_ylim(*limits)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if warmup_epochs:
             ax.axvline(warmup_epochs + 0.5, color="#888888", linestyle="--", linewidth=1)
         ax.set_title(name, fontsize=11)

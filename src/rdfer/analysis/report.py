@@ -34,7 +34,7 @@ def _run_facts(run: Run) -> list:
         ("loss strategy", loss.get("strategy")),
         ("reweighting", f"mode {loss.get('mode')}, t_h {loss.get('t_h')}, t_n {loss.get('t_n')}, "
                         f"w_hard {loss.get('w_hard')}, w_noisy {loss.get('w_noisy')}, "
-                        f"warm-up {loss.get('warmup_epochs')} epochs" if loss else None),
+                        f"warm-up epochs {loss.get('warmup_epochs')}" if loss else None),
         ("epochs trained", len(run.history) or None),
         ("test clips", len(run.predictions)),
     ]
