@@ -215,3 +215,20 @@ def test_cli_report_and_compare(run_dir, tmp_path, capsys):
     assert "| b | agreement |" in capsys.readouterr().out
     with pytest.raises(RdferError, match="NAME=RUN"):
         run_cli(["compare", str(run_dir), "--out", str(tmp_path / "c.md")])
+
+
+def test_read_frames_spreads_evenly_over_folders_and_videos(tmp_path):
+    from rdfer.analysis.figures import Skipped, read_frames
+
+    folder = tmp_path / "clip"
+    folder.mkdir()
+    for t in range(11):  # frame t has grey level 20 * t; names sort naturally (2 before 10)
+        Image.fromarray(np.full((32, 32, 3), 20 * t, dtype=np.uint8)).save(folder / f"img{t}.png")
+    frames = read_frames(folder, count=6)
+    assert [int(f.mean().round()) for f in frames] == [0, 40, 80, 120, 160, 200]  # frames 0, 2, 4, 6, 8, 10
+    video = tmp_path / "clip.avi"
+    write_video(video, 12)  # frame t has grey level 30 + 20 t
+    levels = [f.mean() for f in read_frames(video, count=4)]
+    assert len(levels) == 4 and levels == sorted(levels) and levels[0] < 45 and levels[-1] > 230
+    with pytest.raises(Skipped, match="not found"):
+        read_frames(tmp_path / "missing")

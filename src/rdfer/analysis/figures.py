@@ -30,8 +30,11 @@ class Skipped(Exception):
 def _class_colours(num_classes: int) -> list:
     from matplotlib import colormaps
 
-    cmap = colormaps["tab10" if num_classes <= 10 else "tab20"]
-    return [cmap(k) for k in range(num_classes)]
+    if num_classes <= 10:
+        return [colormaps["tab10"](k) for k in range(num_classes)]
+    # tab20 pairs a dark and a light shade of each hue: take the 10 dark ones first (MAFW has 11 classes).
+    order = list(range(0, 20, 2)) + list(range(1, 20, 2))
+    return [colormaps["tab20"](order[k % 20]) for k in range(num_classes)]
 
 
 def _save(fig: Figure, path) -> Path:
