@@ -130,15 +130,16 @@ def test_report_links_tables_and_figures(run_dir, tmp_path):
     report = write_report(run_dir, tmp_path / "report")
     text = report.read_text()
     for png in ("training_curves.png", "confusion.png", "tsne_by_agreement.png", "samples_by_agreement.png"):
-        assert f"]({png})" in text
-        assert_real_image(report.parent / png)
+        assert f"](report_files/{png})" in text
+        assert_real_image(report.parent / "report_files" / png)
     # Both tables are in the report and beside it as Markdown and CSV.
     assert "Table V" in text and "Table VII" in text
-    with open(report.parent / "table_vii_agreement_accuracy.csv", newline="") as f:
+    assert "](report_files/table_vii_agreement_accuracy.csv)" in text
+    with open(report.parent / "report_files" / "table_vii_agreement_accuracy.csv", newline="") as f:
         rows = list(csv.reader(f))
     assert rows[0] == ["Agreement", "Happy", "Sad", "Fear", "All"]
     assert rows[2] == ["0.75", "0.0000", "50.0000", "", "33.3333"]
-    assert (report.parent / "table_v_agreement_share.md").read_text().count("| 1.00 |") == 1
+    assert (report.parent / "report_files" / "table_v_agreement_share.md").read_text().count("| 1.00 |") == 1
     # Last and best epochs are named, with their figures from final.json.
     final = json.loads((run_dir / "final.json").read_text())
     assert f"| last (epoch 3) | {final['last']['war']:.2f} | {final['last']['uar']:.2f} |" in text
@@ -152,8 +153,10 @@ def test_report_without_optional_files(tmp_path):
     run = make_run(tmp_path / "bare", with_frames=False)
     for name in ("features.npy", "final.json", "metrics.jsonl", "config.yaml"):
         (run / name).unlink()
-    text = write_report(run).read_text()  # default out: RUN/report
-    assert (run / "report" / "confusion.png").is_file()
+    report = write_report(run)
+    assert report == run / "report.md"  # default: in the run folder
+    assert (run / "report_files" / "confusion.png").is_file()
+    text = report.read_text()
     assert "t-SNE not drawn: no features.npy" in text
     assert "Sample frames not drawn" in text
     assert "| last (from predictions.csv) | 58.33 |" in text  # WAR 7/12 from the CSV

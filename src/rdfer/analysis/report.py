@@ -1,6 +1,6 @@
 """`report.md` for one run and a side-by-side comparison of several runs.
 
-    rdfer report RUN [--out DIR]            -> DIR/report.md (+ tables and PNGs)
+    rdfer report RUN [--out DIR]            -> DIR/report.md, DIR/report_files/*.png|csv|md (DIR: RUN)
     rdfer compare ce=RUN1 agreement=RUN2 --out comparison.md
 """
 
@@ -12,6 +12,10 @@ from rdfer.analysis.run import Run, load_run, read_config, read_final, read_hist
 from rdfer.analysis.tables import table_v, table_vii, write_table
 from rdfer.errors import RdferError
 from rdfer.metrics import confusion_matrix, summarize
+
+
+# Folder beside report.md that holds its figures and tables.
+ASSETS = "report_files"
 
 
 def _num(value, digits: int = 2) -> str:
@@ -73,14 +77,16 @@ def write_report(run_dir, out_dir=None, *, seed: int = 0, tsne_points: int = 200
 
     Args:
         run_dir: a run folder of `rdfer train` (or an `rdfer eval` output folder).
-        out_dir: where to write; default RUN/report.
+        out_dir: where to write report.md; default the run folder itself.
 
     Returns:
-        the path of report.md (tables as .md/.csv and figures as .png beside it).
+        the path of OUT/report.md; its tables (.md, .csv) and figures (.png) go
+        into OUT/report_files/ and are linked relative to report.md.
     """
     run = load_run(run_dir)
-    out = Path(out_dir) if out_dir is not None else run.directory / "report"
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(out_dir) if out_dir is not None else run.directory
+    files = out / ASSETS
+    files.mkdir(parents=True, exist_ok=True)
     p = run.predictions
     notes = []
 
@@ -94,19 +100,19 @@ def write_report(run_dir, out_dir=None, *, seed: int = 0, tsne_points: int = 200
         if isinstance(result, tuple):  # fig_sample_frames also returns notes
             result, extra = result
             notes.extend(extra)
-        return result.name
+        return f"{ASSETS}/{result.name}"
 
     warmup = (run.config.get("loss") or {}).get("warmup_epochs")
-    curves = figure("Training curves", fig_training_curves, run.history, out / "training_curves.png",
+    curves = figure("Training curves", fig_training_curves, run.history, files / "training_curves.png",
                     warmup_epochs=warmup, title=run.name)
     confusion = figure("Confusion matrix", fig_confusion, confusion_matrix(p.label, p.prediction, len(p.classes)),
-                       p.classes, out / "confusion.png", f"Confusion matrix, {run.name} (row-normalised %)")
-    tsne = figure("t-SNE", fig_tsne, p, run.features, out / "tsne_by_agreement.png", max_points=tsne_points,
+                       p.classes, files / "confusion.png", f"Confusion matrix, {run.name} (row-normalised %)")
+    tsne = figure("t-SNE", fig_tsne, p, run.features, files / "tsne_by_agreement.png", max_points=tsne_points,
                   seed=seed)
-    samples = figure("Sample frames", fig_sample_frames, p, out / "samples_by_agreement.png", seed=seed)
+    samples = figure("Sample frames", fig_sample_frames, p, files / "samples_by_agreement.png", seed=seed)
     t5, t7 = table_v(p), table_vii(p)
-    write_table(t5, out, "table_v_agreement_share")
-    write_table(t7, out, "table_vii_agreement_accuracy")
+    write_table(t5, files, "table_v_agreement_share")
+    write_table(t7, files, "table_vii_agreement_accuracy")
 
     def image(name: Optional[str], alt: str) -> list:
         return [f"![{alt}]({name})", ""] if name else ["(not drawn: see Notes)", ""]
@@ -114,13 +120,15 @@ def write_report(run_dir, out_dir=None, *, seed: int = 0, tsne_points: int = 200
     lines = [f"# rdfer report: {run.name}", "", f"Run folder: `{run.directory}`", "", *_run_facts(run), "",
              "## Results", "", *_results_section(run), "",
              "## Training curves", "", *image(curves, "training curves"),
+             "The tables and figures below are computed from predictions.csv (and features.npy): for a training "
+             "run, the predictions of its last epoch on the test split.", "",
              "## Confusion matrix (paper Fig. 5)", "",
-             "Predictions of the evaluated checkpoint (predictions.csv), rows normalised to 100%.", "",
+             "Rows (true labels) normalised to 100%; the number of clips of each class in brackets.", "",
              *image(confusion, "confusion matrix"),
              f"## {t5.title} (paper Table V)", "", t5.to_markdown(), "",
-             "CSV: [table_v_agreement_share.csv](table_v_agreement_share.csv)", "",
+             f"CSV: [table_v_agreement_share.csv]({ASSETS}/table_v_agreement_share.csv)", "",
              f"## {t7.title} (paper Table VII)", "", t7.to_markdown(), "",
-             "CSV: [table_vii_agreement_accuracy.csv](table_vii_agreement_accuracy.csv)", "",
+             f"CSV: [table_vii_agreement_accuracy.csv]({ASSETS}/table_vii_agreement_accuracy.csv)", "",
              "## t-SNE of features per agreement level (paper Fig. 4)", "", *image(tsne, "t-SNE"),
              "## Sample clips per agreement level (paper Fig. 3)", "", *image(samples, "sample frames")]
     if notes:

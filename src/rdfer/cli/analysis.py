@@ -11,7 +11,7 @@ def register(subparsers) -> None:
         description="Read a run folder (predictions.csv, features.npy, final.json, metrics.jsonl, config.yaml) "
                     "and write report.md with the paper's agreement tables and figures beside it.")
     p.add_argument("run", help="run folder of `rdfer train --out RUN` (or an `rdfer eval` output folder)")
-    p.add_argument("--out", help="output folder (default: RUN/report)")
+    p.add_argument("--out", help="folder for report.md and report_files/ (default: RUN itself)")
     p.add_argument("--seed", type=int, default=0, help="seed of the t-SNE and of the sample clips shown")
     p.add_argument("--tsne-points", type=int, default=2000, help="at most this many clips in the t-SNE")
     p.set_defaults(func=_report)
