@@ -173,7 +173,7 @@ def compare_runs(runs: dict, out_path) -> Path:
     text = "\n".join([
         "# Run comparison", "", *rows, "",
         "WAR/UAR on the test split. 'best' is the epoch with the highest test WAR (selected on the test "
-        "set, as the reference repositories do); 'last' involves no selection.",
+        "set, as the reference repositories do); 'last' involves no selection.", "",
         "Noisy precision/recall: the training clips ranked noisy (highest agreement, highest loss) in the "
         "last logged epoch against the truly flipped labels (known on the synthetic benchmark only). "
         "Under the 'ce' strategy the noisy set is ranked but not down-weighted.", ""])
