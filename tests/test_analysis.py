@@ -65,12 +65,14 @@ def make_run(root, war_shift=0.0, with_frames=True):
                 write_frames(path, 8 + i, seed=i)
         probs = np.full(len(CLASSES), 0.1)
         probs[prediction] = 0.8
+        majority = round(4 * agr)  # clips predicting `prediction`; the others differ from it and each other
+        clip_preds = [prediction] * majority + [(prediction + 1 + k) % len(CLASSES) for k in range(4 - majority)]
         rows.append([f"clip{i:02d}", str(path), label, prediction, f"{agr:.2f}", "0.5000", "2.0000",
-                     *(f"{p:.5f}" for p in probs)])
+                     *(f"{p:.5f}" for p in probs), " ".join(map(str, clip_preds))])
     with open(root / "predictions.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["clip_id", "path", "label", "prediction", "agreement", "mu", "delta",
-                         *(f"p_{c}" for c in CLASSES)])
+                         *(f"p_{c}" for c in CLASSES), "clip_predictions"])
         writer.writerows(rows)
     labels = np.array([c[0] for c in CLIPS])
     np.save(root / "features.npy", (rng.normal(size=(len(CLIPS), 16)) + 3 * labels[:, None]).astype(np.float32))
@@ -91,6 +93,11 @@ def make_run(root, war_shift=0.0, with_frames=True):
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     return make_run(tmp_path_factory.mktemp("runs") / "agreement")
+
+
+def test_clip_predictions_column_is_read(run_dir):
+    p = load_run(run_dir).predictions
+    assert p.clip_predictions[0] == (0, 0, 0, 0) and p.clip_predictions[2] == (1, 1, 1, 2)
 
 
 def test_table_v_by_hand(run_dir):
@@ -220,18 +227,36 @@ def test_cli_report_and_compare(run_dir, tmp_path, capsys):
         run_cli(["compare", str(run_dir), "--out", str(tmp_path / "c.md")])
 
 
-def test_read_frames_spreads_evenly_over_folders_and_videos(tmp_path):
-    from rdfer.analysis.figures import Skipped, read_frames
+def test_frame_source_reads_folders_and_videos(tmp_path):
+    from rdfer.analysis.figures import FrameSource, Skipped
 
     folder = tmp_path / "clip"
     folder.mkdir()
-    for t in range(11):  # frame t has grey level 20 * t; names sort naturally (2 before 10)
-        Image.fromarray(np.full((32, 32, 3), 20 * t, dtype=np.uint8)).save(folder / f"img{t}.png")
-    frames = read_frames(folder, count=6)
-    assert [int(f.mean().round()) for f in frames] == [0, 40, 80, 120, 160, 200]  # frames 0, 2, 4, 6, 8, 10
+    for t in range(11):  # frame t has grey level 20 * t; names sort naturally (img2 before img10)
+        Image.fromarray(np.full((32, 48, 3), 20 * t, dtype=np.uint8)).save(folder / f"img{t}.png")
+    source = FrameSource(folder)
+    assert len(source) == 11
+    frames = source.read([0, 2, 10], height=16)
+    assert [int(f.mean().round()) for f in frames] == [0, 40, 200]
+    assert frames[0].shape == (16, 24, 3)
     video = tmp_path / "clip.avi"
     write_video(video, 12)  # frame t has grey level 30 + 20 t
-    levels = [f.mean() for f in read_frames(video, count=4)]
-    assert len(levels) == 4 and levels == sorted(levels) and levels[0] < 45 and levels[-1] > 230
+    source = FrameSource(video)
+    assert len(source) == 12
+    levels = [f.mean() for f in source.read([0, 5, 11])]
+    assert abs(levels[0] - 30) < 8 and abs(levels[1] - 130) < 8 and abs(levels[2] - 250) < 8
     with pytest.raises(Skipped, match="not found"):
-        read_frames(tmp_path / "missing")
+        FrameSource(tmp_path / "missing")
+
+
+def test_model_frame_indices():
+    from rdfer.analysis.figures import model_frame_indices
+
+    # mu 0.5, delta 4 is the uniform re-sampling: dense positions 2, 6, ..., 62 (SPEC 2).
+    assert model_frame_indices(64, 0.5, 4.0).tolist() == list(range(2, 64, 4))
+    # Dense frame d of a 128-frame clip is its segment centre 2d + 1.
+    assert model_frame_indices(128, 0.5, 4.0).tolist() == list(range(5, 128, 8))
+    # A window at the end is shifted inside the clip, not clipped: 16 distinct frames.
+    assert model_frame_indices(64, 1.0, 1.0).tolist() == list(range(48, 64))
+    # No re-sampling (mu, delta empty): the 16 segment centres.
+    assert model_frame_indices(32).tolist() == list(range(1, 32, 2))

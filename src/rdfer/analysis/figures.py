@@ -144,65 +144,101 @@ def _natural_key(name: str):
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
-def read_frames(path, count: int = 6, height: int = 96) -> list:
-    """About `count` frames spread evenly over a clip, as uint8 (H, W, 3) RGB arrays.
-
-    Args:
-        path: a folder of frame images or a video file.
+class FrameSource:
+    """The frames of one clip on disk: a folder of images (natural name order) or a video file.
 
     Raises:
-        Skipped: the path does not exist or holds no readable frame.
+        Skipped: the path does not exist or holds no frame.
     """
-    from PIL import Image
 
-    path = Path(path)
-    if path.is_dir():
-        files = sorted((f for f in path.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES),
-                       key=lambda f: _natural_key(f.name))
-        if not files:
-            raise Skipped(f"{path} holds no frame images")
-        picks = np.unique(np.linspace(0, len(files) - 1, count).round().astype(int))
+    def __init__(self, path):
+        self.path = Path(path)
+        self.files = None
+        if self.path.is_dir():
+            self.files = sorted((f for f in self.path.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES),
+                                key=lambda f: _natural_key(f.name))
+            self.count = len(self.files)
+        elif self.path.is_file():
+            import cv2
+
+            capture = cv2.VideoCapture(str(self.path))
+            self.count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
+            capture.release()
+        else:
+            raise Skipped(f"{self.path} not found")
+        if self.count < 1:
+            raise Skipped(f"{self.path} holds no readable frame")
+
+    def __len__(self) -> int:
+        return self.count
+
+    def read(self, indices, height: int = 96) -> list:
+        """Frames at `indices` (0-based) as uint8 (height, W, 3) RGB arrays."""
+        return self._read_images(indices, height) if self.files is not None else self._read_video(indices, height)
+
+    def _read_images(self, indices, height: int) -> list:
+        from PIL import Image
+
         frames = []
-        for i in picks:
+        for i in indices:
             try:
-                with Image.open(files[i]) as image:
+                with Image.open(self.files[i]) as image:
                     image = image.convert("RGB")
-                    image.thumbnail((height * 4, height))
-                    frames.append(np.asarray(image))
+                    width = max(1, round(image.width * height / image.height))
+                    frames.append(np.asarray(image.resize((width, height))))
             except OSError as error:
-                raise Skipped(f"{files[i]} is not a readable image ({error})") from None
+                raise Skipped(f"{self.files[i]} is not a readable image ({error})") from None
         return frames
-    if path.is_file():
-        return _read_video_frames(path, count, height)
-    raise Skipped(f"{path} not found")
+
+    def _read_video(self, indices, height: int) -> list:
+        import cv2
+
+        capture = cv2.VideoCapture(str(self.path))
+        try:
+            frames = []
+            for i in indices:
+                capture.set(cv2.CAP_PROP_POS_FRAMES, int(i))
+                ok, frame = capture.read()
+                if not ok:
+                    raise Skipped(f"{self.path}: frame {i} of {self.count} cannot be decoded")
+                width = max(1, round(frame.shape[1] * height / frame.shape[0]))
+                frames.append(cv2.cvtColor(cv2.resize(frame, (width, height)), cv2.COLOR_BGR2RGB))
+        finally:
+            capture.release()
+        return frames
 
 
-def _read_video_frames(path: Path, count: int, height: int) -> list:
-    import cv2
+def model_frame_indices(clip_length: int, mu: float = float("nan"), delta: float = float("nan")) -> np.ndarray:
+    """The 16 frames of a clip that the model classified at evaluation (SPEC 1, 2), as source indices.
 
-    capture = cv2.VideoCapture(str(path))
-    try:
-        total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-        frames = []
-        for i in np.unique(np.linspace(0, max(total - 1, 0), count).round().astype(int)):
-            capture.set(cv2.CAP_PROP_POS_FRAMES, int(i))
-            ok, frame = capture.read()
-            if ok:
-                scale = height / frame.shape[0]
-                frame = cv2.resize(frame, (max(1, round(frame.shape[1] * scale)), height))
-                frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-    finally:
-        capture.release()
-    if not frames:
-        raise Skipped(f"{path} is not a readable video")
-    return frames
+    With re-sampling (`mu`, `delta` known): the 64 dense eval frames (segment centres),
+    then the 16 re-sampled positions around `mu` with stride `delta`, each shown as
+    its nearest dense frame. Without: the 16 eval frames (segment centres).
+
+    Returns:
+        int64 (16,) frame indices in [0, clip_length); clip j of the model is frames 4j..4j+3.
+    """
+    import torch
+
+    from rdfer.data.sampling import T_DENSE, T_PLAIN, sample_indices
+    from rdfer.models.detector import resample_positions
+
+    if np.isnan(mu) or np.isnan(delta):
+        return sample_indices(clip_length, T_PLAIN, train=False)
+    dense = sample_indices(clip_length, T_DENSE, train=False)  # (64,)
+    positions = resample_positions(torch.tensor([mu], dtype=torch.float64), torch.tensor([delta], dtype=torch.float64),
+                                   T_DENSE, T_PLAIN)[0]  # (16,) in dense-frame units
+    return dense[positions.round().long().numpy()]
 
 
-def fig_sample_frames(predictions: Predictions, out_path, *, per_level: int = 2, frames: int = 6,
-                      seed: int = 0) -> tuple[Path, list]:
-    """Fig. 3: for each agreement level, `per_level` random clips as strips of `frames` frames.
+def fig_sample_frames(predictions: Predictions, out_path, *, per_level: int = 2, seed: int = 0,
+                      clips: int = 4) -> tuple[Path, list]:
+    """Fig. 3: for each agreement level, `per_level` random clips, each as the 16 frames
+    the model classified, in `clips` groups (the clips whose predictions give the agreement).
 
-    Clips whose frames cannot be read are passed over (up to 20 tries per level).
+    A group's title shows that clip's prediction when predictions.csv has a
+    `clip_predictions` column (class indices separated by spaces). Clips whose
+    frames cannot be read are passed over (up to 20 tries per level).
 
     Returns:
         (PNG path, notes): notes name the clips or levels that could not be shown.
@@ -212,13 +248,15 @@ def fig_sample_frames(predictions: Predictions, out_path, *, per_level: int = 2,
     """
     rng = np.random.default_rng(seed)
     p = predictions
-    chosen, notes = [], []  # chosen: (level, index, frames)
+    chosen, notes = [], []  # chosen: (level, row index, frame indices, frames)
     for level in p.levels:
         candidates = rng.permutation(np.flatnonzero(p.agreement == level))[:20]
         found, failed = 0, []
         for i in candidates:
             try:
-                chosen.append((level, int(i), read_frames(p.path[i], frames)))
+                source = FrameSource(p.path[i])
+                indices = model_frame_indices(len(source), p.mu[i], p.delta[i])
+                chosen.append((level, int(i), indices, source.read(indices)))
                 found += 1
             except Skipped as reason:
                 failed.append(str(reason))
@@ -231,30 +269,49 @@ def fig_sample_frames(predictions: Predictions, out_path, *, per_level: int = 2,
     if not chosen:
         raise Skipped("no clip's frames could be read: " + "; ".join(notes))
 
-    fig = Figure(figsize=(1.3 * frames, 1.75 * len(chosen)))
-    axes = fig.subplots(len(chosen), frames, squeeze=False)
+    frames = len(chosen[0][2])
+    per_clip = frames // clips
+    # Columns: `clips` groups of `per_clip` frames with a narrow gap column between groups.
+    ratios = []
+    for j in range(clips):
+        ratios += [1.0] * per_clip + ([0.25] if j < clips - 1 else [])
+    height = 1.3 * len(chosen) + 0.4  # inches: a frame row of ~0.8 in plus two lines of titles above it
+    fig = Figure(figsize=(0.8 * frames + 0.2 * (clips - 1), height))
+    grid = fig.add_gridspec(len(chosen), len(ratios), width_ratios=ratios, hspace=0.7, wspace=0.04,
+                            left=0.01, right=0.99, top=1 - 0.75 / height, bottom=0.01)
     level_colours = dict(zip(sorted(p.levels), _level_colours(len(p.levels))))
-    for row, (level, i, strip) in enumerate(chosen):
-        for col in range(frames):
-            ax = axes[row, col]
+    for row, (level, i, indices, strip) in enumerate(chosen):
+        colour = level_colours[level]
+        for k, frame in enumerate(strip):
+            group, within = divmod(k, per_clip)
+            ax = fig.add_subplot(grid[row, group * (per_clip + 1) + within])
+            ax.imshow(frame)
             ax.set_xticks([])
             ax.set_yticks([])
             for spine in ax.spines.values():
-                spine.set_color(level_colours[level])
-                spine.set_linewidth(2)
-            if col < len(strip):
-                ax.imshow(strip[col])
-            else:
-                ax.set_axis_off()
-        label, pred = p.classes[p.label[i]], p.classes[p.prediction[i]]
-        verdict = "right" if label == pred else "wrong"
-        axes[row, 0].set_title(f"agreement {level_name(level)}   clip {p.clip_id[i]}   label {label}, "
-                               f"predicted {pred} ({verdict})", loc="left", fontsize=9,
-                               color=level_colours[level], fontweight="bold")
-    fig.suptitle("Sample clips per agreement level (frames evenly spread over each clip)", x=0.02, ha="left")
-    # Row titles are wider than one frame, which tight_layout cannot handle; spacing by hand.
-    fig.subplots_adjust(left=0.02, right=0.98, top=1 - 0.5 / len(chosen), bottom=0.02, hspace=0.5, wspace=0.06)
+                spine.set_color(colour)
+                spine.set_linewidth(1.5)
+            if within == 0:  # the clip's title just above its first frame (offsets in points)
+                ax.annotate(_clip_title(p, i, group), xy=(0, 1), xycoords="axes fraction", xytext=(0, 2),
+                            textcoords="offset points", fontsize=7.5, va="bottom", color="#333333")
+            ax.text(0.97, 0.03, str(indices[k]), transform=ax.transAxes, fontsize=6, ha="right", va="bottom",
+                    color="white", bbox={"facecolor": "black", "alpha": 0.45, "pad": 1, "linewidth": 0})
+            if k == 0:  # the row's title above the clip titles
+                label, pred = p.classes[p.label[i]], p.classes[p.prediction[i]]
+                window = "" if np.isnan(p.mu[i]) else f"   window mu {p.mu[i]:.2f}, delta {p.delta[i]:.2f}"
+                ax.annotate(f"agreement {level_name(level)}   clip {p.clip_id[i]}   label {label}, predicted "
+                            f"{pred} ({'right' if label == pred else 'wrong'}){window}", xy=(0, 1),
+                            xycoords="axes fraction", xytext=(0, 13), textcoords="offset points", fontsize=9,
+                            color=colour, fontweight="bold", va="bottom")
+    fig.suptitle("Sample clips per agreement level: the 16 frames the model classified, in its 4 clips "
+                 "(numbers: frame index)", x=0.01, y=1 - 0.08 / height, ha="left", va="top", fontsize=11)
     return _save(fig, out_path), notes
+
+
+def _clip_title(p: Predictions, i: int, group: int) -> str:
+    if p.clip_predictions is None or group >= len(p.clip_predictions[i]):
+        return f"clip {group + 1}"
+    return f"clip {group + 1}: {p.classes[p.clip_predictions[i][group]]}"
 
 
 # Dark enough to read as text on white: low agreement (hard) red through to full agreement green.

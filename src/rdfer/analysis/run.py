@@ -3,6 +3,7 @@
 Layout written by the engine (see rdfer.engine.fit):
 
     RUN/predictions.csv   clip_id,path,label,prediction,agreement,mu,delta,p_<Class>...   (required)
+                          [,clip_predictions: the n1 clips' classes, e.g. "2 2 4 2"]  (optional)
     RUN/features.npy      (N, D) float32, rows aligned with predictions.csv          (optional)
     RUN/final.json        {"last": {...}, "best": {...}} summaries                     (optional)
     RUN/metrics.json      one summary, written by `rdfer eval` instead of final.json   (optional)
@@ -39,6 +40,9 @@ class Predictions:
     mu: np.ndarray  # (N,) float64, NaN when the model has no re-sampling
     delta: np.ndarray  # (N,) float64, NaN likewise
     probabilities: np.ndarray  # (N, K) float64
+    # (N,) tuples of the n1 clip predictions (class indices), from the optional
+    # `clip_predictions` column ("2 2 4 2"); None when the file has no such column.
+    clip_predictions: Optional[tuple] = None
 
     def __len__(self) -> int:
         return len(self.clip_id)
@@ -95,7 +99,8 @@ def read_predictions(path, classes: Optional[list] = None) -> Predictions:
         if not classes:
             raise RdferError(f"{path}: no p_<Class> columns and no data.classes in config.yaml: "
                              "cannot tell the class names")
-        rows = {k: [] for k in ("clip_id", "path", "label", "prediction", "agreement", "mu", "delta", "p")}
+        has_clips = "clip_predictions" in header
+        rows = {k: [] for k in ("clip_id", "path", "label", "prediction", "agreement", "mu", "delta", "p", "clips")}
         for line, row in enumerate(reader, start=2):
             try:
                 label, prediction = int(row["label"]), int(row["prediction"])
@@ -105,6 +110,11 @@ def read_predictions(path, classes: Optional[list] = None) -> Predictions:
                 rows["mu"].append(_float(row.get("mu") or ""))
                 rows["delta"].append(_float(row.get("delta") or ""))
                 rows["p"].append([float(row[c]) for c in prob_columns])
+                if has_clips:
+                    clips = tuple(int(k) for k in (row["clip_predictions"] or "").split())
+                    if any(not 0 <= k < len(classes) for k in clips):
+                        raise ValueError(f"clip prediction outside 0..{len(classes) - 1}")
+                    rows["clips"].append(clips)
             except (TypeError, ValueError) as error:
                 raise RdferError(f"{path}, line {line}: malformed row ({error}); "
                                  "rewrite the file with `rdfer eval`") from None
@@ -119,6 +129,7 @@ def read_predictions(path, classes: Optional[list] = None) -> Predictions:
         label=np.array(rows["label"], dtype=np.int64), prediction=np.array(rows["prediction"], dtype=np.int64),
         agreement=np.array(rows["agreement"]), mu=np.array(rows["mu"]), delta=np.array(rows["delta"]),
         probabilities=np.array(rows["p"], dtype=np.float64).reshape(len(rows["clip_id"]), len(prob_columns)),
+        clip_predictions=tuple(rows["clips"]) if has_clips else None,
     )
 
 
