@@ -217,7 +217,7 @@ def test_bench_train_prints_both_figures_and_their_ratio(tiny_dfew, capsys):
 
 
 def test_curate_ranks_confident_disagreement_as_mislabelled(tmp_path):
-    from rdfer.engine.curate import curate
+    from rdfer.analysis.curate import curate
 
     classes = ["Happy", "Sad"]
     # (clip, label, p_Happy, agreement): clip 3 is confidently Sad with 4 agreeing clips but labelled Happy.

@@ -14,3 +14,9 @@ MAFW_CLASSES = (
     "Anger", "Disgust", "Fear", "Happiness", "Neutral", "Sadness", "Surprise",
     "Contempt", "Anxiety", "Helplessness", "Disappointment",
 )
+
+
+def clip_key(name: str) -> str:
+    """A clip id comparable across files: DFEW's split CSVs say "23" for folder "00023"."""
+    name = str(name).strip()
+    return str(int(name)) if name.isdigit() else name

@@ -161,7 +161,7 @@ def _data_overrides(args) -> dict:
 
 
 def curate(args) -> int:
-    from rdfer.engine.curate import curate as run, describe
+    from rdfer.analysis.curate import curate as run, describe
 
     if bool(args.predictions) == bool(args.checkpoint):
         raise RdferError("give either --predictions FILE... or --checkpoint CKPT")

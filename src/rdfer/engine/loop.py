@@ -109,14 +109,16 @@ def evaluate(
 
     Returns:
         dict of numpy arrays sorted by dataset index: `index` (N,), `label` (N,),
-        `prediction` (N,), `probabilities` (N, C), `agreement` (N,), `mu` (N,),
+        `prediction` (N,), `probabilities` (N, C), `agreement` (N,),
+        `clip_predictions` (N, n1) (each clip's class), `mu` (N,),
         `delta` (N,) (NaN for models without re-sampling), `features` (N, D),
         and the int `bad_frames`.
     """
     from rdfer.losses import agreement
 
     model.eval()
-    rows: dict[str, list] = {k: [] for k in ("index", "label", "probabilities", "agreement", "mu", "delta", "features")}
+    rows: dict[str, list] = {k: [] for k in ("index", "label", "probabilities", "agreement", "clip_predictions",
+                                             "mu", "delta", "features")}
     bad_frames = 0
     bar = tqdm(loader, desc=desc, leave=False, disable=not (progress and dist_info.is_main), dynamic_ncols=True)
     for batch in bar:
@@ -129,6 +131,7 @@ def evaluate(
         rows["label"].append(batch["label"])
         rows["probabilities"].append(out["logits"].float().softmax(-1).cpu())
         rows["agreement"].append(agreement(out["clip_logits"].float()).cpu())
+        rows["clip_predictions"].append(out["clip_logits"].argmax(-1).cpu())  # (B, n1)
         rows["mu"].append(nan if out.get("mu") is None else out["mu"].float().cpu())
         rows["delta"].append(nan if out.get("delta") is None else out["delta"].float().cpu())
         rows["features"].append(out["features"].float().cpu())

@@ -1,8 +1,9 @@
 """What a run writes besides checkpoints: per-clip predictions and noisy-set scores.
 
-predictions.csv columns: clip_id, path, label, prediction, agreement, mu, delta,
-then p_<Class> for every class in order. `label` and `prediction` are class
-indices; `mu` and `delta` are empty for models without re-sampling.
+predictions.csv columns: clip_id, path, label, prediction, agreement,
+clip_predictions (the class index of each of the 4 clips, space-separated), mu,
+delta, then p_<Class> for every class in order. `label` and `prediction` are
+class indices; `mu` and `delta` are empty for models without re-sampling.
 features.npy holds the (N, D) float32 features, rows aligned with the CSV.
 """
 
@@ -14,6 +15,7 @@ from typing import Optional
 import numpy as np
 
 from rdfer.errors import RdferError
+from rdfer.labels import clip_key
 
 
 def write_predictions(out_dir, manifest, result: dict, classes: list) -> Path:
@@ -23,12 +25,14 @@ def write_predictions(out_dir, manifest, result: dict, classes: list) -> Path:
     path = out_dir / "predictions.csv"
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["clip_id", "path", "label", "prediction", "agreement", "mu", "delta"]
+        writer.writerow(["clip_id", "path", "label", "prediction", "agreement", "clip_predictions", "mu", "delta"]
                         + [f"p_{name}" for name in classes])
         for row, index in enumerate(result["index"]):
             record = manifest.records[int(index)]
             writer.writerow([record.clip_id, record.path, int(result["label"][row]), int(result["prediction"][row]),
-                             f"{result['agreement'][row]:.2f}", _blank_nan(result["mu"][row]),
+                             f"{result['agreement'][row]:.2f}",
+                             " ".join(str(int(c)) for c in result["clip_predictions"][row]),
+                             _blank_nan(result["mu"][row]),
                              _blank_nan(result["delta"][row])]
                             + [f"{p:.5f}" for p in result["probabilities"][row]])
     np.save(out_dir / "features.npy", result["features"].astype(np.float32))
@@ -37,12 +41,6 @@ def write_predictions(out_dir, manifest, result: dict, classes: list) -> Path:
 
 def _blank_nan(value: float) -> str:
     return "" if math.isnan(value) else f"{value:.4f}"
-
-
-def clip_key(name: str) -> str:
-    # DFEW names clips by number: "23" in the split CSV is folder "00023".
-    name = str(name).strip()
-    return str(int(name)) if name.isdigit() else name
 
 
 def read_ground_truth(data_config, manifest) -> Optional[set]:

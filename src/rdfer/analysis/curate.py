@@ -19,28 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rdfer.engine.outputs import clip_key
+from rdfer.analysis.run import read_predictions
 from rdfer.errors import RdferError
-
-
-def read_predictions(paths) -> list[dict]:
-    """Rows of one or more predictions.csv files (see engine/outputs.py)."""
-    rows = []
-    for path in paths:
-        path = Path(path)
-        if not path.is_file():
-            raise RdferError(f"predictions file {path} not found (write one with rdfer eval or rdfer train)")
-        with open(path, newline="") as f:
-            reader = csv.DictReader(f)
-            needed = {"clip_id", "label", "prediction", "agreement"}
-            if not reader.fieldnames or not needed <= set(reader.fieldnames):
-                raise RdferError(f"{path} is not an rdfer predictions.csv: it needs columns {', '.join(sorted(needed))}")
-            for row in reader:
-                row["source"] = str(path)
-                rows.append(row)
-    if not rows:
-        raise RdferError("the predictions files hold no clips")
-    return rows
+from rdfer.labels import clip_key
 
 
 def curate(prediction_files, out_dir, *, t_h: float = 0.2, t_n: float = 0.1, ground_truth=None) -> dict:
@@ -56,12 +37,20 @@ def curate(prediction_files, out_dir, *, t_h: float = 0.2, t_n: float = 0.1, gro
     """
     from rdfer.losses import HARD, NOISY, noisy_precision_recall, partition
 
-    rows = read_predictions(prediction_files)
-    classes = [k[2:] for k in rows[0] if k.startswith("p_")]
-    probs = np.array([[float(r[f"p_{c}"]) for c in classes] for r in rows])  # (N, C)
-    labels = np.array([int(r["label"]) for r in rows])
-    loss = -np.log(np.clip(probs[np.arange(len(rows)), labels], 1e-12, None))  # CE against the given label
-    agreement = np.array([float(r["agreement"]) for r in rows])
+    parts = [(str(path), read_predictions(path)) for path in prediction_files]
+    if not parts:
+        raise RdferError("give at least one predictions.csv")
+    classes = parts[0][1].classes
+    for path, part in parts:
+        if part.classes != classes:
+            raise RdferError(f"{path} names classes {', '.join(part.classes)}, not {', '.join(classes)}")
+    clip_ids = [c for _, p in parts for c in p.clip_id]
+    paths = [c for _, p in parts for c in p.path]
+    sources = [path for path, p in parts for _ in range(len(p))]
+    probs = np.concatenate([p.probabilities for _, p in parts])  # (N, C)
+    labels = np.concatenate([p.label for _, p in parts])
+    agreement = np.concatenate([p.agreement for _, p in parts])
+    loss = -np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, None))  # CE against the given label
     kinds = partition(torch.from_numpy(agreement).float(), torch.from_numpy(loss).float(), t_h, t_n).numpy()
 
     out_dir = Path(out_dir)
@@ -74,21 +63,21 @@ def curate(prediction_files, out_dir, *, t_h: float = 0.2, t_n: float = 0.1, gro
             writer = csv.writer(f)
             writer.writerow(fields)
             for i in selected[np.argsort(order_key[selected], kind="stable")]:
-                r, pred = rows[i], int(probs[i].argmax())
-                writer.writerow([r["clip_id"], r.get("path", ""), classes[labels[i]], classes[pred],
+                pred = int(probs[i].argmax())
+                writer.writerow([clip_ids[i], paths[i], classes[labels[i]], classes[pred],
                                  f"{probs[i, pred]:.3f}", f"{probs[i, labels[i]]:.3f}", f"{agreement[i]:.2f}",
-                                 f"{loss[i]:.3f}", r["source"]])
+                                 f"{loss[i]:.3f}", sources[i]])
         return path
 
     suspects = np.flatnonzero(kinds == NOISY)
     hard = np.flatnonzero(kinds == HARD)
     write("suspected_mislabelled.csv", suspects, -loss)
     write("hard.csv", hard, agreement - 1e-6 * loss)
-    summary = {"clips": len(rows), "suspected_mislabelled": int(len(suspects)), "hard": int(len(hard)),
+    summary = {"clips": len(labels), "suspected_mislabelled": int(len(suspects)), "hard": int(len(hard)),
                "t_h": t_h, "t_n": t_n}
     if ground_truth is not None:
         flipped = _flipped_clips(ground_truth)
-        truly = [i for i, r in enumerate(rows) if clip_key(r["clip_id"]) in flipped]
+        truly = [i for i, clip in enumerate(clip_ids) if clip_key(clip) in flipped]
         precision, recall = noisy_precision_recall(suspects.tolist(), truly)
         summary.update(noisy_precision=precision, noisy_recall=recall, truly_mislabelled=len(truly))
     (out_dir / "curate.json").write_text(json.dumps(summary, indent=2))
