@@ -138,8 +138,19 @@ def test_fer_mini_xception_averages_per_frame_log_probs_per_clip():
     torch.testing.assert_close(out["clip_logits"][0], expected_clips, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(out["logits"][0], expected_clips.mean(dim=0), rtol=1e-4, atol=1e-5)
     assert out["features"].shape == (1, 128) and out["mu"] is None
-    with pytest.raises(RdferError, match="7-class"):
-        rdfer.create_model("fer_mini_xception", num_classes=11)
+
+
+def test_fer_mini_xception_with_other_classes_gets_a_new_head_on_face_features():
+    model = rdfer.create_model("fer_mini_xception", num_classes=11).eval()
+    video = _video(model, batch=1)
+    with torch.no_grad():
+        out = model(video)
+        faces = mini_xception.load_mini_xception().features(mini_xception.frames_to_fer_input(video[0]))  # (16, 128)
+    torch.testing.assert_close(out["features"][0], faces.mean(dim=0), rtol=1e-4, atol=1e-5)
+    expected_clips = model.new_head(faces).log_softmax(dim=-1).view(4, 4, 11).mean(dim=1)
+    torch.testing.assert_close(out["clip_logits"][0], expected_clips, rtol=1e-4, atol=1e-5)
+    with pytest.raises(RdferError, match="no re-sampling"):
+        rdfer.create_model("fer_mini_xception", resample=True)
 
 
 @pytest.mark.parametrize("name", ["mc3_18_rdfer", "fer_mini_xception"])

