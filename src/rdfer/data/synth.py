@@ -177,25 +177,25 @@ def _random_identity(rng: np.random.Generator) -> Identity:
     eye_y = rng.uniform(-0.07, -0.03)
     nose_len = rng.uniform(0.12, 0.15)
     return Identity(
-        face_a=rng.uniform(0.26, 0.32),
-        face_b=rng.uniform(0.35, 0.41),
+        face_a=rng.uniform(0.29, 0.34),
+        face_b=rng.uniform(0.37, 0.42),
         jaw_taper=rng.uniform(0.1, 0.35),
         skin=tuple(np.clip(skin, 0, 255)),
         hair=tuple(np.clip(hair, 0, 255)),
         hair_style=int(rng.integers(0, 3)),
         eye_y=eye_y,
         eye_dx=rng.uniform(0.10, 0.135),
-        eye_w=rng.uniform(0.045, 0.058),
-        eye_h=rng.uniform(0.017, 0.025),
+        eye_w=rng.uniform(0.05, 0.063),
+        eye_h=rng.uniform(0.019, 0.026),
         iris=tuple(float(c) for c in iris),
         brow_gap=rng.uniform(0.055, 0.07),
-        brow_t=rng.uniform(0.010, 0.018),
+        brow_t=rng.uniform(0.013, 0.02),
         brow_arch=rng.uniform(0.004, 0.016),
         nose_len=nose_len,
         nose_w=rng.uniform(0.033, 0.05),
         mouth_gap=rng.uniform(0.065, 0.085),
-        mouth_w=rng.uniform(0.072, 0.095),
-        lip_t=rng.uniform(0.010, 0.017),
+        mouth_w=rng.uniform(0.085, 0.105),
+        lip_t=rng.uniform(0.012, 0.018),
         lip=tuple(np.clip(lip, 0, 255)),
         background=int(rng.integers(0, 2**31 - 1)),
     )
@@ -261,7 +261,7 @@ def plan_clip(seed: int, name: str, label: int, num_frames: int) -> ClipPlan:
 
     # Target expression with an onset/apex/offset envelope; a quarter subtle.
     curve, apex_start, apex_end = _intensity_curve(r_expr, T)
-    peak = r_expr.uniform(0.2, 0.5) if r_expr.uniform() < 0.25 else r_expr.uniform(0.55, 1.0)
+    peak = r_expr.uniform(0.2, 0.5) if r_expr.uniform() < 0.2 else r_expr.uniform(0.6, 1.0)
     other = lambda: int((label + r_expr.integers(1, n_cls)) % n_cls)  # noqa: E731
     mixed_with = other() if r_expr.uniform() < 0.15 else -1
     expression = PROTOTYPES[label].copy()
@@ -310,7 +310,7 @@ def plan_clip(seed: int, name: str, label: int, num_frames: int) -> ClipPlan:
     ], axis=1).astype(np.float32)  # (T, 5)
 
     # Lighting: overall gain, a moving directional gradient, a colour cast.
-    gain = np.exp(r_light.normal(0, 0.2) + _smooth_wave(r_light, T, 0.25))
+    gain = np.exp(r_light.normal(0, 0.15) + _smooth_wave(r_light, T, 0.2))
     if r_light.uniform() < 0.15 and T > 4:  # a flash or a dip
         s = int(r_light.integers(T - 2))
         gain[s:s + int(r_light.integers(1, 4))] *= r_light.choice([0.5, 1.6])
@@ -415,7 +415,7 @@ def _background(ident: Identity, n: int) -> np.ndarray:
             cv2.rectangle(image, (int(x), int(y)), (int(x + w), int(y + h)), colour, -1, _AA)
         else:
             cv2.ellipse(image, (int(x), int(y)), (int(w // 2), int(h // 2)), 0, 0, 360, colour, -1, _AA)
-    return cv2.GaussianBlur(image, (0, 0), n / 80)
+    return cv2.GaussianBlur(image, (0, 0), n / 40)
 
 
 _CIRCLE = np.stack([np.sin(np.linspace(0, 2 * np.pi, 48, endpoint=False)),
@@ -477,11 +477,11 @@ _BROW_TAPER = np.linspace(1.2, 0.5, 10)[:, None]  # thick inner end, thin outer 
 
 def _draw_brows(cv: _Canvas, ident: Identity, act: np.ndarray, shift: float):
     raise_, lower, inner = (float(act[A[k]]) for k in ("brow_raise", "brow_lower", "brow_inner"))
-    base = ident.eye_y - ident.brow_gap - 0.035 * raise_ + 0.022 * lower
+    base = ident.eye_y - ident.brow_gap - 0.045 * raise_ + 0.022 * lower
     for side in (-1, 1):
         xi = side * (ident.eye_dx - ident.eye_w * 0.95 - 0.012 * max(lower, 0)) + shift
         xo = side * (ident.eye_dx + ident.eye_w * 1.3) + shift
-        yi = base + 0.02 * lower - 0.035 * inner
+        yi = base + 0.02 * lower - 0.045 * inner
         yo = base + 0.004 - 0.004 * inner
         mid_y = (yi + yo) / 2 - ident.brow_arch - 0.012 * max(inner, 0)
         centre = _curve_through((xi, yi), mid_y, (xo, yo), 10)
@@ -528,8 +528,8 @@ def _draw_mouth(cv: _Canvas, ident: Identity, act: np.ndarray, shift: float):
     my = tip_y + ident.mouth_gap + 0.02 * jaw
     hw = ident.mouth_w * (1 + 0.25 * stretch + 0.12 * max(corner, 0) - 0.2 * press
                           - 0.2 * jaw * (1 - max(stretch, 0)))
-    opening = 0.075 * jaw
-    corner_y = my - 0.035 * corner + 0.01 * jaw
+    opening = 0.09 * jaw
+    corner_y = my - 0.05 * corner + 0.01 * jaw
     left, right = (shift - hw, corner_y), (shift + hw, corner_y)
     upper_in = my - 0.25 * opening - 0.02 * wrinkle
     lower_in = my + 0.75 * opening
