@@ -75,7 +75,9 @@ class HaarDetector:
         grey = cv2.equalizeHist(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY))
         # A face smaller than 1/12 of the short side is too small to read an expression from.
         smallest = max(int(min(grey.shape) / 12), 12)
-        found = self._cascade.detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5, minSize=(smallest, smallest))
+        # scaleFactor 1.15 (not the usual 1.1): a third fewer pyramid levels; the same faces found
+        # on the test videos, and tracking smooths the coarser box sizes.
+        found = self._cascade.detectMultiScale(grey, scaleFactor=1.15, minNeighbors=5, minSize=(smallest, smallest))
         if len(found) == 0:
             return np.zeros((0, 4), np.float32)
         boxes = np.asarray(found, np.float32)  # (K, 4) x, y, w, h
