@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from fixtures_data import frame_value, make_csv, make_dfew
+from fixtures_data import frame_value, make_csv, make_dfew, write_frames
 from rdfer.data import ClipDataset, build_manifest, make_loader
+from rdfer.data.frames import read_clip
 from rdfer.data.pack import write_pack
 from rdfer.errors import RdferError
 
@@ -34,6 +35,19 @@ def test_items_have_sampled_frames_in_natural_order(dfew):
         assert _frame_numbers(item["video"]) == centres
         # RGB order: green is 255 - red in the fixture
         assert abs(float(item["video"][0, 1].float().mean()) - (255 - frame_value(centres[0]))) < 4
+
+
+def test_large_frames_decode_at_reduced_size(tmp_path):
+    import cv2
+
+    from rdfer.data.frames import FolderClip
+
+    write_frames(tmp_path / "clip", 6, size=64)
+    clip = FolderClip(str(tmp_path / "clip"), load_size=16)
+    video, bad = read_clip(clip, np.arange(6), "clip")
+    assert clip.decode.flag == cv2.IMREAD_REDUCED_COLOR_4  # 64 px stored, 16 px wanted
+    assert video.shape == (6, 3, 16, 16) and bad == 0
+    assert _frame_numbers(video) == list(range(6))
 
 
 def test_video_file_clips_load(tmp_path):

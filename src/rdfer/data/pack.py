@@ -35,7 +35,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from rdfer.data.frames import FolderClip, VideoClip, decode_image, read_bytes, resize_frame
+from rdfer.data.frames import FolderClip, FrameDecoder, VideoClip, read_bytes
 from rdfer.data.manifest import ClipRecord, Manifest, is_video_file
 from rdfer.errors import RdferError
 
@@ -54,22 +54,17 @@ def _clip_frame_bytes(record: ClipRecord, load_size: int | None, quality: int) -
     if is_video_file(record.path) and os.path.isfile(record.path):
         clip = VideoClip(record.path, load_size)
         return [_encode(image, quality) for image in clip.frames]
-    clip = FolderClip(record.path, None)
+    clip = FolderClip(record.path, load_size)
     frames = []
-    for name in clip.names:
-        data = read_bytes(os.path.join(record.path, name))
+    for j, name in enumerate(clip.names):
         if load_size is None:
             # Keep the file as it is, but store nothing for a file that does not decode.
+            data = read_bytes(os.path.join(record.path, name))
             ok = data is not None and cv2.imdecode(data, cv2.IMREAD_REDUCED_GRAYSCALE_8) is not None
             frames.append(data.tobytes() if ok else b"")
             continue
-        image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data is not None and data.size else None
-        if image is None:
-            frames.append(b"")
-            continue
-        ok, buffer = cv2.imencode(".jpg", resize_frame(image, load_size),
-                                  [cv2.IMWRITE_JPEG_QUALITY, quality])
-        frames.append(buffer.tobytes() if ok else b"")
+        image = clip.read(j)
+        frames.append(b"" if image is None else _encode(image, quality))
     return frames
 
 
@@ -197,7 +192,8 @@ class PackedClip:
     """One clip's frames inside a pack (same interface as FolderClip)."""
 
     def __init__(self, reader: PackReader, first: int, num_frames: int, load_size: int | None):
-        self.reader, self.first, self.num_frames, self.load_size = reader, first, num_frames, load_size
+        self.reader, self.first, self.num_frames = reader, first, num_frames
+        self.decode = FrameDecoder(load_size)
 
     def read(self, j: int) -> np.ndarray | None:
-        return decode_image(self.reader.frame_bytes(self.first, j), self.load_size)
+        return self.decode(self.reader.frame_bytes(self.first, j))
