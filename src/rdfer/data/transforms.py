@@ -128,8 +128,9 @@ class EvalPreset:
         """video uint8 (B, T, C, H, W) or (T, C, H, W) -> float32 (B, T, C, size, size)."""
         video, added = _as_batch(video)
         b, t, c, h, w = video.shape
-        frames = _resize(video.reshape(b * t, c, h, w), self.size, antialias=True)  # (B*T, C, S, S)
-        out = _to_unit_float(frames).reshape(b, t, c, self.size, self.size)
+        with torch.autocast(device_type=video.device.type, enabled=False):
+            frames = _resize(video.reshape(b * t, c, h, w), self.size, antialias=True)  # (B*T, C, S, S)
+            out = _to_unit_float(frames).reshape(b, t, c, self.size, self.size)
         return out[0] if added else out
 
     def __repr__(self) -> str:
@@ -211,10 +212,17 @@ class TrainPreset:
         bilinear resizing without antialiasing (crops shrink by at most
         load_size / size, 128 / 112 by default, so aliasing is negligible).
         """
-        b, t, c, h, w = video.shape
+        c = video.shape[2]
         params = {key: value.to(video.device) for key, value in params.items()}
         if video.dtype == torch.uint8 and video.device.type == "cpu" and c == 3:
             return _train_cpu_uint8(video, params, self.size)
+        # Pixel maths stays float32 even inside a bf16 autocast region of the training loop.
+        with torch.autocast(device_type=video.device.type, enabled=False):
+            return self._apply_tensor(video, params)
+
+    def _apply_tensor(self, video: torch.Tensor, params: dict) -> torch.Tensor:
+        """Tensor path of `apply` (GPU, or float input)."""
+        b, c = video.shape[0], video.shape[2]
         boxes = torch.stack([params["x0"], params["y0"], params["w"], params["h"]], 1).long().tolist()
         clips = []
         # One resize call per clip (its T frames share the box): a short loop
