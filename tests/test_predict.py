@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+import rdfer
+
 from rdfer.cli import main
 from rdfer.inference import predict_video
 from rdfer.inference.faces import MTCNNDetector, box_iou
@@ -51,6 +53,7 @@ def test_run_goes_on_after_broken_files_and_exits_non_zero(json_run, capsys):
 
 def test_single_face_video(json_run, feat_videos):  # noqa: F811
     _, _, records = json_run
+    assert rdfer.predict_video is predict_video  # the public name
     r = records["single_face"]
     assert r["status"] == "ok" and r["error"] is None
     assert r["num_frames"] == 72 and r["frames_with_face"] >= 0.9 * r["num_frames"]
@@ -140,6 +143,13 @@ def test_csv_format_one_row_per_video_and_per_frame(feat_videos, tmp_path, capsy
     assert not list(tmp_path.glob("*.json"))
 
 
+@pytest.mark.parametrize("suffix, codec", [("avi", "MJPG"), ("webm", "VP80"), ("mov", "mp4v")])
+def test_other_containers(feat_videos, tmp_path, suffix, codec):  # noqa: F811
+    frames = read_frames(feat_videos["single_face.mp4"], 10)
+    record = rdfer.predict_video(write_video(tmp_path / f"clip.{suffix}", frames, codec=codec))
+    assert record.status == "ok" and record.num_frames == 10 and record.frames_with_face >= 8
+
+
 def test_rotation_metadata_is_respected(feat_videos, tmp_path):  # noqa: F811
     """A phone-style file: frames stored sideways plus a 'rotate 90' display matrix."""
     upright = read_frames(feat_videos["single_face.mp4"], 12)
@@ -176,7 +186,6 @@ def test_extreme_aspect_ratios(feat_videos, tmp_path):  # noqa: F811
 
 
 def test_checkpoint_model_on_real_video(feat_videos, tmp_path):  # noqa: F811
-    import rdfer
     from rdfer.models.checkpoint import model_state
 
     torch.manual_seed(0)
@@ -200,7 +209,6 @@ def test_checkpoint_model_on_real_video(feat_videos, tmp_path):  # noqa: F811
 
 
 def test_missing_and_mismatched_checkpoints_are_clear_errors(feat_videos, tmp_path, capsys):  # noqa: F811
-    import rdfer
     from rdfer.models.checkpoint import model_state
 
     video = str(feat_videos["single_face.mp4"])
@@ -224,7 +232,9 @@ def test_missing_and_mismatched_checkpoints_are_clear_errors(feat_videos, tmp_pa
 
 def test_bench_predict_prints_every_stage(feat_videos, tmp_path, capsys):  # noqa: F811
     clip = write_video(tmp_path / "short.mp4", read_frames(feat_videos["single_face.mp4"], 20))
-    assert main(["bench-predict", str(clip), "--repeat", "1"]) == 0
+    threads = torch.get_num_threads()
+    assert main(["bench-predict", str(clip), "--repeat", "1", "--threads", "1"]) == 0
+    assert torch.get_num_threads() == threads  # restored after the command
     out = capsys.readouterr().out
     for stage in ("decode", "faces", "model", "end_to_end"):
         line = next(l for l in out.splitlines() if l.split()[:1] == [stage] and l.endswith("frames/s"))

@@ -77,10 +77,10 @@ def read_frames(path, count: int | None = None) -> list[np.ndarray]:
     return frames
 
 
-def write_video(path, frames, fps: float = 30.0) -> Path:
-    """Write BGR frames (all the same size) to an mp4 (MPEG-4 part 2, which every OpenCV build writes)."""
+def write_video(path, frames, fps: float = 30.0, codec: str = "mp4v") -> Path:
+    """Write BGR frames (all the same size); mp4v (MPEG-4 part 2) is written by every OpenCV build."""
     height, width = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), fps, (width, height))
     for frame in frames:
         writer.write(frame)
     writer.release()

@@ -1,5 +1,6 @@
 """Subcommands: predict (expressions in people's own videos) and bench-predict (its speed)."""
 
+import contextlib
 import sys
 
 DEFAULT_MODEL_NOTE = ("Without --checkpoint the built-in FER2013 mini-Xception (trained on still photos, "
@@ -16,7 +17,8 @@ def _add_face_options(p) -> None:
     p.add_argument("--margin", type=float, default=0.2, help="face crop margin (default 0.2 = 20%% wider box)")
     p.add_argument("--device", default="cpu", help="torch device of the model: cpu (default), cuda, auto")
     p.add_argument("--threads", type=int, metavar="N",
-                   help="CPU threads for torch and OpenCV (default: theirs); 1 is fastest on a busy machine")
+                   help="CPU threads for torch and OpenCV (default: 1 for the built-in model, which gains "
+                        "nothing from more; torch's default with --checkpoint)")
 
 
 def register(subparsers) -> None:
@@ -41,15 +43,30 @@ def register(subparsers) -> None:
     p.set_defaults(func=bench_predict)
 
 
+@contextlib.contextmanager
+def _threads(args):
+    """Limit torch and OpenCV threads for the command, then restore them (the CLI may run in-process)."""
+    # The small per-frame model runs as fast on one thread as on two (measured), and on a
+    # machine shared with other work extra threads wait for each other (3-5x slower).
+    threads = args.threads or (1 if args.checkpoint is None else None)
+    if not threads:
+        yield
+        return
+    import cv2
+    import torch
+
+    before = torch.get_num_threads(), cv2.getNumThreads()
+    torch.set_num_threads(threads)
+    cv2.setNumThreads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before[0])
+        cv2.setNumThreads(before[1])
+
+
 def _options(args):
     from rdfer.inference.predict import PredictOptions
-
-    if args.threads:
-        import cv2
-        import torch
-
-        torch.set_num_threads(args.threads)
-        cv2.setNumThreads(args.threads)
 
     return PredictOptions(detector=args.detector, detect_every=args.detect_every, margin=args.margin,
                           device=args.device)
@@ -58,9 +75,10 @@ def _options(args):
 def predict(args) -> int:
     from rdfer.inference.runner import predict_files
 
-    _, code, summary = predict_files(args.inputs, args.out, checkpoint=args.checkpoint, fmt=args.format,
-                                     plot=args.plot, annotate=args.annotate, options=_options(args),
-                                     progress=not args.no_progress)
+    with _threads(args):
+        _, code, summary = predict_files(args.inputs, args.out, checkpoint=args.checkpoint, fmt=args.format,
+                                         plot=args.plot, annotate=args.annotate, options=_options(args),
+                                         progress=not args.no_progress)
     print(summary)
     return code
 
@@ -68,7 +86,8 @@ def predict(args) -> int:
 def bench_predict(args) -> int:
     from rdfer.inference.bench import bench_predict as run
 
-    r = run(args.video, checkpoint=args.checkpoint, options=_options(args), repeat=args.repeat)
+    with _threads(args):
+        r = run(args.video, checkpoint=args.checkpoint, options=_options(args), repeat=args.repeat)
     print(f"{args.video}: {r['frames']} frames, {r['width']}x{r['height']}, {r['video_fps']:.2f} fps, "
           f"face in {r['frames_with_face']}; detector {r['detector']} every {r['detect_every']} frames")
     print(f"model: {r['model']}")
@@ -76,6 +95,6 @@ def bench_predict(args) -> int:
     for stage in ("decode", "faces", "model", "end_to_end"):
         print(f"  {stage:<11} {r[stage + '_fps']:8.1f} {r[stage + '_cpu_fps']:9.1f}   frames/s")
     print(f"end to end: {r['realtime']:.2f}x real time by the wall clock, {r['realtime_cpu']:.2f}x per CPU second "
-          "(what a machine with nothing else running would give, one thread)")
+          "(with one thread: what a core with nothing else running would give)")
     sys.stdout.flush()
     return 0
