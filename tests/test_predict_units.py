@@ -187,3 +187,30 @@ def test_bad_options_are_user_errors():
         PredictOptions(detector="retinaface")
     with pytest.raises(RdferError):
         PredictOptions(detect_every=0)
+
+
+def test_prefetch_keeps_order_passes_errors_and_stops_early():
+    from rdfer.inference.predict import prefetch
+
+    assert list(prefetch(iter(range(500)), size=4)) == list(range(500))
+
+    def broken():
+        yield 1
+        raise RdferError("bad frame")
+
+    with pytest.raises(RdferError, match="bad frame"):
+        list(prefetch(broken()))
+
+    produced = []
+
+    def endless():
+        i = 0
+        while True:
+            produced.append(i)
+            yield i
+            i += 1
+
+    for item in prefetch(endless(), size=2):
+        if item == 3:
+            break  # the generator's cleanup stops and joins the producer
+    assert len(produced) < 20

@@ -29,6 +29,8 @@ A file that cannot be read gives status "error", a video without any face
 """
 
 import dataclasses
+import queue
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -234,6 +236,60 @@ def _clip_model_summary(predictor, face_times: np.ndarray, crops: np.ndarray, fp
     return summary, window_probs[nearest]
 
 
+def _face_crops(frames, detector, size: int, options: PredictOptions):
+    """Yield (time_s, box or None, uint8 RGB (size, size, 3) crop or None) for every frame."""
+    for frame, box in track_faces(frames, detector, options.detect_every):
+        crop = None if box is None else np.ascontiguousarray(square_crop(frame.image, box, size, options.margin)[..., ::-1])
+        yield frame.time_s, box, crop
+
+
+class _Failure:
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
+def prefetch(items, size: int = 128):
+    """Iterate over `items` computed ahead in a background thread (at most `size` waiting).
+
+    Exceptions raised while producing are re-raised here; leaving the loop early
+    stops the producer.
+    """
+    ready, stop, end = queue.Queue(size), threading.Event(), object()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                pass
+        return False
+
+    def produce():
+        try:
+            for item in items:
+                if not put(item):
+                    return
+        except BaseException as error:  # handed to the consumer, raised there
+            put(_Failure(error))
+            return
+        put(end)
+
+    worker = threading.Thread(target=produce, name="rdfer-decode", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = ready.get()
+            if item is end:
+                return
+            if isinstance(item, _Failure):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+
+
 def predict_video(path, checkpoint=None, *, options: PredictOptions | None = None, predictor=None,
                   face_detector=None, **overrides) -> VideoPrediction:
     """Predict the facial expression in one video file.
@@ -266,21 +322,23 @@ def predict_video(path, checkpoint=None, *, options: PredictOptions | None = Non
     crops = _Decimator(options.max_crops)  # checkpoint: (time_s, crop) kept for clip sampling
     try:
         with VideoReader(path) as reader:
-            for frame, box in track_faces(reader, detector, options.detect_every):
-                times.append(frame.time_s)
+            faces = _face_crops(reader, detector, predictor.crop_size, options)
+            # Decoding and detection (OpenCV, which releases the GIL) run in a second thread
+            # while the model runs here: on two cores the stages overlap.
+            for time_s, box, crop in prefetch(faces):
+                times.append(time_s)
                 boxes.append(box)
                 if box is None:
                     continue
-                crop = np.ascontiguousarray(square_crop(frame.image, box, predictor.crop_size, options.margin)[..., ::-1])
-                face_times.append(frame.time_s)
-                thumbs.push((frame.time_s, cv2.resize(crop, (THUMBNAIL_SIZE, THUMBNAIL_SIZE), interpolation=cv2.INTER_AREA)))
+                face_times.append(time_s)
+                thumbs.push((time_s, cv2.resize(crop, (THUMBNAIL_SIZE, THUMBNAIL_SIZE), interpolation=cv2.INTER_AREA)))
                 if predictor.kind == "frame":
                     batch.append(crop)
                     if len(batch) == predictor.batch_size:
                         frame_probs.append(predictor.probabilities(np.stack(batch)))
                         batch = []
                 else:
-                    crops.push((frame.time_s, crop))
+                    crops.push((time_s, crop))
     except RdferError as error:
         return failed(str(error))
     except cv2.error as error:  # a decoder failure inside OpenCV
