@@ -246,3 +246,15 @@ def test_bench_predict_prints_every_stage(feat_videos, tmp_path, capsys):  # noq
         wall, per_cpu = float(line.split()[1]), float(line.split()[2])
         assert wall > 0 and per_cpu > 0 and math.isfinite(wall)
     assert "x real time" in out
+
+
+def test_checkpoint_without_resampling_reports_its_best_window(feat_videos, tmp_path):  # noqa: F811
+    from rdfer.models.checkpoint import model_state
+
+    model = rdfer.create_model("rdfer_tiny", resample=False)  # 16 frames, no mu/delta
+    torch.save(model_state(model), tmp_path / "plain.pt")
+    clip = write_video(tmp_path / "clip.mp4", read_frames(feat_videos["single_face.mp4"], 40))
+    r = predict_video(clip, checkpoint=tmp_path / "plain.pt")
+    assert r.status == "ok" and list(r.probabilities) == DFEW_ORDER  # classes default to DFEW's
+    assert "unknown data" in r.model  # a bare model_state records no training data
+    assert 0 <= r.key_expression["start_s"] < r.key_expression["end_s"] <= 40 / 30 + 1e-6

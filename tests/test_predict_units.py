@@ -10,7 +10,7 @@ from rdfer.errors import RdferError
 from rdfer.inference.faces import box_iou, choose_face, square_crop, track_faces
 from rdfer.inference.outputs import output_names
 from rdfer.inference.predict import (
-    PredictOptions, _Decimator, _dense_window_seconds, best_window, clip_agreement, equal_chunks,
+    PredictOptions, _Decimator, _dense_window_seconds, best_window, clip_agreement, equal_chunks, nearest,
 )
 from rdfer.inference.video import Frame, VideoReader, list_videos, rotate_frame
 
@@ -214,3 +214,10 @@ def test_prefetch_keeps_order_passes_errors_and_stops_early():
         if item == 3:
             break  # the generator's cleanup stops and joins the producer
     assert len(produced) < 20
+
+
+def test_nearest_matches_brute_force():
+    rng = np.random.default_rng(1)
+    values, queries = np.sort(rng.uniform(0, 10, 30)), rng.uniform(-1, 11, 200)
+    assert np.array_equal(nearest(values, queries), np.abs(queries[:, None] - values[None]).argmin(axis=1))
+    assert np.array_equal(nearest(np.array([2.0]), np.array([0.0, 5.0])), [0, 0])

@@ -133,6 +133,15 @@ def clip_agreement(clip_probs: np.ndarray) -> float:
     return float(agreement(torch.from_numpy(np.asarray(clip_probs, np.float32))[None])[0])
 
 
+def nearest(sorted_values: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """Index of the nearest entry of increasing `sorted_values` (K,) for each of `queries` (N,)."""
+    right = np.clip(np.searchsorted(sorted_values, queries), 1, max(len(sorted_values) - 1, 1))
+    left = right - 1
+    if len(sorted_values) == 1:
+        return np.zeros(len(queries), np.int64)
+    return np.where(np.abs(queries - sorted_values[left]) <= np.abs(sorted_values[right] - queries), left, right)
+
+
 def equal_chunks(length: int, parts: int = NUM_CLIPS) -> list[slice]:
     """`parts` contiguous, non-empty slices covering range(length) as evenly as possible.
 
@@ -216,7 +225,6 @@ def _clip_model_summary(predictor, face_times: np.ndarray, crops: np.ndarray, fp
             kept.append(centre)
     kept = np.asarray(kept)
     window_probs = predictor.predict_clips(crops[np.stack(windows)])["probabilities"]  # (W, C)
-    nearest = np.abs(face_times[:, None] - kept[None, :]).argmin(axis=1)  # (F,)
 
     if out["mu"] is not None:
         config = predictor.model.config
@@ -233,7 +241,7 @@ def _clip_model_summary(predictor, face_times: np.ndarray, crops: np.ndarray, fp
         "agreement": clip_agreement(out["clip_probabilities"][0]),
         "key_expression": {"start_s": start, "end_s": end + 1.0 / fps},
     }
-    return summary, window_probs[nearest]
+    return summary, window_probs[nearest(kept, face_times)]
 
 
 def _face_crops(frames, detector, size: int, options: PredictOptions):
@@ -364,7 +372,7 @@ def predict_video(path, checkpoint=None, *, options: PredictOptions | None = Non
         kept_times = np.asarray([t for t, _ in crops.items])
         summary, kept_probs = _clip_model_summary(predictor, kept_times, np.stack([c for _, c in crops.items]), fps, options)
         # Face frames dropped by the decimator take the prediction of the nearest kept one.
-        face_probs = kept_probs[np.abs(np.asarray(face_times)[:, None] - kept_times[None]).argmin(axis=1)]
+        face_probs = kept_probs[nearest(kept_times, np.asarray(face_times))]
     for key, value in summary.items():
         setattr(record, key, value)
     record.key_expression["end_s"] = min(record.key_expression["end_s"], times[-1] + 1.0 / fps)
