@@ -7,13 +7,13 @@ import torch
 from torch import nn
 
 from rdfer.errors import RdferError
-from rdfer.models import encoders
 from rdfer.models.checkpoint import load_model, model_state
 from rdfer.models.detector import KeyExpressionDetector, blend_frames, resample_positions
 from rdfer.models.dual_stream import DualStreamHierarchical
 from rdfer.models.encoders import build_frame_encoder, register_encoder
 from rdfer.models.rdfer_net import ABLATIONS, ModelConfig
 from rdfer.registry import create_model
+from test_models_registry import one_thread  # noqa: F401  (autouse: one intra-op thread)
 
 
 # ---------------------------------------------------------------- frame encoders
