@@ -64,7 +64,7 @@ def bench_data_command(args) -> int:
     packed = build_manifest("packed", args.packed, args.split) if args.packed else None
     result = bench_data(manifest, clips=args.clips, workers=args.workers, frames=args.frames,
                         batch_size=args.batch_size, load_size=args.load_size, seed=args.seed,
-                        packed=packed)
+                        packed=packed, threads=args.threads or None)
     print(f"bench-data: {manifest.dataset} {manifest.split} at {manifest.root}")
     print(format_bench(result))
     return 0
@@ -116,6 +116,8 @@ def register(subparsers) -> None:
     parser.add_argument("--load-size", type=int, default=128)
     parser.add_argument("--packed", help="a pack of the same split for rdfer's loader")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch/OpenCV threads of the main process while timing (0: leave)")
     parser.set_defaults(func=bench_data_command)
 
     parser = subparsers.add_parser(
