@@ -109,7 +109,9 @@ def plot_timeline(record, path: Path) -> None:
                    label="key expression")
     no_face = np.array([e["box"] is None for e in record.timeline])
     if no_face.any():
-        ax.fill_between(times, 0, 1, where=no_face, step="mid", color="0.85", alpha=0.6, lw=0, label="no face")
+        # Frame i covers [t_i, t_i+1); the last frame lasts until the end of the video.
+        ax.fill_between(np.append(times, duration), 0, 1, where=np.append(no_face, no_face[-1]), step="post",
+                        color="0.85", alpha=0.6, lw=0, label="no face")
     ax.set_xlim(0, duration)
     ax.set_ylim(0, 1)
     ax.set_xlabel("time (s)")
