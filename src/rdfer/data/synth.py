@@ -929,6 +929,9 @@ def describe_synthetic(out) -> str:
     and class, noisy and hard counts, frame size and frame counts."""
     out = Path(out)
     rows = read_ground_truth(out)
+    if not (out / "synth.json").is_file():
+        raise RdferError(f"{out / 'synth.json'} not found: {out} is not a complete synthetic "
+                         f"benchmark; run `rdfer synth --out {out}` again")
     options = json.loads((out / "synth.json").read_text())
     layout = options["layout"]
     n_cls = len(DFEW_CLASSES)
@@ -950,10 +953,10 @@ def describe_synthetic(out) -> str:
         for split in ("train", "test"):
             path = csv_dir / f"{split}(single-labeled)" / "set_1.csv"
             labels = np.array([int(r["label"]) - 1 for r in csv.DictReader(open(path, newline=""))], int)
-            lines.append(count_line(f"fold 1 {split}", labels))
+            lines.append(count_line(f"fold 1 {split}" + (" (given)" if split == "train" else ""), labels))
         n_train = len(rows) - sum(1 for _ in csv.DictReader(open(
             csv_dir / "test(single-labeled)" / "set_1.csv", newline="")))
-        lines.append(f"  5 folds; each clip is in one test list and in the other four train lists")
+        lines.append("  5 folds; each clip is in one test list and in the other four train lists")
         noisy_desc = (f"{noisy.sum()} clips ({noisy.mean():.1%}) carry a wrong label in every "
                       f"train list they are in (fold 1: {n_train} train clips)")
     else:
