@@ -941,11 +941,11 @@ def describe_synthetic(out) -> str:
     lines = [f"Synthetic DFER benchmark in {out} ({layout} layout, seed {options['seed']}, "
              f"{'full scale' if options['full_scale'] else 'small'}): {len(rows)} clips"]
     width = max(len(c) for c in DFEW_CLASSES)
-    header = f"  {'split':<14}" + "".join(f"{c[:width]:>{width + 1}}" for c in DFEW_CLASSES) + "   total"
+    header = f"  {'split':<20}" + "".join(f"{c[:width]:>{width + 1}}" for c in DFEW_CLASSES) + "   total"
 
     def count_line(title, labels):
         counts = np.bincount(labels, minlength=n_cls)
-        return f"  {title:<14}" + "".join(f"{k:>{width + 1}}" for k in counts) + f"{len(labels):>8}"
+        return f"  {title:<20}" + "".join(f"{k:>{width + 1}}" for k in counts) + f"{len(labels):>8}"
 
     lines += ["Clips per class (true labels):", header, count_line("all", true)]
     if layout == "dfew":
