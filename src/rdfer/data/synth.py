@@ -259,7 +259,7 @@ def plan_clip(seed: int, name: str, label: int, num_frames: int) -> ClipPlan:
     identity = _random_identity(r_id)
     n_cls = len(DFEW_CLASSES)
 
-    # Target expression with an onset/apex/offset envelope; a quarter subtle.
+    # Target expression with an onset/apex/offset envelope; a fifth of them subtle.
     curve, apex_start, apex_end = _intensity_curve(r_expr, T)
     peak = r_expr.uniform(0.2, 0.5) if r_expr.uniform() < 0.2 else r_expr.uniform(0.6, 1.0)
     other = lambda: int((label + r_expr.integers(1, n_cls)) % n_cls)  # noqa: E731
@@ -365,7 +365,7 @@ class _Canvas:
     def length(self, v: float) -> int:
         return max(1, int(round(v * self.n)))
 
-    def poly(self, points, colour, closed=True):
+    def poly(self, points, colour):
         cv2.fillPoly(self.image, [self.fx(points)], colour, _AA, _SHIFT)
 
     def line(self, points, colour, width):
