@@ -27,6 +27,8 @@ class DataConfig:
     train_split: str = "train"
     test_split: str = "test"
     load_size: Optional[int] = None  # decode size; None = input_size * 8 / 7 (128 for 112)
+    # RandomResizedCrop's area range (torchvision's default; faces may want a narrower one)
+    crop_scale: tuple = (0.08, 1.0)
     num_workers: int = 4  # DataLoader workers per process
     skip_bad: bool = False  # skip broken clips with a warning instead of stopping
     # ground_truth.csv of the synthetic benchmark (is_noisy per clip); None = ROOT/ground_truth.csv if present
@@ -62,6 +64,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: str = "bf16"  # bf16 | fp16 | off; mixed precision is used on GPU only
     compile: bool = False  # torch.compile the model
+    threads: Optional[int] = None  # torch CPU threads of each process; None = torch's default
     eval_every: int = 1  # evaluate on the test split every N epochs (and always at the end)
     save_best: bool = True  # keep checkpoints/best.pt (best test WAR, as the reference repos do)
 

@@ -2,7 +2,7 @@
 
     @register_model
     def rdfer_r18(**cfg):
-        return RDFERNet(RDFERConfig(name="rdfer_r18", encoder="resnet18", **cfg))
+        return build_rdfer("rdfer_r18", {"encoder": "resnet18"}, cfg)
 
     model = rdfer.create_model("rdfer_r18", num_classes=7)
 """

@@ -240,7 +240,12 @@ def _smooth_wave(rng: np.random.Generator, T: int, amplitude: float) -> np.ndarr
     return amplitude * wave / 2
 
 
-def plan_clip(seed: int, name: str, label: int, num_frames: int) -> ClipPlan:
+def _actor_rng(seed: int, actor: int) -> np.random.Generator:
+    """The generator of actor `actor`'s identity: the same person in every clip it plays."""
+    return np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(1, int(actor))))
+
+
+def plan_clip(seed: int, name: str, label: int, num_frames: int, actors: int | None = None) -> ClipPlan:
     """Draw every random choice of one clip.
 
     Args:
@@ -250,12 +255,17 @@ def plan_clip(seed: int, name: str, label: int, num_frames: int) -> ClipPlan:
             `label` is.
         label: true class, 0-based in DFEW order.
         num_frames: T >= 1.
+        actors: None: a new person for every clip; N: the person is one of a
+            pool of N actors (chosen by clip name), as real datasets cut many
+            clips from the same films and people.
 
     Returns:
         A ClipPlan; `render_frames(plan, size)` draws it.
     """
     T = int(num_frames)
     r_id, r_expr, r_pose, r_light, r_occ, r_misc = _clip_rngs(seed, name, 6)
+    if actors:
+        r_id = _actor_rng(seed, zlib.crc32(name.encode("utf-8")) % int(actors))
     identity = _random_identity(r_id)
     n_cls = len(DFEW_CLASSES)
 
@@ -785,8 +795,8 @@ def _prepare_out(out: Path) -> None:
 
 def _render_task(task: tuple) -> tuple:
     """Worker: render one clip into its folder; returns (name, apex_start, apex_end, is_hard)."""
-    seed, out, clip, size = task
-    plan = plan_clip(seed, clip.name, clip.label, clip.num_frames)
+    seed, out, clip, size, actors = task
+    plan = plan_clip(seed, clip.name, clip.label, clip.num_frames, actors)
     folder = Path(out) / clip.folder
     folder.mkdir(parents=True, exist_ok=True)
     for t, frame in enumerate(render_frames(plan, size)):
@@ -853,7 +863,7 @@ def _write_lists(out: Path, clips: list, layout: str) -> None:
 
 def write_synthetic(out, layout: str = "dfew", clips: int | None = None, noise: float = 0.0,
                     seed: int = 0, full_scale: bool = False, size: int = 112,
-                    progress: bool = True, workers: int | None = None) -> Path:
+                    progress: bool = True, workers: int | None = None, actors: int | None = None) -> Path:
     """Write the synthetic DFER benchmark.
 
     Args:
@@ -872,6 +882,8 @@ def write_synthetic(out, layout: str = "dfew", clips: int | None = None, noise: 
         progress: show a tqdm bar on stderr.
         workers: rendering processes (default: usable cores, at most 8). The
             output does not depend on it.
+        actors: draw each clip's person from a pool of this many actors
+            (default: a new person per clip, the hardest setting).
 
     Returns:
         The output folder as a Path.
@@ -898,10 +910,12 @@ def write_synthetic(out, layout: str = "dfew", clips: int | None = None, noise: 
         table = _name_ferv39k(_add_noise(rng, _small_ferv39k(rng, clips or 1000), noise, layout))
 
     _prepare_out(out)
+    if actors is not None and actors < 1:
+        raise RdferError(f"--actors {actors}: give at least 1 (or leave it out for a new person per clip)")
     options = dict(layout=layout, clips=len(table), noise=noise, seed=seed,
-                   full_scale=full_scale, size=size)
+                   full_scale=full_scale, size=size, actors=actors)
     (out / "synth.json").write_text(json.dumps(options, indent=1) + "\n")
-    tasks = [(int(seed), str(out), clip, int(size)) for clip in table]
+    tasks = [(int(seed), str(out), clip, int(size), actors) for clip in table]
     rendered = _render_all(tasks, workers or _default_workers(), progress)
     _write_lists(out, table, layout)
     with open(out / "ground_truth.csv", "w", newline="") as f:

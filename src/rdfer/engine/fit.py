@@ -103,6 +103,8 @@ def fit(config: TrainConfig, run_dir, *, resume: bool = False, stop_after_epoch:
     if not resume and (run_dir / "checkpoints" / "last.pt").exists():
         raise RdferError(f"{run_dir} already holds a run: use --resume {run_dir} to continue it, or another --out")
     try:
+        if config.threads:
+            torch.set_num_threads(config.threads)
         torch.manual_seed(config.seed)
         train_manifest, test_manifest = load_manifests(config)
         classes = list(train_manifest.classes)
@@ -114,7 +116,8 @@ def fit(config: TrainConfig, run_dir, *, resume: bool = False, stop_after_epoch:
         test_loader = build_loader(test_manifest, train=False, batch_size=config.optim.batch_size, **loader_args)
         from rdfer.data import EvalPreset, TrainPreset
 
-        train_preset, eval_preset = TrainPreset(size=model_config.input_size), EvalPreset(size=model_config.input_size)
+        train_preset = TrainPreset(size=model_config.input_size, scale=tuple(config.data.crop_scale))
+        eval_preset = EvalPreset(size=model_config.input_size)
 
         optim = config.optim
         optimizer = torch.optim.AdamW(model.parameters(), lr=optim.lr, weight_decay=optim.weight_decay)

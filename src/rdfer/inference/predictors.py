@@ -100,10 +100,10 @@ class ClipPredictor:
     kind = "clip"
 
     def __init__(self, checkpoint, batch_size: int = 4, device: str = "cpu"):
-        from rdfer.models.checkpoint import _read, load_model
+        from rdfer.models.checkpoint import load_model, read_checkpoint
 
         path = Path(checkpoint)
-        state = _read(path, "cpu")  # read once: the model and its class names / training data
+        state = read_checkpoint(path)  # read once: the model and its class names / training data
         self.device = resolve_device(device)
         self.model = load_model(state).eval().to(self.device)
         config = self.model.config

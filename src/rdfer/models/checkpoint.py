@@ -52,7 +52,7 @@ def load_model(path_or_dict: Union[str, Path, dict], map_location="cpu") -> nn.M
             names an unknown model, or its weights do not fit the rebuilt model.
     """
     where = "the checkpoint dict" if isinstance(path_or_dict, dict) else f"checkpoint {path_or_dict}"
-    state = path_or_dict if isinstance(path_or_dict, dict) else _read(Path(path_or_dict), map_location)
+    state = path_or_dict if isinstance(path_or_dict, dict) else read_checkpoint(Path(path_or_dict), map_location)
     missing = [key for key in CHECKPOINT_KEYS if key not in state]
     if missing:
         raise RdferError(f"{where} is not an rdfer model checkpoint (it lacks {', '.join(missing)}); "
@@ -76,7 +76,7 @@ def load_model(path_or_dict: Union[str, Path, dict], map_location="cpu") -> nn.M
     return model.eval()
 
 
-def _read(path: Path, map_location) -> dict:
+def read_checkpoint(path: Path, map_location="cpu") -> dict:
     if not path.is_file():
         raise RdferError(f"checkpoint {path}: no such file; pass RUN/checkpoints/last.pt or best.pt")
     try:

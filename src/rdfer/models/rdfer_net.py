@@ -172,7 +172,13 @@ def build_rdfer(name: str, defaults: dict, overrides: dict) -> RDFERNet:
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise RdferError(f"model {name}: unknown config fields {unknown}; known fields: {', '.join(sorted(known))}")
-    return RDFERNet(ModelConfig(name=name, **{**defaults, **overrides}))
+    config = {**defaults, **overrides}
+    if config.get("encoder") == "mini_xception":
+        # That encoder takes [0, 1] RGB and normalises itself (grey, fer's scaling):
+        # identity mean/std unless the user chose others.
+        config.setdefault("mean", (0.0, 0.0, 0.0))
+        config.setdefault("std", (1.0, 1.0, 1.0))
+    return RDFERNet(ModelConfig(name=name, **config))
 
 
 # The loss of eq. (2), reweighted by the agreement of the clip logits, lives in rdfer.losses.
