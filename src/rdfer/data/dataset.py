@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
-from rdfer.data.frames import FolderClip, VideoClip, read_clip
+from rdfer.data.frames import FolderClip, VideoClip, read_clip, single_threaded_opencv
 from rdfer.data.manifest import Manifest, is_video_file
 from rdfer.data.sampling import T_DENSE, sample_indices
 from rdfer.errors import RdferError
@@ -89,12 +89,9 @@ class ClipDataset(Dataset):
 
 def seed_worker(worker_id: int) -> None:
     """DataLoader worker_init_fn: seed numpy/random from the worker's torch seed."""
-    import cv2
-
     seed = torch.initial_seed() % 2**32
     np.random.seed(seed)
     random.seed(seed)
-    cv2.setNumThreads(1)  # workers are the parallelism; OpenCV threads would oversubscribe
 
 
 def make_loader(manifest: Manifest, *, num_frames: int, train: bool, batch_size: int,
@@ -114,6 +111,8 @@ def make_loader(manifest: Manifest, *, num_frames: int, train: bool, batch_size:
     dataset = ClipDataset(manifest, num_frames=num_frames, train=train, load_size=load_size,
                           seed=seed)
     generator = torch.Generator().manual_seed(seed)
+    if num_workers > 0:
+        single_threaded_opencv()  # workers are the parallelism; OpenCV threads would oversubscribe
     return DataLoader(
         dataset,
         batch_size=batch_size,

@@ -23,6 +23,18 @@ from rdfer.data.manifest import list_frames
 from rdfer.errors import RdferError
 
 
+def single_threaded_opencv() -> None:
+    """Make OpenCV run on one thread, in THIS process and the processes it forks.
+
+    Call it in the parent before forking workers that are themselves the
+    parallelism (DataLoader workers, synth renderers). It must not be called in
+    a forked child instead: OpenCV's thread pool does not survive fork, and
+    `cv2.setNumThreads` in a child forked after the parent ran a parallel
+    OpenCV call blocks forever (OpenCV 4.14, seen as a hung test run).
+    """
+    cv2.setNumThreads(1)
+
+
 def resize_frame(image: np.ndarray, load_size: int | None) -> np.ndarray:
     """Resize an (H, W, 3) frame to load_size x load_size (aspect not kept: faces are square)."""
     if load_size is None or image.shape[:2] == (load_size, load_size):

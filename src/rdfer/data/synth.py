@@ -825,9 +825,14 @@ def _render_all(tasks: list, workers: int, progress: bool) -> dict:
             results[name] = rest
             bar.update()
     else:
-        # fork: the workers need no re-import (importing rdfer.data pulls in torch).
+        # Not fork: a child forked after this process ran a parallel OpenCV call
+        # hangs in cv2.setNumThreads (OpenCV's pool does not survive fork), and
+        # rdfer's callers (pytest, `rdfer predict`) may well have. The forkserver
+        # imports this module once; each worker is a fork of that clean process.
         methods = multiprocessing.get_all_start_methods()
-        context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+        context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+        if "forkserver" in methods:
+            context.set_forkserver_preload([__name__])
         with context.Pool(workers, initializer=_init_worker) as pool:
             for name, *rest in pool.imap_unordered(_render_task, tasks, chunksize=4):
                 results[name] = rest

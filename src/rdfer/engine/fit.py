@@ -53,12 +53,15 @@ def build_loader(manifest, *, model_config, data_config, train: bool, batch_size
                  dist_info: DistInfo, device: torch.device) -> DataLoader:
     """A DataLoader of uint8 clips `(B, T, C, H, W)` sized for `model_config`."""
     from rdfer.data import ClipDataset
+    from rdfer.data.frames import single_threaded_opencv
 
     load_size = data_config.load_size or round(model_config.input_size * 8 / 7)
     dataset = ClipDataset(manifest, num_frames=model_config.num_frames, train=train, load_size=load_size)
     sampler = EpochSampler(len(dataset), seed, shuffle=train, rank=dist_info.rank, world_size=dist_info.world_size)
     per_rank = max(1, batch_size // dist_info.world_size)
     workers = data_config.num_workers
+    if workers > 0:
+        single_threaded_opencv()  # workers are the parallelism; OpenCV threads would oversubscribe
     return DataLoader(
         EpochSeededDataset(dataset, seed),
         batch_sampler=BatchSampler(sampler, per_rank, drop_last=train and dist_info.enabled),
