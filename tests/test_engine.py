@@ -242,3 +242,23 @@ def test_curate_ranks_confident_disagreement_as_mislabelled(tmp_path):
     assert (summary["noisy_precision"], summary["noisy_recall"]) == (1.0, 1.0)
     with pytest.raises(RdferError, match="not found"):
         curate([tmp_path / "nope.csv"], tmp_path / "out")
+
+
+def test_demo_pipeline_end_to_end_and_reuses_finished_work(tmp_path, capsys):
+    from rdfer.demo import run_demo
+
+    overrides = ("optim.epochs=1", "optim.batch_size=8", "model.options.input_size=32", "data.num_workers=0")
+    report = run_demo(tmp_path / "demo", overrides=overrides, clips=30)
+    text = report.read_text()
+    assert "vanilla_ce" in text and "agreement" in text and "WAR" in text
+    for name in ("vanilla_ce", "agreement"):
+        assert (tmp_path / "demo" / "runs" / name / "report.md").is_file()
+        assert f"runs/{name}/report.md" in text
+    ce = read_jsonl(tmp_path / "demo" / "runs" / "vanilla_ce" / "metrics.jsonl")
+    assert len(ce) == 1 and "noisy_precision" in ce[0]  # the synthetic ground truth was found
+    assert yaml.safe_load((tmp_path / "demo" / "runs" / "agreement" / "config.yaml").read_text())["loss"][
+        "strategy"] == "agreement"
+    capsys.readouterr()
+    run_demo(tmp_path / "demo", overrides=overrides)
+    out = capsys.readouterr().out
+    assert "reusing the synthetic benchmark" in out and out.count("reusing the finished run") == 2

@@ -84,7 +84,7 @@ def _demo_report(description: str, comparison: str, runs: dict, seconds: float) 
         "",
         "## Side by side",
         "",
-        comparison.strip(),
+        "\n".join(line for line in comparison.strip().splitlines() if not line.startswith("# ")).strip(),
         "",
         "## Each run",
         "",
@@ -93,5 +93,24 @@ def _demo_report(description: str, comparison: str, runs: dict, seconds: float) 
         final = json.loads((run_dir / "final.json").read_text())
         lines.append(f"- **{name}**: [report](runs/{name}/report.md), "
                      f"last epoch WAR {final['last']['war']:.2f} / UAR {final['last']['uar']:.2f}")
-    lines += ["", f"Wall time of this demo run: {seconds:.0f} s.", ""]
+    lines += ["", _verdict(runs), "",
+              f"Wall time of this `rdfer demo` call: {seconds:.0f} s (steps finished by an earlier call are reused).",
+              ""]
     return "\n".join(lines)
+
+
+def _verdict(runs: dict) -> str:
+    """One plain sentence on whether the runs learned enough for the comparison to mean anything."""
+    import numpy as np
+
+    from rdfer.analysis.run import read_predictions
+
+    labels = read_predictions(next(iter(runs.values())) / "predictions.csv").label
+    majority = 100.0 * np.bincount(labels).max() / len(labels)
+    wars = {name: json.loads((run / "final.json").read_text())["last"]["war"] for name, run in runs.items()}
+    if max(wars.values()) < majority + 5:
+        return (f"**Read with care**: no run beat always answering the largest test class ({majority:.1f}% WAR) "
+                "by 5 points, so the model has not learned the benchmark in this budget and the comparison above "
+                "says nothing yet about the method. Train longer (`--set optim.epochs=N`) to see it.")
+    return (f"Both runs learned the benchmark (the largest test class alone gives {majority:.1f}% WAR); "
+            "compare WAR/UAR and the noisy-set precision/recall above.")

@@ -31,7 +31,6 @@ averaged over time: a face-pretrained reference that needs no training.
 """
 
 from dataclasses import dataclass, fields
-from pathlib import Path
 from typing import Optional
 
 import torch
@@ -40,7 +39,7 @@ from torch import nn
 from rdfer.errors import RdferError
 from rdfer.models.detector import KeyExpressionDetector
 from rdfer.models import mini_xception
-from rdfer.models.encoders import build_frame_encoder, load_local_state_dict
+from rdfer.models.encoders import build_frame_encoder, load_local_state_dict, torchvision_state_dict
 from rdfer.models.rdfer_net import IMAGENET_MEAN, IMAGENET_STD
 from rdfer.registry import register_model
 
@@ -122,15 +121,7 @@ def _kinetics_state_dict(arch: str) -> dict:
 
     weights = {"r3d_18": video.R3D_18_Weights, "mc3_18": video.MC3_18_Weights,
                "r2plus1d_18": video.R2Plus1D_18_Weights}[arch].KINETICS400_V1
-    try:
-        return weights.get_state_dict(progress=True, check_hash=True)
-    except Exception as error:  # URLError, socket errors, hash mismatch, ...
-        cache = Path(torch.hub.get_dir()) / "checkpoints"
-        raise RdferError(
-            f"could not download the Kinetics-400 weights of {arch} from {weights.url} "
-            f"({type(error).__name__}: {error}). On a machine with internet, download that file into {cache}, "
-            "or pass pretrained=PATH to load a local state dict."
-        ) from error
+    return torchvision_state_dict(weights, f"Kinetics-400 weights of {arch}")
 
 
 class VideoResNet(nn.Module):

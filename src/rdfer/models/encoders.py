@@ -122,14 +122,14 @@ def load_local_state_dict(module: nn.Module, path: str, what: str) -> None:
              len(state), len(own), what, path, ", ".join(dropped) or "none")
 
 
-def _imagenet_state_dict(weights) -> dict:
-    """torchvision weights -> state dict; a failed download becomes a clear RdferError."""
+def torchvision_state_dict(weights, what: str = "ImageNet weights") -> dict:
+    """torchvision weights enum -> state dict; a failed download becomes a clear RdferError."""
     try:
         return weights.get_state_dict(progress=True, check_hash=True)
     except Exception as error:  # URLError, socket errors, hash mismatch, ...
         cache = Path(torch.hub.get_dir()) / "checkpoints"
         raise RdferError(
-            f"could not download the ImageNet weights {weights} from {weights.url} "
+            f"could not download the {what} ({weights}) from {weights.url} "
             f"({type(error).__name__}: {error}). On a machine with internet, download that file and copy it "
             f"into {cache} (torchvision then finds it offline), or pass --pretrained PATH to load a local "
             "state dict (for example the downloaded file itself)."
@@ -144,7 +144,7 @@ def _torchvision_resnet(arch: str, weights_enum, pretrained: Optional[str]) -> n
     net = getattr(torchvision.models, arch)(weights=None)
     if pretrained == "imagenet":
         # Default V2 weights where torchvision has them (ResNet-50: IMAGENET1K_V2).
-        net.load_state_dict(_imagenet_state_dict(weights_enum.DEFAULT))
+        net.load_state_dict(torchvision_state_dict(weights_enum.DEFAULT))
     net.out_features = net.fc.in_features
     net.fc = nn.Identity()  # (N, 3, H, W) -> (N, out_features) pooled features
     return net
