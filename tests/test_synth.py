@@ -206,3 +206,25 @@ def test_bad_options_and_foreign_folders(tmp_path):
     root = write_synthetic(tmp_path / "re", clips=14, size=16, progress=False, workers=1)
     write_synthetic(root, clips=7, size=16, progress=False, workers=1)
     assert len(list((root / "Clip" / "clip_224x224").iterdir())) == 7
+
+
+def test_parallel_rendering_survives_a_parent_that_used_opencv_threads(tmp_path):
+    # Regression: forked workers calling cv2.setNumThreads after the parent had run a
+    # parallel OpenCV call blocked forever (a CI run hung here). Run in a fresh
+    # interpreter with a time limit so a hang fails this test instead of the suite.
+    import subprocess
+    import sys
+
+    script = (
+        "import cv2, numpy as np\n"
+        "from rdfer.data.synth import write_synthetic\n"
+        "cv2.setNumThreads(2)\n"
+        "image = np.random.rand(1500, 1500).astype(np.float32)\n"
+        "for _ in range(3): cv2.resize(image, (2500, 2500)); cv2.GaussianBlur(image, (15, 15), 0)\n"
+        f"write_synthetic({str(tmp_path / 'out')!r}, clips=12, seed=1, size=32, progress=False, workers=2)\n"
+    )
+    try:
+        subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        pytest.fail("parallel synth rendering hung after the parent used OpenCV's thread pool")
+    assert (tmp_path / "out" / "ground_truth.csv").exists()
