@@ -256,6 +256,13 @@ def test_demo_pipeline_end_to_end_and_reuses_finished_work(tmp_path, capsys):
         assert f"runs/{name}/report.md" in text
     ce = read_jsonl(tmp_path / "demo" / "runs" / "vanilla_ce" / "metrics.jsonl")
     assert len(ce) == 1 and "noisy_precision" in ce[0]  # the synthetic ground truth was found
+    # The verdict line compares the best last-epoch WAR with always answering the largest class.
+    labels = [int(r["label"]) for r in csv.DictReader(open(tmp_path / "demo" / "runs" / "vanilla_ce" / "predictions.csv"))]
+    majority = 100 * max(labels.count(c) for c in set(labels)) / len(labels)
+    best_war = max(json.loads((tmp_path / "demo" / "runs" / n / "final.json").read_text())["last"]["war"]
+                   for n in ("vanilla_ce", "agreement"))
+    assert f"{majority:.1f}% WAR" in text
+    assert ("**Read with care**" in text) == (best_war < majority + 5)
     assert yaml.safe_load((tmp_path / "demo" / "runs" / "agreement" / "config.yaml").read_text())["loss"][
         "strategy"] == "agreement"
     capsys.readouterr()

@@ -228,3 +228,21 @@ def test_parallel_rendering_survives_a_parent_that_used_opencv_threads(tmp_path)
     except subprocess.TimeoutExpired:
         pytest.fail("parallel synth rendering hung after the parent used OpenCV's thread pool")
     assert (tmp_path / "out" / "ground_truth.csv").exists()
+
+
+def test_nuisance_scales_what_is_not_the_expression():
+    full = [plan_clip(5, f"{i:05d}", i % 7, 40) for i in range(60)]
+    clean = [plan_clip(5, f"{i:05d}", i % 7, 40, nuisance=0.0) for i in range(60)]
+    # The full benchmark has occluders, distractors, subtle peaks and head motion ...
+    assert any(p.occluder for p in full) and any(p.distractor >= 0 for p in full)
+    assert any(p.peak < 0.5 for p in full) and max(float(p.pose[:, 2].std()) for p in full) > 1.0
+    # ... nuisance 0 has none of them and a longer apex; it keeps each clip's person and mixed clips.
+    for f, c in zip(full, clean):
+        assert c.occluder is None and c.distractor == -1 and c.noise_sigma == 0.0 and c.peak >= 0.6
+        assert np.allclose(c.pose[:, :3], 0.0) and np.allclose(c.pose[:, 3], 1.0)
+        assert c.identity == f.identity and c.mixed_with == f.mixed_with
+        assert c.apex_end - c.apex_start >= f.apex_end - f.apex_start
+    hold = lambda plans: np.mean([(p.apex_end - p.apex_start + 1) / p.num_frames for p in plans])  # noqa: E731
+    assert hold(clean) > hold(full) + 0.25
+    with pytest.raises(RdferError, match="nuisance"):
+        write_synthetic("unused", clips=10, nuisance=1.5)

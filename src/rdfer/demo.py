@@ -111,6 +111,7 @@ def _verdict(runs: dict) -> str:
     if max(wars.values()) < majority + 5:
         return (f"**Read with care**: no run beat always answering the largest test class ({majority:.1f}% WAR) "
                 "by 5 points, so the model has not learned the benchmark in this budget and the comparison above "
-                "says nothing yet about the method. Train longer (`--set optim.epochs=N`) to see it.")
+                "says nothing yet about the method. A longer run (`rdfer demo --out DIR --set optim.epochs=N`) "
+                "may learn it; this budget does not.")
     return (f"Both runs learned the benchmark (the largest test class alone gives {majority:.1f}% WAR); "
             "compare WAR/UAR and the noisy-set precision/recall above.")

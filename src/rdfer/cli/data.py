@@ -74,7 +74,8 @@ def synth_command(args) -> int:
     from rdfer.data.synth import describe_synthetic, write_synthetic
 
     options = dict(layout=args.layout, clips=args.clips, noise=args.noise, seed=args.seed,
-                   full_scale=args.full_scale, size=args.size, actors=args.actors)
+                   full_scale=args.full_scale, size=args.size, actors=args.actors,
+                   nuisance=args.nuisance)
     # Options left unset keep write_synthetic's own defaults.
     write_synthetic(args.out, **{key: value for key, value in options.items() if value is not None})
     print(describe_synthetic(args.out))
@@ -134,4 +135,7 @@ def register(subparsers) -> None:
     parser.add_argument("--size", type=int, default=None, help="frame side in pixels")
     parser.add_argument("--actors", type=int, default=None,
                         help="draw each clip's person from a pool of this many actors (default: a new person per clip)")
+    parser.add_argument("--nuisance", type=float, default=1.0,
+                        help="0..1: how much head motion, lighting change, occlusion, subtle and distractor "
+                             "expressions the clips carry (default 1, the full benchmark; lower is easier)")
     parser.set_defaults(func=synth_command)

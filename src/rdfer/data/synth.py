@@ -206,10 +206,13 @@ def _smoothstep(x: np.ndarray) -> np.ndarray:
     return x * x * (3 - 2 * x)
 
 
-def _intensity_curve(rng: np.random.Generator, T: int) -> tuple:
-    """Onset -> apex -> offset envelope in [0, 1]; returns (curve (T,), apex_start, apex_end)."""
+def _intensity_curve(rng: np.random.Generator, T: int, longer_apex: float = 0.0) -> tuple:
+    """Onset -> apex -> offset envelope in [0, 1]; returns (curve (T,), apex_start, apex_end).
+
+    The apex holds for 12-35% of the clip, plus `longer_apex` of it.
+    """
     rise = max(1, round(rng.uniform(0.08, 0.25) * T))
-    hold = max(1, round(rng.uniform(0.12, 0.35) * T))
+    hold = max(1, round((rng.uniform(0.12, 0.35) + longer_apex) * T))
     fall = max(1, round(rng.uniform(0.08, 0.25) * T))
     # The offset may run past the end of the clip (expression still fading).
     over = rise + hold - T
@@ -245,7 +248,8 @@ def _actor_rng(seed: int, actor: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(1, int(actor))))
 
 
-def plan_clip(seed: int, name: str, label: int, num_frames: int, actors: int | None = None) -> ClipPlan:
+def plan_clip(seed: int, name: str, label: int, num_frames: int, actors: int | None = None,
+              nuisance: float = 1.0) -> ClipPlan:
     """Draw every random choice of one clip.
 
     Args:
@@ -258,6 +262,13 @@ def plan_clip(seed: int, name: str, label: int, num_frames: int, actors: int | N
         actors: None: a new person for every clip; N: the person is one of a
             pool of N actors (chosen by clip name), as real datasets cut many
             clips from the same films and people.
+        nuisance: scales everything that makes the benchmark hard but is not
+            the expression, in [0, 1]: the shares of subtle expressions,
+            distractor expressions, talking and occluders, and the amplitude of
+            head motion, lighting change, resting-face jitter and pixel noise,
+            and how briefly the apex holds (up to 40% of the clip longer at 0).
+            1 is the full benchmark; lower is easier. Mixed-expression (hard)
+            clips and label noise are not affected; a clip keeps its person.
 
     Returns:
         A ClipPlan; `render_frames(plan, size)` draws it.
@@ -270,8 +281,10 @@ def plan_clip(seed: int, name: str, label: int, num_frames: int, actors: int | N
     n_cls = len(DFEW_CLASSES)
 
     # Target expression with an onset/apex/offset envelope; a fifth of them subtle.
-    curve, apex_start, apex_end = _intensity_curve(r_expr, T)
-    peak = r_expr.uniform(0.2, 0.5) if r_expr.uniform() < 0.2 else r_expr.uniform(0.6, 1.0)
+    k = float(nuisance)
+    # A short apex makes the key expression hard to find; less nuisance holds it longer.
+    curve, apex_start, apex_end = _intensity_curve(r_expr, T, longer_apex=0.4 * (1 - k))
+    peak = r_expr.uniform(0.2, 0.5) if r_expr.uniform() < 0.2 * k else r_expr.uniform(0.6, 1.0)
     other = lambda: int((label + r_expr.integers(1, n_cls)) % n_cls)  # noqa: E731
     mixed_with = other() if r_expr.uniform() < 0.15 else -1
     expression = PROTOTYPES[label].copy()
@@ -281,7 +294,7 @@ def plan_clip(seed: int, name: str, label: int, num_frames: int, actors: int | N
 
     # A short non-target expression away from the apex.
     distractor = -1
-    if r_expr.uniform() < 0.35 and T >= 8:
+    if r_expr.uniform() < 0.35 * k and T >= 8:
         distractor = other()
         length = int(r_expr.integers(2, max(3, T // 6) + 1))
         free = [s for s in range(T - length + 1)
@@ -291,8 +304,8 @@ def plan_clip(seed: int, name: str, label: int, num_frames: int, actors: int | N
         actions[s:s + length] += (r_expr.uniform(0.45, 0.9) * bump)[:, None] * PROTOTYPES[distractor]
 
     # This person's resting face, talking and blinks.
-    actions += r_misc.normal(0, 0.07, len(ACTIONS))
-    if r_misc.uniform() < 0.4:
+    actions += k * r_misc.normal(0, 0.07, len(ACTIONS))
+    if r_misc.uniform() < 0.4 * k:
         period = r_misc.uniform(3, 7)
         talk = 0.5 + 0.5 * np.sin(2 * np.pi * (np.arange(T) / period + r_misc.uniform()))
         actions[:, A["jaw_drop"]] += r_misc.uniform(0.05, 0.25) * talk
@@ -310,31 +323,31 @@ def plan_clip(seed: int, name: str, label: int, num_frames: int, actors: int | N
 
     # Head motion: calm for most clips, lively for some.
     lively = r_pose.uniform() < 0.3
-    amp = 2.0 if lively else 1.0
+    amp = (2.0 if lively else 1.0) * k
     pose = np.stack([
-        r_pose.normal(0, 0.025) + _smooth_wave(r_pose, T, 0.03 * amp),    # dx
-        r_pose.normal(0, 0.025) + _smooth_wave(r_pose, T, 0.025 * amp),   # dy
-        r_pose.normal(0, 4.0) + _smooth_wave(r_pose, T, 5.0 * amp),       # roll (degrees)
-        r_pose.uniform(0.9, 1.1) + _smooth_wave(r_pose, T, 0.04 * amp),   # scale
-        np.clip(r_pose.normal(0, 0.2) + _smooth_wave(r_pose, T, 0.3 * amp), -1, 1),  # yaw
+        k * r_pose.normal(0, 0.025) + _smooth_wave(r_pose, T, 0.03 * amp),    # dx
+        k * r_pose.normal(0, 0.025) + _smooth_wave(r_pose, T, 0.025 * amp),   # dy
+        k * r_pose.normal(0, 4.0) + _smooth_wave(r_pose, T, 5.0 * amp),       # roll (degrees)
+        1 + k * (r_pose.uniform(0.9, 1.1) - 1) + _smooth_wave(r_pose, T, 0.04 * amp),  # scale
+        np.clip(k * r_pose.normal(0, 0.2) + _smooth_wave(r_pose, T, 0.3 * amp), -1, 1),  # yaw
     ], axis=1).astype(np.float32)  # (T, 5)
 
     # Lighting: overall gain, a moving directional gradient, a colour cast.
-    gain = np.exp(r_light.normal(0, 0.15) + _smooth_wave(r_light, T, 0.2))
-    if r_light.uniform() < 0.15 and T > 4:  # a flash or a dip
+    gain = np.exp(k * (r_light.normal(0, 0.15) + _smooth_wave(r_light, T, 0.2)))
+    if r_light.uniform() < 0.15 * k and T > 4:  # a flash or a dip
         s = int(r_light.integers(T - 2))
         gain[s:s + int(r_light.integers(1, 4))] *= r_light.choice([0.5, 1.6])
     light = np.stack([
         gain,
-        r_light.uniform(-0.35, 0.35) + _smooth_wave(r_light, T, 0.2),
+        k * (r_light.uniform(-0.35, 0.35) + _smooth_wave(r_light, T, 0.2)),
         r_light.uniform(0, 2 * np.pi) + _smooth_wave(r_light, T, 1.0),
     ], axis=1).astype(np.float32)  # (T, 3)
-    colour = tuple(np.exp(r_light.normal(0, 0.08, 3)))
-    noise_sigma = float(r_light.uniform(1.0, 6.0))
+    colour = tuple(np.exp(k * r_light.normal(0, 0.08, 3)))
+    noise_sigma = k * float(r_light.uniform(1.0, 6.0))
 
     # Occluder crossing part of the face for part of the clip.
     occluder = None
-    if r_occ.uniform() < 0.25 and T >= 4:
+    if r_occ.uniform() < 0.25 * k and T >= 4:
         start = int(r_occ.integers(0, T - 1))
         stop = int(min(T, start + r_occ.integers(max(2, T // 5), max(3, T // 2) + 1)))
         side = r_occ.choice([-1.0, 1.0])
@@ -795,8 +808,8 @@ def _prepare_out(out: Path) -> None:
 
 def _render_task(task: tuple) -> tuple:
     """Worker: render one clip into its folder; returns (name, apex_start, apex_end, is_hard)."""
-    seed, out, clip, size, actors = task
-    plan = plan_clip(seed, clip.name, clip.label, clip.num_frames, actors)
+    seed, out, clip, size, actors, nuisance = task
+    plan = plan_clip(seed, clip.name, clip.label, clip.num_frames, actors, nuisance)
     folder = Path(out) / clip.folder
     folder.mkdir(parents=True, exist_ok=True)
     for t, frame in enumerate(render_frames(plan, size)):
@@ -868,7 +881,8 @@ def _write_lists(out: Path, clips: list, layout: str) -> None:
 
 def write_synthetic(out, layout: str = "dfew", clips: int | None = None, noise: float = 0.0,
                     seed: int = 0, full_scale: bool = False, size: int = 112,
-                    progress: bool = True, workers: int | None = None, actors: int | None = None) -> Path:
+                    progress: bool = True, workers: int | None = None, actors: int | None = None,
+                    nuisance: float = 1.0) -> Path:
     """Write the synthetic DFER benchmark.
 
     Args:
@@ -889,6 +903,10 @@ def write_synthetic(out, layout: str = "dfew", clips: int | None = None, noise: 
             output does not depend on it.
         actors: draw each clip's person from a pool of this many actors
             (default: a new person per clip, the hardest setting).
+        nuisance: in [0, 1], how much of what is not the expression (subtle
+            and distractor expressions, head motion, lighting, occluders,
+            pixel noise) the clips carry; 1 (default) is the full benchmark.
+            See `plan_clip`.
 
     Returns:
         The output folder as a Path.
@@ -914,13 +932,15 @@ def write_synthetic(out, layout: str = "dfew", clips: int | None = None, noise: 
     else:
         table = _name_ferv39k(_add_noise(rng, _small_ferv39k(rng, clips or 1000), noise, layout))
 
+    if not 0.0 <= nuisance <= 1.0:
+        raise RdferError(f"--nuisance {nuisance} is outside [0, 1]: 1 is the full benchmark, lower is easier")
     _prepare_out(out)
     if actors is not None and actors < 1:
         raise RdferError(f"--actors {actors}: give at least 1 (or leave it out for a new person per clip)")
     options = dict(layout=layout, clips=len(table), noise=noise, seed=seed,
-                   full_scale=full_scale, size=size, actors=actors)
+                   full_scale=full_scale, size=size, actors=actors, nuisance=nuisance)
     (out / "synth.json").write_text(json.dumps(options, indent=1) + "\n")
-    tasks = [(int(seed), str(out), clip, int(size), actors) for clip in table]
+    tasks = [(int(seed), str(out), clip, int(size), actors, float(nuisance)) for clip in table]
     rendered = _render_all(tasks, workers or _default_workers(), progress)
     _write_lists(out, table, layout)
     with open(out / "ground_truth.csv", "w", newline="") as f:
