@@ -204,6 +204,11 @@ def test_bad_options_and_foreign_folders(tmp_path):
         write_synthetic(tmp_path / "x", layout="mafw", clips=7, progress=False)
     # An earlier benchmark in the folder is replaced, not mixed with the new one.
     root = write_synthetic(tmp_path / "re", clips=14, size=16, progress=False, workers=1)
+    # Bad options are refused before the earlier benchmark is touched.
+    for bad in ({"actors": 0}, {"nuisance": -0.1}):
+        with pytest.raises(RdferError, match=next(iter(bad))):
+            write_synthetic(root, clips=7, size=16, progress=False, workers=1, **bad)
+        assert len(list((root / "Clip" / "clip_224x224").iterdir())) == 14
     write_synthetic(root, clips=7, size=16, progress=False, workers=1)
     assert len(list((root / "Clip" / "clip_224x224").iterdir())) == 7
 

@@ -26,7 +26,7 @@ STRATEGIES = {"vanilla_ce": "ce", "agreement": "agreement"}
 
 def run_demo(out, overrides=(), clips=None) -> Path:
     """Run the demo into `out`; returns the path of its report.md."""
-    from rdfer.analysis import compare_runs, write_report
+    from rdfer.analysis import compare_runs, comparison_table, write_report
     from rdfer.data.synth import describe_synthetic, write_synthetic
     from rdfer.engine import fit
 
@@ -58,11 +58,11 @@ def run_demo(out, overrides=(), clips=None) -> Path:
         fit(config, run_dir, resume=resume)
         write_report(run_dir)
 
-    comparison = out / "comparison.md"
-    compare_runs({name: runs[name] for name in STRATEGIES}, comparison)
+    compare_runs(runs, out / "comparison.md")  # the table alone, as `rdfer compare` writes it
+    table = comparison_table(runs)
     report = out / "report.md"
-    report.write_text(_demo_report(description, comparison.read_text(), runs, time.time() - started))
-    print(comparison.read_text())
+    report.write_text(_demo_report(description, table, runs, time.time() - started))
+    print(table)
     print(f"demo finished in {time.time() - started:.0f}s: open {report}", flush=True)
     return report
 
@@ -85,31 +85,33 @@ def _demo_report(description: str, comparison: str, runs: dict, seconds: float) 
         "",
         "## Side by side",
         "",
-        "\n".join(line for line in comparison.strip().splitlines() if not line.startswith("# ")).strip(),
+        comparison.strip(),
         "",
         "## Each run",
         "",
     ]
-    for name, run_dir in runs.items():
-        final = json.loads((run_dir / "final.json").read_text())
+    last = {name: json.loads((run_dir / "final.json").read_text())["last"] for name, run_dir in runs.items()}
+    for name, scores in last.items():
         lines.append(f"- **{name}**: [report](runs/{name}/report.md), "
-                     f"last epoch WAR {final['last']['war']:.2f} / UAR {final['last']['uar']:.2f}")
-    lines += ["", _verdict(runs), "",
+                     f"last epoch WAR {scores['war']:.2f} / UAR {scores['uar']:.2f}")
+    lines += ["", _verdict(max(scores["war"] for scores in last.values()), next(iter(runs.values()))), "",
               f"Wall time of this `rdfer demo` call: {seconds:.0f} s (steps finished by an earlier call are reused).",
               ""]
     return "\n".join(lines)
 
 
-def _verdict(runs: dict) -> str:
-    """One plain sentence on whether the runs learned enough for the comparison to mean anything."""
+def _verdict(best_war: float, run_dir: Path) -> str:
+    """One plain sentence on whether the runs learned enough for the comparison to mean anything.
+
+    `best_war` is the highest last-epoch WAR of the runs; `run_dir` any of them (for the test labels).
+    """
     import numpy as np
 
     from rdfer.analysis.run import read_predictions
 
-    labels = read_predictions(next(iter(runs.values())) / "predictions.csv").label
+    labels = read_predictions(run_dir / "predictions.csv").label
     majority = 100.0 * np.bincount(labels).max() / len(labels)
-    wars = {name: json.loads((run / "final.json").read_text())["last"]["war"] for name, run in runs.items()}
-    if max(wars.values()) < majority + 5:
+    if best_war < majority + 5:
         return (f"**Read with care**: no run beat always answering the largest test class ({majority:.1f}% WAR) "
                 "by 5 points, so the model has not learned the benchmark in this budget and the comparison above "
                 "says nothing yet about the method. A longer run (`rdfer demo --out DIR --set optim.epochs=N`) "

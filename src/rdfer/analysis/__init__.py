@@ -5,12 +5,12 @@ config.yaml); never a live model or dataset.
 """
 
 from rdfer.analysis.figures import Skipped, fig_confusion, fig_sample_frames, fig_training_curves, fig_tsne
-from rdfer.analysis.report import compare_runs, write_report
+from rdfer.analysis.report import compare_runs, comparison_table, write_report
 from rdfer.analysis.run import Predictions, Run, load_run, read_predictions
 from rdfer.analysis.tables import Table, table_v, table_vii, write_table
 
 __all__ = [
-    "Predictions", "Run", "Skipped", "Table", "compare_runs", "fig_confusion", "fig_sample_frames",
+    "Predictions", "Run", "Skipped", "Table", "compare_runs", "comparison_table", "fig_confusion", "fig_sample_frames",
     "fig_training_curves", "fig_tsne", "load_run", "read_predictions", "table_v", "table_vii", "write_report",
     "write_table",
 ]

@@ -139,15 +139,22 @@ def write_report(run_dir, out_dir=None, *, seed: int = 0, tsne_points: int = 200
 
 
 def compare_runs(runs: dict, out_path) -> Path:
+    """Write `comparison_table(runs)` under a heading to the Markdown file `out_path`; returns it."""
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text("# Run comparison\n\n" + comparison_table(runs))
+    return out_path
+
+
+def comparison_table(runs: dict) -> str:
     """Side-by-side Markdown table of several runs (e.g. vanilla CE vs agreement reweighting).
 
     Args:
         runs: {name: run folder}, in the order to show; each needs final.json.
-        out_path: the Markdown file to write.
 
     Returns:
-        `out_path`. Columns: loss strategy, last epoch WAR/UAR, best epoch WAR/UAR and the
-        last logged epoch's noisy-set precision/recall (synthetic benchmark only).
+        The table and its notes. Columns: loss strategy, last epoch WAR/UAR, best epoch
+        WAR/UAR and the last logged epoch's noisy-set precision/recall (synthetic benchmark only).
     """
     if not runs:
         raise RdferError("compare needs at least one NAME=RUN")
@@ -170,14 +177,10 @@ def compare_runs(runs: dict, out_path) -> Path:
                     f"{_num(last.get('uar'))} | {best.get('epoch', '–')} | {_num(best.get('war'))} | "
                     f"{_num(best.get('uar'))} | {_num(percent['noisy_precision'], 1)} | "
                     f"{_num(percent['noisy_recall'], 1)} |")
-    text = "\n".join([
-        "# Run comparison", "", *rows, "",
+    return "\n".join([
+        *rows, "",
         "WAR/UAR on the test split. 'best' is the epoch with the highest test WAR (selected on the test "
         "set, as the reference repositories do); 'last' involves no selection.", "",
         "Noisy precision/recall: the training clips ranked noisy (highest agreement, highest loss) in the "
         "last logged epoch against the truly flipped labels (known on the synthetic benchmark only). "
         "Under the 'ce' strategy the noisy set is ranked but not down-weighted.", ""])
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(text)
-    return out_path

@@ -135,7 +135,7 @@ def register(subparsers) -> None:
     parser.add_argument("--size", type=int, default=None, help="frame side in pixels")
     parser.add_argument("--actors", type=int, default=None,
                         help="draw each clip's person from a pool of this many actors (default: a new person per clip)")
-    parser.add_argument("--nuisance", type=float, default=1.0,
+    parser.add_argument("--nuisance", type=float, default=None,
                         help="0..1: how much head motion, lighting change, occlusion, subtle and distractor "
                              "expressions the clips carry (default 1, the full benchmark; lower is easier)")
     parser.set_defaults(func=synth_command)

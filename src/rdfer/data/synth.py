@@ -921,6 +921,10 @@ def write_synthetic(out, layout: str = "dfew", clips: int | None = None, noise: 
                          "(one per class)")
     if size < 16:
         raise RdferError(f"--size {size} is too small: give at least 16 pixels")
+    if actors is not None and actors < 1:
+        raise RdferError(f"--actors {actors}: give at least 1 (or leave it out for a new person per clip)")
+    if not 0.0 <= nuisance <= 1.0:
+        raise RdferError(f"--nuisance {nuisance} is outside [0, 1]: 1 is the full benchmark, lower is easier")
     rng = np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(0,)))
     if full_scale:
         table = _read_dfew_lists() if layout == "dfew" else _read_ferv39k_lists()
@@ -932,11 +936,7 @@ def write_synthetic(out, layout: str = "dfew", clips: int | None = None, noise: 
     else:
         table = _name_ferv39k(_add_noise(rng, _small_ferv39k(rng, clips or 1000), noise, layout))
 
-    if not 0.0 <= nuisance <= 1.0:
-        raise RdferError(f"--nuisance {nuisance} is outside [0, 1]: 1 is the full benchmark, lower is easier")
     _prepare_out(out)
-    if actors is not None and actors < 1:
-        raise RdferError(f"--actors {actors}: give at least 1 (or leave it out for a new person per clip)")
     options = dict(layout=layout, clips=len(table), noise=noise, seed=seed,
                    full_scale=full_scale, size=size, actors=actors, nuisance=nuisance)
     (out / "synth.json").write_text(json.dumps(options, indent=1) + "\n")
