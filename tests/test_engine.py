@@ -60,7 +60,8 @@ def test_every_shipped_config_loads_and_names_a_registered_model():
 
 def test_config_overrides_and_errors(tmp_path):
     config = load_config(CONFIGS / "demo.yaml", ("optim.lr=0.5", "model.options.resample=false"))
-    assert config.optim.lr == 0.5 and config.model.options == {"resample": False}
+    assert config.optim.lr == 0.5 and config.model.options["resample"] is False
+    assert config.model.options["encoder"] == "mini_xception"  # the file's other options are kept
     with pytest.raises(RdferError, match="optim.learning_rate"):
         load_config(CONFIGS / "demo.yaml", ("optim.learning_rate=1",))
     with pytest.raises(RdferError, match="not found"):
@@ -262,10 +263,23 @@ def test_demo_pipeline_end_to_end_and_reuses_finished_work(tmp_path, capsys):
     best_war = max(json.loads((tmp_path / "demo" / "runs" / n / "final.json").read_text())["last"]["war"]
                    for n in ("vanilla_ce", "agreement"))
     assert f"{majority:.1f}% WAR" in text
+    assert "recall cannot exceed about 50%" in text  # t_n = 10% of each batch marked, 20% flipped
     assert ("**Read with care**" in text) == (best_war < majority + 5)
+    assert ("within test-set noise" in text) == (best_war >= majority + 5)
     assert yaml.safe_load((tmp_path / "demo" / "runs" / "agreement" / "config.yaml").read_text())["loss"][
         "strategy"] == "agreement"
     capsys.readouterr()
     run_demo(tmp_path / "demo", overrides=overrides)
     out = capsys.readouterr().out
     assert "reusing the synthetic benchmark" in out and out.count("reusing the finished run") == 2
+
+
+def test_demo_verdict_warns_below_majority_and_states_test_noise_above():
+    from rdfer.demo import _verdict
+
+    labels = [0] * 40 + [1] * 30 + [2] * 30  # the largest class alone gives 40% WAR
+    assert "**Read with care**" in _verdict(44.0, labels) and "40.0% WAR" in _verdict(44.0, labels)
+    learned = _verdict(64.0, labels)
+    assert "Read with care" not in learned
+    # Two binomial standard errors at 64% WAR on 100 clips: 2 * sqrt(0.64 * 0.36 / 100) = 9.6 points.
+    assert "on 100 test clips a war difference under about 9.6 points" in learned.lower()

