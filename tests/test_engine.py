@@ -279,6 +279,7 @@ def test_demo_verdict_warns_below_majority_and_states_test_noise_above():
 
     labels = [0] * 40 + [1] * 30 + [2] * 30  # the largest class alone gives 40% WAR
     assert "**Read with care**" in _verdict(44.0, labels) and "40.0% WAR" in _verdict(44.0, labels)
+    assert "40.0% WAR of always answering" in _verdict(64.0, labels)
     learned = _verdict(64.0, labels)
     assert "Read with care" not in learned
     # Two binomial standard errors at 64% WAR on 100 clips: 2 * sqrt(0.64 * 0.36 / 100) = 9.6 points.
