@@ -131,15 +131,15 @@ def _verdict(best_war: float, labels) -> str:
 
     labels = np.asarray(labels)
     majority = 100.0 * np.bincount(labels).max() / len(labels)
-    # Binomial standard error of a WAR near the best one, in points: differences much
-    # smaller than twice this between the two runs are within test-set noise.
-    p = best_war / 100.0
-    noise = 100.0 * 2 * (p * (1 - p) / len(labels)) ** 0.5
     if best_war < majority + 5:
         return (f"**Read with care**: no run beat always answering the largest test class ({majority:.1f}% WAR) "
                 "by 5 points, so the model has not learned the benchmark in this budget and the comparison above "
                 "says nothing yet about the method. A longer run (`rdfer demo --out DIR --set optim.epochs=N`) "
                 "may learn it; this budget does not.")
+    # Two binomial standard errors of a WAR near the best one, in points: a difference
+    # between the runs much smaller than this is within test-set noise.
+    p = best_war / 100.0
+    noise = 100.0 * 2 * (p * (1 - p) / len(labels)) ** 0.5
     return (f"The best run learned the benchmark: more than 5 points above the {majority:.1f}% WAR of always "
             "answering the largest test class. "
             f"On {len(labels)} test clips a WAR difference under about {noise:.1f} points (two standard "
