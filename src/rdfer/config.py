@@ -33,6 +33,9 @@ class DataConfig:
     skip_bad: bool = False  # skip broken clips with a warning instead of stopping
     # ground_truth.csv of the synthetic benchmark (is_noisy per clip); None = ROOT/ground_truth.csv if present
     ground_truth: Optional[str] = None
+    # Feature cache built by `rdfer features` (frozen encoder's per-frame features of every clip);
+    # None = decode frames. Needs a model with frozen_encoder=true and the same encoder.
+    features: Optional[str] = None
 
 
 @dataclass(frozen=True)
