@@ -33,3 +33,34 @@ def test_lr_warm_up_is_linear_per_step_then_cosine():
     assert lrs[:6] == pytest.approx([2e-4, 4e-4, 6e-4, 8e-4, 1e-3, 1e-3])
     assert all(a > b for a, b in zip(lrs[5:], lrs[6:]))
     assert optimizer.param_groups[0]["lr"] == pytest.approx(1e-5)
+
+
+TABLE6_WEIGHTS = {  # SPEC 5: the weights each Table VI baseline's source starts from
+    "r3d_18": "kinetics400", "mc3_18": "kinetics400", "r2plus1d_18": "kinetics400",
+    "cnn_lstm": "imagenet", "former_dfer": None,
+}
+
+
+@pytest.mark.parametrize("backbone", sorted(TABLE6_WEIGHTS))
+def test_table6_configs_name_their_sources_weights(backbone):
+    for suffix in ("", "_rdfer"):
+        config = load_config(CONFIGS / f"dfew_table6_{backbone}{suffix}.yaml")
+        assert config.model.options.get("pretrained") == TABLE6_WEIGHTS[backbone], config.model.name
+
+
+@pytest.mark.parametrize("backbone", ["r3d_18", "cnn_lstm_rdfer"])
+def test_table6_weights_missing_offline_is_a_clear_error(backbone, tmp_path, monkeypatch):
+    import urllib.error
+
+    from rdfer.errors import RdferError
+    from rdfer.registry import create_model
+
+    def no_network(url, *args, **kwargs):
+        raise urllib.error.URLError(f"network off (test): {url}")
+
+    monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path / "hub"))  # an empty cache
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+    config = load_config(CONFIGS / f"dfew_table6_{backbone}.yaml")
+    with pytest.raises(RdferError, match="could not download the .*network off") as error:
+        create_model(config.model.name, num_classes=7, **config.model.options)
+    assert str(tmp_path / "hub" / "checkpoints") in str(error.value)  # where to copy the file
