@@ -1,18 +1,30 @@
-"""Training configuration: frozen dataclasses, YAML files, `--set` overrides.
+"""Training configuration: frozen, typed dataclasses; YAML files; `--set` overrides.
 
 A run's configuration is one `TrainConfig`. It is read from a YAML file whose
 sections mirror the dataclasses below, then `--set key=value` overrides are
 applied (dotted keys, values parsed as YAML: `--set optim.lr=1e-3`,
 `--set model.options.resample=false`). The resolved configuration is saved in
 every run folder as `config.yaml`, so a run can be repeated from it alone.
+
+Every value is checked against its field's type when the config is read
+(OmegaConf structured configs do the coercion: `"1e-3"` becomes the float
+0.001, `1.5` for an int field or `maybe` for a bool is refused), then against
+its range (`_check`). A bad value stops with one line naming where it came
+from (file or `--set`), the key, the value and what is expected. New
+dataclass fields are picked up without any change here. `model.options` is a
+free mapping: the model's own config dataclass checks it.
 """
 
 import dataclasses
+import re
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
 import yaml
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from rdfer.errors import RdferError
 from rdfer.losses import ReweightConfig
@@ -28,9 +40,11 @@ class DataConfig:
     test_split: str = "test"
     load_size: Optional[int] = None  # decode size; None = input_size * 8 / 7 (128 for 112)
     # RandomResizedCrop's area range (torchvision's default; faces may want a narrower one)
-    crop_scale: tuple = (0.08, 1.0)
+    crop_scale: tuple[float, float] = (0.08, 1.0)
     num_workers: int = 4  # DataLoader workers per process
-    skip_bad: bool = False  # skip broken clips with a warning instead of stopping
+    # Leave out, with a warning naming each, clips that cannot be used: missing or empty
+    # folders, bad split-list lines, clips none of whose frames decode, clips also in the test split.
+    skip_bad: bool = False
     # ground_truth.csv of the synthetic benchmark (is_noisy per clip); None = ROOT/ground_truth.csv if present
     ground_truth: Optional[str] = None
     # Feature cache built by `rdfer features` (frozen encoder's per-frame features of every clip);
@@ -72,76 +86,279 @@ class TrainConfig:
     save_best: bool = True  # keep checkpoints/best.pt (best test WAR, as the reference repos do)
 
 
-def _build(cls, values: dict, where: str):
-    """Build dataclass `cls` from a dict, recursing into dataclass fields."""
+# Fields that name files: a relative path is resolved against the current folder when a run
+# starts (`absolute_paths`), so that the run's config.yaml works from any folder.
+PATH_FIELDS = ("root", "csv", "ground_truth", "features")
+DATASETS = ("dfew", "ferv39k", "mafw", "csv", "packed")
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2 numbers and booleans.
+
+    PyYAML follows YAML 1.1: `1e-3` (no dot) is a string and `off`/`yes` are
+    booleans. Here `1e-3` is a float and only true/false are booleans, so
+    `amp: off` stays the string it means.
+    """
+
+
+_Loader.yaml_implicit_resolvers = {
+    key: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.copy().items()
+}
+_Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                              list("tTfF"))
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?(?:[eE][-+]?[0-9]+)
+                    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                    |[-+]?\.(?:inf|Inf|INF)
+                    |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
+
+
+def parse_yaml(text: str):
+    """YAML text -> Python values, with the number and boolean rules of `_Loader`."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
+
+
+def _hints(cls) -> dict:
+    return typing.get_type_hints(cls)
+
+
+def _describe(hint) -> str:
+    """What a value of type `hint` looks like, for error messages."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Union:
+        inner = [_describe(arg) for arg in args if arg is not type(None)]
+        return " or ".join(inner) + (" or null" if type(None) in args else "")
+    if hint is bool:
+        return "true or false"
+    if hint is int:
+        return "an integer"
+    if hint is float:
+        return "a number"
+    if hint is str:
+        return "a string"
+    if hint is tuple or origin is tuple:
+        example = "[0.08, 1.0]" if args and all(arg is float for arg in args) else "[a, b]"
+        return f"a list of {len(args)} {_describe(args[0]).split(' ', 1)[-1]}s like {example}" if args \
+            else "a list"
+    if hint is dict or origin is dict:
+        return "a mapping of key: value"
+    if dataclasses.is_dataclass(hint):
+        return f"a section (a mapping of {', '.join(f.name for f in dataclasses.fields(hint))})"
+    return getattr(hint, "__name__", str(hint))
+
+
+def _leaves(cls, values, prefix: str, where: str) -> list:
+    """(dotted key, value) of every field set in `values`, recursing into dataclass sections.
+
+    Raises RdferError for unknown keys and for a section given a non-mapping value.
+    """
     if not isinstance(values, dict):
-        raise RdferError(f"config section {where or 'top level'!r} must be a mapping, got {values!r}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - set(fields))
-    if unknown:
-        raise RdferError(
-            f"unknown config key(s) {', '.join(where + k for k in unknown)}; "
-            f"known keys in {where or 'the top level'}: {', '.join(fields)}"
-        )
-    kwargs = {}
-    for name, value in values.items():
-        sub = fields[name].type
-        if dataclasses.is_dataclass(sub):
-            kwargs[name] = _build(sub, value, f"{where}{name}.")
+        name = prefix.rstrip(".") or "the top level"
+        raise RdferError(f"{where}: {name} must be a mapping of keys, got {values!r}; "
+                         f"expected {_describe(cls)}")
+    hints = _hints(cls)
+    leaves = []
+    for key, value in values.items():
+        if key not in hints:
+            section = prefix.rstrip(".")
+            raise RdferError(f"{where}: unknown config key {prefix}{key}; known keys in "
+                             f"{section or 'the top level'}: {', '.join(hints)}")
+        if dataclasses.is_dataclass(hints[key]) and isinstance(value, dict):
+            leaves += _leaves(hints[key], value, f"{prefix}{key}.", where)
         else:
-            kwargs[name] = value
-    return cls(**kwargs)
+            leaves.append((f"{prefix}{key}", value))
+    return leaves
 
 
-def _parse_override(item: str) -> tuple[list[str], Any]:
+def _hint_of(key: str):
+    hint = TrainConfig
+    for part in key.split("."):
+        hint = _hints(hint)[part]
+    return hint
+
+
+def _merge(schema, values: dict, where: str, origins: dict):
+    """Merge `values` into the typed `schema` one field at a time (so an error names its key).
+
+    `origins` records, for each key set, where its value came from.
+    """
+    for key, value in _leaves(TrainConfig, values, "", where):
+        origins[key] = where
+        hint = _hint_of(key)
+        if dataclasses.is_dataclass(hint):
+            raise RdferError(f"{where}: {key} must be {_describe(hint)}, got {value!r}")
+        update = value
+        for part in reversed(key.split(".")):
+            update = {part: update}
+        try:
+            schema = OmegaConf.merge(schema, update)
+        except OmegaConfBaseException:
+            raise RdferError(f"{where}: {key} = {value!r} is not {_describe(hint)}") from None
+    return schema
+
+
+def _to_object(schema, where: str) -> "TrainConfig":
+    try:
+        return OmegaConf.to_object(schema)
+    except OmegaConfBaseException as error:
+        key = getattr(error, "full_key", None) or "a value"
+        reason = str(getattr(error, "msg", None) or error).splitlines()[0]
+        raise RdferError(f"{where}: {key}: {reason}") from None
+    except RdferError as error:  # a section's own check (e.g. ReweightConfig.__post_init__)
+        raise RdferError(f"{where}: {error}") from None
+
+
+def _parse_override(item: str) -> dict:
     if "=" not in item:
         raise RdferError(f"--set expects key=value (e.g. optim.lr=1e-3), got {item!r}")
     key, raw = item.split("=", 1)
-    return key.strip().split("."), yaml.safe_load(raw)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise RdferError(f"--set {item}: {key!r} is not a dotted key like optim.lr")
+    try:
+        value = parse_yaml(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw  # e.g. an unbalanced bracket: kept as a string; its field's type decides
+    nested = value
+    for part in reversed(key.split(".")):
+        nested = {part: nested}
+    return nested
+
+
+def read_config_file(path) -> dict:
+    """The mapping in a YAML config file (nothing checked yet)."""
+    path = Path(path)
+    if not path.is_file():
+        raise RdferError(f"config file {path} not found")
+    try:
+        values = parse_yaml(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        reason = " ".join(str(error).split())
+        raise RdferError(f"config file {path} is not valid YAML: {reason}") from None
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise RdferError(f"config file {path} must hold a mapping of sections (data:, model:, ...), "
+                         f"got {type(values).__name__}")
+    return values
+
+
+def build_config(sources) -> "TrainConfig":
+    """A checked TrainConfig from (description, mapping) pairs merged in order onto the defaults."""
+    schema = OmegaConf.structured(TrainConfig)
+    where, origins = "config", {}
+    for where, values in sources:
+        schema = _merge(schema, values, where, origins)
+    config = _to_object(schema, where)
+    _check(config, origins)
+    return config
 
 
 def load_config(path: Optional[str] = None, overrides: tuple[str, ...] = ()) -> TrainConfig:
     """Read a YAML config (or start from the defaults) and apply `key=value` overrides.
 
     Raises:
-        RdferError: missing file, invalid YAML, unknown keys, or a malformed override.
+        RdferError: missing file, invalid YAML, unknown keys, a value of the wrong
+            type or out of range, or a malformed override (one line, naming it).
     """
-    values: dict = {}
+    sources = []
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise RdferError(f"config file {path} not found")
-        try:
-            values = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as error:
-            raise RdferError(f"config file {path} is not valid YAML: {error}") from None
+        sources.append((f"config file {path}", read_config_file(path)))
+    sources += [(f"--set {item}", _parse_override(item)) for item in overrides]
+    return build_config(sources)
+
+
+# What `--resume RUN --set ...` may change: where the data is and how it is loaded, not what
+# is trained (anything else would make the run's checkpoints disagree with its config.yaml).
+RESUME_OVERRIDABLE = ("data.root", "data.csv", "data.ground_truth", "data.features", "data.num_workers",
+                      "data.skip_bad", "device", "threads")
+
+
+def resume_config(saved: dict, overrides: tuple[str, ...], where: str) -> TrainConfig:
+    """The config of a run being resumed: its saved `config.yaml` plus allowed `--set` overrides.
+
+    Raises:
+        RdferError: an override names a field outside RESUME_OVERRIDABLE.
+    """
+    if not isinstance(saved, dict):
+        raise RdferError(f"{where} is not a mapping of sections; is it an rdfer config.yaml?")
+    saved = {k: dict(v) if isinstance(v, dict) else v for k, v in saved.items()}
+    if isinstance(saved.get("data"), dict):
+        saved["data"].pop("classes", None)
+    sources = [(where, saved)]
     for item in overrides:
-        keys, value = _parse_override(item)
-        node = values
-        for key in keys[:-1]:
-            node = node.setdefault(key, {})
-            if not isinstance(node, dict):
-                raise RdferError(f"--set {item}: {key!r} is not a section")
-        node[keys[-1]] = value
-    config = _build(TrainConfig, values, "")
-    _check(config)
-    return config
+        override = _parse_override(item)
+        for key, _ in _leaves(TrainConfig, override, "", f"--set {item}"):
+            if key not in RESUME_OVERRIDABLE:
+                raise RdferError(f"--set {item}: {key} cannot change when resuming (the run was trained with "
+                                 f"its config.yaml); --resume accepts --set for {', '.join(RESUME_OVERRIDABLE)}; "
+                                 "start a new run (--out) to change anything else")
+        sources.append((f"--set {item}", override))
+    return build_config(sources)
 
 
-def _check(config: TrainConfig) -> None:
+def _check(config: TrainConfig, origins: Optional[dict] = None) -> None:
+    """Range checks that a type alone cannot express (one line each, naming the key and its source)."""
     from rdfer.losses import STRATEGIES
 
-    if config.loss.strategy not in STRATEGIES:
-        raise RdferError(f"loss.strategy {config.loss.strategy!r} is not one of {', '.join(STRATEGIES)}")
-    if config.amp not in ("bf16", "fp16", "off"):
-        raise RdferError(f"amp must be bf16, fp16 or off, got {config.amp!r}")
-    if config.optim.epochs < 1 or config.optim.batch_size < 1:
-        raise RdferError("optim.epochs and optim.batch_size must be at least 1")
+    def need(ok: bool, key: str, value, what: str):
+        if not ok:
+            source = (origins or {}).get(key, "the default config")
+            raise RdferError(f"{source}: {key} = {value!r}: {what}")
+
+    data, optim = config.data, config.optim
+    need(config.loss.strategy in STRATEGIES, "loss.strategy", config.loss.strategy,
+         f"use one of {', '.join(STRATEGIES)}")
+    need(config.amp in ("bf16", "fp16", "off"), "amp", config.amp, "use bf16, fp16 or off")
+    need(re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", config.device) is not None, "device", config.device,
+         "use auto, cpu, cuda or cuda:N")
+    need(data.dataset in DATASETS, "data.dataset", data.dataset, f"use one of {', '.join(DATASETS)}")
+    if data.dataset in ("dfew", "mafw"):
+        need(1 <= data.fold <= 5, "data.fold", data.fold, "DFEW and MAFW folds are 1..5")
+    need(data.load_size is None or data.load_size >= 1, "data.load_size", data.load_size,
+         "give a side in pixels (at least 1), or null")
+    low, high = data.crop_scale
+    need(0 < low <= high <= 1, "data.crop_scale", list(data.crop_scale),
+         "give [min, max] area shares with 0 < min <= max <= 1, e.g. [0.08, 1.0]")
+    need(data.num_workers >= 0, "data.num_workers", data.num_workers, "give 0 (load in the main process) or more")
+    need(optim.epochs >= 1, "optim.epochs", optim.epochs, "give at least 1")
+    need(optim.batch_size >= 1, "optim.batch_size", optim.batch_size, "give at least 1")
+    need(optim.lr > 0, "optim.lr", optim.lr, "give a positive learning rate, e.g. 7e-4")
+    need(0 <= optim.min_lr <= optim.lr, "optim.min_lr", optim.min_lr, f"give 0 .. optim.lr ({optim.lr})")
+    need(optim.lr_warmup_epochs >= 0, "optim.lr_warmup_epochs", optim.lr_warmup_epochs, "give 0 or more")
+    need(optim.weight_decay >= 0, "optim.weight_decay", optim.weight_decay, "give 0 or more")
+    need(optim.grad_clip is None or optim.grad_clip > 0, "optim.grad_clip", optim.grad_clip,
+         "give a positive norm, or null for no clipping")
+    need(config.threads is None or config.threads >= 1, "threads", config.threads,
+         "give at least 1, or null for torch's default")
+    need(config.eval_every >= 1, "eval_every", config.eval_every, "give at least 1 (evaluate every N epochs)")
+
+
+def absolute_paths(config: TrainConfig, base: Optional[Path] = None) -> TrainConfig:
+    """`config` with relative data paths (root, csv, ground_truth, features) made absolute."""
+    base = Path(base or Path.cwd())
+    changes = {}
+    for name in PATH_FIELDS:
+        value = getattr(config.data, name)
+        if value and not Path(value).is_absolute():
+            changes[name] = str((base / value).resolve())
+    return dataclasses.replace(config, data=dataclasses.replace(config.data, **changes)) if changes else config
 
 
 def config_to_dict(config) -> dict:
-    """Plain dict of a (nested) config dataclass, for YAML and checkpoints."""
-    return dataclasses.asdict(config)
+    """Plain dict of a (nested) config dataclass, for YAML and checkpoints (tuples as lists)."""
+    def plain(value):
+        if isinstance(value, dict):
+            return {key: plain(item) for key, item in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [plain(item) for item in value]
+        return value
+
+    return plain(dataclasses.asdict(config))
 
 
 def save_config(config: TrainConfig, path: Path, extra: Optional[dict] = None) -> None:
@@ -149,11 +366,12 @@ def save_config(config: TrainConfig, path: Path, extra: Optional[dict] = None) -
     values = config_to_dict(config)
     for section, items in (extra or {}).items():
         values.setdefault(section, {}).update(items)
-    Path(path).write_text(yaml.safe_dump(values, sort_keys=False))
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(yaml.safe_dump(values, sort_keys=False))
+    tmp.replace(path)
 
 
-def config_from_dict(values: dict) -> TrainConfig:
+def config_from_dict(values: dict, where: str = "the run's config") -> TrainConfig:
     """Inverse of `config_to_dict` (run facts such as data.classes are dropped)."""
-    values = {k: dict(v) if isinstance(v, dict) else v for k, v in values.items()}
-    values.get("data", {}).pop("classes", None)
-    return _build(TrainConfig, values, "")
+    return resume_config(values, (), where)
