@@ -118,6 +118,46 @@ def test_ferv39k_layout_noise_only_in_train(tmp_path):
     assert "a new person per clip; nuisance 1 " in describe_synthetic(root)
 
 
+def test_symmetric_noise_is_unchanged_by_the_noise_type_option(dfew):
+    # The default (symmetric) flips the very labels it flipped before --noise-type existed.
+    gt = _ground_truth(dfew)
+    flips = sorted((r["video_name"], r["true_label"], r["given_label"]) for r in gt.values() if r["is_noisy"])
+    assert flips == [("10", 4, 2), ("13", 6, 3), ("15", 4, 6), ("17", 3, 6), ("25", 1, 4), ("3", 6, 5),
+                     ("32", 5, 7), ("35", 7, 5), ("4", 3, 7), ("40", 2, 7)]
+    assert (dfew / "synth.json").read_text().count('"noise_type": "symmetric"') == 1
+    assert "(symmetric noise, each to a uniformly drawn other class)" in describe_synthetic(dfew)
+
+
+def test_pair_noise_flips_each_label_to_its_confusable_class(dfew, tmp_path):
+    import argparse
+    import json
+
+    from rdfer.cli import data as data_cli
+
+    root = tmp_path / "pair"
+    parser = argparse.ArgumentParser(prog="rdfer")
+    data_cli.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["synth", "--out", str(root), "--clips", "40", "--noise", "0.25",
+                              "--noise-type", "pair", "--seed", "3", "--size", "16"])
+    assert args.func(args) == 0
+    pair, symmetric = _ground_truth(root), _ground_truth(dfew)
+    confusable = {"Happy": "Neutral", "Sad": "Neutral", "Neutral": "Sad", "Angry": "Disgust",
+                  "Disgust": "Angry", "Surprise": "Fear", "Fear": "Surprise"}
+    for name, row in pair.items():
+        # Same clips flipped and the same hard clips as symmetric noise with this seed; only the new label differs.
+        assert (row["is_noisy"], row["is_hard"]) == (symmetric[name]["is_noisy"], symmetric[name]["is_hard"])
+        true, given = DFEW_CLASSES[row["true_label"] - 1], DFEW_CLASSES[row["given_label"] - 1]
+        assert given == (confusable[true] if row["is_noisy"] else true)
+    assert sum(r["is_noisy"] for r in pair.values()) == 10
+    train = dict(_dfew_lists(root)["train", 1])
+    assert all(int(label) == pair[name]["given_label"] for name, label in train.items())
+    assert json.loads((root / "synth.json").read_text())["noise_type"] == "pair"
+    text = describe_synthetic(root)
+    assert "(pair noise, each to its most confusable class: " in text and "Surprise->Fear" in text
+    with pytest.raises(RdferError, match="noise-type 'class'"):
+        write_synthetic(tmp_path / "bad", clips=7, noise=0.2, noise_type="class", progress=False)
+
+
 def test_description_names_the_actor_pool_and_nuisance(tmp_path):
     root = write_synthetic(tmp_path / "easy", clips=10, seed=2, size=24, progress=False, workers=1,
                            actors=3, nuisance=0.3)

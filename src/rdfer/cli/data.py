@@ -73,8 +73,8 @@ def bench_data_command(args) -> int:
 def synth_command(args) -> int:
     from rdfer.data.synth import describe_synthetic, write_synthetic
 
-    options = dict(layout=args.layout, clips=args.clips, noise=args.noise, seed=args.seed,
-                   full_scale=args.full_scale, size=args.size, actors=args.actors,
+    options = dict(layout=args.layout, clips=args.clips, noise=args.noise, noise_type=args.noise_type,
+                   seed=args.seed, full_scale=args.full_scale, size=args.size, actors=args.actors,
                    nuisance=args.nuisance)
     # Options left unset keep write_synthetic's own defaults.
     write_synthetic(args.out, **{key: value for key, value in options.items() if value is not None})
@@ -129,6 +129,10 @@ def register(subparsers) -> None:
     parser.add_argument("--layout", choices=("dfew", "ferv39k"), default="dfew")
     parser.add_argument("--clips", type=int, default=None, help="clips to render")
     parser.add_argument("--noise", type=float, default=0.0, help="share of train labels flipped")
+    parser.add_argument("--noise-type", choices=("symmetric", "pair"), default=None,
+                        help="symmetric (default): a flipped label becomes a uniformly drawn other class; "
+                             "pair: its most confusable class (Fear<->Surprise, Angry<->Disgust, "
+                             "Sad<->Neutral, Happy->Neutral)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--full-scale", action="store_true",
                         help="DFEW's fold structure, label and frame counts")

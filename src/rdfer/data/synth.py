@@ -25,10 +25,13 @@ Output layouts (read by the real loaders in `rdfer.data`):
 
 ``DIR/ground_truth.csv`` has one row per clip: ``video_name`` exactly as in the
 split CSVs, ``true_label`` and ``given_label`` (1-based, DFEW order; given is
-what the train CSVs contain), ``is_noisy``, ``is_hard`` (mixed expressions, or
+what the train CSVs contain: a noisy clip's given label is another class drawn
+uniformly with ``noise_type="symmetric"``, its most confusable class
+``PAIR_FLIPS`` with ``"pair"``), ``is_noisy``, ``is_hard`` (mixed expressions, or
 a non-Neutral expression whose peak intensity is below ``SUBTLE_HARD``) and
 ``apex_start``/``apex_end`` (0-based inclusive frame indices, frame 00001.jpg
-is index 0). ``DIR/synth.json`` records the options used.
+is index 0). ``DIR/synth.json`` records the options used (``noise_type``
+included).
 
 Everything random about a clip comes from a numpy Generator seeded by
 (seed, clip name), so clips render identically in any order, in any number of
@@ -93,6 +96,16 @@ FERV_SCENES = ("Lab", "Office", "Street", "Studio")
 # classes still have enough clips in a demo of ~1,000.
 _DFEW_COUNTS = np.array([2445, 1894, 2669, 2173, 1469, 145, 902], np.float64)
 CLASS_SHARES = 0.5 * _DFEW_COUNTS / _DFEW_COUNTS.sum() + 0.5 / len(DFEW_CLASSES)
+
+# Pair noise: each flipped label becomes its most confusable class, the pairs
+# real DFER models confuse (Fear/Surprise, Angry/Disgust, Sad/Neutral). Happy,
+# confused with little else, flips to Neutral, the class the paper's model drifts
+# to on hard clips (its Fig. 5 text), and the one the synthetic Happy face nears
+# at low intensity. So the map is not one-to-one: Happy and Sad both flip to Neutral.
+PAIR_FLIPS = {"Happy": "Neutral", "Sad": "Neutral", "Neutral": "Sad", "Angry": "Disgust",
+              "Surprise": "Fear", "Disgust": "Angry", "Fear": "Surprise"}
+_PAIR_INDEX = np.array([DFEW_CLASSES.index(PAIR_FLIPS[c]) for c in DFEW_CLASSES])
+NOISE_TYPES = ("symmetric", "pair")
 
 _SHIFT = 4  # fixed-point bits for sub-pixel cv2 drawing
 _AA = cv2.LINE_AA
@@ -776,19 +789,26 @@ def _subset(rng: np.random.Generator, clips: list, n: int) -> list:
     return [clips[i] for i in sorted(keep)]
 
 
-def _add_noise(rng: np.random.Generator, clips: list, noise: float, layout: str) -> list:
-    """Give round(noise * train clips) clips a different, uniformly drawn train label.
+def _add_noise(rng: np.random.Generator, clips: list, noise: float, layout: str,
+               noise_type: str = "symmetric") -> list:
+    """Give round(noise * train clips) clips a different train label.
 
-    DFEW: every clip is a training clip in 4 of the 5 folds and carries the
-    same given label in all of them, so the noisy share of each fold's train
-    list is about `noise`. FERV39K: only train clips are flipped.
+    The clips to flip are the same for both noise types; "symmetric" draws each
+    one's new label uniformly from the other classes, "pair" takes its
+    `PAIR_FLIPS` class. DFEW: every clip is a training clip in 4 of the 5 folds
+    and carries the same given label in all of them, so the noisy share of each
+    fold's train list is about `noise`. FERV39K: only train clips are flipped.
     """
     candidates = [i for i, c in enumerate(clips) if layout == "dfew" or c.split.startswith("train")]
     flipped = rng.choice(candidates, int(round(noise * len(candidates))), replace=False)
     clips = list(clips)
     n_cls = len(DFEW_CLASSES)
     for i in sorted(flipped):
-        clips[i] = replace(clips[i], given=int((clips[i].label + rng.integers(1, n_cls)) % n_cls))
+        if noise_type == "pair":
+            given = int(_PAIR_INDEX[clips[i].label])
+        else:
+            given = int((clips[i].label + rng.integers(1, n_cls)) % n_cls)
+        clips[i] = replace(clips[i], given=given)
     return clips
 
 
@@ -880,7 +900,7 @@ def _write_lists(out: Path, clips: list, layout: str) -> None:
 
 
 def write_synthetic(out, layout: str = "dfew", clips: int | None = None, noise: float = 0.0,
-                    seed: int = 0, full_scale: bool = False, size: int = 112,
+                    noise_type: str = "symmetric", seed: int = 0, full_scale: bool = False, size: int = 112,
                     progress: bool = True, workers: int | None = None, actors: int | None = None,
                     nuisance: float = 1.0) -> Path:
     """Write the synthetic DFER benchmark.
@@ -893,6 +913,9 @@ def write_synthetic(out, layout: str = "dfew", clips: int | None = None, noise: 
             `full_scale`, a class-stratified seeded subset of the real lists
             (default: all of them).
         noise: share of training labels flipped to another class, in [0, 1).
+        noise_type: "symmetric" (the other class drawn uniformly) or "pair"
+            (the most confusable class, `PAIR_FLIPS`: Fear<->Surprise,
+            Angry<->Disgust, Sad<->Neutral, Happy->Neutral).
         seed: fixes every random choice; the same arguments give the same bytes.
         full_scale: reproduce the real dataset's clip ids, fold/split
             structure, labels (as true labels) and per-clip frame counts from
@@ -916,6 +939,8 @@ def write_synthetic(out, layout: str = "dfew", clips: int | None = None, noise: 
         raise RdferError(f"unknown synthetic layout {layout!r}; use 'dfew' or 'ferv39k'")
     if not 0.0 <= noise < 1.0:
         raise RdferError(f"--noise {noise} is outside [0, 1): give the share of train labels to flip")
+    if noise_type not in NOISE_TYPES:
+        raise RdferError(f"--noise-type {noise_type!r} is unknown; use {' or '.join(NOISE_TYPES)}")
     if clips is not None and clips < len(DFEW_CLASSES):
         raise RdferError(f"--clips {clips} is too few: give at least {len(DFEW_CLASSES)} "
                          "(one per class)")
@@ -930,14 +955,14 @@ def write_synthetic(out, layout: str = "dfew", clips: int | None = None, noise: 
         table = _read_dfew_lists() if layout == "dfew" else _read_ferv39k_lists()
         if clips is not None and clips < len(table):
             table = _subset(rng, table, clips)
-        table = _add_noise(rng, table, noise, layout)
+        table = _add_noise(rng, table, noise, layout, noise_type)
     elif layout == "dfew":
-        table = _add_noise(rng, _small_dfew(rng, clips or 1000), noise, layout)
+        table = _add_noise(rng, _small_dfew(rng, clips or 1000), noise, layout, noise_type)
     else:
-        table = _name_ferv39k(_add_noise(rng, _small_ferv39k(rng, clips or 1000), noise, layout))
+        table = _name_ferv39k(_add_noise(rng, _small_ferv39k(rng, clips or 1000), noise, layout, noise_type))
 
     _prepare_out(out)
-    options = dict(layout=layout, clips=len(table), noise=noise, seed=seed,
+    options = dict(layout=layout, clips=len(table), noise=noise, noise_type=noise_type, seed=seed,
                    full_scale=full_scale, size=size, actors=actors, nuisance=nuisance)
     (out / "synth.json").write_text(json.dumps(options, indent=1) + "\n")
     tasks = [(int(seed), str(out), clip, int(size), actors, float(nuisance)) for clip in table]
@@ -1006,7 +1031,15 @@ def describe_synthetic(out) -> str:
             lines.append(count_line(f"{split} (given)", labels))
         n_train = sum(1 for _ in open(base / "train_All.csv"))
         noisy_desc = f"{noisy.sum()} of {n_train} train clips ({noisy.sum() / max(n_train, 1):.1%})"
-    lines.append(f"Noisy labels: {noisy_desc}; test labels are clean")
+    noise_type = options.get("noise_type", "symmetric")  # benchmarks written before pair noise
+    if noise_type == "pair":
+        given = np.array([r["given_label"] - 1 for r in rows])
+        pairs, counts = np.unique(np.stack([true[noisy], given[noisy]], 1), axis=0, return_counts=True)
+        flips = ", ".join(f"{DFEW_CLASSES[a]}->{DFEW_CLASSES[b]} {k}" for (a, b), k in zip(pairs, counts))
+        kind = f"pair noise, each to its most confusable class: {flips or 'none'}"
+    else:
+        kind = "symmetric noise, each to a uniformly drawn other class"
+    lines.append(f"Noisy labels ({kind}): {noisy_desc}; test labels are clean")
     lines.append(f"Hard clips (mixed expressions or subtle): {hard.sum()} ({hard.mean():.1%})")
     actors, nuisance = options.get("actors"), options.get("nuisance", 1.0)
     lines.append(f"People: {f'a pool of {actors} actors' if actors else 'a new person per clip'}; "
