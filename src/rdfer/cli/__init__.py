@@ -11,7 +11,7 @@ import sys
 
 from rdfer.errors import RdferError
 
-SUBCOMMAND_MODULES = ("data", "models", "train", "analysis", "predict")
+SUBCOMMAND_MODULES = ("data", "models", "train", "analysis", "predict", "audit")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,464 @@
+"""`rdfer audit`, judging half: likely mislabelled and hard clips from out-of-fold predictions.
+
+Three lists are drawn from the same held-out probabilities (OUT/oof_predictions.csv):
+
+- rdfer (the paper's partition, applied to held-out predictions): a clip whose
+  4 clip predictions agree (agreement >= `min_agreement`, default 0.75: at
+  least 3 of 4) on a class that is not its given label, and whose video
+  prediction is not its given label either, is *likely mislabelled*; a clip
+  whose clip predictions disagree (agreement below `min_agreement`) is *hard*,
+  whatever its label. Score: agreement * (1 - p_given).
+- cleanlab: `cleanlab.filter.find_label_issues` (confident learning,
+  prune_by_noise_rate); score 1 - self-confidence = 1 - p_given.
+- combined: flagged by both (cleanlab's issues that rdfer does not call hard
+  and whose prediction differs from the label); score the mean of the two
+  scores' percentile ranks.
+
+OUT/label_issues.csv lists every clip that any of them flags (or calls hard),
+ordered by the `rank_by` method (its flagged clips first, then by its score).
+With a ground truth (the synthetic benchmark's ground_truth.csv), OUT/scores.md
+gives each list's precision, recall and F1 against the truly flipped labels,
+and how many truly hard (not flipped) clips it calls mislabelled.
+"""
+
+import csv
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from rdfer.errors import RdferError
+from rdfer.labels import clip_key
+
+RANK_BY = ("rdfer", "cleanlab", "combined")
+METHODS = ("rdfer", "cleanlab", "combined")
+MISLABELLED, HARD, OK = "likely mislabelled", "hard", "ok"
+ISSUE_COLUMNS = ("rank", "clip_id", "given_label", "suggested_label", "score", "agreement", "kind",
+                 "p_given", "p_suggested", "rdfer_issue", "rdfer_score", "cleanlab_issue", "cleanlab_score",
+                 "combined_issue", "combined_score", "fold", "path")
+
+
+@dataclass(frozen=True)
+class OutOfFold:
+    """Held-out predictions, one row per audited clip (N clips, K classes)."""
+
+    classes: tuple
+    clip_id: tuple  # (N,) str
+    path: tuple  # (N,) str
+    fold: np.ndarray  # (N,) int
+    label: np.ndarray  # (N,) int, the given label
+    prediction: np.ndarray  # (N,) int
+    agreement: np.ndarray  # (N,) float
+    # (N,) share of the clip predictions that equal the given label; NaN where not written
+    given_share: np.ndarray
+    probabilities: np.ndarray  # (N, K) float64, rows sum to 1
+
+    def __len__(self) -> int:
+        return len(self.clip_id)
+
+
+def read_out_of_fold(path) -> OutOfFold:
+    path = Path(path)
+    if not path.is_file():
+        raise RdferError(f"{path} not found: run `rdfer audit --config CFG --out DIR` to make it")
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        prob_columns = [c for c in reader.fieldnames or [] if c.startswith("p_")]
+        rows = list(reader)
+    if not rows or not prob_columns:
+        raise RdferError(f"{path} holds no predictions; delete it and rerun rdfer audit")
+    probs = np.array([[float(r[c]) for c in prob_columns] for r in rows], dtype=np.float64)
+    probs /= probs.sum(1, keepdims=True)  # the file rounds to 5 decimals
+    return OutOfFold(
+        classes=tuple(c[2:] for c in prob_columns), clip_id=tuple(r["clip_id"] for r in rows),
+        path=tuple(r["path"] for r in rows), fold=np.array([int(r["fold"]) for r in rows]),
+        label=np.array([int(r["label"]) for r in rows]), prediction=np.array([int(r["prediction"]) for r in rows]),
+        agreement=np.array([float(r["agreement"]) for r in rows]),
+        given_share=np.array([_share(r["clip_predictions"], int(r["label"])) for r in rows]), probabilities=probs)
+
+
+def _share(clip_predictions: str, label: int) -> float:
+    votes = [int(k) for k in (clip_predictions or "").split()]
+    return sum(v == label for v in votes) / len(votes) if votes else float("nan")
+
+
+def rdfer_issues(probabilities: np.ndarray, labels: np.ndarray, agreement: np.ndarray,
+                 min_agreement: float = 0.75, given_share: Optional[np.ndarray] = None) -> tuple:
+    """rdfer's judgement of each clip.
+
+    Args:
+        probabilities: (N, K) held-out class probabilities.
+        labels: (N,) given labels.
+        agreement: (N,) share of the clip predictions equal to their most frequent class.
+        min_agreement: agreement from which the clip predictions count as agreeing.
+        given_share: (N,) share of the clip predictions equal to the given label (NaN or
+            None: unknown). A clip whose clips agree on its given label is not mislabelled.
+
+    Returns:
+        (kinds, scores): (N,) str array of MISLABELLED / HARD / OK and (N,) float
+        agreement * (1 - p_given), higher = more likely mislabelled.
+    """
+    if not 0.0 < min_agreement <= 1.0:
+        raise RdferError(f"--min-agreement {min_agreement} is outside (0, 1]: e.g. 0.75 = 3 of 4 clips agree")
+    rows = np.arange(len(labels))
+    agree = agreement >= min_agreement - 1e-9  # agreement is written with 2 decimals
+    kinds = np.full(len(labels), OK, dtype=object)
+    kinds[~agree] = HARD
+    against = probabilities.argmax(1) != labels
+    if given_share is not None:
+        # The agreeing clips must not be voting for the given label (e.g. 4 x given, video says other).
+        against &= ~(given_share >= agreement - 1e-9)
+    kinds[agree & against] = MISLABELLED
+    return kinds, agreement * (1.0 - probabilities[rows, labels])
+
+
+def cleanlab_issues(probabilities: np.ndarray, labels: np.ndarray) -> tuple:
+    """cleanlab's `find_label_issues` (prune_by_noise_rate) and its self-confidence score.
+
+    Returns:
+        (issues, scores): (N,) bool and (N,) float 1 - p_given (higher = more likely an issue).
+    """
+    from cleanlab.filter import find_label_issues
+    from cleanlab.rank import get_label_quality_scores
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "too few examples in class k": said once in the report instead
+        issues = find_label_issues(labels, probabilities, filter_by="prune_by_noise_rate", n_jobs=1)
+        quality = get_label_quality_scores(labels, probabilities, method="self_confidence")
+    return np.asarray(issues, bool), 1.0 - np.asarray(quality, np.float64)
+
+
+def percentile_ranks(scores: np.ndarray) -> np.ndarray:
+    """Ranks scaled to (0, 1] (ties share their mean rank): the highest score gets 1."""
+    from scipy.stats import rankdata
+
+    return rankdata(scores) / len(scores)
+
+
+def judge(oof: OutOfFold, min_agreement: float = 0.75) -> dict:
+    """Every list's verdict on every clip: arrays of length N keyed by column name."""
+    probs, labels = oof.probabilities, oof.label
+    rows = np.arange(len(oof))
+    kinds, rdfer_score = rdfer_issues(probs, labels, oof.agreement, min_agreement, oof.given_share)
+    cl_issue, cl_score = cleanlab_issues(probs, labels)
+    suggested = probs.argmax(1)
+    rdfer_issue = kinds == MISLABELLED
+    return {
+        "suggested": suggested, "p_given": probs[rows, labels], "p_suggested": probs[rows, suggested],
+        "kind": kinds, "rdfer_issue": rdfer_issue, "rdfer_score": rdfer_score,
+        "cleanlab_issue": cl_issue, "cleanlab_score": cl_score,
+        "combined_issue": rdfer_issue & cl_issue,
+        "combined_score": 0.5 * (percentile_ranks(rdfer_score) + percentile_ranks(cl_score)),
+    }
+
+
+def ranking(judged: dict, rank_by: str) -> np.ndarray:
+    """Clip indices in list order: the method's flagged clips first, each group by its score, highest first."""
+    if rank_by not in RANK_BY:
+        raise RdferError(f"--rank-by {rank_by!r}: use one of {', '.join(RANK_BY)}")
+    issue, score = judged[f"{rank_by}_issue"], judged[f"{rank_by}_score"]
+    return np.lexsort((-score, ~issue))
+
+
+def write_label_issues(path, oof: OutOfFold, judged: dict, rank_by: str) -> int:
+    """OUT/label_issues.csv: the clips any list flags or calls hard, in `rank_by` order; returns the row count."""
+    listed = judged["rdfer_issue"] | judged["cleanlab_issue"] | (judged["kind"] == HARD)
+    order = [i for i in ranking(judged, rank_by) if listed[i]]
+    classes = oof.classes
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(ISSUE_COLUMNS)
+        for rank, i in enumerate(order, 1):
+            writer.writerow([rank, oof.clip_id[i], classes[oof.label[i]], classes[judged["suggested"][i]],
+                             f"{judged[f'{rank_by}_score'][i]:.4f}", f"{oof.agreement[i]:.2f}", judged["kind"][i],
+                             f"{judged['p_given'][i]:.4f}", f"{judged['p_suggested'][i]:.4f}",
+                             int(judged["rdfer_issue"][i]), f"{judged['rdfer_score'][i]:.4f}",
+                             int(judged["cleanlab_issue"][i]), f"{judged['cleanlab_score'][i]:.4f}",
+                             int(judged["combined_issue"][i]), f"{judged['combined_score'][i]:.4f}",
+                             int(oof.fold[i]), oof.path[i]])
+    return len(order)
+
+
+# ----------------------------------------------------------------------------- scoring
+
+
+def read_truth_table(path) -> dict:
+    """{clip key: (is_noisy, is_hard)} of a ground_truth.csv; raises RdferError for a missing file or column."""
+    path = Path(path)
+    if not path.is_file():
+        raise RdferError(f"ground truth file {path} not found")
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        needed = {"video_name", "is_noisy", "is_hard"}
+        if not needed <= set(reader.fieldnames or []):
+            raise RdferError(f"{path} needs the columns {', '.join(sorted(needed))} (the synthetic "
+                             "benchmark's ground_truth.csv)")
+        return {clip_key(r["video_name"]): (r["is_noisy"].strip() in ("1", "True", "true"),
+                                            r["is_hard"].strip() in ("1", "True", "true")) for r in reader}
+
+
+def read_truth(path, clip_ids) -> tuple:
+    """(is_noisy, is_hard) bool arrays aligned with `clip_ids`, from a ground_truth.csv.
+
+    Raises:
+        RdferError: missing file or columns, or an audited clip the file does not list.
+    """
+    truth = read_truth_table(path)
+    missing = [c for c in clip_ids if clip_key(c) not in truth]
+    if missing:
+        raise RdferError(f"{path} does not list {len(missing)} audited clip(s), e.g. {missing[0]}: "
+                         "is it the ground truth of this dataset?")
+    pairs = np.array([truth[clip_key(c)] for c in clip_ids], bool).reshape(-1, 2)
+    return pairs[:, 0], pairs[:, 1]
+
+
+def precision_recall_f1(flagged: np.ndarray, truly: np.ndarray) -> tuple:
+    """Precision, recall and F1 of a bool flag array against a bool truth array (0 where undefined)."""
+    hits = int((flagged & truly).sum())
+    precision = hits / flagged.sum() if flagged.any() else 0.0
+    recall = hits / truly.sum() if truly.any() else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return float(precision), float(recall), float(f1)
+
+
+def score_lists(judged: dict, noisy: np.ndarray, hard: np.ndarray, prediction: np.ndarray,
+                labels: np.ndarray) -> dict:
+    """Each list against the truth; "disagrees" (prediction != given label) is a reference list."""
+    clean_hard = hard & ~noisy  # a hard clip whose label is right: calling it mislabelled is wrong
+    lists = {name: judged[f"{name}_issue"] for name in METHODS}
+    lists["disagrees"] = prediction != labels
+    scores = {"clips": int(len(noisy)), "truly_mislabelled": int(noisy.sum()), "hard_not_flipped": int(clean_hard.sum()),
+              "lists": {}}
+    for name, flagged in lists.items():
+        precision, recall, f1 = precision_recall_f1(flagged, noisy)
+        scores["lists"][name] = {"flagged": int(flagged.sum()), "correct": int((flagged & noisy).sum()),
+                                 "precision": precision, "recall": recall, "f1": f1,
+                                 "hard_called_mislabelled": int((flagged & clean_hard).sum())}
+    called_hard = judged["kind"] == HARD
+    scores["rdfer_hard"] = {"called": int(called_hard.sum()), "truly_hard": int((called_hard & hard).sum()),
+                            "flipped": int((called_hard & noisy).sum())}
+    return scores
+
+
+LIST_NAMES = {"rdfer": "rdfer (agreement)", "cleanlab": "cleanlab find_label_issues",
+              "combined": "combined (both flag)", "disagrees": "reference: prediction != label"}
+
+
+def scores_markdown(scores: dict) -> str:
+    lines = [f"{scores['clips']} clips, {scores['truly_mislabelled']} truly mislabelled, "
+             f"{scores['hard_not_flipped']} truly hard with a right label.", "",
+             "| list | flagged | correct | precision | recall | F1 | hard clips called mislabelled |",
+             "|---|---|---|---|---|---|---|"]
+    for name, s in scores["lists"].items():
+        lines.append(f"| {LIST_NAMES[name]} | {s['flagged']} | {s['correct']} | {s['precision']:.3f} | "
+                     f"{s['recall']:.3f} | {s['f1']:.3f} | {s['hard_called_mislabelled']} |")
+    h = scores["rdfer_hard"]
+    lines += ["", f"rdfer calls {h['called']} clips hard: {h['truly_hard']} truly hard, {h['flipped']} flipped."]
+    return "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------------------- the whole judging step
+
+
+def audit_report(out_dir, *, rank_by: str = "rdfer", min_agreement: float = 0.75, ground_truth=None,
+                 top: int = 12) -> dict:
+    """Judge OUT/oof_predictions.csv; write label_issues.csv, report.md and its PNGs (and scores.md).
+
+    Args:
+        ground_truth: a ground_truth.csv (video_name, is_noisy, is_hard) to score the lists against, or None.
+        top: clips per contact sheet.
+
+    Returns:
+        the summary written to OUT/audit_summary.json.
+    """
+    out_dir = Path(out_dir)
+    oof = read_out_of_fold(out_dir / "oof_predictions.csv")
+    judged = judge(oof, min_agreement)
+    listed = write_label_issues(out_dir / "label_issues.csv", oof, judged, rank_by)
+    summary = {"clips": len(oof), "folds": int(oof.fold.max()), "rank_by": rank_by, "min_agreement": min_agreement,
+               "listed": listed, "accuracy_vs_given": float((oof.prediction == oof.label).mean()),
+               "flagged": {name: int(judged[f"{name}_issue"].sum()) for name in METHODS},
+               "hard": int((judged["kind"] == HARD).sum())}
+    scores: Optional[dict] = None
+    if ground_truth is not None:
+        noisy, hard = read_truth(ground_truth, oof.clip_id)
+        scores = score_lists(judged, noisy, hard, oof.prediction, oof.label)
+        scores["ground_truth"] = str(ground_truth)
+        (out_dir / "scores.md").write_text(f"# Label-issue lists against {ground_truth}\n\n" + scores_markdown(scores))
+        summary["scores"] = scores
+    summary["report"] = str(write_audit_report(out_dir, oof, judged, rank_by, scores=scores, top=top))
+    (out_dir / "audit_summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def describe(summary: dict, out_dir) -> str:
+    out_dir = Path(out_dir)
+    f = summary["flagged"]
+    lines = [f"{summary['clips']} clips judged from held-out predictions ({summary['folds']} folds; accuracy "
+             f"against the given labels {summary['accuracy_vs_given']:.1%}): likely mislabelled by rdfer "
+             f"{f['rdfer']}, by cleanlab {f['cleanlab']}, by both {f['combined']}; hard {summary['hard']}"]
+    if "scores" in summary:
+        lines.append(scores_markdown(summary["scores"]).rstrip())
+        lines.append(f"scores: {out_dir / 'scores.md'}")
+    lines.append(f"list: {out_dir / 'label_issues.csv'} (ranked by {summary['rank_by']}); "
+                 f"report: {summary['report']}")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def _per_class_counts(oof: OutOfFold, judged: dict) -> dict:
+    k = len(oof.classes)
+    counts = {"clips": np.bincount(oof.label, minlength=k)}
+    for name in METHODS:
+        counts[name] = np.bincount(oof.label[judged[f"{name}_issue"]], minlength=k)
+    counts["hard"] = np.bincount(oof.label[judged["kind"] == HARD], minlength=k)
+    return counts
+
+
+def fig_per_class(counts: dict, classes, out_path) -> Path:
+    """Bars per given class: clips, flagged by each list, called hard."""
+    from matplotlib.figure import Figure
+
+    from rdfer.analysis.figures import _save
+
+    names = ("clips", "rdfer", "cleanlab", "combined", "hard")
+    legend = {"clips": "clips (given label)", "rdfer": "rdfer: likely mislabelled", "cleanlab": "cleanlab: issue",
+              "combined": "both", "hard": "rdfer: hard"}
+    fig = Figure(figsize=(max(6.0, 1.1 * len(classes) + 2), 4))
+    ax = fig.subplots()
+    x = np.arange(len(classes))
+    width = 0.8 / len(names)
+    for j, name in enumerate(names):
+        ax.bar(x + (j - (len(names) - 1) / 2) * width, counts[name], width, label=legend[name])
+    ax.set_xticks(x, classes, rotation=30, ha="right")
+    ax.set_ylabel("clips")
+    ax.set_title("Per given class: clips, label issues flagged, hard clips")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _save(fig, out_path)
+
+
+def fig_relabels(oof: OutOfFold, flagged: np.ndarray, out_path, title: str) -> Path:
+    """Counts of (given label -> suggested label) over the flagged clips."""
+    from matplotlib.figure import Figure
+
+    from rdfer.analysis.figures import _save
+
+    k = len(oof.classes)
+    counts = np.zeros((k, k), int)
+    np.add.at(counts, (oof.label[flagged], oof.probabilities[flagged].argmax(1)), 1)
+    size = max(4.5, 0.75 * k + 2)
+    fig = Figure(figsize=(size + 1.2, size))
+    ax = fig.subplots()
+    image = ax.imshow(counts, cmap="Oranges", vmin=0, vmax=max(1, counts.max()))
+    for i in range(k):
+        for j in range(k):
+            if counts[i, j]:
+                ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=9 if k <= 8 else 7,
+                        color="white" if counts[i, j] > 0.55 * counts.max() else "#222222")
+    ax.set_xticks(range(k), oof.classes, rotation=40, ha="right")
+    ax.set_yticks(range(k), [f"{name} ({n})" for name, n in zip(oof.classes, counts.sum(1))])
+    ax.set_xlabel("suggested label")
+    ax.set_ylabel("given label (clips flagged)")
+    ax.set_title(title)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="clips")
+    fig.tight_layout()
+    return _save(fig, out_path)
+
+
+def fig_contact_sheet(oof: OutOfFold, judged: dict, indices, out_path, title: str, frames: int = 8) -> tuple:
+    """One row per clip: `frames` evenly spaced frames, titled with the clip's labels and scores.
+
+    Returns:
+        (PNG path or None when no clip could be read, notes on clips not shown).
+    """
+    from matplotlib.figure import Figure
+
+    from rdfer.analysis.figures import FrameSource, Skipped, _save
+
+    rows, notes = [], []
+    for i in indices:
+        try:
+            source = FrameSource(oof.path[i])
+            picks = np.linspace(0, len(source) - 1, min(frames, len(source))).round().astype(int)
+            rows.append((i, picks, source.read(picks, height=72)))
+        except Skipped as reason:
+            notes.append(f"clip {oof.clip_id[i]} not shown: {reason}")
+    if not rows:
+        return None, notes
+    height = 1.25 * len(rows) + 0.8  # inches: a row of frames and its title line, plus the sheet's title
+    fig = Figure(figsize=(0.9 * frames + 0.2, height))
+    grid = fig.add_gridspec(len(rows), frames, hspace=0.55, wspace=0.04, left=0.01, right=0.99,
+                            top=1 - 0.75 / height, bottom=0.01)
+    classes = oof.classes
+    for r, (i, picks, strip) in enumerate(rows):
+        for c in range(frames):
+            ax = fig.add_subplot(grid[r, c])
+            ax.set_axis_off()
+            if c < len(strip):
+                ax.imshow(strip[c])
+            if c == 0:
+                ax.set_title(f"clip {oof.clip_id[i]}: given {classes[oof.label[i]]}, suggested "
+                             f"{classes[judged['suggested'][i]]} (p {judged['p_suggested'][i]:.2f}), agreement "
+                             f"{oof.agreement[i]:.2f}, p_given {judged['p_given'][i]:.2f}",
+                             loc="left", fontsize=8, x=0.0)
+    fig.suptitle(title, x=0.01, y=1 - 0.1 / height, ha="left", va="top", fontsize=10)
+    return _save(fig, out_path), notes
+
+
+def write_audit_report(out_dir, oof: OutOfFold, judged: dict, rank_by: str, *, scores: Optional[dict] = None,
+                       top: int = 12) -> Path:
+    """OUT/report.md with per-class counts, the relabel view and contact sheets (PNGs in OUT/report_files/)."""
+    out_dir = Path(out_dir)
+    files = out_dir / "report_files"
+    files.mkdir(exist_ok=True)
+    classes = oof.classes
+    counts = _per_class_counts(oof, judged)
+    flagged = judged[f"{rank_by}_issue"]
+    order = ranking(judged, rank_by)
+    top_issues = [i for i in order if flagged[i]][:top]
+    hard = np.flatnonzero(judged["kind"] == HARD)
+    top_hard = hard[np.lexsort((judged["p_given"][hard], oof.agreement[hard]))][:top]  # least agreement, then loss
+
+    lines = ["# Dataset audit", "",
+             f"{len(oof)} clips, each judged by a model that did not train on it ({int(oof.fold.max())} folds). "
+             f"Held-out accuracy against the given labels: {(oof.prediction == oof.label).mean():.1%}.", "",
+             f"- rdfer, likely mislabelled (clip predictions agree, prediction != label): "
+             f"{int(judged['rdfer_issue'].sum())}",
+             f"- rdfer, hard (clip predictions disagree): {len(hard)}",
+             f"- cleanlab find_label_issues: {int(judged['cleanlab_issue'].sum())}",
+             f"- flagged by both: {int(judged['combined_issue'].sum())}", "",
+             f"`label_issues.csv` is ranked by **{rank_by}**.", ""]
+    if scores is not None:
+        lines += ["## Against the ground truth", "", scores_markdown(scores), ""]
+    lines += ["## Per class", "", "| given label | clips | rdfer | cleanlab | both | hard |", "|---|---|---|---|---|---|"]
+    for k, name in enumerate(classes):
+        lines.append(f"| {name} | {counts['clips'][k]} | {counts['rdfer'][k]} | {counts['cleanlab'][k]} | "
+                     f"{counts['combined'][k]} | {counts['hard'][k]} |")
+    per_class = fig_per_class(counts, classes, files / "per_class.png")
+    lines += ["", f"![per class]({per_class.relative_to(out_dir)})", "",
+              "## Suggested relabels", "",
+              f"Given label -> suggested label of the clips flagged by {rank_by}.", ""]
+    relabels = fig_relabels(oof, flagged, files / "relabels.png", f"Suggested relabels ({rank_by}, "
+                            f"{int(flagged.sum())} clips)")
+    lines += [f"![relabels]({relabels.relative_to(out_dir)})", ""]
+    notes = []
+    for heading, chosen, name in ((f"Top likely mislabelled ({rank_by})", top_issues, "top_mislabelled.png"),
+                                  ("Top hard (least agreement)", top_hard, "top_hard.png")):
+        lines += [f"## {heading}", ""]
+        if not len(chosen):
+            lines += ["None.", ""]
+            continue
+        path, missed = fig_contact_sheet(oof, judged, chosen, files / name, heading)
+        notes += missed
+        lines += [f"![{heading}]({path.relative_to(out_dir)})" if path else "No frames could be read.", ""]
+    if notes:
+        lines += ["## Notes", ""] + [f"- {note}" for note in notes] + [""]
+    report = out_dir / "report.md"
+    report.write_text("\n".join(lines))
+    return report

@@ -1,0 +1,53 @@
+"""Subcommand: audit (likely mislabelled and hard clips from out-of-fold predictions, with cleanlab)."""
+
+from pathlib import Path
+
+from rdfer.errors import RdferError
+
+
+def register(subparsers) -> None:
+    from rdfer.analysis.audit import RANK_BY
+
+    p = subparsers.add_parser(
+        "audit", help="k-fold held-out predictions for every labelled clip, then likely mislabelled and hard clips",
+        description="Train K folds of CONFIG on the given labels (DFEW/MAFW: their official folds), give every "
+                    "labelled clip a held-out prediction, and write OUT/label_issues.csv (rdfer's and cleanlab's "
+                    "verdicts) and OUT/report.md. Rerunning with the same OUT reuses finished folds. See docs/audit.md.")
+    p.add_argument("--config", required=True, help="training config: a file or a shipped config's name")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field, e.g. --set data.root=/data/DFEW")
+    p.add_argument("--out", required=True, help="audit folder: new, empty, or an earlier audit's to finish or re-rank")
+    p.add_argument("--folds", type=int, help="number of folds (default: DFEW/MAFW's official 5 folds, else 5 "
+                                             "seeded class-stratified folds; a number replaces official folds)")
+    p.add_argument("--rank-by", choices=RANK_BY, default="rdfer", help="order of label_issues.csv (default rdfer)")
+    p.add_argument("--min-agreement", type=float, default=0.75,
+                   help="agreement from which rdfer counts the clip predictions as agreeing (default 0.75: 3 of 4)")
+    p.add_argument("--ground-truth", help="ground_truth.csv (synthetic benchmark) to score the lists: writes "
+                                          "OUT/scores.md (default: data.ground_truth, or ROOT/ground_truth.csv)")
+    p.add_argument("--top", type=int, default=12, help="clips per contact sheet in the report (default 12)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=audit)
+
+
+def audit(args) -> int:
+    from rdfer.analysis.audit import audit_report, describe, read_truth_table
+    from rdfer.cli.train import resolve_config_path
+    from rdfer.config import load_config
+    from rdfer.engine.audit import run_audit_folds
+
+    if not 0.0 < args.min_agreement <= 1.0:
+        raise RdferError(f"--min-agreement {args.min_agreement} is outside (0, 1]: e.g. 0.75 = 3 of 4 clips agree")
+    if args.top < 1:
+        raise RdferError(f"--top {args.top}: give at least 1")
+    config = load_config(resolve_config_path(args.config), tuple(args.overrides))
+    ground_truth = args.ground_truth or config.data.ground_truth
+    if ground_truth is None and config.data.root and (Path(config.data.root) / "ground_truth.csv").is_file():
+        ground_truth = str(Path(config.data.root) / "ground_truth.csv")
+        print(f"scoring against {ground_truth}", flush=True)
+    if ground_truth is not None:
+        read_truth_table(ground_truth)  # a bad file stops the audit before the training, not after
+    run_audit_folds(config, args.out, folds=args.folds, progress=not args.no_progress)
+    summary = audit_report(args.out, rank_by=args.rank_by, min_agreement=args.min_agreement,
+                           ground_truth=ground_truth, top=args.top)
+    print(describe(summary, args.out))
+    return 0
