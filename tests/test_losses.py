@@ -155,10 +155,39 @@ def test_loss_is_weighted_mean_over_batch_size():
     assert info["weights"].tolist() == weights.tolist()
     assert info["agreement"].tolist() == AGREEMENT
     np.testing.assert_allclose(info["ce"].numpy(), ce, rtol=1e-5)
-    assert math.isclose(loss.item(), (weights * ce).sum() / 10, rel_tol=1e-5)  # / B, not / sum(w)
+    clip_ce = clip_smoothed_ce(clip_logits, targets, 0.1)
+    np.testing.assert_allclose(info["clip_ce"].numpy(), clip_ce, rtol=1e-5)
+    # / B, not / sum(w); the clip loss (lambda = 1) carries the same weight as the video loss.
+    assert math.isclose(loss.item(), (weights * (ce + clip_ce)).sum() / 10, rel_tol=1e-5)
     loss.backward()
     assert torch.all(logits.grad[0] == 0)  # the noisy sample gives no gradient
     assert not any(t.requires_grad for t in info.values())
+
+
+def clip_smoothed_ce(clip_logits, targets, eps):
+    """SPEC 4's CE^clip: the mean over the n1 clips of each clip's smoothed CE against the video label."""
+    n1 = clip_logits.shape[1]
+    per_clip = smoothed_ce(clip_logits.flatten(0, 1), targets.repeat_interleave(n1), eps)
+    return per_clip.reshape(-1, n1).mean(1)
+
+
+def test_clip_loss_trains_every_clip_with_the_video_weight():
+    logits, clip_logits, targets = batch_for(AGREEMENT, LOSS)
+    clip_logits.requires_grad_(True)
+    weights = np.array([0.0, 1, 1.5, 1, 1, 1.5, 1, 1, 1, 1])
+    ce, clip_ce = smoothed_ce(logits, targets, 0.1), clip_smoothed_ce(clip_logits.detach(), targets, 0.1)
+    for clip_weight in (0.0, 0.5):
+        loss_fn = ReweightedLoss(ReweightConfig(warmup_epochs=0, clip_weight=clip_weight), num_samples=10)
+        loss, _ = loss_fn(logits, clip_logits, targets, torch.arange(10), epoch=0)
+        expected = (weights * (ce + clip_weight * clip_ce)).sum() / 10
+        assert math.isclose(loss.item(), expected, rel_tol=1e-5)
+    clip_logits.grad = None
+    loss.backward()
+    grad = clip_logits.grad.abs().sum(dim=-1)  # (B, n1)
+    assert (grad[0] == 0).all()  # noisy: weight 0 for its clips too
+    assert (grad[1:] > 0).all()  # every clip of every other sample is trained
+    with pytest.raises(RdferError, match="clip_weight"):
+        ReweightConfig(clip_weight=-1)
 
 
 def test_warmup_weighs_everything_one_but_still_ranks():
@@ -167,7 +196,8 @@ def test_warmup_weighs_everything_one_but_still_ranks():
     loss, info = loss_fn(logits, clip_logits, targets, torch.arange(10), epoch=1)
     assert info["weights"].tolist() == [1.0] * 10
     assert info["kinds"].tolist() == KINDS
-    assert math.isclose(loss.item(), smoothed_ce(logits, targets, 0.1).mean(), rel_tol=1e-5)
+    expected = (smoothed_ce(logits, targets, 0.1) + clip_smoothed_ce(clip_logits, targets, 0.1)).mean()
+    assert math.isclose(loss.item(), expected, rel_tol=1e-5)
 
 
 def test_epoch_mode_uses_previous_epoch_statistics():

@@ -229,8 +229,10 @@ def test_single_stream_and_no_hierarchy_ablations():
 
     network, log, frames = _recording_network(hierarchy=False)
     f, u = network(frames)
-    assert [name for name, _ in log] == ["S_m", "S_e"]
-    for _, seen in log:  # both sequence models see all 16 frames in order
+    # S_m inside each clip for u (clip i's frames only), then both models over all 16 frames.
+    assert [name for name, _ in log] == ["S_m", "S_m", "S_e"]
+    torch.testing.assert_close(_values(log[0][1]), _values(frames).reshape(8, 4))
+    for _, seen in log[1:]:  # both sequence models see all 16 frames in order
         torch.testing.assert_close(seen, frames)
     torch.testing.assert_close(_values(u), torch.stack([100 * b + torch.arange(1.5, 16, 4) for b in range(2)]))
     torch.testing.assert_close(_values(f), 2 * (100 * torch.arange(2.0) + 7.5))

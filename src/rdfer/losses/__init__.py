@@ -6,6 +6,8 @@ from rdfer.losses.agreement import (
     NOISY,
     ORDINARY,
     agreement,
+    agreement_histogram,
+    clip_majority,
     noisy_precision_recall,
     partition,
     share_count,
@@ -14,5 +16,6 @@ from rdfer.losses.reweight import STRATEGIES, ReweightConfig, ReweightedLoss, st
 
 __all__ = [
     "HARD", "KIND_NAMES", "NOISY", "ORDINARY", "STRATEGIES", "ReweightConfig", "ReweightedLoss",
-    "agreement", "noisy_precision_recall", "partition", "share_count", "strategy_weights",
+    "agreement", "agreement_histogram", "clip_majority", "noisy_precision_recall", "partition", "share_count",
+    "strategy_weights",
 ]

@@ -36,6 +36,24 @@ def agreement(clip_logits: torch.Tensor) -> torch.Tensor:
     return votes.sum(dim=1).max(dim=1).values.float() / n1  # (B,)
 
 
+def clip_majority(clip_logits: torch.Tensor) -> torch.Tensor:
+    """The most frequent class of each sample's clip predictions, (B, n1, C) -> (B,) long.
+
+    Ties (2 + 2 of 4 clips) go to the tied class with the higher mean clip probability.
+    """
+    num_classes = clip_logits.shape[-1]
+    votes = F.one_hot(clip_logits.detach().argmax(dim=-1), num_classes).sum(dim=1).float()  # (B, C)
+    mean_probability = clip_logits.detach().float().softmax(dim=-1).mean(dim=1)  # (B, C), each in [0, 1]
+    return (votes + 0.5 * mean_probability).argmax(dim=-1)  # a vote outweighs any probability
+
+
+def agreement_histogram(agreements, n1: int = 4) -> dict:
+    """Share of samples at each agreement level: {"0.25": s, "0.50": s, "0.75": s, "1.00": s} for n1 = 4."""
+    values = np.rint(np.asarray(agreements, dtype=np.float64) * n1).astype(int)
+    total = max(len(values), 1)
+    return {f"{k / n1:.2f}": float((values == k).sum() / total) for k in range(1, n1 + 1)}
+
+
 def share_count(share: float, total: int) -> int:
     """How many of `total` samples a share like t_h = 0.2 selects.
 

@@ -6,9 +6,13 @@
     ...
     loss_fn.end_epoch()   # once per epoch, on every rank (needed in "epoch" mode)
 
-The returned loss is the mean over the batch of `w_i * CE_i` (label smoothing),
-divided by the batch size and not by the sum of weights, so dropping noisy
-samples does not enlarge the step of the others.
+The returned loss is the mean over the batch of `w_i * (CE_i + lambda * CE^clip_i)`
+(label smoothing), divided by the batch size and not by the sum of weights, so
+dropping noisy samples does not enlarge the step of the others. `CE^clip_i` is
+the mean over the n1 clips of the CE of clip i's logits against the video label:
+the clip loss that trains the clip predictions whose agreement drives the
+ranking (without it the classifier never learns to read a clip feature and the
+agreement is noise). A noisy sample (w = 0) teaches neither.
 """
 
 from dataclasses import dataclass
@@ -37,6 +41,9 @@ class ReweightConfig:
     w_noisy: float = 0.0  # loss weight of noisy samples (0: left out of the gradient)
     warmup_epochs: int = 10  # epochs 0 .. warmup_epochs-1 use weight 1 for every sample
     label_smoothing: float = 0.1
+    # lambda: weight of the clip loss (mean smoothed CE of the n1 clip logits against the video
+    # label, weighted per sample like the video loss); 0 leaves the clip predictions untrained.
+    clip_weight: float = 1.0
     # "batch": rank within each (global) batch; "epoch": rank all samples by the
     # previous epoch's agreement and loss, per sample id.
     mode: str = "batch"
@@ -49,8 +56,8 @@ class ReweightConfig:
         for name in ("t_h", "t_n", "label_smoothing"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise RdferError(f"loss option {name} = {getattr(self, name)} must lie in [0, 1]")
-        if self.w_hard < 0 or self.w_noisy < 0 or self.warmup_epochs < 0:
-            raise RdferError("loss options w_hard, w_noisy and warmup_epochs must not be negative")
+        if self.w_hard < 0 or self.w_noisy < 0 or self.warmup_epochs < 0 or self.clip_weight < 0:
+            raise RdferError("loss options w_hard, w_noisy, warmup_epochs and clip_weight must not be negative")
 
 
 def strategy_weights(config: ReweightConfig, kinds: torch.Tensor, loss: torch.Tensor) -> torch.Tensor:
@@ -137,14 +144,18 @@ class ReweightedLoss(nn.Module):
             epoch: 0-based epoch; epochs below `warmup_epochs` weigh every sample 1.
 
         Returns:
-            loss: scalar, sum_i w_i * CE_i / B.
+            loss: scalar, sum_i w_i * (CE_i + clip_weight * CE^clip_i) / B.
             info: detached tensors on the device of `logits`: "kinds" (B,) long
                 (ORDINARY / HARD / NOISY, also during warm-up and for every
                 strategy: always the agreement partition), "weights" (B,)
-                float, "agreement" (B,) float, "ce" (B,) float (smoothed CE).
+                float, "agreement" (B,) float, "ce" (B,) float (smoothed video
+                CE, the ranking loss), "clip_ce" (B,) float (mean clip CE).
         """
         cfg = self.config
         ce = F.cross_entropy(logits.float(), targets, reduction="none", label_smoothing=cfg.label_smoothing)  # (B,)
+        n1 = clip_logits.shape[1]
+        clip_ce = F.cross_entropy(clip_logits.float().flatten(0, 1), targets.repeat_interleave(n1),
+                                  reduction="none", label_smoothing=cfg.label_smoothing).view(-1, n1).mean(1)  # (B,)
         agreements = agreement(clip_logits).to(ce.device)  # (B,)
         batch = ce.shape[0]
         # One gather of (agreement, loss, id) rows: the ranking covers the global batch under DDP.
@@ -169,8 +180,9 @@ class ReweightedLoss(nn.Module):
 
         if epoch < cfg.warmup_epochs:
             weights = torch.ones_like(weights)
-        loss = (weights * ce).sum() / batch
-        info = {"kinds": kinds, "weights": weights, "agreement": agreements, "ce": ce.detach()}
+        loss = (weights * (ce + cfg.clip_weight * clip_ce)).sum() / batch
+        info = {"kinds": kinds, "weights": weights, "agreement": agreements, "ce": ce.detach(),
+                "clip_ce": clip_ce.detach()}
         return loss, info
 
     @torch.no_grad()

@@ -1,18 +1,21 @@
 """The paper's Table VI backbones, with and without the RDFER framework, and fer's classifier.
 
 Every backbone sees n = n1 * n2 = 16 frames as n1 = 4 clips of n2 = 4 frames and
-gives one feature per clip, u_1..u_4; the video feature is their mean. One
-linear head gives the video logits from the video feature and the clip logits
-(for the agreement of SPEC 4) from each u_i, as in RDFERNet.
+gives a video feature f and one feature per clip, u_1..u_4, where u_i depends on
+clip i's frames only (a temporal module that sees the whole sequence for f runs
+again on each clip alone for u_i). One linear head gives the video logits from f
+and the clip logits (for the agreement of SPEC 4) from each u_i, as in RDFERNet.
 
-    backbone      frames -> clip features u (B, 4, D)                 params  GMACs/clip   paper Table VI
+    backbone      frames -> f (B, D), clip features u (B, 4, D)       params  GMACs/clip   paper Table VI
     cnn_lstm      ResNet-18 per frame, 2-layer BiLSTM (hidden 512)
-                  over the 16 frames, outputs averaged per clip          21.7 M    7.9         22.2 M  7.97
-    r3d_18        torchvision 3D ResNet-18 on each clip (3, 4, H, W)     33.2 M   43.1         33.2 M  1.59
+                  over the 16 frames (f) and over each clip (u_i)        21.7 M    7.9         22.2 M  7.97
+    r3d_18        torchvision 3D ResNet-18 on each clip (3, 4, H, W),
+                  f = mean of the u_i                                    33.2 M   43.1         33.2 M  1.59
     mc3_18        torchvision mixed-convolution ResNet-18 on each clip   11.5 M   43.3         11.5 M  1.85
     r2plus1d_18   torchvision (2+1)D ResNet-18 on each clip              31.3 M   42.6         31.3 M 40.77
     former_dfer   Former-DFER-style: CNN stem + spatial transformer
-                  per frame, temporal transformer over 16 frame tokens   14.0 M    7.0         18.0 M  8.31
+                  per frame, temporal transformer over 16 frame tokens
+                  (f) and over each clip's 4 tokens (u_i)                14.0 M    7.0         18.0 M  8.31
 
 (`rdfer models`, 16 frames at 112 px. The paper's 1.59 / 1.85 G for R3D / MC3
 cannot be 16 frames at 112 px: torchvision's weights metadata gives 40.7 (R3D),
@@ -91,12 +94,14 @@ class BaselineConfig:
 
 
 # ----------------------------------------------------------------------------------------------
-# Backbones: normalised frames (B, n1 * n2, 3, H, W) -> clip features (B, n1, out_features)
+# Backbones: normalised frames (B, n1 * n2, 3, H, W) -> video feature (B, out_features) and
+# clip features (B, n1, out_features), u_i from clip i's frames only
 # ----------------------------------------------------------------------------------------------
 
 
 class CNNLSTM(nn.Module):
-    """ResNet-18 per frame, a 2-layer BiLSTM (hidden 512) over all frames, outputs averaged per clip.
+    """ResNet-18 per frame, a 2-layer BiLSTM (hidden 512): over all frames for the video feature,
+    over each clip alone for the clip features (outputs averaged over time in both).
 
     `pretrained` goes to the ResNet-18 frame encoder: None, "imagenet" or a state-dict path.
     """
@@ -108,11 +113,13 @@ class CNNLSTM(nn.Module):
         self.lstm = nn.LSTM(self.encoder.out_features, hidden, num_layers=2, batch_first=True, bidirectional=True)
         self.out_features = 2 * hidden
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         batch, frames = x.shape[:2]
         features = self.encoder(x.flatten(0, 1)).view(batch, frames, -1)  # (B, 16, 512)
-        steps = self.lstm(features)[0]  # (B, 16, 2 * hidden): each step has seen the whole video
-        return steps.view(batch, self.n1, self.n2, -1).mean(dim=2)  # (B, n1, 2 * hidden)
+        video = self.lstm(features)[0].mean(dim=1)  # (B, 2 * hidden): each step has seen the whole video
+        clips = features.view(batch * self.n1, self.n2, -1)  # (B * n1, n2, 512): each clip alone
+        u = self.lstm(clips)[0].mean(dim=1).view(batch, self.n1, -1)  # (B, n1, 2 * hidden)
+        return video, u
 
 
 def _kinetics_state_dict(arch: str) -> dict:
@@ -144,11 +151,12 @@ class VideoResNet(nn.Module):
         self.out_features = self.net.fc.in_features
         self.net.fc = nn.Identity()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         batch = x.shape[0]
         clips = x.reshape(batch * self.n1, self.n2, *x.shape[2:])  # (B * n1, n2, 3, H, W)
         features = self.net(clips.transpose(1, 2))  # (B * n1, 3, n2, H, W) -> (B * n1, 512)
-        return features.view(batch, self.n1, -1)  # (B, n1, 512)
+        u = features.view(batch, self.n1, -1)  # (B, n1, 512)
+        return u.mean(dim=1), u
 
 
 class SpatialTransformer(nn.Module):
@@ -177,7 +185,8 @@ class FormerDFER(nn.Module):
     Per frame: ResNet-18 up to layer3 (stride 16, 256 channels) as the convolutional
     stem, 2 spatial transformer layers over its patch tokens, mean token, linear to
     512. Over time: a learned position embedding and 3 temporal transformer layers
-    over the 16 frame tokens; each clip feature is the mean of its frames' outputs.
+    over the 16 frame tokens, whose mean output is the video feature; the same layers over
+    each clip's 4 tokens alone (with their position embeddings) give the clip features.
     Smaller than the paper's reproduction (18.0 M) to stay CPU-friendly.
     `pretrained`: None or the path of a state-dict file.
     """
@@ -203,16 +212,18 @@ class FormerDFER(nn.Module):
         if pretrained is not None:  # no named weights: a state-dict file path
             load_local_state_dict(self, pretrained, what="Former-DFER backbone")
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         batch, frames = x.shape[:2]
         tokens = self.to_token(self.spatial(self.stem(x.flatten(0, 1))))  # (B * 16, width)
         tokens = tokens.view(batch, frames, -1) + self.time_position  # (B, 16, width)
-        steps = self.norm(self.temporal(tokens))  # (B, 16, width)
-        return steps.view(batch, self.n1, self.n2, -1).mean(dim=2)  # (B, n1, width)
+        video = self.norm(self.temporal(tokens)).mean(dim=1)  # (B, width)
+        clips = tokens.reshape(batch * self.n1, self.n2, -1)  # (B * n1, n2, width): each clip alone
+        u = self.norm(self.temporal(clips)).mean(dim=1).view(batch, self.n1, -1)  # (B, n1, width)
+        return video, u
 
 
 def build_backbone(config: BaselineConfig) -> nn.Module:
-    """The backbone named by `config.backbone`: (B, n1 * n2, 3, H, W) -> (B, n1, out_features)."""
+    """The backbone named by `config.backbone`: (B, n1 * n2, 3, H, W) -> f (B, D), u (B, n1, D)."""
     if config.backbone == "cnn_lstm":
         return CNNLSTM(config.n1, config.n2, config.pretrained)
     if config.backbone in VIDEO_NETS:
@@ -272,10 +283,9 @@ class BaselineNet(_VideoModel):
         if self.detector is not None:
             detected = self.detector(x)  # 64 dense -> 16 re-sampled frames, S
             x, mu, delta, summary = detected["frames"], detected["mu"], detected["delta"], detected["summary"]
-        u = self.backbone(x)  # (B, n1, D) clip features
-        if summary is not None:
-            u = u * summary[:, None]  # the summary gate, as RDFERNet applies it to f and to every u_i
-        features = u.mean(dim=1)  # (B, D) the video feature: mean clip feature
+        features, u = self.backbone(x)  # (B, D) video feature, (B, n1, D) clip features
+        if summary is not None:  # the summary gate, as RDFERNet applies it to f and to every u_i
+            features, u = features * summary, u * summary[:, None]
         return {
             "logits": self.classifier(features),
             "clip_logits": self.classifier(u),

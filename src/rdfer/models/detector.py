@@ -52,17 +52,28 @@ def blend_frames(dense: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
     the output is differentiable w.r.t. `positions` (hence `mu` and `delta`).
 
     Args:
-        dense: (B, T, C, H, W).
+        dense: (B, T, ...): frames (B, T, C, H, W), or frame features (B, T, D).
         positions: (B, K) in [0, T - 1].
     Returns:
-        (B, K, C, H, W).
+        (B, K, ...).
     """
     batch, num_dense = dense.shape[:2]
     # p = T-1 uses i = T-2, w = 1, so i + 1 never leaves the clip.
     left = positions.detach().floor().long().clamp(0, num_dense - 2)  # (B, K)
-    weight = (positions - left.to(positions.dtype))[:, :, None, None, None]  # (B, K, 1, 1, 1)
+    weight = (positions - left.to(positions.dtype)).view(*positions.shape, *[1] * (dense.dim() - 2))  # (B, K, 1..)
     rows = torch.arange(batch, device=dense.device)[:, None]  # (B, 1)
-    return (1 - weight) * dense[rows, left] + weight * dense[rows, left + 1]  # (B, K, C, H, W)
+    return (1 - weight) * dense[rows, left] + weight * dense[rows, left + 1]  # (B, K, ...)
+
+
+class FeatureInput(nn.Module):
+    """The identity on frame features (N, D), standing in for F_b when frames arrive encoded."""
+
+    def __init__(self, out_features: int):
+        super().__init__()
+        self.out_features = out_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
 
 
 class KeyExpressionDetector(nn.Module):
@@ -71,6 +82,11 @@ class KeyExpressionDetector(nn.Module):
     Args:
         out_features: width of the summary S (the dual-stream feature's width).
         encoder: frame encoder name of the tiny backbone F_b (SPEC default "tiny").
+        feature_width: None for frames in (B, T, C, H, W). Given, the detector takes
+            frame features (B, T, feature_width) from a frozen encoder instead: F_b is
+            that encoder (the identity here), re-sampling blends features, and
+            `encoder`/`pretrained` are unused (a departure from SPEC 2, for the
+            frozen-encoder mode of RDFERNet).
         num_dense: dense frames in (64).
         num_out: re-sampled frames out (16).
         d_min, d_max: range of the stride delta in dense frames (see the init below for d_max).
@@ -88,6 +104,7 @@ class KeyExpressionDetector(nn.Module):
         d_max: float = 4.0625,
         summary: bool = True,
         pretrained: Optional[str] = None,
+        feature_width: Optional[int] = None,
     ):
         super().__init__()
         if num_dense % num_out:
@@ -96,7 +113,10 @@ class KeyExpressionDetector(nn.Module):
             raise ValueError(f"need 0 < d_min < d_max, got d_min={d_min}, d_max={d_max}")
         self.num_dense, self.num_out = num_dense, num_out
         self.d_min, self.d_max = d_min, d_max
-        self.backbone = build_frame_encoder(encoder, pretrained)  # F_b
+        if feature_width is None:
+            self.backbone = build_frame_encoder(encoder, pretrained)  # F_b
+        else:
+            self.backbone = FeatureInput(feature_width)
         self.locate = nn.Linear(self.backbone.out_features, 2)  # F_d -> (a, b)
         self.summary = nn.Linear(self.backbone.out_features, out_features) if summary else None  # F_s
 
@@ -119,16 +139,17 @@ class KeyExpressionDetector(nn.Module):
         """Locate the key expression and re-sample it.
 
         Args:
-            dense: normalised frames float (B, num_dense, C, H, W).
+            dense: normalised frames float (B, num_dense, C, H, W), or frame
+                features (B, num_dense, D) with `feature_width`.
         Returns:
-            dict with "frames" (B, num_out, C, H, W), "positions" (B, num_out),
+            dict with "frames" (B, num_out, ...) like `dense`, "positions" (B, num_out),
             "mu" (B,) in [0, 1], "delta" (B,) in dense frames, and "summary"
             (B, out_features) = S in (0, 1), or None without the summary.
         """
         batch, num_dense = dense.shape[:2]
         if num_dense != self.num_dense:
             raise ValueError(f"the detector takes {self.num_dense} dense frames, got {num_dense}")
-        sparse = dense[:, :: num_dense // self.num_out]  # (B, 16, C, H, W): frames 0, 4, ..., 60
+        sparse = dense[:, :: num_dense // self.num_out]  # (B, 16, ...): frames 0, 4, ..., 60
         frame_features = self.backbone(sparse.flatten(0, 1))  # (B*16, D)
         f = frame_features.view(batch, self.num_out, -1).mean(dim=1)  # (B, D)      eq. (3)
 
@@ -137,7 +158,7 @@ class KeyExpressionDetector(nn.Module):
         delta = self.d_min + (self.d_max - self.d_min) * torch.sigmoid(b)
 
         positions = resample_positions(mu, delta, num_dense, self.num_out)  # (B, 16)
-        frames = blend_frames(dense, positions)  # (B, 16, C, H, W)
+        frames = blend_frames(dense, positions)  # (B, 16, ...)
 
         summary = torch.sigmoid(self.summary(f)) if self.summary is not None else None  # eq. (5)
         return {"frames": frames, "positions": positions, "mu": mu, "delta": delta, "summary": summary}

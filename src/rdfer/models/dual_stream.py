@@ -81,9 +81,9 @@ class DualStreamHierarchical(nn.Module):
             features: (B, n1 * n2, in_features), frames in time order.
         Returns:
             f: (B, out_features), the video feature.
-            u: (B, n1, width), the clip features u_1..u_n1 (output of S_m inside
-               each clip); without hierarchy, the mean of S_m's per-step outputs
-               over each clip's frames.
+            u: (B, n1, width), the clip features u_1..u_n1: S_m run inside each
+               clip, so u_i depends on clip i's frames only (also without
+               hierarchy, where S_m otherwise runs over all frames).
         """
         batch, n, _ = features.shape
         if n != self.n1 * self.n2:
@@ -91,15 +91,15 @@ class DualStreamHierarchical(nn.Module):
         r = self.proj(features)  # (B, n, C')
         width = r.shape[-1]
 
-        if not self.hierarchy:
-            # Ablation "w/o hierarchical architecture": two sequence models over all frames.
-            steps_m = self.s_m.steps(r)  # (B, n, C')
-            u = steps_m.view(batch, self.n1, self.n2, width).mean(dim=2)  # (B, n1, C')
-            return self._fuse(steps_m.mean(dim=1), self.s_e(r)), u
-
-        # Movement-emotion stream: S_m inside each clip, then S_e over the clips.
+        # Clip features: S_m inside each clip (the first step of the movement-emotion stream).
         r_me = r.view(batch * self.n1, self.n2, width)  # (B*n1, n2, C'): '(n1 n2) c -> n1 n2 c'
         u = self.s_m(r_me).view(batch, self.n1, width)  # (B, n1, C') clip features
+        if not self.hierarchy:
+            # Ablation "w/o hierarchical architecture": two sequence models over all frames.
+            # u still comes from each clip alone, for the clip predictions of the agreement.
+            return self._fuse(self.s_m(r), self.s_e(r)), u
+
+        # Movement-emotion stream: S_e over the clip features.
         f_me = self.s_e(u)  # (B, C')
         if not self.dual_stream:
             return f_me, u  # ablation "w/o dual-stream architecture"

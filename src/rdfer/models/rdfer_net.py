@@ -16,6 +16,15 @@ switches (see ABLATIONS):
 
     model = rdfer.create_model("rdfer_r50")                   # the paper
     model = rdfer.create_model("rdfer_r50", resample=False)   # Table III "w/o re-sampling"
+
+Frozen-encoder mode (`frozen_encoder=True`, a CPU-friendly departure from the
+paper, which trains the encoder end to end): the frame encoder is fixed (eval
+mode, no gradient) and encodes every input frame, all 64 dense ones; the detector
+locates the key expression from those features (F_b is the frozen encoder) and
+re-samples *features* by the same linear blending. Because a frame's feature then
+depends on that frame alone, the model also takes precomputed features
+(B, T, D) instead of video, which is what `rdfer features` caches: cached and
+uncached runs compute the same thing.
 """
 
 from dataclasses import dataclass, fields
@@ -60,6 +69,9 @@ class ModelConfig:
     hidden: int = 256  # BiLSTM hidden units per direction (width = 2 * hidden)
     n1: int = 4  # clips (and clip logits) per video
     n2: int = 4  # frames per clip; the dual-stream network sees n1 * n2 frames
+    # Fixed encoder (eval mode, no gradient) whose per-frame features drive the detector and the
+    # dual-stream network; the model then also takes cached features (B, T, D). See the module docstring.
+    frozen_encoder: bool = False
 
     def __post_init__(self):
         # Checkpoints and YAML store lists; keep tuples so the config stays hashable.
@@ -102,6 +114,8 @@ class RDFERNet(nn.Module):
         self.register_buffer("std", torch.tensor(config.std).view(1, 1, 3, 1, 1), persistent=False)
 
         self.encoder = build_frame_encoder(config.encoder, config.pretrained)
+        if config.frozen_encoder:
+            self.encoder.requires_grad_(False)
         self.dual_stream = DualStreamHierarchical(
             self.encoder.out_features, config.width, config.hidden, config.n1, config.n2,
             dual_stream=config.dual_stream, hierarchy=config.hierarchy, fusion=config.fusion,
@@ -113,34 +127,39 @@ class RDFERNet(nn.Module):
                 feature_width, config.detector_encoder, num_dense=config.num_frames,
                 num_out=config.n1 * config.n2, d_min=config.d_min, d_max=config.d_max,
                 summary=config.summary, pretrained=config.detector_pretrained,
+                feature_width=self.encoder.out_features if config.frozen_encoder else None,
             )
         concat_summary = config.summary and config.summary_fusion == "concat"
         self.out_features = 2 * feature_width if concat_summary else feature_width
         self.classifier = nn.Linear(self.out_features, config.num_classes)
 
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.config.frozen_encoder:
+            self.encoder.eval()  # frozen: its batch-norm statistics stay those it was trained with
+        return self
+
     def forward(self, video: torch.Tensor) -> dict:
         """Classify clips.
 
         Args:
-            video: float (B, num_frames, 3, H, W) in [0, 1].
+            video: float (B, num_frames, 3, H, W) in [0, 1]; with `frozen_encoder`,
+                also the encoder's features of those frames, float (B, num_frames, D).
         Returns:
             dict: "logits" (B, num_classes); "clip_logits" (B, n1, num_classes);
             "features" (B, out_features), the classifier's input; "mu" and "delta"
             (B,) or None without re-sampling.
         """
-        if video.dim() != 5 or video.shape[1] != self.config.num_frames or video.shape[2] != 3:
-            raise RdferError(f"model {self.config.name} takes video (B, {self.config.num_frames}, 3, H, W), "
-                             f"got {tuple(video.shape)}")
-        x = (video - self.mean) / self.std  # (B, T, 3, H, W)
+        x = self._inputs(video)  # (B, T, 3, H, W) normalised frames, or (B, T, D) frozen features
 
         mu = delta = summary = None
         if self.detector is not None:
             detected = self.detector(x)  # eqs. (3)-(5)
             x, mu, delta, summary = detected["frames"], detected["mu"], detected["delta"], detected["summary"]
-        batch, frames = x.shape[:2]  # frames = n1 * n2 = 16
-
-        frame_features = self.encoder(x.flatten(0, 1)).view(batch, frames, -1)  # (B, 16, D)
-        f, u = self.dual_stream(frame_features)  # Algorithm 1: (B, C'), (B, n1, C')
+        if x.dim() == 5:
+            batch, frames = x.shape[:2]  # frames = n1 * n2 = 16
+            x = self.encoder(x.flatten(0, 1)).view(batch, frames, -1)  # (B, 16, D)
+        f, u = self.dual_stream(x)  # Algorithm 1: (B, C'), (B, n1, C')
         features = self._with_summary(f, summary)  # (B, out_features)
 
         # Eq. (1): E_i = f(V_i), the prediction for clip i, is the same head applied to u_i
@@ -156,6 +175,31 @@ class RDFERNet(nn.Module):
             "mu": mu,
             "delta": delta,
         }
+
+    def _inputs(self, video: torch.Tensor) -> torch.Tensor:
+        """Check the input; normalised frames, or (frozen encoder) the features of every frame."""
+        config, width = self.config, self.encoder.out_features
+        if config.frozen_encoder and video.dim() == 3:
+            if video.shape[1:] != (config.num_frames, width):
+                raise RdferError(f"model {config.name} takes features (B, {config.num_frames}, {width}), "
+                                 f"got {tuple(video.shape)}: were they cached with another encoder?")
+            return video
+        if video.dim() != 5 or video.shape[1] != config.num_frames or video.shape[2] != 3:
+            raise RdferError(f"model {config.name} takes video (B, {config.num_frames}, 3, H, W), "
+                             f"got {tuple(video.shape)}")
+        if not config.frozen_encoder:
+            return (video - self.mean) / self.std  # (B, T, 3, H, W)
+        return self.frame_features(video)
+
+    @torch.no_grad()
+    def frame_features(self, video: torch.Tensor) -> torch.Tensor:
+        """Frozen-encoder features of frames: video (B, T, 3, H, W) in [0, 1] -> (B, T, D).
+
+        What `rdfer features` caches; frames are encoded 256 at a time.
+        """
+        batch, count = video.shape[:2]
+        flat = ((video - self.mean) / self.std).flatten(0, 1)  # (B*T, 3, H, W)
+        return torch.cat([self.encoder(part) for part in flat.split(256)]).view(batch, count, -1)
 
     def _with_summary(self, f: torch.Tensor, summary: Optional[torch.Tensor]) -> torch.Tensor:
         """Fuse the global summary S into a feature (..., C): gate f * S or concat [f, S]."""
