@@ -23,7 +23,7 @@ from rdfer.config import TrainConfig, config_to_dict, save_config
 from rdfer.engine.checkpoint import atomic_save, load_training_checkpoint, rng_state, set_rng_state
 from rdfer.engine.distributed import DistInfo, barrier, init_distributed, shutdown_distributed
 from rdfer.engine.loop import evaluate, train_one_epoch
-from rdfer.engine.outputs import epoch_metrics, read_ground_truth, write_predictions
+from rdfer.engine.outputs import eval_metrics, read_ground_truth, train_metrics, write_predictions
 from rdfer.engine.sampling import EpochSampler, EpochSeededDataset
 from rdfer.errors import RdferError
 
@@ -50,13 +50,18 @@ def load_manifests(config: TrainConfig):
 
 
 def build_loader(manifest, *, model_config, data_config, train: bool, batch_size: int, seed: int,
-                 dist_info: DistInfo, device: torch.device) -> DataLoader:
-    """A DataLoader of uint8 clips `(B, T, C, H, W)` sized for `model_config`."""
+                 dist_info: DistInfo, device: torch.device, cache=None) -> DataLoader:
+    """A DataLoader of uint8 clips `(B, T, C, H, W)` sized for `model_config`, or of their
+    cached features `(B, T, D)` when `cache` (a `FeatureCache`) is given."""
     from rdfer.data import ClipDataset
+    from rdfer.data.features import CachedClipDataset
     from rdfer.data.frames import single_threaded_opencv
 
     load_size = data_config.load_size or round(model_config.input_size * 8 / 7)
-    dataset = ClipDataset(manifest, num_frames=model_config.num_frames, train=train, load_size=load_size)
+    if cache is not None:
+        dataset = CachedClipDataset(manifest, cache, num_frames=model_config.num_frames, train=train)
+    else:
+        dataset = ClipDataset(manifest, num_frames=model_config.num_frames, train=train, load_size=load_size)
     sampler = EpochSampler(len(dataset), seed, shuffle=train, rank=dist_info.rank, world_size=dist_info.world_size)
     per_rank = max(1, batch_size // dist_info.world_size)
     workers = data_config.num_workers
@@ -113,14 +118,12 @@ def fit(config: TrainConfig, run_dir, *, resume: bool = False, stop_after_epoch:
         classes = list(train_manifest.classes)
         model = create_model(config.model.name, num_classes=len(classes), **config.model.options).to(device)
         model_config = model.config
+        cache = _feature_cache(config, model_config)
         loader_args = dict(model_config=model_config, data_config=config.data, seed=config.seed,
-                           dist_info=dist_info, device=device)
+                           dist_info=dist_info, device=device, cache=cache)
         train_loader = build_loader(train_manifest, train=True, batch_size=config.optim.batch_size, **loader_args)
         test_loader = build_loader(test_manifest, train=False, batch_size=config.optim.batch_size, **loader_args)
-        from rdfer.data import EvalPreset, TrainPreset
-
-        train_preset = TrainPreset(size=model_config.input_size, scale=tuple(config.data.crop_scale))
-        eval_preset = EvalPreset(size=model_config.input_size)
+        train_preset, eval_preset = _presets(config, model_config, cached=cache is not None)
 
         optim = config.optim
         optimizer = torch.optim.AdamW(model.parameters(), lr=optim.lr, weight_decay=optim.weight_decay)
@@ -136,7 +139,7 @@ def fit(config: TrainConfig, run_dir, *, resume: bool = False, stop_after_epoch:
         if config.compile:
             train_model = torch.compile(train_model)
 
-        truly_noisy = read_ground_truth(config.data, train_manifest)
+        ground_truth = read_ground_truth(config.data, train_manifest)
         generator = torch.Generator(device=device)
         start_epoch, best = 0, None
         if resume:
@@ -167,14 +170,14 @@ def fit(config: TrainConfig, run_dir, *, resume: bool = False, stop_after_epoch:
                                     grad_clip=optim.grad_clip, dist_info=dist_info, desc=desc, progress=progress)
             loss_fn.end_epoch()
             record = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"]}
-            record.update({k: v for k, v in stats.items() if k != "flagged"})
-            record.update(epoch_metrics(stats["flagged"], truly_noisy))
+            record.update({k: v for k, v in stats.items() if k != "rows"})
+            record.update(train_metrics(stats["rows"], ground_truth, model_config.n1))
             is_last = epoch + 1 == optim.epochs
             if is_last or (epoch + 1) % config.eval_every == 0:
                 last_eval = evaluate(model, test_loader, eval_preset, device=device, amp=config.amp,
                                      dist_info=dist_info, desc=f"{desc} test", progress=progress)
                 last_summary = _summary(last_eval, classes, epoch + 1)
-                record.update(war=last_summary["war"], uar=last_summary["uar"])
+                record.update(war=last_summary["war"], uar=last_summary["uar"], **eval_metrics(last_eval))
             record["time_s"] = round(time.time() - started, 2)
             improved = "war" in record and (best is None or record["war"] > best["war"])
             if improved:
@@ -203,6 +206,31 @@ def fit(config: TrainConfig, run_dir, *, resume: bool = False, stop_after_epoch:
         shutdown_distributed()
 
 
+def _feature_cache(config: TrainConfig, model_config):
+    """The `FeatureCache` of data.features, checked against the model; None without one."""
+    if not config.data.features:
+        return None
+    from rdfer.data.features import FeatureCache
+
+    cache = FeatureCache(config.data.features)
+    cache.check(model_config, config.data.load_size or round(model_config.input_size * 8 / 7))
+    return cache
+
+
+def _presets(config: TrainConfig, model_config, cached: bool) -> tuple:
+    """(train, eval) presets. A frozen encoder trains on the eval preset's frames (no pixel
+    augmentation), so that its features, and a cache of them, depend on each frame alone."""
+    from rdfer.data import EvalPreset, TrainPreset
+    from rdfer.data.features import identity_preset
+
+    if cached:
+        return identity_preset, identity_preset
+    eval_preset = EvalPreset(size=model_config.input_size)
+    if getattr(model_config, "frozen_encoder", False):
+        return eval_preset, eval_preset
+    return TrainPreset(size=model_config.input_size, scale=tuple(config.data.crop_scale)), eval_preset
+
+
 def _summary(result: dict, classes: list, epoch: int) -> dict:
     from rdfer.metrics import summarize
 
@@ -223,11 +251,16 @@ def _truncate_metrics(path: Path, keep_epochs: int) -> None:
 
 def _print_epoch(record: dict) -> None:
     parts = [f"epoch {record['epoch']}", f"loss {record['train_loss']:.4f}",
-             f"hard {record['hard_share']:.0%}", f"noisy {record['noisy_share']:.0%}"]
+             f"hard {record['hard_share']:.0%}", f"noisy {record['noisy_share']:.0%}",
+             f"train acc video/clip {record['train_war']:.0%}/{record['train_clip_acc']:.0%}"]
     if "war" in record:
-        parts += [f"WAR {record['war']:.2f}", f"UAR {record['uar']:.2f}"]
+        parts += [f"WAR {record['war']:.2f}", f"UAR {record['uar']:.2f}", f"clip acc {record['clip_acc']:.0%}",
+                  f"majority=video {record['majority_match']:.0%}",
+                  "agreement " + "/".join(f"{v:.0%}" for v in record["test_agreement"].values())]
     if "noisy_precision" in record:
         parts += [f"noisy P/R {record['noisy_precision']:.2f}/{record['noisy_recall']:.2f}"]
+    if record.get("memorised") is not None:
+        parts.append(f"memorised {record['memorised']:.0%}")
     if record.get("bad_frames"):
         parts.append(f"{record['bad_frames']} corrupt frames replaced")
     print("  ".join(parts) + f"  ({record['time_s']:.0f}s)", flush=True)

@@ -12,7 +12,7 @@ import torch
 from tqdm import tqdm
 
 from rdfer.engine.distributed import DistInfo, gather_objects
-from rdfer.losses import NOISY, HARD
+from rdfer.losses import HARD, NOISY, agreement, clip_majority
 
 
 def autocast(device: torch.device, amp: str):
@@ -45,12 +45,16 @@ def train_one_epoch(
     Returns:
         dict with `train_loss` (mean weighted loss), `hard_share`, `noisy_share`
         (shares of samples the reweighting marked), `bad_frames` (corrupt frames
-        replaced while loading), `flagged` (train indices marked noisy, all ranks)
-        and `samples`.
+        replaced while loading), `samples`, and `rows`: per-sample numpy arrays
+        of every sample seen on every rank, sorted by index: "index", "label"
+        (the given label), "prediction" (video), "clip_correct" (how many of the
+        n1 clips predict the given label), "agreement", "kind" (ORDINARY / HARD /
+        NOISY) and "weight" (the loss weight it got).
     """
     model.train()
     total_loss, seen, hard, noisy, bad_frames = 0.0, 0, 0, 0, 0
-    flagged: list[int] = []
+    rows: dict[str, list] = {k: [] for k in ("index", "label", "prediction", "clip_correct", "agreement", "kind",
+                                             "weight")}
     bar = tqdm(loader, desc=desc, leave=False, disable=not (progress and dist_info.is_main), dynamic_ncols=True)
     for batch in bar:
         video = preset(batch["video"].to(device, non_blocking=True), generator=generator)  # (B, T, C, H, W)
@@ -75,21 +79,30 @@ def train_one_epoch(
         hard += int((kinds == HARD).sum())
         noisy += int((kinds == NOISY).sum())
         bad_frames += int(batch["bad_frames"].sum())
-        flagged += batch["index"][kinds == NOISY].tolist()
+        clip_predictions = out["clip_logits"].detach().argmax(-1)  # (B, n1)
+        rows["index"].append(batch["index"])
+        rows["label"].append(batch["label"])
+        rows["prediction"].append(out["logits"].detach().argmax(-1).cpu())
+        rows["clip_correct"].append((clip_predictions == targets[:, None]).sum(1).cpu())
+        rows["agreement"].append(info["agreement"].cpu())
+        rows["kind"].append(kinds)
+        rows["weight"].append(info["weights"].float().cpu())
         bar.set_postfix(loss=f"{total_loss / seen:.3f}")
 
     # Sum the counts over processes so the shares describe the whole epoch.
-    parts = gather_objects((total_loss, seen, hard, noisy, bad_frames, flagged), dist_info)
+    local = {k: torch.cat(v).numpy() if v else np.zeros((0,)) for k, v in rows.items()}
+    parts = gather_objects((total_loss, seen, hard, noisy, bad_frames, local), dist_info)
     total_loss, seen, hard, noisy, bad_frames = (sum(p[i] for p in parts) for i in range(5))
-    flagged = sorted(i for p in parts for i in p[5])
+    merged = {k: np.concatenate([p[5][k] for p in parts]) for k in rows}
+    order = np.argsort(merged["index"], kind="stable")
     seen = max(seen, 1)
     return {
         "train_loss": total_loss / seen,
         "hard_share": hard / seen,
         "noisy_share": noisy / seen,
         "bad_frames": bad_frames,
-        "flagged": flagged,
         "samples": seen,
+        "rows": {k: v[order] for k, v in merged.items()},
     }
 
 
@@ -110,15 +123,14 @@ def evaluate(
     Returns:
         dict of numpy arrays sorted by dataset index: `index` (N,), `label` (N,),
         `prediction` (N,), `probabilities` (N, C), `agreement` (N,),
-        `clip_predictions` (N, n1) (each clip's class), `mu` (N,),
+        `clip_predictions` (N, n1) (each clip's class), `clip_majority` (N,)
+        (their most frequent class, see `rdfer.losses.clip_majority`), `mu` (N,),
         `delta` (N,) (NaN for models without re-sampling), `features` (N, D),
         and the int `bad_frames`.
     """
-    from rdfer.losses import agreement
-
     model.eval()
     rows: dict[str, list] = {k: [] for k in ("index", "label", "probabilities", "agreement", "clip_predictions",
-                                             "mu", "delta", "features")}
+                                             "clip_majority", "mu", "delta", "features")}
     bad_frames = 0
     bar = tqdm(loader, desc=desc, leave=False, disable=not (progress and dist_info.is_main), dynamic_ncols=True)
     for batch in bar:
@@ -132,6 +144,7 @@ def evaluate(
         rows["probabilities"].append(out["logits"].float().softmax(-1).cpu())
         rows["agreement"].append(agreement(out["clip_logits"].float()).cpu())
         rows["clip_predictions"].append(out["clip_logits"].argmax(-1).cpu())  # (B, n1)
+        rows["clip_majority"].append(clip_majority(out["clip_logits"].float()).cpu())
         rows["mu"].append(nan if out.get("mu") is None else out["mu"].float().cpu())
         rows["delta"].append(nan if out.get("delta") is None else out["delta"].float().cpu())
         rows["features"].append(out["features"].float().cpu())

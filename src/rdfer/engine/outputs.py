@@ -1,14 +1,16 @@
 """What a run writes besides checkpoints: per-clip predictions and noisy-set scores.
 
 predictions.csv columns: clip_id, path, label, prediction, agreement,
-clip_predictions (the class index of each of the 4 clips, space-separated), mu,
-delta, then p_<Class> for every class in order. `label` and `prediction` are
+clip_predictions (the class index of each of the 4 clips, space-separated),
+clip_majority (their most frequent class; ties to the higher mean clip
+probability), mu, delta, then p_<Class> for every class in order. `label` and `prediction` are
 class indices; `mu` and `delta` are empty for models without re-sampling.
 features.npy holds the (N, D) float32 features, rows aligned with the CSV.
 """
 
 import csv
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -25,13 +27,15 @@ def write_predictions(out_dir, manifest, result: dict, classes: list) -> Path:
     path = out_dir / "predictions.csv"
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["clip_id", "path", "label", "prediction", "agreement", "clip_predictions", "mu", "delta"]
+        writer.writerow(["clip_id", "path", "label", "prediction", "agreement", "clip_predictions", "clip_majority",
+                         "mu", "delta"]
                         + [f"p_{name}" for name in classes])
         for row, index in enumerate(result["index"]):
             record = manifest.records[int(index)]
             writer.writerow([record.clip_id, record.path, int(result["label"][row]), int(result["prediction"][row]),
                              f"{result['agreement'][row]:.2f}",
                              " ".join(str(int(c)) for c in result["clip_predictions"][row]),
+                             int(result["clip_majority"][row]),
                              _blank_nan(result["mu"][row]),
                              _blank_nan(result["delta"][row])]
                             + [f"{p:.5f}" for p in result["probabilities"][row]])
@@ -43,11 +47,25 @@ def _blank_nan(value: float) -> str:
     return "" if math.isnan(value) else f"{value:.4f}"
 
 
-def read_ground_truth(data_config, manifest) -> Optional[set]:
-    """Train-set indices whose labels are known to be flipped (synthetic benchmark).
+@dataclass(frozen=True)
+class GroundTruth:
+    """What the synthetic benchmark knows about each training clip (arrays indexed like the manifest)."""
 
-    Reads `data.ground_truth`, or ROOT/ground_truth.csv when that exists; returns
-    None when there is no ground truth (real datasets).
+    noisy: np.ndarray  # bool (N,): the given label was flipped
+    hard: np.ndarray  # bool (N,): mixed expressions or a subtle one
+    true_label: np.ndarray  # int (N,): the true class (0-based), -1 where unknown
+
+    @property
+    def noisy_ids(self) -> set:
+        return set(np.flatnonzero(self.noisy).tolist())
+
+
+def read_ground_truth(data_config, manifest) -> Optional[GroundTruth]:
+    """The ground truth of the manifest's clips (synthetic benchmark), or None (real datasets).
+
+    Reads `data.ground_truth`, or ROOT/ground_truth.csv when that exists. Needs
+    the columns video_name and is_noisy; is_hard and true_label (1-based) are used
+    when present.
     """
     path = data_config.ground_truth or (Path(data_config.root) / "ground_truth.csv" if data_config.root else None)
     if path is None or not Path(path).is_file():
@@ -58,15 +76,71 @@ def read_ground_truth(data_config, manifest) -> Optional[set]:
         rows = list(csv.DictReader(f))
     if not rows or not {"video_name", "is_noisy"} <= set(rows[0]):
         raise RdferError(f"{path} needs the columns video_name and is_noisy")
-    noisy_names = {clip_key(r["video_name"]) for r in rows if r["is_noisy"].strip() in ("1", "True", "true")}
-    return {i for i, record in enumerate(manifest.records) if clip_key(record.clip_id) in noisy_names}
+    by_name = {clip_key(r["video_name"]): r for r in rows}
+    count = len(manifest.records)
+    noisy, hard, true_label = np.zeros(count, bool), np.zeros(count, bool), np.full(count, -1)
+    for i, record in enumerate(manifest.records):
+        row = by_name.get(clip_key(record.clip_id))
+        if row is None:
+            continue
+        noisy[i] = _flag(row["is_noisy"])
+        hard[i] = _flag(row.get("is_hard", "0"))
+        if row.get("true_label", "").strip():
+            true_label[i] = int(row["true_label"]) - 1
+    return GroundTruth(noisy, hard, true_label)
 
 
-def epoch_metrics(flagged: list, truly_noisy: Optional[set]) -> dict:
-    """Precision and recall of the epoch's noisy set against the ground truth (if known)."""
-    if truly_noisy is None:
-        return {}
-    from rdfer.losses import noisy_precision_recall
+def _flag(value: str) -> bool:
+    return value.strip() in ("1", "True", "true")
 
-    precision, recall = noisy_precision_recall(set(flagged), truly_noisy)
-    return {"noisy_precision": precision, "noisy_recall": recall, "noisy_flagged": len(set(flagged))}
+
+def train_metrics(rows: dict, ground_truth: Optional[GroundTruth], n1: int) -> dict:
+    """Per-epoch training signals from `train_one_epoch`'s per-sample rows.
+
+    Always: `train_war` and `train_clip_acc` (video and clip predictions against the
+    given labels, in the training forward pass), `train_agreement` (histogram).
+    With ground truth: `noisy_precision` / `noisy_recall` of the agreement
+    partition's noisy set; `memorised` (share of truly flipped clips predicted as
+    their given, wrong label) and `flipped_true_acc` (predicted as their true
+    label); `zeroed`, `zeroed_precision` / `zeroed_recall` (the set weighted 0
+    against the flipped labels), `zeroed_hard` (share of truly hard clips weighted
+    0), `upweighted`, `upweighted_hard_precision` (the set weighted above 1 that is
+    truly hard). Shares of an empty set are None.
+    """
+    from rdfer.losses import NOISY, agreement_histogram
+
+    index, label, prediction = rows["index"].astype(int), rows["label"], rows["prediction"]
+    metrics = {"train_war": _share(prediction == label),
+               "train_clip_acc": float(rows["clip_correct"].sum() / max(n1 * len(index), 1)),
+               "train_agreement": agreement_histogram(rows["agreement"], n1)}
+    if ground_truth is None:
+        return metrics
+    flipped, hard = ground_truth.noisy[index], ground_truth.hard[index]
+    flagged, zeroed, upweighted = rows["kind"] == NOISY, rows["weight"] == 0, rows["weight"] > 1
+    metrics.update(
+        noisy_precision=_share(flipped[flagged]) or 0.0, noisy_recall=_share(flagged[flipped]) or 0.0,
+        noisy_flagged=int(flagged.sum()),
+        memorised=_share(prediction[flipped] == label[flipped]),
+        flipped_true_acc=_share(prediction[flipped] == ground_truth.true_label[index][flipped]),
+        zeroed=int(zeroed.sum()), zeroed_precision=_share(flipped[zeroed]), zeroed_recall=_share(zeroed[flipped]),
+        zeroed_hard=_share(zeroed[hard]),
+        upweighted=int(upweighted.sum()), upweighted_hard_precision=_share(hard[upweighted]),
+    )
+    return metrics
+
+
+def eval_metrics(result: dict) -> dict:
+    """Clip-level signals of an `evaluate` result: `clip_acc` (clip predictions against the
+    labels), `majority_match` (share of videos whose clip majority equals the video
+    prediction) and `test_agreement` (histogram)."""
+    from rdfer.losses import agreement_histogram
+
+    clips = result["clip_predictions"]  # (N, n1)
+    return {"clip_acc": _share(clips == result["label"][:, None]),
+            "majority_match": _share(result["clip_majority"] == result["prediction"]),
+            "test_agreement": agreement_histogram(result["agreement"], clips.shape[1])}
+
+
+def _share(mask: np.ndarray) -> Optional[float]:
+    """Mean of a boolean array; None when it is empty."""
+    return float(np.mean(mask)) if np.size(mask) else None
