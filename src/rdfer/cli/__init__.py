@@ -11,7 +11,7 @@ import sys
 
 from rdfer.errors import RdferError
 
-SUBCOMMAND_MODULES = ("data", "models", "train", "analysis", "predict", "audit")
+SUBCOMMAND_MODULES = ("data", "models", "train", "analysis", "predict", "audit", "study")
 
 
 def build_parser() -> argparse.ArgumentParser:

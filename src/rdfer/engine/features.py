@@ -1,0 +1,69 @@
+"""`rdfer features`: encode every frame of a dataset once with a frozen encoder.
+
+    rdfer features --config CFG --out features.npz      # CFG's model has frozen_encoder: true
+    rdfer train --config CFG --set data.features=features.npz --out RUN
+
+The frames go through exactly what an uncached run does to them (decode at
+load_size, the evaluation preset's resize, the model's normalisation and
+encoder), one clip at a time; see `rdfer.data.features` for the file.
+"""
+
+import json
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from rdfer.config import TrainConfig
+from rdfer.data import ClipDataset, EvalPreset
+from rdfer.data.features import cache_meta, clip_key, save_feature_cache
+from rdfer.data.frames import read_clip
+from rdfer.engine.fit import load_manifests
+from rdfer.errors import RdferError
+from rdfer.registry import create_model
+
+
+def build_feature_cache(config: TrainConfig, out, *, progress: bool = True) -> dict:
+    """Cache the frozen encoder's features of every clip of the config's train and test splits.
+
+    Returns:
+        dict: "path", "clips", "frames", "seconds".
+    """
+    out = Path(out)
+    if out.exists() and not out.is_file():
+        raise RdferError(f"--out {out} is a folder; give the path of the cache file to write (e.g. features.npz)")
+    if not out.parent.is_dir():
+        raise RdferError(f"--out {out}: folder {out.parent} does not exist")
+    started = time.time()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    train, test = load_manifests(config)
+    model = create_model(config.model.name, num_classes=len(train.classes), **config.model.options).eval()
+    model_config = model.config
+    if not getattr(model_config, "frozen_encoder", False):
+        raise RdferError(f"model {model_config.name} has no frozen encoder: features are cached only for "
+                         "--set model.options.frozen_encoder=true (the encoder is then never trained)")
+    load_size = config.data.load_size or round(model_config.input_size * 8 / 7)
+    preset = EvalPreset(size=model_config.input_size)
+    keys, seen, features, frames = [], set(), [], 0
+    for manifest in (train, test):
+        dataset = ClipDataset(manifest, train=False, load_size=load_size)
+        for i, record in enumerate(tqdm(manifest.records, desc=f"encoding {manifest.split}", leave=False,
+                                        disable=not progress, dynamic_ncols=True)):
+            key = clip_key(record.path)
+            if key in seen:  # a clip in both splits (FERV39K, csv) is encoded once
+                continue
+            source = dataset.open_clip(i)
+            if source.num_frames == 0:
+                raise RdferError(f"clip {record.clip_id}: no frames in {record.path}")
+            video, _ = read_clip(source, torch.arange(source.num_frames).numpy(), record.clip_id)  # (L, 3, S, S)
+            keys.append(key)
+            seen.add(key)
+            features.append(model.frame_features(preset(video)[None])[0].numpy())  # (L, D)
+            frames += source.num_frames
+    meta = cache_meta(model_config, load_size)
+    meta.update(model=model_config.name, root=str(config.data.root))
+    save_feature_cache(out, features, keys, meta)
+    return {"path": str(out), "clips": len(keys), "frames": frames, "seconds": round(time.time() - started, 1),
+            "meta": json.dumps(meta)}
