@@ -81,7 +81,11 @@ def make_run(root, war_shift=0.0, with_frames=True):
     (root / "final.json").write_text(json.dumps({"last": last, "best": best, "selection": "best = top test WAR"}))
     history = [{"epoch": e, "train_loss": 2.0 - 0.3 * e, "hard_share": 0.2, "noisy_share": 0.1,
                 "noisy_precision": 0.2 * e, "noisy_recall": 0.1 * e, "war": 40.0 + 5 * e + war_shift,
-                "uar": 35.0 + 5 * e} for e in (1, 2, 3)]
+                "uar": 35.0 + 5 * e, "clip_acc": 0.3 + 0.1 * e, "majority_match": 0.7 + 0.05 * e,
+                "memorised": 0.05 * e, "flipped_true_acc": 0.5 - 0.05 * e,
+                "train_agreement": {"0.25": 0.1, "0.50": 0.2, "0.75": 0.3, "1.00": 0.4},
+                "test_agreement": {"0.25": 0.0, "0.50": 0.1, "0.75": 0.2 * e, "1.00": 0.9 - 0.2 * e}}
+               for e in (1, 2, 3)]
     (root / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in history))
     config = {"data": {"dataset": "csv", "classes": CLASSES}, "model": {"name": "rdfer_tiny"},
               "loss": {"strategy": "agreement", "mode": "batch", "t_h": 0.2, "t_n": 0.1, "w_hard": 1.5,
@@ -136,7 +140,8 @@ def assert_real_image(path):
 def test_report_links_tables_and_figures(run_dir, tmp_path):
     report = write_report(run_dir, tmp_path / "report")
     text = report.read_text()
-    for png in ("training_curves.png", "confusion.png", "tsne_by_agreement.png", "samples_by_agreement.png"):
+    for png in ("training_curves.png", "agreement_histograms.png", "confusion.png", "tsne_by_agreement.png",
+                "samples_by_agreement.png"):
         assert f"](report_files/{png})" in text
         assert_real_image(report.parent / "report_files" / png)
     # Both tables are in the report and beside it as Markdown and CSV.
@@ -165,6 +170,7 @@ def test_report_without_optional_files(tmp_path):
     assert (run / "report_files" / "confusion.png").is_file()
     text = report.read_text()
     assert "t-SNE not drawn: no features.npy" in text
+    assert "Agreement histograms not drawn: no metrics.jsonl" in text or "Agreement histograms not drawn" in text
     assert "Sample frames not drawn" in text
     assert "| last (from predictions.csv) | 58.33 |" in text  # WAR 7/12 from the CSV
 

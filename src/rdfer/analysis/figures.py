@@ -346,11 +346,15 @@ def fig_training_curves(history: list, out_path, *, warmup_epochs: Optional[int]
 
     # (title, y limits, [(key, scale, legend label)]); hard/noisy shares can coincide, hence two styles.
     panels = [("train loss", None, [("train_loss", 1.0, "loss")]),
-              ("test accuracy (%)", None, [("war", 1.0, "WAR"), ("uar", 1.0, "UAR")]),
+              ("test accuracy (%)", None, [("war", 1.0, "WAR"), ("uar", 1.0, "UAR"),
+                                           ("clip_acc", 100.0, "clip acc"),
+                                           ("majority_match", 100.0, "clip majority = video")]),
               ("share of training clips (%)", (0, None), [("hard_share", 100.0, "hard"),
                                                          ("noisy_share", 100.0, "noisy")]),
               ("noisy set vs. true flips (%)", (0, 100), [("noisy_precision", 100.0, "precision"),
-                                                          ("noisy_recall", 100.0, "recall")])]
+                                                          ("noisy_recall", 100.0, "recall")]),
+              ("flipped training clips (%)", (0, 100), [("memorised", 100.0, "predicted as given (wrong) label"),
+                                                        ("flipped_true_acc", 100.0, "predicted as true label")])]
     panels = [(name, limits, [(label, _series(history, key, scale)) for key, scale, label in lines])
               for name, limits, lines in panels]
     panels = [(name, limits, [line for line in lines if line[1]]) for name, limits, lines in panels]
@@ -358,7 +362,8 @@ def fig_training_curves(history: list, out_path, *, warmup_epochs: Optional[int]
     fig = Figure(figsize=(4.0 * len(panels), 3.4))
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for ax, (name, limits, lines) in zip(axes, panels):
-        for (label, (epochs, values)), (line, marker, width) in zip(lines, (("-", "o", 2.6), ("--", "s", 1.4))):
+        styles = (("-", "o", 2.6), ("--", "s", 1.4), (":", "^", 1.8), ("-.", "v", 1.4))
+        for (label, (epochs, values)), (line, marker, width) in zip(lines, styles):
             ax.plot(epochs, values, linestyle=line, linewidth=width, marker=marker if len(epochs) <= 30 else None,
                     markersize=3.5, label=label)
         if limits:
@@ -370,11 +375,45 @@ def fig_training_curves(history: list, out_path, *, warmup_epochs: Optional[int]
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
         if len(lines) > 1:
-            ax.legend(fontsize=9)
+            ax.legend(fontsize=8)
     if warmup_epochs:
         axes[0].annotate("reweighting starts", xy=(warmup_epochs + 0.5, 1.0), xycoords=("data", "axes fraction"),
                          xytext=(3, -12), textcoords="offset points", fontsize=8, color="#666666")
     if title:
         fig.suptitle(title)
     fig.tight_layout()
+    return _save(fig, out_path)
+
+
+def fig_agreement_histograms(history: list, out_path, *, title: str = "") -> Path:
+    """Per epoch, the share of clips at each agreement level (stacked bars), training and test.
+
+    Args:
+        history: metrics.jsonl records; "train_agreement" / "test_agreement" are
+            {"0.25": share, ...} (test only on evaluated epochs).
+    """
+    sides = [(key, name) for key, name in (("train_agreement", "training clips"), ("test_agreement", "test clips"))
+             if any(r.get(key) for r in history)]
+    if not sides:
+        raise Skipped("no agreement histograms in metrics.jsonl (a run from before they were logged)")
+    fig = Figure(figsize=(5.5 * len(sides), 3.4))
+    axes = fig.subplots(1, len(sides), squeeze=False)[0]
+    for ax, (key, name) in zip(axes, sides):
+        records = [r for r in history if r.get(key)]
+        epochs = np.array([r["epoch"] for r in records])
+        levels = list(records[0][key])
+        shares = np.array([[100 * r[key][level] for level in levels] for r in records])  # (E, levels)
+        bottom = np.zeros(len(records))
+        for j, (level, colour) in enumerate(zip(levels, _level_colours(len(levels)))):
+            ax.bar(epochs, shares[:, j], bottom=bottom, color=colour, width=0.85, label=f"agreement {level}")
+            bottom += shares[:, j]
+        ax.set_ylim(0, 100)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("share (%)")
+        ax.set_title(f"agreement of the 4 clip predictions, {name}", fontsize=10)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     return _save(fig, out_path)

@@ -7,7 +7,14 @@
 from pathlib import Path
 from typing import Optional
 
-from rdfer.analysis.figures import Skipped, fig_confusion, fig_sample_frames, fig_training_curves, fig_tsne
+from rdfer.analysis.figures import (
+    Skipped,
+    fig_agreement_histograms,
+    fig_confusion,
+    fig_sample_frames,
+    fig_training_curves,
+    fig_tsne,
+)
 from rdfer.analysis.run import Run, load_run, read_config, read_final, read_history
 from rdfer.analysis.tables import table_v, table_vii, write_table
 from rdfer.errors import RdferError
@@ -105,6 +112,8 @@ def write_report(run_dir, out_dir=None, *, seed: int = 0, tsne_points: int = 200
     warmup = (run.config.get("loss") or {}).get("warmup_epochs")
     curves = figure("Training curves", fig_training_curves, run.history, files / "training_curves.png",
                     warmup_epochs=warmup, title=run.name)
+    histograms = figure("Agreement histograms", fig_agreement_histograms, run.history,
+                        files / "agreement_histograms.png", title=run.name)
     confusion = figure("Confusion matrix", fig_confusion, confusion_matrix(p.label, p.prediction, len(p.classes)),
                        p.classes, files / "confusion.png", f"Confusion matrix, {run.name} (row-normalised %)")
     tsne = figure("t-SNE", fig_tsne, p, run.features, files / "tsne_by_agreement.png", max_points=tsne_points,
@@ -119,7 +128,14 @@ def write_report(run_dir, out_dir=None, *, seed: int = 0, tsne_points: int = 200
 
     lines = [f"# rdfer report: {run.name}", "", f"Run folder: `{run.directory}`", "", *_run_facts(run), "",
              "## Results", "", *_results_section(run), "",
-             "## Training curves", "", *image(curves, "training curves"),
+             "## Training curves", "",
+             "Test accuracy of the video and of its 4 clips, and how often the clips' majority names the video's "
+             "class: the agreement below is only meaningful where the clips are accurate. Flipped training clips "
+             "(synthetic benchmark only): how many the model predicts as their given, wrong label (memorisation) "
+             "or as their true label.", "", *image(curves, "training curves"),
+             "## Agreement per epoch", "",
+             "Share of clips whose 4 clip predictions agree 1, 2, 3 or 4 times (agreement 0.25 .. 1.00).", "",
+             *image(histograms, "agreement histograms"),
              "The tables and figures below are computed from predictions.csv (and features.npy): for a training "
              "run, the predictions of its last epoch on the test split.", "",
              "## Confusion matrix (paper Fig. 5)", "",
