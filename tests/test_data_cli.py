@@ -23,7 +23,7 @@ def test_check_dataset_clean_dfew_compares_with_official_sizes(tmp_path, capsys)
     out = capsys.readouterr().out
     lines = out.splitlines()
     train = next(line for line in lines if line.startswith("train "))
-    assert train.split() == ["train", "4", "4", "0", "0", "0", "0", "0", "0", "9356"]
+    assert train.split() == ["train", "4", "4", "0", "0", "0", "0", "0", "0", "0", "0", "9356"]
     test = next(line for line in lines if line.startswith("test "))
     assert test.split()[-1] == "2341"
     happy = next(line for line in lines if line.startswith("Happy"))
@@ -42,8 +42,9 @@ def test_check_dataset_counts_each_kind_of_problem(tmp_path, capsys):
     assert run(["check-dataset", "--dataset", "dfew", "--root", str(tmp_path)]) == 1
     out = capsys.readouterr().out
     row = next(line for line in out.splitlines() if line.startswith("train ")).split()
-    assert row[:6] == ["train", "5", "2", "1", "1", "1"]  # listed found missing empty unreadable
-    assert "3 problem(s)" in out and "[unreadable]" in out and train[2][0] in out
+    # listed found missing empty unreadable damaged: a cut-off frame is replaced by the loader
+    assert row[:7] == ["train", "5", "3", "1", "1", "0", "1"]
+    assert "3 problem(s)" in out and "[damaged]" in out and train[2][0] in out
 
 
 def test_check_dataset_ferv39k(tmp_path, capsys):

@@ -14,8 +14,16 @@ from rdfer.errors import RdferError
 SUBCOMMAND_MODULES = ("data", "models", "train", "analysis", "predict", "audit", "study")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with rdfer's error style: one line `rdfer CMD: error: ...` and exit status 2."""
+
+    def error(self, message):
+        print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="rdfer", description="Robust dynamic facial expression recognition (RDFER)."
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -25,10 +33,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    args, extra = build_parser().parse_known_args(argv)
+    if extra:  # reported by the top-level parser otherwise, without naming the command
+        print(f"rdfer {args.command}: error: unrecognized arguments: {' '.join(extra)} "
+              f"(see rdfer {args.command} --help)", file=sys.stderr)
+        return 2
     try:
         return int(args.func(args) or 0)
     except RdferError as error:
+        print(f"rdfer {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # a full disk, a folder without write permission...: not a traceback
         print(f"rdfer {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -36,7 +36,7 @@ def check_dataset_command(args) -> int:
     from rdfer.data.check import check_dataset, format_report
 
     report = check_dataset(args.dataset, _root(args), fold=args.fold, csv_path=args.csv_path,
-                           classes=args.classes)
+                           classes=args.classes, workers=args.workers)
     print(format_report(report, max_problems=args.max_problems))
     return 1 if report["problems"] else 0
 
@@ -47,7 +47,7 @@ def pack_command(args) -> int:
     manifest = _manifest(args)
     load_size = None if args.load_size == 0 else args.load_size
     stats = write_pack(manifest, args.out, load_size=load_size, quality=args.quality,
-                       fold=args.fold, workers=args.workers)
+                       fold=args.fold, workers=args.workers, skip_bad=args.skip_bad)
     print(f"packed {stats['clips']} clips, {stats['frames']} frames "
           f"({stats['bytes'] / 2**20:.1f} MiB, {stats['unreadable']} unreadable frames stored "
           f"empty) into {args.out}")
@@ -85,11 +85,13 @@ def synth_command(args) -> int:
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "check-dataset", help="report clips found/missing/empty/unreadable per split",
-        description="Scan a dataset root split by split: clips found, missing, empty, "
-        "unreadable, per-class counts, and (DFEW/FERV39K) the official split sizes. "
-        "Exit status 1 when any problem is found.")
+        description="Scan a dataset root split by split, decoding every frame of every clip: clips "
+        "found, missing, empty, unreadable (no frame decodes), damaged (some frames do not decode or "
+        "are cut short), duplicated, in both train and test; per-class counts, and (DFEW/FERV39K) the "
+        "official split sizes. Exit status 1 when any problem is found.")
     _add_dataset_args(parser)
     parser.add_argument("--max-problems", type=int, default=30, help="problems to list")
+    parser.add_argument("--workers", type=int, default=None, help="decoding threads (default: CPU count)")
     parser.set_defaults(func=check_dataset_command)
 
     parser = subparsers.add_parser(

@@ -13,7 +13,11 @@ def register(subparsers) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field, e.g. --set optim.epochs=20 --set data.root=/data/DFEW")
     p.add_argument("--out", help="run folder to create")
-    p.add_argument("--resume", metavar="RUN", help="continue the run in RUN from its last checkpoint")
+    p.add_argument("--resume", metavar="RUN",
+                   help="continue the run in RUN from its last checkpoint (with --set only for where the data is "
+                        "and how it is loaded: data.root, data.num_workers, data.skip_bad, device, threads, ...)")
+    p.add_argument("--skip-bad", action="store_true", help="leave out unusable clips with a warning naming each "
+                                                           "(same as --set data.skip_bad=true)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=train)
 
@@ -28,6 +32,7 @@ def register(subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--device", default="auto")
+    p.add_argument("--skip-bad", action="store_true", help="leave out unusable clips with a warning naming each")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=evaluate)
 
@@ -36,6 +41,7 @@ def register(subparsers) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--out", required=True)
     p.add_argument("--folds", default="1,2,3,4,5", help="comma-separated fold numbers")
+    p.add_argument("--skip-bad", action="store_true", help="same as --set data.skip_bad=true")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cv)
 
@@ -56,6 +62,7 @@ def register(subparsers) -> None:
     p.add_argument("--ground-truth", help="ground_truth.csv of the synthetic benchmark, to score the list")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--device", default="auto")
+    p.add_argument("--skip-bad", action="store_true", help="with --checkpoint: leave out unusable clips")
     p.set_defaults(func=curate)
 
     p = subparsers.add_parser("bench-train", help="training clips/s: synthetic tensors vs the real loader")
@@ -97,31 +104,54 @@ def resolve_config_path(name):
 def _parse_options(items) -> dict:
     import yaml
 
+    from rdfer.config import parse_yaml
+
     options = {}
     for item in items:
-        if "=" not in item:
+        if "=" not in item or not item.split("=", 1)[0].strip():
             raise RdferError(f"--option expects key=value, got {item!r}")
         key, value = item.split("=", 1)
-        options[key] = yaml.safe_load(value)
+        try:
+            options[key.strip()] = parse_yaml(value)
+        except yaml.YAMLError:
+            options[key.strip()] = value
     return options
 
 
+def _overrides(args) -> tuple:
+    return tuple(args.overrides) + (("data.skip_bad=true",) if getattr(args, "skip_bad", False) else ())
+
+
+def _at_least(**values) -> None:
+    """One-line errors for numeric options below their minimum: name=(value, minimum)."""
+    for name, (value, minimum) in values.items():
+        if value is not None and value < minimum:
+            raise RdferError(f"--{name.replace('_', '-')} {value}: give at least {minimum}")
+
+
 def train(args) -> int:
-    from rdfer.config import config_from_dict, load_config
+    from rdfer.config import load_config, read_config_file, resume_config
     from rdfer.engine import fit
 
     if args.resume:
-        import yaml
-
         run = Path(args.resume)
+        if args.out and Path(args.out).resolve() != run.resolve():
+            raise RdferError(f"--resume {run} continues that run in its own folder; --out {args.out} cannot be "
+                             "used with it (drop --out, or start a new run with --out and no --resume)")
+        if args.config:
+            raise RdferError(f"--resume {run} continues with the run's own config.yaml; --config cannot be used "
+                             "with it (start a new run with --out to train another config)")
+        if not run.is_dir():
+            raise RdferError(f"--resume {run}: no such folder")
         if not (run / "config.yaml").is_file():
             raise RdferError(f"{run} has no config.yaml: it is not an rdfer run folder")
-        config = config_from_dict(yaml.safe_load((run / "config.yaml").read_text()))
+        saved = read_config_file(run / "config.yaml")
+        config = resume_config(saved, _overrides(args), f"{run / 'config.yaml'}")
         final = fit(config, run, resume=True, progress=not args.no_progress)
     else:
         if not args.out:
             raise RdferError("give --out RUN (the folder to train into), or --resume RUN")
-        config = load_config(resolve_config_path(args.config), tuple(args.overrides))
+        config = load_config(resolve_config_path(args.config), _overrides(args))
         final = fit(config, args.out, progress=not args.no_progress)
         run = Path(args.out)
     if final and final.get("last"):
@@ -137,7 +167,8 @@ def evaluate(args) -> int:
     metrics = evaluate_checkpoint(args.checkpoint, args.out, split=args.split, data_overrides=_data_overrides(args),
                                   batch_size=args.batch_size, num_workers=args.workers, device=args.device,
                                   progress=not args.no_progress)
-    print(f"{metrics['clips']} clips: WAR {metrics['war']:.2f} UAR {metrics['uar']:.2f}; "
+    skipped = f" ({len(metrics['skipped'])} left out: see metrics.json)" if metrics["skipped"] else ""
+    print(f"{metrics['clips']} clips{skipped}: WAR {metrics['war']:.2f} UAR {metrics['uar']:.2f}; "
           f"predictions in {Path(args.out) / 'predictions.csv'}")
     return 0
 
@@ -150,14 +181,17 @@ def cv(args) -> int:
         folds = tuple(int(f) for f in args.folds.split(","))
     except ValueError:
         raise RdferError(f"--folds expects comma-separated numbers like 1,2,3, got {args.folds!r}") from None
-    config = load_config(resolve_config_path(args.config), tuple(args.overrides))
+    if any(fold not in (1, 2, 3, 4, 5) for fold in folds) or len(set(folds)) != len(folds):
+        raise RdferError(f"--folds {args.folds}: give distinct fold numbers 1..5")
+    config = load_config(resolve_config_path(args.config), _overrides(args))
     run_cv(config, args.out, folds, progress=not args.no_progress)
     return 0
 
 
 def _data_overrides(args) -> dict:
+    skip_bad = True if getattr(args, "skip_bad", False) else None
     return {k: v for k, v in (("dataset", args.dataset), ("root", args.root), ("fold", args.fold),
-                              ("csv", args.csv)) if v is not None}
+                              ("csv", args.csv), ("skip_bad", skip_bad)) if v is not None}
 
 
 def curate(args) -> int:
@@ -165,6 +199,9 @@ def curate(args) -> int:
 
     if bool(args.predictions) == bool(args.checkpoint):
         raise RdferError("give either --predictions FILE... or --checkpoint CKPT")
+    if not (0 <= args.t_h <= 1 and 0 <= args.t_n <= 1):
+        raise RdferError(f"--t-h {args.t_h} / --t-n {args.t_n}: give shares in [0, 1]")
+    _at_least(workers=(args.workers, 0))
     files = args.predictions
     if args.checkpoint:
         from rdfer.engine import evaluate_checkpoint
@@ -182,6 +219,8 @@ def curate(args) -> int:
 def bench_train(args) -> int:
     from rdfer.engine.bench import bench_train as run
 
+    _at_least(batch_size=(args.batch_size, 1), steps=(args.steps, 1), warmup=(args.warmup, 0),
+              workers=(args.workers, 0), fold=(args.fold, 1))
     run(args.model, _parse_options(args.options), batch_size=args.batch_size, steps=args.steps, warmup=args.warmup,
         dataset=args.dataset, root=args.root, fold=args.fold, num_workers=args.workers, device=args.device,
         amp=args.amp, compile=args.compile)

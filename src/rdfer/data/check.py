@@ -1,9 +1,14 @@
 """`rdfer check-dataset`: what a dataset root holds, split by split.
 
-For each split: clips listed, found (usable), missing, empty, unreadable
-(first or last frame fails a quick header check), bad labels, malformed
-lines, per-class counts, and for DFEW/FERV39K the official split sizes from
-the lists shipped with rdfer.
+For each split: clips listed, found (usable), missing, empty, unreadable (no
+frame decodes: training stops on it, or leaves it out under skip_bad),
+damaged (some frames do not decode or are cut short: the loader replaces an
+undecodable frame by its nearest readable one), bad labels, malformed lines,
+duplicates, clips also in the train split (overlap), per-class counts, and
+for DFEW/FERV39K the official split sizes from the lists shipped with rdfer.
+
+Every frame of every clip is decoded, as the loader decodes it (OpenCV), at
+1/8 size (libjpeg still reads every byte of the file), on `workers` threads.
 """
 
 from __future__ import annotations
@@ -11,13 +16,14 @@ from __future__ import annotations
 import os
 from collections import Counter
 
+from rdfer.data.frames import read_bytes
 from rdfer.data.manifest import (
     DFEW_CLASSES, Problem, csv_splits, is_video_file, list_frames, parse_dfew_list,
     parse_ferv39k_list, scan_split, shipped_split_file,
 )
 
-COUNT_COLUMNS = ("listed", "found", "missing", "empty", "unreadable", "unknown_label",
-                 "malformed", "duplicate")
+COUNT_COLUMNS = ("listed", "found", "missing", "empty", "unreadable", "damaged", "unknown_label",
+                 "malformed", "duplicate", "overlap")
 _SIGNATURES = {  # extension -> (leading bytes, bytes that must appear near the end)
     ".jpg": (b"\xff\xd8\xff", b"\xff\xd9"),
     ".jpeg": (b"\xff\xd8\xff", b"\xff\xd9"),
@@ -45,19 +51,51 @@ def image_looks_whole(path: str) -> bool:
         return False
 
 
-def clip_looks_readable(path: str) -> bool:
-    """First and last frame of a folder pass `image_looks_whole`; a video yields a frame."""
-    if is_video_file(path) and os.path.isfile(path):
-        import cv2
+def decode_clip(path: str) -> tuple:
+    """Decode every frame of a clip as the loader would.
 
+    Returns:
+        (frames, undecodable, truncated): frames listed (a video: frames its
+        container reports, or those decoded if more), frames that do not
+        decode, frames that decode but lack their end marker (cut short).
+    """
+    import cv2
+
+    if is_video_file(path) and os.path.isfile(path):
         capture = cv2.VideoCapture(path)
         try:
-            return capture.isOpened() and capture.read()[0]
+            reported = max(int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), 0) if capture.isOpened() else 0
+            decoded = 0
+            while capture.isOpened() and capture.grab() and capture.retrieve()[0]:
+                decoded += 1
         finally:
             capture.release()
+        frames = max(reported, decoded)
+        return frames, frames - decoded, 0
     names = list_frames(path)
-    return bool(names) and all(image_looks_whole(os.path.join(path, name))
-                               for name in {names[0], names[-1]})
+    undecodable = truncated = 0
+    for name in names:
+        file = os.path.join(path, name)
+        data = read_bytes(file)
+        if data is None or data.size == 0 or cv2.imdecode(data, cv2.IMREAD_REDUCED_GRAYSCALE_8) is None:
+            undecodable += 1
+        elif not image_looks_whole(file):
+            truncated += 1
+    return len(names), undecodable, truncated
+
+
+def _clip_problem(record, scan, status) -> Problem | None:
+    frames, undecodable, truncated = status
+    where = dict(file=scan.list_file, line=scan.lines[record.clip_id], clip_id=record.clip_id)
+    if frames == 0 or undecodable == frames:
+        return Problem("unreadable", detail=f"none of the {frames} frames of {record.path} decodes: training "
+                       "stops on it (or leaves it out with --skip-bad)", **where)
+    if undecodable or truncated:
+        parts = [f"{undecodable} of {frames} frames do not decode"] if undecodable else []
+        parts += [f"{truncated} of {frames} frames are cut short"] if truncated else []
+        return Problem("damaged", detail=f"{record.path}: {', '.join(parts)} (the loader replaces an "
+                       "undecodable frame by its nearest readable one)", **where)
+    return None
 
 
 def official_counts(dataset: str, split: str, fold: int) -> dict | None:
@@ -71,30 +109,46 @@ def official_counts(dataset: str, split: str, fold: int) -> dict | None:
 
 
 def check_dataset(dataset: str, root, fold: int = 1, csv_path=None, classes=None,
-                  progress: bool = True) -> dict:
-    """Scan every split of a dataset root; never raises for bad clips.
+                  progress: bool = True, workers: int | None = None) -> dict:
+    """Scan every split of a dataset root, decoding every frame; never raises for bad clips.
+
+    Args:
+        workers: decoding threads (default: the CPU count).
 
     Returns:
         dict: dataset, root, fold, classes, frames_root, splits {split: {counts
         per COUNT_COLUMNS, "per_class": {name: n}, "official": {name: n} or
         None}}, problems (list of Problem, every split).
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     from tqdm import tqdm
 
     dataset = dataset.lower()
     splits = csv_splits(csv_path or root) if dataset == "csv" else ("train", "test")
     report = {"dataset": dataset, "root": str(root), "fold": fold, "splits": {}, "problems": []}
+    train_paths = {}
     for split in splits:
         scan = scan_split(dataset, root, split, fold=fold, csv_path=csv_path, classes=classes)
         records = []
-        for record in tqdm(scan.records, desc=f"check {split}", unit="clip", disable=not progress):
-            if clip_looks_readable(record.path):
-                records.append(record)
-            else:
-                scan.problems.append(Problem("unreadable", scan.list_file, scan.lines[record.clip_id],
-                                             record.clip_id,
-                                             f"first or last frame of {record.path} is damaged "
-                                             "(truncated or not an image)"))
+        with ThreadPoolExecutor(workers or os.cpu_count()) as pool:
+            statuses = pool.map(lambda record: decode_clip(record.path), scan.records)
+            for record, status in zip(scan.records, tqdm(statuses, total=len(scan.records), desc=f"check {split}",
+                                                         unit="clip", disable=not progress)):
+                problem = _clip_problem(record, scan, status)
+                if problem is not None:
+                    scan.problems.append(problem)
+                if problem is None or problem.kind == "damaged":
+                    records.append(record)
+        if split == "train":
+            train_paths = {os.path.normpath(record.path): record.clip_id for record in records}
+        elif train_paths:
+            for record in records:
+                if os.path.normpath(record.path) in train_paths:
+                    scan.problems.append(Problem(
+                        "overlap", scan.list_file, scan.lines[record.clip_id], record.clip_id,
+                        f"also in the train split (as {train_paths[os.path.normpath(record.path)]}): a test "
+                        "figure over training clips is wrong"))
         kinds = Counter(problem.kind for problem in scan.problems)
         per_class = Counter(scan.classes[record.label] for record in records)
         row = {column: kinds[column] for column in COUNT_COLUMNS}
@@ -124,8 +178,8 @@ def format_report(report: dict, max_problems: int = 30) -> str:
     lines = [f"{report['dataset'].upper()}{fold} at {report['root']}",
              f"frames: {report.get('frames_root', '?')}", ""]
     splits = report["splits"]
-    header = ["split", "listed", "found", "missing", "empty", "unreadable", "bad-label",
-              "malformed", "duplicate", "official"]
+    header = ["split", "listed", "found", "missing", "empty", "unreadable", "damaged", "bad-label",
+              "malformed", "duplicate", "in-train", "official"]
     rows = []
     for split, row in splits.items():
         official = sum(row["official"].values()) if row["official"] else "-"

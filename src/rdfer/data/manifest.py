@@ -3,17 +3,22 @@
 `build_manifest` reads the split list of one official layout (DFEW, FERV39K,
 MAFW), a generic CSV, or a packed file written by `rdfer pack`, checks every
 listed clip once (folder present and holding frames, label known, line well
-formed) and returns a frozen `Manifest`. Every problem found is collected and
-reported together in ONE `RdferError` naming file, line and clip, or, with
-`skip_bad=True`, warned about and listed in `Manifest.skipped`.
+formed, each clip listed once) and returns a frozen `Manifest`. Every problem
+found is collected: the one-line `RdferError` gives their count and the first
+ten (file, line, clip; `rdfer check-dataset` lists all), or, with
+`skip_bad=True`, each is named in a warning and listed in `Manifest.skipped`.
+Clips that pass here but none of whose frames decode are met by the loader
+(`rdfer.data.dataset.CheckedLoader`); `check_disjoint` finds a clip in both splits.
 
 Layouts (ROOT is the dataset root the user passes):
 
 - DFEW: `ROOT/EmoLabel_DataSplit/{train,test}(single-labeled)/set_{1..5}.csv`
   (`video_name,label`, labels 1..7 in DFEW order); frames in
   `ROOT/Clip/clip_224x224/NNNNN/*.jpg` (also the doubled
-  `clip_224x224/clip_224x224/` and `clip_224x224_16f/`). When ROOT has no
-  split files, the official lists shipped with rdfer are used.
+  `clip_224x224/clip_224x224/` and `clip_224x224_16f/`). The split file must
+  be under ROOT: rdfer ships the official lists (`shipped_split_file`) but
+  never uses them for a user's root on its own, since a root holding other
+  clips under DFEW ids would silently get the official labels and split.
 - FERV39K: `ROOT/4_setups/All_scenes/{train,test}_All.csv`, one
   `Scene/Emotion/clip Emotion` per line (header or not); frames in
   `ROOT/2_ClipsforFaceCrop/Scene/Emotion/clip/`. Names map onto DFEW order.
@@ -33,7 +38,7 @@ import csv
 import os
 import re
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
@@ -43,8 +48,9 @@ from rdfer.labels import DFEW_CLASSES, FERV39K_TO_DFEW, MAFW_CLASSES
 DATASETS = ("dfew", "ferv39k", "mafw", "csv", "packed")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
-# How many problems an error message lists before "... and N more".
+# How many problems a warning lists, and the one-line error, before "... and N more".
 MAX_LISTED_PROBLEMS = 100
+MAX_IN_ERROR = 10
 
 
 @dataclass(frozen=True)
@@ -105,7 +111,7 @@ class Problem:
     """One bad line or clip met while building a manifest.
 
     `kind` is one of 'missing', 'empty', 'unknown_label', 'malformed',
-    'duplicate' (and 'unreadable' in `rdfer check-dataset`).
+    'duplicate' (and 'unreadable', 'damaged', 'overlap' in `rdfer check-dataset`).
     """
 
     kind: str
@@ -328,13 +334,17 @@ def parse_mafw_list(path: Path, frames_root: Path | None) -> tuple:
     return entries, problems
 
 
+def _missing_list(name: str, list_file: Path, root: Path, shipped: Path) -> None:
+    """Stop: a layout's split file is missing (never fall back to the shipped official lists)."""
+    raise RdferError(f"{name} split list {list_file} not found; if {root} holds the official {name} clips, copy "
+                     f"rdfer's copy of the official lists there (cp -r {shipped} {list_file.parents[1]}/), else "
+                     f"write your own list in that format (or use --dataset csv)")
+
+
 def _dfew_scan(root: Path, split: str, fold: int) -> tuple:
     _check_split("dfew", split)
     _check_fold("dfew", fold)
     list_file = root / "EmoLabel_DataSplit" / f"{split}(single-labeled)" / f"set_{fold}.csv"
-    if not list_file.is_file():
-        # The official lists are public and identical for everyone: fall back to ours.
-        list_file = shipped_split_file("dfew", split, fold)
     clip_dir = root / "Clip"
     frames_root = _first_existing([clip_dir / "clip_224x224" / "clip_224x224",
                                    clip_dir / "clip_224x224", clip_dir / "clip_224x224_16f"])
@@ -342,18 +352,20 @@ def _dfew_scan(root: Path, split: str, fold: int) -> tuple:
         raise RdferError(f"DFEW frames not found: expected {clip_dir / 'clip_224x224'}/NNNNN/*.jpg "
                          f"(or clip_224x224/clip_224x224/, clip_224x224_16f/) under {root}; "
                          "pass the folder holding Clip/ and EmoLabel_DataSplit/ as --root")
+    if not list_file.is_file():
+        _missing_list("DFEW", list_file, root, shipped_split_file("dfew", split, fold).parents[1])
     return DFEW_CLASSES, list_file, frames_root, parse_dfew_list
 
 
 def _ferv39k_scan(root: Path, split: str, fold: int) -> tuple:
     _check_split("ferv39k", split)
     list_file = root / "4_setups" / "All_scenes" / f"{split}_All.csv"
-    if not list_file.is_file():
-        list_file = shipped_split_file("ferv39k", split)
     frames_root = root / "2_ClipsforFaceCrop"
     if not frames_root.is_dir():
         raise RdferError(f"FERV39K frames not found: expected {frames_root}/Scene/Emotion/clip/; "
                          "pass the folder holding 2_ClipsforFaceCrop/ and 4_setups/ as --root")
+    if not list_file.is_file():
+        _missing_list("FERV39K", list_file, root, shipped_split_file("ferv39k", split).parents[1])
     return DFEW_CLASSES, list_file, frames_root, parse_ferv39k_list
 
 
@@ -444,7 +456,7 @@ def _csv_scan(csv_file: Path, split: str, classes) -> Scan:
     if split_names and split not in split_names and split != "all":
         raise RdferError(f"{csv_file}: no rows with split {split!r}; its splits are "
                          f"{', '.join(sorted(split_names))}")
-    seen = {}
+    seen = {}  # resolved clip path -> line: "a/b" and "./a/b" are one clip
     for number, path_text, label_text, row_split in rows:
         if split_names and split != "all" and row_split != split:
             continue
@@ -460,13 +472,13 @@ def _csv_scan(csv_file: Path, split: str, classes) -> Scan:
                                          f"unknown label {label_text!r}; classes are "
                                          f"{', '.join(classes)} (names, or 0-based indices)"))
             continue
-        if path_text in seen:
+        path = (Path(path_text) if os.path.isabs(path_text) else csv_file.parent / path_text).resolve()
+        if str(path) in seen:
             scan.problems.append(Problem("duplicate", str(csv_file), number, path_text,
-                                         f"listed again (first on line {seen[path_text]})"))
+                                         f"listed again (first on line {seen[str(path)]}, same clip)"))
             continue
-        seen[path_text] = number
-        path = Path(path_text) if os.path.isabs(path_text) else csv_file.parent / path_text
-        _check_clip(_Entry(path_text, str(path.resolve()), label, str(csv_file), number), scan)
+        seen[str(path)] = number
+        _check_clip(_Entry(path_text, str(path), label, str(csv_file), number), scan)
     return scan
 
 
@@ -505,15 +517,53 @@ def scan_split(dataset: str, root, split: str, fold: int = 1, csv_path=None,
     scan = Scan(dataset, split, classes, str(root), str(list_file), str(frames_root))
     scan.listed = len(entries) + sum(problem.kind == "unknown_label" for problem in problems)
     scan.problems.extend(problems)
-    seen = {}
+    seen = {}  # clip folder -> line: DFEW's "0004" and "4" name the same clip
     for entry in entries:
-        if entry.clip_id in seen:
+        key = os.path.normpath(entry.path)
+        if key in seen:
             scan.problems.append(Problem("duplicate", entry.file, entry.line, entry.clip_id,
-                                         f"listed again (first on line {seen[entry.clip_id]})"))
+                                         f"listed again (first on line {seen[key]}, same clip folder)"))
             continue
-        seen[entry.clip_id] = entry.line
+        seen[key] = entry.line
         _check_clip(entry, scan)
     return scan
+
+
+def warn_skipped(where: str, problems: list, limit: int = MAX_LISTED_PROBLEMS) -> None:
+    """Name every clip left out under skip_bad (up to `limit`) in one warning."""
+    lines = [f"  {problem}" for problem in problems[:limit]]
+    if len(problems) > limit:
+        lines.append(f"  ... and {len(problems) - limit} more (rdfer check-dataset lists them all)")
+    warnings.warn(f"skip_bad: {where}: skipped {len(problems)} bad line(s)/clip(s):\n" + "\n".join(lines),
+                  stacklevel=3)
+
+
+def check_disjoint(train: Manifest, test: Manifest, skip_bad: bool = False) -> Manifest:
+    """Stop when a clip is in both splits (the test figure would include training clips).
+
+    A clip is the same when its folder or video is (so DFEW's "0004" and "4" match).
+    With skip_bad the shared clips are left out of the train split, with a warning.
+
+    Returns:
+        the train manifest (without the shared clips under skip_bad).
+    """
+    test_paths = {os.path.normpath(record.path): record.clip_id for record in test.records}
+    shared = [record for record in train.records if os.path.normpath(record.path) in test_paths]
+    if not shared:
+        return train
+    named = ", ".join(f"{record.clip_id} (test: {test_paths[os.path.normpath(record.path)]})"
+                      for record in shared[:5]) + (f" and {len(shared) - 5} more" if len(shared) > 5 else "")
+    if not skip_bad:
+        raise RdferError(f"{len(shared)} clip(s) are in both the {train.split} and the {test.split} split of "
+                         f"{train.root}: {named}; a test figure over training clips is wrong: fix the split "
+                         "lists, or pass --skip-bad (data.skip_bad: true) to leave them out of training")
+    problems = [f"clip {record.clip_id}: also in the {test.split} split, left out of {train.split}"
+                for record in shared]
+    warn_skipped(f"{train.dataset} {train.split}", problems)
+    kept = tuple(record for record in train.records if os.path.normpath(record.path) not in test_paths)
+    if not kept:
+        raise RdferError(f"every clip of {train.split} is also in {test.split}: fix the split lists")
+    return replace(train, records=kept, skipped=train.skipped + tuple(problems))
 
 
 def format_problems(problems, limit: int = MAX_LISTED_PROBLEMS) -> str:
@@ -547,8 +597,9 @@ def build_manifest(dataset: str, root, split: str, fold: int = 1, skip_bad: bool
         Manifest with records in split-file order, labels 0-based in `classes`.
 
     Raises:
-        RdferError: listing every bad line/clip (file, line, clip id) and their
-            count, unless skip_bad; or when no usable clip remains.
+        RdferError: one line with the count of bad lines/clips and the first
+            ten (file, line, clip id), unless skip_bad; or when no usable clip
+            remains.
     """
     if dataset.lower() == "packed":
         from rdfer.data.pack import read_pack_manifest
@@ -557,13 +608,15 @@ def build_manifest(dataset: str, root, split: str, fold: int = 1, skip_bad: bool
     scan = scan_split(dataset, root, split, fold=fold, csv_path=csv_path, classes=classes)
     where = f"{scan.dataset} {split}" + (f" fold {fold}" if dataset in ("dfew", "mafw") else "")
     if scan.problems and not skip_bad:
+        problems = sorted(scan.problems, key=lambda problem: (problem.file, problem.line))
+        shown = "; ".join(str(problem) for problem in problems[:MAX_IN_ERROR])
+        more = f"; and {len(problems) - MAX_IN_ERROR} more" if len(problems) > MAX_IN_ERROR else ""
         raise RdferError(
-            f"{len(scan.problems)} problem(s) in {where} ({scan.list_file}):\n"
-            f"{format_problems(scan.problems)}\n"
-            "Fix these files, or pass skip_bad=True (--skip-bad) to leave these clips out.")
+            f"{len(scan.problems)} problem(s) in {where} ({scan.list_file}): {shown}{more}; "
+            f"`rdfer check-dataset` lists them all; fix them, or pass --skip-bad "
+            "(data.skip_bad: true in a config) to leave these clips out")
     if scan.problems:
-        warnings.warn(f"{where}: skipped {len(scan.problems)} bad line(s)/clip(s), e.g. "
-                      f"{scan.problems[0]}; see Manifest.skipped", stacklevel=2)
+        warn_skipped(where, [str(problem) for problem in scan.problems])
     if not scan.records:
         raise RdferError(f"{where}: no usable clips in {scan.list_file}")
     return Manifest(dataset=scan.dataset, split=split, classes=tuple(scan.classes),

@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import os
 import struct
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -69,7 +70,8 @@ def _clip_frame_bytes(record: ClipRecord, load_size: int | None, quality: int) -
 
 
 def write_pack(manifest: Manifest, out, load_size: int | None = 128, quality: int = 90,
-               fold: int | None = None, workers: int | None = None, progress: bool = True) -> dict:
+               fold: int | None = None, workers: int | None = None, progress: bool = True,
+               skip_bad: bool = False) -> dict:
     """Write every clip of `manifest` into one pack file.
 
     Args:
@@ -80,17 +82,37 @@ def write_pack(manifest: Manifest, out, load_size: int | None = 128, quality: in
         fold: recorded in the header, for information.
         workers: encoding threads (OpenCV releases the GIL); default CPU count.
         progress: show a tqdm bar on stderr.
+        skip_bad: leave out (and name on stderr) a clip none of whose frames
+            decodes, instead of stopping.
 
     Returns:
-        dict with clips, frames, bytes, unreadable (frames stored empty).
-    """
-    from tqdm import tqdm
+        dict with clips, frames, bytes, unreadable (frames stored empty), skipped
+        (clip ids left out).
 
+    Raises:
+        RdferError: a clip none of whose frames decodes (without skip_bad); the
+            partial file is removed.
+    """
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
-    clips, offsets = [], [len(MAGIC)]
-    unreadable = 0
+    clips, offsets, skipped = [], [len(MAGIC)], []
+    try:
+        _write_pack_body(tmp, manifest, load_size, quality, fold, workers, progress, skip_bad, clips, offsets,
+                         skipped)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, out)
+    unreadable = sum(1 for start, end in zip(offsets, offsets[1:]) if start == end)
+    return {"clips": len(clips), "frames": len(offsets) - 1, "bytes": out.stat().st_size,
+            "unreadable": unreadable, "skipped": skipped}
+
+
+def _write_pack_body(tmp, manifest, load_size, quality, fold, workers, progress, skip_bad, clips, offsets,
+                     skipped) -> None:
+    from tqdm import tqdm
+
     with open(tmp, "wb") as handle, ThreadPoolExecutor(workers or os.cpu_count()) as pool:
         handle.write(MAGIC)
         encoded = pool.map(lambda record: _clip_frame_bytes(record, load_size, quality),
@@ -98,25 +120,29 @@ def write_pack(manifest: Manifest, out, load_size: int | None = 128, quality: in
         bar = tqdm(encoded, total=len(manifest.records), desc=f"pack {manifest.split}",
                    unit="clip", disable=not progress)
         for record, frames in zip(manifest.records, bar):
+            if not any(frames):
+                reason = f"clip {record.clip_id}: none of its {len(frames)} frames can be decoded ({record.path})"
+                if not skip_bad:
+                    raise RdferError(f"{reason}; re-extract its frames or remove it from the split list, "
+                                     "or pass --skip-bad to leave such clips out")
+                print(f"warning: skip_bad: leaving out {reason}", file=sys.stderr, flush=True)
+                skipped.append(record.clip_id)
+                continue
             clips.append({"clip_id": record.clip_id, "path": record.path, "label": record.label,
                           "num_frames": len(frames), "first": len(offsets) - 1})
             for data in frames:
                 handle.write(data)
                 offsets.append(offsets[-1] + len(data))
-                unreadable += not data
         offsets_at = handle.tell()
         handle.write(np.asarray(offsets, dtype="<i8").tobytes())
         header = json.dumps({
             "version": 1, "dataset": manifest.dataset, "split": manifest.split, "fold": fold,
             "classes": list(manifest.classes), "root": manifest.root, "load_size": load_size,
-            "quality": quality, "skipped": list(manifest.skipped), "clips": clips,
+            "quality": quality, "skipped": list(manifest.skipped) + skipped, "clips": clips,
         }).encode("utf-8")
         header_at = handle.tell()
         handle.write(header)
         handle.write(_FOOTER.pack(offsets_at, header_at, len(header), MAGIC))
-    os.replace(tmp, out)
-    return {"clips": len(clips), "frames": len(offsets) - 1, "bytes": out.stat().st_size,
-            "unreadable": unreadable}
 
 
 def read_pack_header(path) -> tuple:

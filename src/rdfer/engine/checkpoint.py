@@ -25,6 +25,14 @@ def atomic_save(payload: dict, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write a text file through a temporary file and a rename: readers see the old or the new one whole."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def rng_state() -> dict:
     """The states of every random number generator the training loop touches."""
     np_state = np.random.get_state()
@@ -49,13 +57,12 @@ def set_rng_state(state: dict) -> None:
 
 def load_training_checkpoint(path: Path) -> dict:
     """Load a checkpoint written by `rdfer train` (for --resume)."""
+    from rdfer.models.checkpoint import read_checkpoint
+
     path = Path(path)
     if not path.is_file():
         raise RdferError(f"no checkpoint at {path}: nothing to resume (was the run started with this --out?)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # a truncated or foreign file
-        raise RdferError(f"{path} is not a readable rdfer checkpoint: {error}") from None
+    state = read_checkpoint(path)  # one-line errors for truncated or foreign files
     missing = {"model", "optimizer", "epoch", "rng"} - set(state)
     if missing:
         raise RdferError(f"{path} lacks {', '.join(sorted(missing))}: it is not a training checkpoint of rdfer")

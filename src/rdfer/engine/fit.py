@@ -4,8 +4,9 @@ RUN/
   config.yaml             the resolved config (plus data.classes)
   metrics.jsonl           one JSON line per epoch
   checkpoints/last.pt     written atomically after every epoch (resume point)
-  checkpoints/best.pt     the epoch with the best test WAR
-  final.json              last and best epoch: WAR, UAR, per-class accuracy, confusion matrix
+  checkpoints/best.pt     the epoch with the best test WAR (written before last.pt: see _reconcile_best)
+  final.json              last and best epoch: WAR, UAR, per-class accuracy, confusion matrix;
+                          written last, atomically: it marks a finished run
   predictions.csv         per-clip predictions of the last epoch (see outputs.py)
   features.npy            their features, rows aligned with predictions.csv
 """
@@ -19,8 +20,10 @@ from typing import Optional
 import torch
 from torch.utils.data import BatchSampler, DataLoader
 
-from rdfer.config import TrainConfig, config_to_dict, save_config
-from rdfer.engine.checkpoint import atomic_save, load_training_checkpoint, rng_state, set_rng_state
+from rdfer.config import TrainConfig, absolute_paths, config_to_dict, save_config
+from rdfer.engine.checkpoint import (
+    atomic_save, atomic_write_text, load_training_checkpoint, rng_state, set_rng_state,
+)
 from rdfer.engine.distributed import DistInfo, barrier, init_distributed, shutdown_distributed
 from rdfer.engine.loop import evaluate, train_one_epoch
 from rdfer.engine.outputs import eval_metrics, read_ground_truth, train_metrics, write_predictions
@@ -39,6 +42,7 @@ def resolve_device(name: str) -> torch.device:
 def load_manifests(config: TrainConfig):
     """The train and test manifests of the configured dataset."""
     from rdfer.data import build_manifest
+    from rdfer.data.manifest import check_disjoint
 
     data = config.data
     if not data.root and data.dataset != "csv":
@@ -46,7 +50,7 @@ def load_manifests(config: TrainConfig):
     common = dict(fold=data.fold, skip_bad=data.skip_bad, csv_path=data.csv)
     train = build_manifest(data.dataset, data.root, data.train_split, **common)
     test = build_manifest(data.dataset, data.root, data.test_split, **common)
-    return train, test
+    return check_disjoint(train, test, skip_bad=data.skip_bad), test
 
 
 def build_loader(manifest, *, model_config, data_config, train: bool, batch_size: int, seed: int,
@@ -54,6 +58,7 @@ def build_loader(manifest, *, model_config, data_config, train: bool, batch_size
     """A DataLoader of uint8 clips `(B, T, C, H, W)` sized for `model_config`, or of their
     cached features `(B, T, D)` when `cache` (a `FeatureCache`) is given."""
     from rdfer.data import ClipDataset
+    from rdfer.data.dataset import CheckedLoader, collate_clips
     from rdfer.data.features import CachedClipDataset
     from rdfer.data.frames import single_threaded_opencv
 
@@ -67,8 +72,9 @@ def build_loader(manifest, *, model_config, data_config, train: bool, batch_size
     workers = data_config.num_workers
     if workers > 0:
         single_threaded_opencv()  # workers are the parallelism; OpenCV threads would oversubscribe
-    return DataLoader(
+    loader = DataLoader(
         EpochSeededDataset(dataset, seed),
+        collate_fn=collate_clips,  # with CheckedLoader: an undecodable clip stops the run or is skipped
         batch_sampler=BatchSampler(sampler, per_rank, drop_last=train and dist_info.enabled),
         num_workers=workers,
         persistent_workers=workers > 0,
@@ -77,6 +83,7 @@ def build_loader(manifest, *, model_config, data_config, train: bool, batch_size
         # or a resumed run's dropout would differ from an uninterrupted one's.
         generator=torch.Generator().manual_seed(seed),
     )
+    return CheckedLoader(loader, data_config.skip_bad, f"{manifest.dataset} {manifest.split}")
 
 
 def cosine_schedule(optimizer, *, lr: float, min_lr: float, total_steps: int, warmup_steps: int):
@@ -104,12 +111,17 @@ def fit(config: TrainConfig, run_dir, *, resume: bool = False, stop_after_epoch:
     from rdfer.registry import create_model
 
     run_dir = Path(run_dir)
+    config = absolute_paths(config)  # the saved config.yaml must work from any folder
     device = resolve_device(config.device)
     dist_info = init_distributed(device.type)
     if device.type == "cuda" and dist_info.enabled:
         device = torch.device("cuda", dist_info.local_rank)
     if not resume and (run_dir / "checkpoints" / "last.pt").exists():
         raise RdferError(f"{run_dir} already holds a run: use --resume {run_dir} to continue it, or another --out")
+    if resume and (run_dir / "final.json").is_file():
+        print(f"{run_dir} has already finished all its epochs: nothing to resume (results: "
+              f"{run_dir / 'final.json'})", flush=True)
+        return json.loads((run_dir / "final.json").read_text())
     try:
         if config.threads:
             torch.set_num_threads(config.threads)
@@ -150,13 +162,26 @@ def fit(config: TrainConfig, run_dir, *, resume: bool = False, stop_after_epoch:
             scaler.load_state_dict(state["scaler"])
             loss_fn.load_state_dict(state["loss"])
             set_rng_state(state["rng"])
-            start_epoch, best = state["epoch"] + 1, state["best"]
-        elif dist_info.is_main:
+            start_epoch, best = state["epoch"] + 1, _reconcile_best(run_dir, state, config.save_best, dist_info)
+            if dist_info.is_main:
+                print(f"resuming {run_dir} after epoch {start_epoch} of {optim.epochs}", flush=True)
+        if dist_info.is_main:  # a resumed run's too: it records --set data.root and the like
             run_dir.mkdir(parents=True, exist_ok=True)
             save_config(config, run_dir / "config.yaml", extra={"data": {"classes": classes}})
         if dist_info.is_main:
             _truncate_metrics(run_dir / "metrics.jsonl", keep_epochs=start_epoch)
         barrier(dist_info)
+
+        def save(epoch: int, best, improved: bool) -> None:
+            """best.pt, then last.pt: a kill between the two leaves a best.pt newer than last.pt's
+            record, which resume adopts (`_reconcile_best`)."""
+            payload = {**model_state(model), "classes": classes, "train_config": config_to_dict(config),
+                       "epoch": epoch, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                       "scaler": scaler.state_dict(), "loss": loss_fn.state_dict(), "rng": rng_state(),
+                       "best": best}
+            if improved and config.save_best:
+                atomic_save(payload, run_dir / "checkpoints" / "best.pt")
+            atomic_save(payload, run_dir / "checkpoints" / "last.pt")
 
         last_eval, last_summary = None, None
         for epoch in range(start_epoch, optim.epochs):
@@ -174,8 +199,16 @@ def fit(config: TrainConfig, run_dir, *, resume: bool = False, stop_after_epoch:
             record.update(train_metrics(stats["rows"], ground_truth, model_config.n1))
             is_last = epoch + 1 == optim.epochs
             if is_last or (epoch + 1) % config.eval_every == 0:
-                last_eval = evaluate(model, test_loader, eval_preset, device=device, amp=config.amp,
-                                     dist_info=dist_info, desc=f"{desc} test", progress=progress)
+                try:
+                    last_eval = evaluate(model, test_loader, eval_preset, device=device, amp=config.amp,
+                                         dist_info=dist_info, desc=f"{desc} test", progress=progress)
+                except RdferError as error:  # e.g. an undecodable test clip: keep this epoch's training
+                    if dist_info.is_main:
+                        with open(run_dir / "metrics.jsonl", "a") as f:
+                            f.write(json.dumps(record) + "\n")
+                        save(epoch, best, improved=False)
+                    raise RdferError(f"{error} (epoch {epoch + 1}'s training is saved: once that is fixed, "
+                                     f"rdfer train --resume {run_dir} goes on from it)") from None
                 last_summary = _summary(last_eval, classes, epoch + 1)
                 record.update(war=last_summary["war"], uar=last_summary["uar"], **eval_metrics(last_eval))
             record["time_s"] = round(time.time() - started, 2)
@@ -185,22 +218,21 @@ def fit(config: TrainConfig, run_dir, *, resume: bool = False, stop_after_epoch:
             if dist_info.is_main:
                 with open(run_dir / "metrics.jsonl", "a") as f:
                     f.write(json.dumps(record) + "\n")
-                payload = {**model_state(model), "classes": classes, "train_config": config_to_dict(config),
-                           "epoch": epoch, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                           "scaler": scaler.state_dict(), "loss": loss_fn.state_dict(), "rng": rng_state(),
-                           "best": best}
-                atomic_save(payload, run_dir / "checkpoints" / "last.pt")
-                if improved and config.save_best:
-                    atomic_save(payload, run_dir / "checkpoints" / "best.pt")
+                save(epoch, best, improved)
                 _print_epoch(record)
             if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
                 return {}
+        if last_eval is None and start_epoch >= optim.epochs:
+            # Killed after the last epoch's checkpoint but before final.json: evaluate its weights again.
+            last_eval = evaluate(model, test_loader, eval_preset, device=device, amp=config.amp,
+                                 dist_info=dist_info, desc="final test", progress=progress)
+            last_summary = _summary(last_eval, classes, optim.epochs)
         final = {"last": last_summary, "best": best,
                  "selection": "best = epoch with the highest test WAR (as the reference repositories select on "
                               "the test fold); report 'last' for a selection-free figure"}
         if dist_info.is_main and last_eval is not None:
             write_predictions(run_dir, test_manifest, last_eval, classes)
-            (run_dir / "final.json").write_text(json.dumps(final, indent=2))
+            atomic_write_text(run_dir / "final.json", json.dumps(final, indent=2))  # last: it marks the run done
         return final
     finally:
         shutdown_distributed()
@@ -229,6 +261,33 @@ def _presets(config: TrainConfig, model_config, cached: bool) -> tuple:
     if getattr(model_config, "frozen_encoder", False):
         return eval_preset, eval_preset
     return TrainPreset(size=model_config.input_size, scale=tuple(config.data.crop_scale)), eval_preset
+
+
+def _reconcile_best(run_dir: Path, state: dict, save_best: bool, dist_info: DistInfo):
+    """The best-epoch record to resume with, made to agree with checkpoints/best.pt.
+
+    best.pt is written before last.pt: after a kill between the two, best.pt
+    holds a newer epoch than last.pt records as best; that epoch was trained
+    and evaluated, so its record is adopted. A run written in the older order
+    (last.pt first) can hold a best.pt older than last.pt's record; when that
+    best epoch is last.pt's own, last.pt is copied to best.pt.
+    """
+    best = state["best"]
+    path = run_dir / "checkpoints" / "best.pt"
+    if not save_best or best is None:
+        return best
+    stored = load_training_checkpoint(path).get("best") if path.is_file() else None
+    stored_epoch = stored["epoch"] if stored else None
+    if stored_epoch is not None and stored_epoch > best["epoch"]:
+        if dist_info.is_main:
+            print(f"resume: best.pt holds epoch {stored_epoch} (WAR {stored['war']:.2f}), written just before the "
+                  f"run stopped; it stays the best epoch", flush=True)
+        return stored
+    if stored_epoch != best["epoch"] and best["epoch"] == state["epoch"] + 1 and dist_info.is_main:
+        print(f"resume: best.pt did not hold the best epoch {best['epoch']} (the run stopped while writing it); "
+              "copied it from last.pt", flush=True)
+        atomic_save(state, path)
+    return best
 
 
 def _summary(result: dict, classes: list, epoch: int) -> dict:
