@@ -248,15 +248,19 @@ def test_curate_ranks_confident_disagreement_as_mislabelled(tmp_path):
 def test_demo_pipeline_end_to_end_and_reuses_finished_work(tmp_path, capsys):
     from rdfer.demo import run_demo
 
-    overrides = ("optim.epochs=1", "optim.batch_size=8", "model.options.input_size=32", "data.num_workers=0")
+    overrides = ("optim.epochs=1", "optim.batch_size=8", "loss.warmup_epochs=0")
     report = run_demo(tmp_path / "demo", overrides=overrides, clips=30)
     text = report.read_text()
-    assert "vanilla_ce" in text and "agreement" in text and "WAR" in text
+    assert "vanilla_ce" in text and "agreement" in text and "WAR" in text and "clip acc" in text
     for name in ("vanilla_ce", "agreement"):
         assert (tmp_path / "demo" / "runs" / name / "report.md").is_file()
         assert f"runs/{name}/report.md" in text
+        assert f"runs/{name}/report_files/agreement_histograms.png" in text
+        assert (tmp_path / "demo" / "runs" / name / "report_files" / "agreement_histograms.png").is_file()
     ce = read_jsonl(tmp_path / "demo" / "runs" / "vanilla_ce" / "metrics.jsonl")
     assert len(ce) == 1 and "noisy_precision" in ce[0]  # the synthetic ground truth was found
+    assert "memorised" in ce[0] and "test_agreement" in ce[0] and "clip_acc" in ce[0]
+    assert (tmp_path / "demo" / "data" / "features.npz").is_file()  # trained from the feature cache
     # The verdict line compares the best last-epoch WAR with always answering the largest class.
     labels = [int(r["label"]) for r in csv.DictReader(open(tmp_path / "demo" / "runs" / "vanilla_ce" / "predictions.csv"))]
     majority = 100 * max(labels.count(c) for c in set(labels)) / len(labels)

@@ -1,53 +1,50 @@
 """`rdfer demo` (and `make demo`): the whole method on the built-in synthetic benchmark.
 
 1. Render the synthetic DFER benchmark with 20% of the training labels flipped,
-   in its easier variant (less nuisance, a pool of actors): the full benchmark
-   takes more training than 10 minutes on 2 cores allow.
-2. Train `rdfer_tiny` (with fer's face-pretrained mini-Xception frame encoder,
-   configs/demo.yaml) twice on fold 1: vanilla cross-entropy (`ce`) and
-   agreement-based reweighting (`agreement`, the paper's method).
-3. Write each run's report and a side-by-side comparison: WAR, UAR and the
-   precision/recall of the set the reweighting marked noisy against the labels
-   that were really flipped.
+   in its easier variant (less nuisance, a pool of actors), and cache its frozen
+   mini-Xception features once (`rdfer features`).
+2. Train rdfer_tiny over those features (configs/study.yaml: frozen,
+   face-pretrained encoder, no pixel augmentation) twice on fold 1: vanilla
+   cross-entropy (`ce`) and agreement-based reweighting (`agreement`, the
+   paper's method), 30 epochs each, long enough for CE to start memorising the
+   flipped labels.
+3. Write each run's report (clip accuracy, agreement histograms, memorisation)
+   and a side-by-side comparison: WAR, UAR, clip accuracy, the flipped clips
+   the model learned to predict wrongly, and the precision/recall of the set
+   the reweighting weighted 0 against the labels that were really flipped.
 
-Finished steps are kept: running the demo again reuses the rendered data and
-finished runs, and resumes an interrupted run.
+Finished steps are kept: running the demo again reuses the rendered data, the
+cache and finished runs, and resumes an interrupted run.
 """
 
 import json
 import time
 from pathlib import Path
 
-from rdfer.cli.train import resolve_config_path
 from rdfer.config import load_config
+from rdfer.engine.study import STUDY_CONFIG, NoiseSetting, prepare_data
 
 DEMO_CLIPS = 1000
 DEMO_NOISE = 0.2
-DEMO_FRAME_SIZE = 80  # rendered size; the demo's model crops 48 px from it
-# The easier variant of the benchmark (`rdfer synth --nuisance 0.3 --actors 10`): a linear
-# probe on frozen mini-Xception features reaches 87% test accuracy on it, 30% on the full one.
-DEMO_NUISANCE = 0.3
-DEMO_ACTORS = 10
 STRATEGIES = {"vanilla_ce": "ce", "agreement": "agreement"}
 
 
 def run_demo(out, overrides=(), clips=None) -> Path:
     """Run the demo into `out`; returns the path of its report.md."""
     from rdfer.analysis import compare_runs, comparison_table, write_report
-    from rdfer.data.synth import describe_synthetic, write_synthetic
+    from rdfer.data.synth import describe_synthetic
     from rdfer.engine import fit
 
     out = Path(out)
     data_dir = out / "data"
     started = time.time()
-    if (data_dir / "ground_truth.csv").exists():
-        print(f"[1/3] reusing the synthetic benchmark in {data_dir}", flush=True)
+    if (data_dir / "features.npz").exists():
+        print(f"[1/3] reusing the synthetic benchmark and its feature cache in {data_dir}", flush=True)
     else:
-        clips = clips or DEMO_CLIPS
-        print(f"[1/3] rendering {clips} synthetic clips ({DEMO_NOISE:.0%} of training labels flipped) "
-              f"into {data_dir}", flush=True)
-        write_synthetic(data_dir, layout="dfew", clips=clips, noise=DEMO_NOISE, seed=0, size=DEMO_FRAME_SIZE,
-                        actors=DEMO_ACTORS, nuisance=DEMO_NUISANCE)
+        print(f"[1/3] rendering {clips or DEMO_CLIPS} synthetic clips ({DEMO_NOISE:.0%} of training labels "
+              f"flipped) into {data_dir} and caching their frozen mini-Xception features", flush=True)
+        prepare_data(data_dir, NoiseSetting("symmetric_20", "symmetric", DEMO_NOISE), clips or DEMO_CLIPS,
+                     progress=True)
     description = describe_synthetic(data_dir)
     print(description, flush=True)
 
@@ -59,10 +56,10 @@ def run_demo(out, overrides=(), clips=None) -> Path:
             print(f"[{step}/3] reusing the finished run {run_dir}", flush=True)
             continue
         resume = (run_dir / "checkpoints" / "last.pt").exists()
-        print(f"[{step}/3] training rdfer_tiny with loss.strategy={strategy} into {run_dir}"
-              + (" (resuming)" if resume else ""), flush=True)
-        config = load_config(resolve_config_path("demo"),
-                             (f"data.root={data_dir}", f"loss.strategy={strategy}", *overrides))
+        print(f"[{step}/3] training rdfer_tiny (frozen mini-Xception features) with loss.strategy={strategy} "
+              f"into {run_dir}" + (" (resuming)" if resume else ""), flush=True)
+        config = load_config(STUDY_CONFIG, (f"data.root={data_dir}", f"data.features={data_dir / 'features.npz'}",
+                                            f"loss.strategy={strategy}", *overrides))
         fit(config, run_dir, resume=resume)
         write_report(run_dir)
 
@@ -82,14 +79,17 @@ def _demo_report(description: str, comparison: str, runs: dict, seconds: float) 
     lines = [
         "# rdfer demo: vanilla CE vs agreement-based reweighting",
         "",
-        "`rdfer_tiny`, with fer's FER2013 mini-Xception as its frame encoder (`configs/demo.yaml`), trained "
-        "on fold 1 of the built-in synthetic DFER benchmark (its easier variant), whose training labels "
-        f"are {DEMO_NOISE:.0%} flipped on purpose (the test labels are clean). Both runs share every "
-        "setting but `loss.strategy`. 'Noisy precision/recall' compare the clips the reweighting marked "
-        "noisy in the last epoch with the clips whose labels were really flipped (`data/ground_truth.csv`); "
-        f"a set picked at random would have a precision of about {DEMO_NOISE:.0%}. The reweighting marks "
-        f"the {t_n:.0%} of each batch it ranks noisiest (`loss.t_n`), so its recall cannot "
-        f"exceed about {min(1.0, t_n / DEMO_NOISE):.0%}.",
+        "`rdfer_tiny` over fer's FER2013 mini-Xception, frozen, its per-frame features cached "
+        "(`configs/study.yaml`), trained on fold 1 of the built-in synthetic DFER benchmark (its easier "
+        f"variant), whose training labels are {DEMO_NOISE:.0%} flipped on purpose (the test labels are clean). "
+        "Both runs share every setting but `loss.strategy`. 'Clip acc' is the share of test clips whose own "
+        "prediction (one of the 4 per video) is right: the agreement that drives the reweighting is only "
+        "meaningful where it is high. 'Flipped: given label' is the share of the truly flipped training clips "
+        "the model predicts as their wrong label in the last epoch (memorisation). 'Noisy precision/recall' "
+        "compare the clips the reweighting ranked noisy in the last epoch with the clips whose labels were "
+        f"really flipped (`data/ground_truth.csv`); a set picked at random would have a precision of about "
+        f"{DEMO_NOISE:.0%}. The reweighting marks the {t_n:.0%} of each batch it ranks noisiest (`loss.t_n`), "
+        f"so its recall cannot exceed about {min(1.0, t_n / DEMO_NOISE):.0%}.",
         "",
         "## The data",
         "",
@@ -108,6 +108,10 @@ def _demo_report(description: str, comparison: str, runs: dict, seconds: float) 
     for name, scores in last.items():
         lines.append(f"- **{name}**: [report](runs/{name}/report.md), "
                      f"last epoch WAR {scores['war']:.2f} / UAR {scores['uar']:.2f}")
+    lines += ["", "## Agreement of the 4 clip predictions, per epoch", ""]
+    for name in runs:
+        lines += [f"**{name}**", "", f"![agreement, {name}](runs/{name}/report_files/agreement_histograms.png)",
+                  "", f"![training curves, {name}](runs/{name}/report_files/training_curves.png)", ""]
     test_labels = read_predictions(next(iter(runs.values())) / "predictions.csv").label
     lines += ["", _verdict(max(scores["war"] for scores in last.values()), test_labels), "",
               f"Wall time of this `rdfer demo` call: {seconds:.0f} s (steps finished by an earlier call are reused).",
