@@ -105,3 +105,31 @@ def test_cli_prints_one_line_and_exits_2(capsys, tmp_path):
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1
     assert err.startswith("rdfer train: error: --set optim.lr=abc: optim.lr = 'abc' is not a number")
+
+
+def test_seed_out_of_range_is_refused_at_read_time():
+    with pytest.raises(RdferError, match=r"--set seed=99999999999999999999: seed = 99999999999999999999: give 0"):
+        load_config(None, ("seed=99999999999999999999",))
+
+
+def test_typed_fields_coerces_a_model_config_mapping():
+    from dataclasses import dataclass
+
+    from rdfer.config import typed_fields
+
+    @dataclass(frozen=True)
+    class Net:
+        input_size: int = 112
+        mean: tuple = (0.5, 0.5, 0.5)
+        resample: bool = True
+
+    assert typed_fields(Net, {"input_size": "64", "mean": [0, 0, 0], "other": 1}, "model m") == \
+        {"input_size": 64, "mean": (0, 0, 0), "other": 1}
+    with pytest.raises(RdferError, match="model m: input_size = 'abc' is not an integer"):
+        typed_fields(Net, {"input_size": "abc"}, "model m")
+
+
+def test_demo_refuses_a_bad_override_before_rendering(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--set", "optim.epochs=x"]) == 2
+    assert "optim.epochs = 'x' is not an integer" in capsys.readouterr().err and not out.exists()

@@ -201,6 +201,30 @@ def _merge(schema, values: dict, where: str, origins: dict):
     return schema
 
 
+def typed_fields(cls, values: dict, where: str) -> dict:
+    """`values` for fields of dataclass `cls`, each coerced to its field's type as config values are.
+
+    For the dataclasses that check a free mapping such as `model.options`
+    (a model's config): `{"input_size": "64"}` gives 64, `{"input_size": "abc"}`
+    raises `{where}: input_size = 'abc' is not an integer`. Keys that are not
+    fields of `cls` are returned unchanged (the caller reports them).
+    """
+    schema, hints, typed = OmegaConf.structured(cls), _hints(cls), {}
+    for key, value in values.items():
+        if key not in hints:
+            typed[key] = value
+            continue
+        try:
+            coerced = OmegaConf.to_container(OmegaConf.merge(schema, {key: value}), resolve=True)[key]
+        except OmegaConfBaseException:
+            raise RdferError(f"{where}: {key} = {value!r} is not {_describe(hints[key])}") from None
+        hint = hints[key]
+        if isinstance(coerced, list) and (hint is tuple or typing.get_origin(hint) is tuple):
+            coerced = tuple(coerced)
+        typed[key] = coerced
+    return typed
+
+
 def _to_object(schema, where: str) -> "TrainConfig":
     try:
         return OmegaConf.to_object(schema)
@@ -336,6 +360,7 @@ def _check(config: TrainConfig, origins: Optional[dict] = None) -> None:
     need(config.threads is None or config.threads >= 1, "threads", config.threads,
          "give at least 1, or null for torch's default")
     need(config.eval_every >= 1, "eval_every", config.eval_every, "give at least 1 (evaluate every N epochs)")
+    need(0 <= config.seed < 2**32, "seed", config.seed, "give 0 .. 2**32 - 1")
 
 
 def absolute_paths(config: TrainConfig, base: Optional[Path] = None) -> TrainConfig:

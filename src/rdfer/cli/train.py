@@ -228,7 +228,10 @@ def bench_train(args) -> int:
 
 
 def demo(args) -> int:
+    from rdfer.config import load_config
     from rdfer.demo import run_demo
 
+    # A bad --set must stop now, not after the benchmark is rendered.
+    load_config(resolve_config_path("demo"), ("data.root=.", *args.overrides))
     run_demo(args.out, overrides=tuple(args.overrides), clips=args.clips)
     return 0
