@@ -140,7 +140,7 @@ class CheckedLoader:
                                      "list, or pass --skip-bad (data.skip_bad: true) to leave such clips out")
                 if clip_id not in self.skipped:
                     self.skipped[clip_id] = reason
-                    print(f"warning: skip_bad: leaving out {self.what} clip {clip_id}: {reason}",
+                    print(f"warning: skip_bad: leaving out {self.what} {reason}",
                           file=sys.stderr, flush=True)
             if "label" not in batch:
                 continue  # every clip of this batch was left out

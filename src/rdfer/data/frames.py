@@ -167,8 +167,7 @@ def read_clip(source, indices: np.ndarray, clip_id: str) -> tuple:
             if j in chosen:
                 break
         else:
-            raise RdferError(f"clip {clip_id}: none of its {source.num_frames} frames can be "
-                             "decoded; remove it from the split list or re-extract its frames")
+            raise RdferError(f"clip {clip_id}: none of its {source.num_frames} frames can be decoded")
     bad = sum(image is None for image in cache.values())
     # Each distinct frame (H, W, 3) -> planes (3, H*W) once (cv2.transpose is a fast
     # blocked transpose), then one gather builds the clip: cheaper than stacking
