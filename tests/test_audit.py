@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fixtures_data import write_frames
 
 from rdfer.analysis.audit import (HARD, MISLABELLED, OK, OutOfFold, judge, percentile_ranks, precision_recall_f1,
                                   ranking, rdfer_issues, read_out_of_fold, score_lists, write_label_issues)
@@ -172,6 +173,58 @@ def test_csv_manifest_gets_seeded_folds(tiny_synth, tmp_path):
     assert not official and len(clips) == 12
     assert [classes[c.label] for c in clips] == [("Happy", "Sad", "Angry")[i % 3] for i in range(12)]
     assert sorted(np.bincount([c.fold for c in clips])[1:]) == [6, 6]
+
+
+def _write_mafw(root: Path, labels: list, given: dict) -> None:
+    """A MAFW layout of len(labels) clips, fold f testing clips f-1 and f+4 (true labels in the
+    test lists, `given` overriding some in the train lists)."""
+    from rdfer.labels import MAFW_CLASSES
+
+    for i in range(len(labels)):
+        write_frames(root / "data" / "faces" / f"{i + 1:05d}", 3)
+    for fold in range(1, 6):
+        lists = {"train": [], "test": []}
+        for i, label in enumerate(labels):
+            split = "test" if i % 5 == fold - 1 else "train"
+            shown = label if split == "test" else given.get(i, label)
+            lists[split].append(f"{i + 1:05d}.mp4 {MAFW_CLASSES[shown].lower()}")
+        for split, lines in lists.items():
+            path = root / "split" / "single" / "no_caption" / f"set_{fold}" / f"{split}.txt"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("\n".join(lines) + "\n")
+
+
+def test_mafw_official_folds_and_train_list_labels(tmp_path):
+    from rdfer.labels import MAFW_CLASSES
+
+    labels = [i % 11 for i in range(10)]
+    _write_mafw(tmp_path / "mafw", labels, given={3: 7})
+    config = load_config(CONFIGS / "demo.yaml", ("data.dataset=mafw", f"data.root={tmp_path / 'mafw'}"))
+    classes, clips, official = collect_clips(config)
+    assert official and classes == MAFW_CLASSES
+    by_id = {c.clip_id: c for c in clips}
+    assert sorted(by_id) == [f"{i + 1:05d}" for i in range(10)]
+    assert by_id["00004"].label == 7 and by_id["00001"].label == 0  # the train lists' label, not the test list's
+    assert [by_id[f"{i + 1:05d}"].fold for i in range(10)] == [i % 5 + 1 for i in range(10)]
+    # Train lists that disagree about a clip are an error naming it.
+    (tmp_path / "mafw" / "split" / "single" / "no_caption" / "set_2" / "train.txt").write_text(
+        "".join(f"{i + 1:05d}.mp4 {MAFW_CLASSES[(labels[i] + (i == 2)) % 11].lower()}\n"
+                for i in range(10) if i % 5 != 1))
+    with pytest.raises(RdferError, match="clip 00003"):
+        collect_clips(config)
+
+
+def test_ferv39k_audits_train_and_test_lists_together(tmp_path):
+    from rdfer.data.synth import write_synthetic
+
+    root = write_synthetic(tmp_path / "ferv", layout="ferv39k", clips=20, noise=0.3, seed=1, size=24,
+                           progress=False, workers=1)
+    config = load_config(CONFIGS / "demo.yaml", ("data.dataset=ferv39k", f"data.root={root}"))
+    classes, clips, official = collect_clips(config, folds=2)
+    truth = _truth(root)
+    assert not official and sorted(c.clip_id for c in clips) == sorted(truth)
+    assert all(c.label == int(truth[c.clip_id]["given_label"]) - 1 for c in clips)
+    assert sorted({c.fold for c in clips}) == [1, 2]
 
 
 def _audit_args(root, out, *extra):
