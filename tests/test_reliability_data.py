@@ -158,3 +158,23 @@ def test_check_dataset_on_a_root_without_lists_is_one_line_exit_2(tmp_path, caps
     code = main(["check-dataset", "--dataset", "dfew", "--root", str(tmp_path)])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "split list" in err
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["check-dataset", "--workers", "-1"], "--workers -1: give at least 1"),
+    (["pack", "--out", "{tmp}/p.pack", "--quality", "0"], "--quality 0: give a JPEG quality 1..100"),
+    (["pack", "--out", "{tmp}/p.pack", "--workers", "-2"], "--workers -2: give at least 1"),
+    (["bench-data", "--clips", "0"], "--clips 0: give at least 1"),
+    (["bench-data", "--workers", "-1"], "--workers -1: give at least 0"),
+])
+def test_data_command_bad_numbers_are_one_line_exit_2(dfew, tmp_path, capsys, argv, expected):
+    root, _ = dfew
+    argv = [arg.replace("{tmp}", str(tmp_path)) for arg in argv]
+    assert main(argv[:1] + ["--dataset", "dfew", "--root", str(root)] + argv[1:]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and expected in err
+
+
+def test_synth_negative_seed_is_one_line(tmp_path, capsys):
+    assert main(["synth", "--out", str(tmp_path / "s"), "--seed", "-1"]) == 2
+    assert capsys.readouterr().err == "rdfer synth: error: --seed -1: give at least 0\n"

@@ -14,6 +14,13 @@ from rdfer.errors import RdferError
 SUBCOMMAND_MODULES = ("data", "models", "train", "analysis", "predict", "audit", "study")
 
 
+def at_least(**values) -> None:
+    """One-line errors for numeric options below their minimum: `at_least(workers=(args.workers, 0))`."""
+    for name, (value, minimum) in values.items():
+        if value is not None and value < minimum:
+            raise RdferError(f"--{name.replace('_', '-')} {value}: give at least {minimum}")
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with rdfer's error style: one line `rdfer CMD: error: ...` and exit status 2."""
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from rdfer.cli import at_least
+
 DATASET_CHOICES = ("dfew", "ferv39k", "mafw", "csv")
 
 
@@ -20,6 +22,7 @@ def _add_dataset_args(parser, split: bool = False) -> None:
 def _root(args):
     from rdfer.errors import RdferError
 
+    at_least(fold=(args.fold, 1))
     if args.root is None and not (args.dataset == "csv" and args.csv_path):
         raise RdferError(f"--root is required for --dataset {args.dataset}")
     return args.root
@@ -35,6 +38,7 @@ def _manifest(args):
 def check_dataset_command(args) -> int:
     from rdfer.data.check import check_dataset, format_report
 
+    at_least(max_problems=(args.max_problems, 0), workers=(args.workers, 1))
     report = check_dataset(args.dataset, _root(args), fold=args.fold, csv_path=args.csv_path,
                            classes=args.classes, workers=args.workers)
     print(format_report(report, max_problems=args.max_problems))
@@ -43,7 +47,11 @@ def check_dataset_command(args) -> int:
 
 def pack_command(args) -> int:
     from rdfer.data.pack import write_pack
+    from rdfer.errors import RdferError
 
+    at_least(load_size=(args.load_size, 0), workers=(args.workers, 1))
+    if not 1 <= args.quality <= 100:
+        raise RdferError(f"--quality {args.quality}: give a JPEG quality 1..100")
     manifest = _manifest(args)
     load_size = None if args.load_size == 0 else args.load_size
     stats = write_pack(manifest, args.out, load_size=load_size, quality=args.quality,
@@ -60,6 +68,9 @@ def bench_data_command(args) -> int:
     from rdfer.data import build_manifest
     from rdfer.data.bench import bench_data, format_bench
 
+    at_least(clips=(args.clips, 1), workers=(args.workers, 0), frames=(args.frames, 1),
+              batch_size=(args.batch_size, 1), load_size=(args.load_size, 1), seed=(args.seed, 0),
+              threads=(args.threads, 0))
     manifest = _manifest(args)
     packed = build_manifest("packed", args.packed, args.split) if args.packed else None
     result = bench_data(manifest, clips=args.clips, workers=args.workers, frames=args.frames,
@@ -73,6 +84,7 @@ def bench_data_command(args) -> int:
 def synth_command(args) -> int:
     from rdfer.data.synth import describe_synthetic, write_synthetic
 
+    at_least(seed=(args.seed, 0))
     options = dict(layout=args.layout, clips=args.clips, noise=args.noise, noise_type=args.noise_type,
                    seed=args.seed, full_scale=args.full_scale, size=args.size, actors=args.actors,
                    nuisance=args.nuisance)

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from rdfer.cli import at_least
 from rdfer.errors import RdferError
 
 
@@ -122,13 +123,6 @@ def _overrides(args) -> tuple:
     return tuple(args.overrides) + (("data.skip_bad=true",) if getattr(args, "skip_bad", False) else ())
 
 
-def _at_least(**values) -> None:
-    """One-line errors for numeric options below their minimum: name=(value, minimum)."""
-    for name, (value, minimum) in values.items():
-        if value is not None and value < minimum:
-            raise RdferError(f"--{name.replace('_', '-')} {value}: give at least {minimum}")
-
-
 def train(args) -> int:
     from rdfer.config import load_config, read_config_file, resume_config
     from rdfer.engine import fit
@@ -201,7 +195,7 @@ def curate(args) -> int:
         raise RdferError("give either --predictions FILE... or --checkpoint CKPT")
     if not (0 <= args.t_h <= 1 and 0 <= args.t_n <= 1):
         raise RdferError(f"--t-h {args.t_h} / --t-n {args.t_n}: give shares in [0, 1]")
-    _at_least(workers=(args.workers, 0))
+    at_least(workers=(args.workers, 0))
     files = args.predictions
     if args.checkpoint:
         from rdfer.engine import evaluate_checkpoint
@@ -219,7 +213,7 @@ def curate(args) -> int:
 def bench_train(args) -> int:
     from rdfer.engine.bench import bench_train as run
 
-    _at_least(batch_size=(args.batch_size, 1), steps=(args.steps, 1), warmup=(args.warmup, 0),
+    at_least(batch_size=(args.batch_size, 1), steps=(args.steps, 1), warmup=(args.warmup, 0),
               workers=(args.workers, 0), fold=(args.fold, 1))
     run(args.model, _parse_options(args.options), batch_size=args.batch_size, steps=args.steps, warmup=args.warmup,
         dataset=args.dataset, root=args.root, fold=args.fold, num_workers=args.workers, device=args.device,
