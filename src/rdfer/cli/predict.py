@@ -3,6 +3,8 @@
 import contextlib
 import sys
 
+from rdfer.errors import RdferError
+
 DEFAULT_MODEL_NOTE = ("Without --checkpoint the built-in FER2013 mini-Xception (trained on still photos, "
                       "not by rdfer) runs on every frame and its predictions are averaged over time.")
 
@@ -10,8 +12,9 @@ DEFAULT_MODEL_NOTE = ("Without --checkpoint the built-in FER2013 mini-Xception (
 def _add_face_options(p) -> None:
     p.add_argument("--checkpoint", help="a checkpoint written by `rdfer train` (RUN/checkpoints/best.pt); "
                                         "default: the built-in FER2013 mini-Xception per frame")
-    p.add_argument("--detector", choices=("haar", "mtcnn"), default="haar",
-                   help="face detector (default haar: OpenCV's cascade; mtcnn: facenet-pytorch's MTCNN)")
+    p.add_argument("--detector", choices=("mtcnn", "haar"), default="mtcnn",
+                   help="face detector (default mtcnn: MTCNN with facenet-pytorch's weights, searched near the "
+                        "followed face; haar: OpenCV's frontal-face cascade, misses turned heads)")
     p.add_argument("--detect-every", type=int, default=5, metavar="K",
                    help="run the face detector on every K-th frame, track in between (default 5)")
     p.add_argument("--margin", type=float, default=0.2, help="face crop margin (default 0.2 = 20%% wider box)")
@@ -32,6 +35,8 @@ def register(subparsers) -> None:
     p.add_argument("--plot", action="store_true", help="also write OUT/<video>_timeline.png")
     p.add_argument("--annotate", action="store_true", help="also write OUT/<video>_annotated.mp4 (box + label)")
     _add_face_options(p)
+    p.add_argument("--jobs", type=int, metavar="N",
+                   help="videos predicted at once, sharing one loaded model (default: CPU cores, at most 4)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar or per-file lines")
     p.set_defaults(func=predict)
 
@@ -39,6 +44,8 @@ def register(subparsers) -> None:
         "bench-predict", help="frames/s of decoding, face finding, model and end to end on one video")
     p.add_argument("video")
     p.add_argument("--repeat", type=int, default=2, help="runs per stage; the fastest counts (default 2)")
+    p.add_argument("--no-startup", action="store_true",
+                   help="skip the start-up measurement (a fresh `rdfer predict` process up to its first frame)")
     _add_face_options(p)
     p.set_defaults(func=bench_predict)
 
@@ -78,7 +85,7 @@ def predict(args) -> int:
     with _threads(args):
         _, code, summary = predict_files(args.inputs, args.out, checkpoint=args.checkpoint, fmt=args.format,
                                          plot=args.plot, annotate=args.annotate, options=_options(args),
-                                         progress=not args.no_progress)
+                                         progress=not args.no_progress, jobs=args.jobs)
     print(summary)
     return code
 
@@ -86,8 +93,11 @@ def predict(args) -> int:
 def bench_predict(args) -> int:
     from rdfer.inference.bench import bench_predict as run
 
+    if args.repeat < 1:
+        raise RdferError(f"--repeat must be at least 1, got {args.repeat}")
     with _threads(args):
-        r = run(args.video, checkpoint=args.checkpoint, options=_options(args), repeat=args.repeat)
+        r = run(args.video, checkpoint=args.checkpoint, options=_options(args), repeat=args.repeat,
+                startup=not args.no_startup)
     print(f"{args.video}: {r['frames']} frames, {r['width']}x{r['height']}, {r['video_fps']:.2f} fps, "
           f"face in {r['frames_with_face']}; detector {r['detector']} every {r['detect_every']} frames")
     print(f"model: {r['model']}")
@@ -96,5 +106,11 @@ def bench_predict(args) -> int:
         print(f"  {stage:<11} {r[stage + '_fps']:8.1f} {r[stage + '_cpu_fps']:9.1f}   frames/s")
     print(f"end to end: {r['realtime']:.2f}x real time by the wall clock, {r['realtime_cpu']:.2f}x per CPU second "
           "(with one thread: what a core with nothing else running would give)")
+    if r.get("startup") is not None:
+        s = r["startup"]
+        print(f"start-up: {s['total_s']:.2f} s from command to first frame (python {s['python_s']:.2f}, "
+              f"imports {s['imports_s']:.2f}, model and detector {s['load_s']:.2f}, first frame {s['first_frame_s']:.2f})")
+        print(f"whole command for this video (start-up + end to end): "
+              f"{r['frames'] / r['video_fps'] / (s['total_s'] + r['frames'] / r['end_to_end_fps']):.2f}x real time")
     sys.stdout.flush()
     return 0

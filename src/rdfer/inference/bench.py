@@ -1,5 +1,7 @@
 """`rdfer bench-predict`: frames per second of each stage of `rdfer predict` on one video."""
 
+import json
+import subprocess
 import time
 
 import numpy as np
@@ -7,13 +9,34 @@ import torch
 
 from rdfer.errors import RdferError
 
-from rdfer.inference.faces import make_detector, square_crop, track_faces
-from rdfer.inference.predict import PredictOptions, _clip_model_summary, predict_video
+from rdfer.inference.faces import make_detector
+from rdfer.inference.predict import PredictOptions, _clip_model_summary, _face_crops, predict_video
 from rdfer.inference.predictors import load_predictor
+from rdfer.inference.startup import command as startup_command
 from rdfer.inference.video import VideoReader, average_fps
 
 
-def bench_predict(video, checkpoint=None, options: PredictOptions | None = None, repeat: int = 2) -> dict:
+def measure_startup(video, checkpoint=None, options: PredictOptions | None = None, repeat: int = 2) -> dict | None:
+    """Seconds from starting a fresh `rdfer predict` process to its first frame (the fastest of `repeat`).
+
+    Returns the breakdown printed by `rdfer.inference.startup` (python, imports,
+    load, first_frame, total), or None when the child process failed.
+    """
+    options = options or PredictOptions()
+    flags = ["--detector", options.detector, "--device", options.device]
+    flags += ["--checkpoint", str(checkpoint)] if checkpoint else []
+    best = None
+    for _ in range(repeat):
+        done = subprocess.run(startup_command(video, flags), capture_output=True, text=True)
+        if done.returncode != 0:
+            return None
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        best = result if best is None or result["total_s"] < best["total_s"] else best
+    return best
+
+
+def bench_predict(video, checkpoint=None, options: PredictOptions | None = None, repeat: int = 2,
+                  startup: bool = True) -> dict:
     """Time decoding, face finding, the model and the whole pipeline on `video`.
 
     Each stage runs `repeat` times on the same input and the fastest run counts
@@ -27,7 +50,8 @@ def bench_predict(video, checkpoint=None, options: PredictOptions | None = None,
     Returns:
         dict with "frames", "video_fps", "width", "height", "detector", "model",
         "<stage>_fps" and "<stage>_cpu_fps" for each stage, "realtime"
-        (end-to-end fps / video fps) and "realtime_cpu" (the same per CPU second).
+        (end-to-end fps / video fps) and "realtime_cpu" (the same per CPU second);
+        "startup": `measure_startup`'s seconds (None when not measured).
     """
     options = options or PredictOptions()
     predictor, detector = load_predictor(checkpoint, options.device), make_detector(options.detector)
@@ -50,8 +74,8 @@ def bench_predict(video, checkpoint=None, options: PredictOptions | None = None,
         raise RdferError(f"{video}: no frame could be decoded; nothing to benchmark")
 
     def faces():
-        return [(f.time_s, square_crop(f.image, box, predictor.crop_size, options.margin)[..., ::-1])
-                for f, box in track_faces(frames, detector, options.detect_every) if box is not None]
+        return [(t, crop) for t, box, crop in _face_crops(frames, detector, predictor.crop_size, options)
+                if box is not None]
 
     faces_s, found = best_of(faces, "faces")
     times = np.array([t for t, _ in found])
@@ -74,4 +98,5 @@ def bench_predict(video, checkpoint=None, options: PredictOptions | None = None,
         **{f"{stage}_cpu_fps": n / seconds for stage, seconds in cpu.items()},
         "realtime_cpu": n / cpu["end_to_end"] / fps, "threads": torch.get_num_threads(),
         "status": record.status,
+        "startup": measure_startup(video, checkpoint, options, repeat) if startup else None,
     }

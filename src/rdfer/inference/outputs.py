@@ -5,12 +5,22 @@
   of every video (time, label, box, per-class probabilities).
 - `DIR/<video name>_timeline.png` (`--plot`), `DIR/<video name>_annotated.mp4` (`--annotate`).
 
-Video names are the file stems; when two inputs share a stem (a/x.mp4,
-b/x.mp4, x.mov) the later ones get a numbered name (x-2, x-3, ...).
+Video names are the file stems. Nothing is written over: when a name is taken
+(two inputs share a stem, a/x.mp4 and b/x.mp4; the file is already in the
+folder, from an earlier run or the user's own; or it is one of the inputs) the
+video gets the next free numbered name (x-2, x-3, ...) for all its outputs
+(`OutputNames`). Every file is written to a temporary name in the folder and
+renamed into place when complete (`atomic_path`), so a crash or a full disk
+never leaves a cut-off file under a real name.
 """
 
+import contextlib
 import csv
+import io
+import itertools
 import json
+import os
+import shutil
 from pathlib import Path
 
 import cv2
@@ -18,7 +28,7 @@ import numpy as np
 
 from rdfer.inference.video import VideoReader
 
-VIDEO_COLUMNS = ("video", "status", "error", "model", "label", "agreement", "fps", "num_frames",
+VIDEO_COLUMNS = ("video", "status", "error", "warning", "model", "label", "agreement", "fps", "num_frames",
                  "frames_with_face", "key_start_s", "key_end_s")
 FRAME_COLUMNS = ("video", "frame", "time_s", "label", "x0", "y0", "x1", "y1")
 
@@ -34,41 +44,111 @@ def output_names(videos) -> list[str]:
     return names
 
 
+class OutputNames:
+    """Free output names in one folder: never an existing file, an input, or a name taken in this run.
+
+        names = OutputNames(out_dir, inputs)
+        name = names.claim("clip", [".json", "_timeline.png"])   # "clip", or "clip-2", ... if taken
+    """
+
+    def __init__(self, out_dir: Path, inputs=()):
+        self.out_dir = Path(out_dir)
+        self._inputs = {os.path.realpath(p) for p in inputs}
+        self._claimed: set[str] = set()
+
+    def _free(self, path: Path) -> bool:
+        real = os.path.realpath(path)
+        return real not in self._claimed and real not in self._inputs and not os.path.lexists(path)
+
+    def claim(self, stem: str, suffixes) -> str:
+        """The first of `stem`, `stem-2`, ... whose files `name + suffix` are all free; they are then taken."""
+        return self.claim_group(lambda name: [name + suffix for suffix in suffixes], stem)
+
+    def claim_group(self, files, stem: str) -> str:
+        """Like `claim`, for the file names `files(name)` (e.g. predictions-2.csv with frames-2.csv)."""
+        for n in itertools.count(1):
+            name = stem if n == 1 else f"{stem}-{n}"
+            paths = [self.out_dir / f for f in files(name)]
+            if all(self._free(p) for p in paths):
+                self._claimed.update(os.path.realpath(p) for p in paths)
+                return name
+        raise AssertionError("unreachable")
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path):
+    """Yield a temporary path beside `path` (same extension) to write; renamed to `path` on success.
+
+    On any error the temporary file is removed and `path` is left untouched.
+    """
+    path = Path(path)
+    temp = path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
+    try:
+        yield temp
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+
+
 def write_json(record, path: Path) -> None:
-    path.write_text(json.dumps(record.to_dict(), indent=1) + "\n")
+    with atomic_path(path) as temp:
+        temp.write_text(json.dumps(record.to_dict(), indent=1) + "\n")
 
 
-def _class_names(records) -> list[str]:
-    for record in records:
-        if record.probabilities:
-            return list(record.probabilities)
-    return []
+def _video_row(r, classes) -> list:
+    key = r.key_expression or {}
+    probs = r.probabilities or {}
+    return [r.video, r.status, r.error or "", r.warning or "", r.model, r.label or "",
+            "" if r.agreement is None else r.agreement,
+            "" if r.fps is None else round(r.fps, 4), r.num_frames, r.frames_with_face,
+            key.get("start_s", ""), key.get("end_s", ""), *(probs.get(c, "") for c in classes)]
 
 
-def write_csv(records, out_dir: Path) -> tuple[Path, Path]:
+def _frame_rows(r, classes):
+    for index, entry in enumerate(r.timeline):
+        box = entry["box"] or [""] * 4
+        probs = entry["probabilities"] or {}
+        yield [r.video, index, round(entry["time_s"], 6), entry["label"] or "", *box,
+               *(probs.get(c, "") for c in classes)]
+
+
+class CsvTables:
+    """predictions.csv (one row per video) and frames.csv (one row per frame), grown video by video.
+
+    Each `add(record)` rewrites both files atomically with the new rows added
+    (the previous file copied, then the rows appended, then renamed into place),
+    so the files on disk always hold every finished video and only whole rows.
+    """
+
+    def __init__(self, videos_csv: Path, frames_csv: Path, classes):
+        self.videos_csv, self.frames_csv, self.classes = Path(videos_csv), Path(frames_csv), list(classes)
+        probs = [f"p_{c}" for c in self.classes]
+        self._append(self.videos_csv, [[*VIDEO_COLUMNS, *probs]], fresh=True)
+        self._append(self.frames_csv, [[*FRAME_COLUMNS, *probs]], fresh=True)
+
+    def _append(self, path: Path, rows, fresh: bool = False) -> None:
+        text = io.StringIO()
+        csv.writer(text).writerows(rows)
+        with atomic_path(path) as temp:
+            if not fresh:
+                shutil.copyfile(path, temp)
+            with open(temp, "a", newline="") as f:
+                f.write(text.getvalue())
+
+    def add(self, record) -> None:
+        self._append(self.frames_csv, _frame_rows(record, self.classes))
+        self._append(self.videos_csv, [_video_row(record, self.classes)])
+
+
+def write_csv(records, out_dir: Path, classes=None) -> tuple[Path, Path]:
     """predictions.csv (one row per video) and frames.csv (one row per frame) in `out_dir`."""
-    classes = _class_names(records)
-    videos_csv, frames_csv = out_dir / "predictions.csv", out_dir / "frames.csv"
-    with open(videos_csv, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow([*VIDEO_COLUMNS, *(f"p_{c}" for c in classes)])
-        for r in records:
-            key = r.key_expression or {}
-            probs = r.probabilities or {}
-            writer.writerow([r.video, r.status, r.error or "", r.model, r.label or "",
-                             "" if r.agreement is None else r.agreement,
-                             "" if r.fps is None else round(r.fps, 4), r.num_frames, r.frames_with_face,
-                             key.get("start_s", ""), key.get("end_s", ""), *(probs.get(c, "") for c in classes)])
-    with open(frames_csv, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow([*FRAME_COLUMNS, *(f"p_{c}" for c in classes)])
-        for r in records:
-            for index, entry in enumerate(r.timeline):
-                box = entry["box"] or [""] * 4
-                probs = entry["probabilities"] or {}
-                writer.writerow([r.video, index, round(entry["time_s"], 6), entry["label"] or "", *box,
-                                 *(probs.get(c, "") for c in classes)])
-    return videos_csv, frames_csv
+    classes = classes or next((list(r.probabilities) for r in records if r.probabilities), [])
+    tables = CsvTables(Path(out_dir) / "predictions.csv", Path(out_dir) / "frames.csv", classes)
+    for record in records:
+        tables.add(record)
+    return tables.videos_csv, tables.frames_csv
 
 
 def plot_timeline(record, path: Path) -> None:
@@ -121,13 +201,17 @@ def plot_timeline(record, path: Path) -> None:
 
     title = f"{Path(record.video).name}: {record.status}"
     if record.label:
-        title += f", {record.label} (p = {record.probabilities[record.label]:.2f}, agreement {record.agreement:.2f})"
+        agreement = "undefined" if record.agreement is None else f"{record.agreement:.2f}"
+        title += f", {record.label} (p = {record.probabilities[record.label]:.2f}, agreement {agreement})"
     model = record.model.split(" (")[0]
     fig.suptitle(f"{title}\nmodel: {model}; face in {record.frames_with_face} of {record.num_frames} frames",
                  fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        with atomic_path(path) as temp:
+            fig.savefig(temp, dpi=110, format="png")
+    finally:
+        plt.close(fig)
 
 
 def _thumbnail_strip(thumbnails, count: int):
@@ -140,6 +224,11 @@ def _thumbnail_strip(thumbnails, count: int):
 
 def annotate_video(record, path: Path) -> None:
     """Write a copy of the video (mp4) with the face box and the frame's label drawn on each frame."""
+    with atomic_path(path) as temp:
+        _annotate(record, temp)
+
+
+def _annotate(record, path: Path) -> None:
     writer = None
     try:
         with VideoReader(record.video) as reader:

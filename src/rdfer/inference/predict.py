@@ -29,6 +29,7 @@ A file that cannot be read gives status "error", a video without any face
 """
 
 import dataclasses
+import math
 import queue
 import threading
 from dataclasses import dataclass, field
@@ -52,7 +53,7 @@ MAX_THUMBNAILS = 48
 class PredictOptions:
     """How `predict_video` finds faces and aggregates predictions."""
 
-    detector: str = "haar"  # face detector: "haar" (OpenCV cascade, default: fastest) or "mtcnn"
+    detector: str = "mtcnn"  # face detector: "mtcnn" (default: finds turned faces, tracked cheaply) or "haar"
     detect_every: int = 5  # run the detector on every k-th frame; boxes in between are interpolated
     margin: float = 0.2  # square crop side = longer box side * (1 + margin)
     key_window_s: float = 1.0  # default model: length of the most confident window (key expression)
@@ -66,8 +67,11 @@ class PredictOptions:
             raise RdferError(f"unknown face detector {self.detector!r}; choose one of {', '.join(DETECTORS)}")
         if self.detect_every < 1:
             raise RdferError(f"detect_every must be at least 1, got {self.detect_every}")
-        if min(self.key_window_s, self.clip_window_s, self.clip_hop_s) <= 0 or self.margin < 0:
-            raise RdferError("window lengths and hops must be positive and the margin non-negative")
+        if not (math.isfinite(self.margin) and 0 <= self.margin <= 10):
+            raise RdferError(f"--margin must be a number from 0 to 10 (0.2 = a 20% wider box), got {self.margin}")
+        windows = (self.key_window_s, self.clip_window_s, self.clip_hop_s)
+        if not all(math.isfinite(w) and w > 0 for w in windows):
+            raise RdferError(f"window lengths and hops must be positive numbers, got {windows}")
 
 
 @dataclass
@@ -75,6 +79,8 @@ class VideoPrediction:
     """The record of one video; `to_dict()` gives the JSON written by `rdfer predict`.
 
     probabilities: class -> probability for the whole video (None unless status ok).
+    warning: something the user should know about an ok result (e.g. only part of the file decoded).
+    agreement: None when fewer than NUM_CLIPS frames show a face (the clips would share frames).
     key_expression: {"start_s", "end_s"} in seconds of the input video.
     timeline: one entry per decoded frame, {"time_s", "label", "probabilities", "box"};
         label/probabilities/box are None on frames without a face; box is
@@ -89,6 +95,7 @@ class VideoPrediction:
     status: str
     error: str | None
     model: str
+    warning: str | None = None
     label: str | None = None
     probabilities: dict[str, float] | None = None
     agreement: float | None = None
@@ -180,7 +187,7 @@ def _frame_model_summary(predictor, face_times: np.ndarray, probs: np.ndarray, f
     return {
         "label": predictor.classes[label],
         "probabilities": _class_dict(predictor.classes, mean),
-        "agreement": clip_agreement(clip_probs),
+        "agreement": clip_agreement(clip_probs) if len(probs) >= NUM_CLIPS else None,
         "key_expression": {"start_s": float(face_times[i]), "end_s": float(face_times[j] + 1.0 / fps)},
     }
 
@@ -238,7 +245,7 @@ def _clip_model_summary(predictor, face_times: np.ndarray, crops: np.ndarray, fp
     summary = {
         "label": predictor.classes[label],
         "probabilities": _class_dict(predictor.classes, probs),
-        "agreement": clip_agreement(out["clip_probabilities"][0]),
+        "agreement": clip_agreement(out["clip_probabilities"][0]) if len(crops) >= NUM_CLIPS else None,
         "key_expression": {"start_s": start, "end_s": end + 1.0 / fps},
     }
     return summary, window_probs[nearest(kept, face_times)]
@@ -247,7 +254,7 @@ def _clip_model_summary(predictor, face_times: np.ndarray, crops: np.ndarray, fp
 def _face_crops(frames, detector, size: int, options: PredictOptions):
     """Yield (time_s, box or None, uint8 RGB (size, size, 3) crop or None) for every frame."""
     for frame, box in track_faces(frames, detector, options.detect_every):
-        crop = None if box is None else np.ascontiguousarray(square_crop(frame.image, box, size, options.margin)[..., ::-1])
+        crop = None if box is None else cv2.cvtColor(square_crop(frame.image, box, size, options.margin), cv2.COLOR_BGR2RGB)
         yield frame.time_s, box, crop
 
 
@@ -256,11 +263,11 @@ class _Failure:
         self.error = error
 
 
-def prefetch(items, size: int = 128):
+def prefetch(items, size: int = 128, name: str = "rdfer-prefetch"):
     """Iterate over `items` computed ahead in a background thread (at most `size` waiting).
 
     Exceptions raised while producing are re-raised here; leaving the loop early
-    stops the producer.
+    stops the producer and closes `items` (so a chain of prefetches stops as a whole).
     """
     ready, stop, end = queue.Queue(size), threading.Event(), object()
 
@@ -274,16 +281,21 @@ def prefetch(items, size: int = 128):
         return False
 
     def produce():
+        iterator = iter(items)
         try:
-            for item in items:
+            for item in iterator:
                 if not put(item):
                     return
         except BaseException as error:  # handed to the consumer, raised there
             put(_Failure(error))
             return
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
         put(end)
 
-    worker = threading.Thread(target=produce, name="rdfer-decode", daemon=True)
+    worker = threading.Thread(target=produce, name=name, daemon=True)
     worker.start()
     try:
         while True:
@@ -296,6 +308,18 @@ def prefetch(items, size: int = 128):
     finally:
         stop.set()
         worker.join()
+
+
+def partial_warning(decoded: int, announced: int, seconds: float) -> str | None:
+    """A warning when far fewer frames decoded than the container announces (a cut-off or damaged file).
+
+    The announced count is an estimate (a few frames off for some files), so a
+    shortfall of up to 5% (at least 2 frames) passes.
+    """
+    if announced <= 0 or announced - decoded <= max(2, 0.05 * announced):
+        return None
+    return (f"only {decoded} of the {announced} frames the file announces could be decoded (the file is cut off "
+            f"or damaged); the prediction covers the first {seconds:.1f} s")
 
 
 def predict_video(path, checkpoint=None, *, options: PredictOptions | None = None, predictor=None,
@@ -330,16 +354,17 @@ def predict_video(path, checkpoint=None, *, options: PredictOptions | None = Non
     crops = _Decimator(options.max_crops)  # checkpoint: (time_s, crop) kept for clip sampling
     try:
         with VideoReader(path) as reader:
-            faces = _face_crops(reader, detector, predictor.crop_size, options)
-            # Decoding and detection (OpenCV, which releases the GIL) run in a second thread
-            # while the model runs here: on two cores the stages overlap.
-            for time_s, box, crop in prefetch(faces):
+            # Three stages in three threads: decoding, face finding and cropping, the model
+            # (OpenCV and torch release the GIL): on two or more cores they overlap.
+            faces = _face_crops(prefetch(reader, name="rdfer-decode"), detector, predictor.crop_size, options)
+            for time_s, box, crop in prefetch(faces, name="rdfer-faces"):
                 times.append(time_s)
                 boxes.append(box)
                 if box is None:
                     continue
                 face_times.append(time_s)
-                thumbs.push((time_s, cv2.resize(crop, (THUMBNAIL_SIZE, THUMBNAIL_SIZE), interpolation=cv2.INTER_AREA)))
+                thumbs.push((time_s, crop if crop.shape[0] == THUMBNAIL_SIZE else
+                             cv2.resize(crop, (THUMBNAIL_SIZE, THUMBNAIL_SIZE), interpolation=cv2.INTER_AREA)))
                 if predictor.kind == "frame":
                     batch.append(crop)
                     if len(batch) == predictor.batch_size:
@@ -356,6 +381,7 @@ def predict_video(path, checkpoint=None, *, options: PredictOptions | None = Non
 
     fps = average_fps(times, reader.container_fps)
     record = VideoPrediction(video, fps, len(times), len(face_times), "ok", None, predictor.description,
+                             warning=partial_warning(len(times), reader.frame_count_hint, times[-1] + 1.0 / fps),
                              thumbnails=thumbs.items)
     if not face_times:
         record.status = "no_face"

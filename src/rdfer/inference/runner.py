@@ -3,15 +3,25 @@
 A file that cannot be decoded or shows no face gets its own status and the
 run goes on; the exit code is 0 when every file was read (even without a
 face) and 1 when any failed to decode.
+
+Videos are predicted `jobs` at a time in threads that share one loaded model
+and face detector (decoding, detection and the model release the GIL, so
+each thread keeps a core busy); their outputs are written in input order, each
+as soon as its video is done, atomically and never over an existing file
+(see outputs.py), so an interrupted run keeps every finished video.
 """
 
+import os
 import sys
-from collections import Counter
+import tempfile
+import time
+from collections import Counter, deque
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from rdfer.errors import RdferError
 from rdfer.inference.faces import make_detector
-from rdfer.inference.outputs import annotate_video, output_names, plot_timeline, write_csv, write_json
+from rdfer.inference.outputs import CsvTables, OutputNames, annotate_video, plot_timeline, write_json
 from rdfer.inference.predict import STATUSES, PredictOptions, predict_video
 from rdfer.inference.predictors import load_predictor
 from rdfer.inference.video import list_videos
@@ -19,52 +29,136 @@ from rdfer.inference.video import list_videos
 FORMATS = ("json", "csv")
 
 
+def default_jobs() -> int:
+    """Videos predicted at once by default: one per CPU core, at most 4."""
+    return max(1, min(os.cpu_count() or 1, 4))
+
+
+def prepare_out_dir(out_dir) -> Path:
+    """Create `out_dir` if needed and check that files can be written there; RdferError (one line) if not."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise RdferError(f"--out {out_dir}: this is a file, not a folder; give the name of a folder for the outputs")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out_dir):
+            pass
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise RdferError(f"--out {out_dir}: cannot write there ({reason}); choose a folder you can write to") from None
+    return out_dir
+
+
+def _ordered(videos, predict, jobs: int):
+    """predict(video) for each video, `jobs` at a time in threads, yielded in input order."""
+    if jobs <= 1:
+        yield from map(predict, videos)
+        return
+    pool = ThreadPoolExecutor(jobs, thread_name_prefix="rdfer-video")
+    queued, pending = iter(videos), deque()
+    try:
+        for video in queued:
+            pending.append(pool.submit(predict, video))
+            if len(pending) == jobs:
+                break
+        while pending:
+            record = pending.popleft().result()
+            video = next(queued, None)
+            if video is not None:
+                pending.append(pool.submit(predict, video))
+            yield record
+    finally:
+        for future in pending:
+            future.cancel()
+        pool.shutdown(wait=False)
+
+
 def predict_files(paths, out_dir, *, checkpoint=None, fmt: str = "json", plot: bool = False,
-                  annotate: bool = False, options: PredictOptions | None = None, progress: bool = True):
+                  annotate: bool = False, options: PredictOptions | None = None, progress: bool = True,
+                  jobs: int | None = None):
     """Predict every video in `paths` (files and directories) and write the outputs to `out_dir`.
 
     Args:
         paths: video files and/or directories (searched recursively for videos).
-        out_dir: output folder (created).
+        out_dir: output folder (created; checked writable before anything runs).
         checkpoint: a `rdfer train` checkpoint, or None for the built-in default model.
         fmt: "json" (DIR/<name>.json per video) or "csv" (predictions.csv + frames.csv).
         plot, annotate: also write DIR/<name>_timeline.png / DIR/<name>_annotated.mp4.
         options: PredictOptions (detector, detect_every, ...).
         progress: show a tqdm bar and per-file lines on stderr.
+        jobs: videos predicted at once (threads sharing the model); default `default_jobs()`.
 
     Returns:
         (records, exit_code, summary line).
     Raises:
-        RdferError: bad checkpoint, options or an empty directory (nothing processed).
+        RdferError: bad checkpoint, options, output folder or an empty directory (nothing processed),
+            or an output that cannot be written (e.g. a full disk; the outputs of the videos
+            finished before it are complete on disk).
     """
     from tqdm import tqdm
 
     if fmt not in FORMATS:
         raise RdferError(f"unknown --format {fmt!r}; choose json or csv")
+    if jobs is not None and jobs < 1:
+        raise RdferError(f"--jobs must be at least 1, got {jobs}")
     options = options or PredictOptions()
     videos = list_videos(paths)
+    out_dir = prepare_out_dir(out_dir)
     predictor, detector = load_predictor(checkpoint, options.device), make_detector(options.detector)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    jobs = min(jobs or default_jobs(), len(videos))
 
-    records = []
-    bar = tqdm(videos, desc="rdfer predict", unit="video", disable=not progress, file=sys.stderr)
-    for video, name in zip(bar, output_names(videos)):
-        record = predict_video(video, options=options, predictor=predictor, face_detector=detector)
-        records.append(record)
-        if fmt == "json":
-            write_json(record, out_dir / f"{name}.json")
-        if plot and record.status != "error":
-            plot_timeline(record, out_dir / f"{name}_timeline.png")
-        if annotate and record.status != "error":
-            annotate_video(record, out_dir / f"{name}_annotated.mp4")
-        if progress:
-            detail = record.label if record.status == "ok" else (record.error or "")
-            bar.write(f"{video}: {record.status}" + (f" ({detail})" if detail else ""), file=sys.stderr)
+    names = OutputNames(out_dir, videos)
+    suffixes = [".json"] if fmt == "json" else []
+    suffixes += ["_timeline.png"] * plot + ["_annotated.mp4"] * annotate
+    tables = None
     if fmt == "csv":
-        write_csv(records, out_dir)
+        table_name = names.claim_group(lambda n: [n + ".csv", n.replace("predictions", "frames", 1) + ".csv"],
+                                       "predictions")
+        videos_csv = out_dir / f"{table_name}.csv"
+        frames_csv = out_dir / f"{table_name.replace('predictions', 'frames', 1)}.csv"
+
+    def run(video):
+        return predict_video(video, options=options, predictor=predictor, face_detector=detector)
+
+    records, started = [], time.perf_counter()
+    bar = tqdm(total=len(videos), desc="rdfer predict", unit="video", disable=not progress, file=sys.stderr)
+    try:
+        for video, record in zip(videos, _ordered(videos, run, jobs)):
+            records.append(record)
+            try:
+                _write(record, video, names, suffixes, fmt, plot, annotate, out_dir)
+                if fmt == "csv":
+                    if tables is None:
+                        tables = CsvTables(videos_csv, frames_csv, predictor.classes)
+                    tables.add(record)
+            except OSError as error:
+                raise RdferError(f"cannot write the outputs of {video} to {out_dir} ({error.strerror or error}); "
+                                 f"the {len(records) - 1} video(s) before it are complete there") from None
+            bar.update()
+            if progress:
+                detail = record.label if record.status == "ok" else (record.error or "")
+                line = f"{video}: {record.status}" + (f" ({detail})" if detail else "")
+                bar.write(line + (f"; warning: {record.warning}" if record.warning else ""), file=sys.stderr)
+    finally:
+        bar.close()
+    seconds = time.perf_counter() - started
 
     counts = Counter(r.status for r in records)
     summary = (f"rdfer predict: {len(records)} video(s): "
-               + ", ".join(f"{counts[s]} {s}" for s in STATUSES) + f"; outputs in {out_dir}")
+               + ", ".join(f"{counts[s]} {s}" for s in STATUSES) + f"; outputs in {out_dir}"
+               + (f" ({videos_csv.name}, {frames_csv.name})" if fmt == "csv" else "")
+               + f"; {len(records) / seconds:.2f} videos/s, {jobs} at a time")
     return records, (1 if counts["error"] else 0), summary
+
+
+def _write(record, video, names: OutputNames, suffixes, fmt, plot, annotate, out_dir: Path) -> None:
+    """The per-video files of `record`, under a name no other file has."""
+    if not suffixes:
+        return
+    name = names.claim(Path(video).stem or "video", suffixes)
+    if fmt == "json":
+        write_json(record, out_dir / f"{name}.json")
+    if plot and record.status != "error":
+        plot_timeline(record, out_dir / f"{name}_timeline.png")
+    if annotate and record.status != "error":
+        annotate_video(record, out_dir / f"{name}_annotated.mp4")
