@@ -236,3 +236,13 @@ def test_argparse_errors_are_one_line_exit_2(capsys):
         main(["eval", "--batch-size", "many"])
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and err.count("\n") == 1 and err.startswith("rdfer eval: error: ")
+
+
+def test_resume_of_a_run_killed_in_its_first_epoch_starts_it(data, tmp_path, capsys):
+    run = tmp_path / "run"
+    fit(tiny(data), run, stop_after_epoch=1, progress=False)
+    shutil.rmtree(run / "checkpoints")  # as if killed before the first checkpoint
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--no-progress"]) == 0
+    assert "stopped before its first epoch ended: starting it from epoch 1" in capsys.readouterr().out
+    assert (run / "final.json").is_file() and len((run / "metrics.jsonl").read_text().splitlines()) == 1

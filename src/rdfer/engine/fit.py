@@ -118,6 +118,9 @@ def fit(config: TrainConfig, run_dir, *, resume: bool = False, stop_after_epoch:
         device = torch.device("cuda", dist_info.local_rank)
     if not resume and (run_dir / "checkpoints" / "last.pt").exists():
         raise RdferError(f"{run_dir} already holds a run: use --resume {run_dir} to continue it, or another --out")
+    if resume and not (run_dir / "checkpoints" / "last.pt").exists() and (run_dir / "config.yaml").is_file():
+        print(f"{run_dir} stopped before its first epoch ended: starting it from epoch 1", flush=True)
+        resume = False
     if resume and (run_dir / "final.json").is_file():
         print(f"{run_dir} has already finished all its epochs: nothing to resume (results: "
               f"{run_dir / 'final.json'})", flush=True)
