@@ -428,14 +428,14 @@ def write_audit_report(out_dir, oof: OutOfFold, judged: dict, rank_by: str, *, s
     lines = ["# Dataset audit", "",
              f"{len(oof)} clips, each judged by a model that did not train on it ({int(oof.fold.max())} folds). "
              f"Held-out accuracy against the given labels: {(oof.prediction == oof.label).mean():.1%}.", "",
-             f"- rdfer, likely mislabelled (clip predictions agree, prediction != label): "
+             f"- rdfer, likely mislabelled (clip predictions agree, not on the label; prediction != label): "
              f"{int(judged['rdfer_issue'].sum())}",
              f"- rdfer, hard (clip predictions disagree): {len(hard)}",
              f"- cleanlab find_label_issues: {int(judged['cleanlab_issue'].sum())}",
              f"- flagged by both: {int(judged['combined_issue'].sum())}", "",
              f"`label_issues.csv` is ranked by **{rank_by}**.", ""]
     if scores is not None:
-        lines += ["## Against the ground truth", "", scores_markdown(scores), ""]
+        lines += ["## Against the ground truth", "", f"From {scores['ground_truth']}.", "", scores_markdown(scores), ""]
     lines += ["## Per class", "", "| given label | clips | rdfer | cleanlab | both | hard |", "|---|---|---|---|---|---|"]
     for k, name in enumerate(classes):
         lines.append(f"| {name} | {counts['clips'][k]} | {counts['rdfer'][k]} | {counts['cleanlab'][k]} | "
