@@ -9,7 +9,10 @@ Predictions of a model that was trained on the very clips it judges have
 memorised their labels, noisy ones included. Judge held-out clips instead:
 `rdfer cv` gives every DFEW/MAFW clip a prediction from the fold that did not
 train on it, and `rdfer curate --predictions cv/fold_*/predictions.csv` reads
-them all.
+them all. `rdfer audit` (rdfer.engine.audit, rdfer.analysis.audit) does the
+whole job instead: held-out predictions on the given labels (`rdfer cv`'s test
+predictions carry the test lists' labels, which on the synthetic benchmark are
+the true ones), cleanlab's second opinion, and scores against a ground truth.
 """
 
 import csv
