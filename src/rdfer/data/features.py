@@ -61,7 +61,7 @@ def save_feature_cache(path, features: list, keys: list, meta: dict) -> Path:
 
 
 class FeatureCache:
-    """A cache file read into memory: `cache.clip(path)` -> float32 (T, D) tensor."""
+    """A cache file read into memory: `features` (F, D), `offsets` (N + 1,), `index` {clip key: i}, `meta`."""
 
     def __init__(self, path):
         self.path = Path(path)
@@ -89,13 +89,6 @@ class FeatureCache:
             raise RdferError(f"feature cache {self.path} was made for another model ({differ}); rebuild it "
                              "with rdfer features for this config")
 
-    def clip(self, path) -> torch.Tensor:
-        i = self.index.get(clip_key(path))
-        if i is None:
-            raise RdferError(f"clip {path} is not in the feature cache {self.path}: rebuild it with "
-                             "rdfer features for this dataset")
-        return self.features[self.offsets[i]:self.offsets[i + 1]]
-
 
 class CachedClipDataset(Dataset):
     """`ClipDataset`'s sampling over cached features.
@@ -108,17 +101,20 @@ class CachedClipDataset(Dataset):
     def __init__(self, manifest: Manifest, cache: FeatureCache, num_frames: int, train: bool):
         self.records = manifest.records
         self.cache, self.num_frames, self.train = cache, num_frames, train
-        missing = [r.clip_id for r in self.records if clip_key(r.path) not in cache.index]
+        positions = [cache.index.get(clip_key(r.path)) for r in self.records]  # resolved once, not per item
+        missing = [r.clip_id for r, i in zip(self.records, positions) if i is None]
         if missing:
             raise RdferError(f"{len(missing)} clip(s) of the dataset are not in the feature cache {cache.path} "
                              f"(first: {', '.join(missing[:3])}); rebuild it with rdfer features")
+        self.spans = [(int(cache.offsets[i]), int(cache.offsets[i + 1])) for i in positions]
 
     def __len__(self) -> int:
         return len(self.records)
 
     def __getitem__(self, index: int) -> dict:
         record = self.records[index]
-        features = self.cache.clip(record.path)  # (L, D)
+        start, end = self.spans[index]
+        features = self.cache.features[start:end]  # (L, D)
         # The global torch stream, as ClipDataset draws it (seeded per clip by EpochSeededDataset).
         indices = sample_indices(len(features), self.num_frames, self.train)
         return {"video": features[torch.from_numpy(indices)], "label": record.label, "index": index,

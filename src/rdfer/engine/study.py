@@ -250,7 +250,7 @@ def _plot(path: Path, summary: dict, out: Path, settings, strategies, seeds) -> 
     right.set_xlabel("epoch")
     right.set_ylabel("flipped training clips predicted as their wrong label (%)")
     right.set_title("memorisation")
-    right.legend(fontsize=7)
+    right.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
