@@ -246,3 +246,10 @@ def test_resume_of_a_run_killed_in_its_first_epoch_starts_it(data, tmp_path, cap
     assert main(["train", "--resume", str(run), "--no-progress"]) == 0
     assert "stopped before its first epoch ended: starting it from epoch 1" in capsys.readouterr().out
     assert (run / "final.json").is_file() and len((run / "metrics.jsonl").read_text().splitlines()) == 1
+
+
+def test_eval_with_a_bad_split_leaves_no_folder(trained, tmp_path, capsys):
+    out = tmp_path / "eval"
+    assert main(["eval", "--checkpoint", str(trained / "checkpoints" / "last.pt"), "--out", str(out),
+                 "--split", "val"]) == 2
+    assert "unknown split 'val'" in capsys.readouterr().err and not out.exists()

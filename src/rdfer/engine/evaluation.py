@@ -75,7 +75,6 @@ def evaluate_checkpoint(checkpoint, out_dir, *, split: str = "test", data_overri
     path = Path(checkpoint)
     state = read_checkpoint(path)
     model = load_model(state)
-    out_dir = prepare_out_dir(out_dir, split)
     stored = (state.get("train_config") or {}).get("data", {})
     data = replace(DataConfig(**{k: v for k, v in stored.items() if k in DataConfig.__dataclass_fields__}),
                    **(data_overrides or {}))
@@ -91,6 +90,7 @@ def evaluate_checkpoint(checkpoint, out_dir, *, split: str = "test", data_overri
     if len(classes) != model.config.num_classes:
         raise RdferError(f"{path} predicts {model.config.num_classes} classes but {data.dataset} has "
                          f"{len(classes)}: evaluate it on the kind of data it was trained on")
+    out_dir = prepare_out_dir(out_dir, split)  # once the inputs are known good, before the pass
     device = resolve_device(device)
     model.to(device)
     loader = build_loader(manifest, model_config=model.config, data_config=replace(data, num_workers=num_workers),
