@@ -58,8 +58,9 @@ def evaluate_checkpoint(checkpoint, out_dir, *, split: str = "test", data_overri
 
     The dataset defaults to the one the checkpoint was trained on (its stored
     config); `data_overrides` (e.g. {"dataset": "dfew", "root": ..., "fold": 2,
-    "skip_bad": True}) replaces any of those fields. The checkpoint is read and
-    `out_dir` checked (`prepare_out_dir`) before the evaluation pass.
+    "skip_bad": True}) replaces any of those fields. The checkpoint and the
+    split are read, then `out_dir` is checked and created (`prepare_out_dir`),
+    all before the evaluation pass.
 
     Returns:
         the metrics dict (WAR, UAR, per-class accuracy, confusion matrix, clips
