@@ -66,19 +66,20 @@ def test_out_that_cannot_be_written_fails_fast(clips, tmp_path, capsys, monkeypa
         _one_line_error(capsys, "cannot write there")
 
 
-def test_interrupted_run_keeps_every_finished_video(clips, tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_interrupted_run_keeps_every_finished_video(clips, tmp_path, monkeypatch, capsys, jobs):
     """Ctrl-C while the third video runs: the CSV tables hold the first two, whole."""
     calls = []
 
-    def interrupted_on_third(video, **kwargs):
+    def interrupted_on_third(video, cancel=None, **kwargs):
         calls.append(video)
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return predict_video(video, **kwargs)
+        return predict_video(video, cancel=cancel, **kwargs)
 
     monkeypatch.setattr(runner, "predict_video", interrupted_on_third)
     out = tmp_path / "out"
-    assert main(["predict", *map(str, clips), "--out", str(out), "--format", "csv", "--jobs", "1",
+    assert main(["predict", *map(str, clips), "--out", str(out), "--format", "csv", "--jobs", jobs,
                  "--no-progress"]) == 130
     with open(out / "predictions.csv") as f:
         rows = list(csv.DictReader(f))

@@ -322,8 +322,12 @@ def partial_warning(decoded: int, announced: int, seconds: float) -> str | None:
             f"or damaged); the prediction covers the first {seconds:.1f} s")
 
 
+class Cancelled(Exception):
+    """Raised by `predict_video` when its `cancel` event is set (the caller is stopping)."""
+
+
 def predict_video(path, checkpoint=None, *, options: PredictOptions | None = None, predictor=None,
-                  face_detector=None, **overrides) -> VideoPrediction:
+                  face_detector=None, cancel: threading.Event | None = None, **overrides) -> VideoPrediction:
     """Predict the facial expression in one video file.
 
     Args:
@@ -334,6 +338,7 @@ def predict_video(path, checkpoint=None, *, options: PredictOptions | None = Non
             (e.g. `detector="mtcnn"`, `detect_every=3`).
         predictor, face_detector: already-loaded model and face detector, to reuse
             across many videos (see `load_predictor`, `make_detector`).
+        cancel: an event another thread may set to stop this call early (it raises Cancelled).
 
     Returns:
         VideoPrediction; status "error" (with `error` saying why) when the file
@@ -358,6 +363,8 @@ def predict_video(path, checkpoint=None, *, options: PredictOptions | None = Non
             # (OpenCV and torch release the GIL): on two or more cores they overlap.
             faces = _face_crops(prefetch(reader, name="rdfer-decode"), detector, predictor.crop_size, options)
             for time_s, box, crop in prefetch(faces, name="rdfer-faces"):
+                if cancel is not None and cancel.is_set():
+                    raise Cancelled(video)
                 times.append(time_s)
                 boxes.append(box)
                 if box is None:

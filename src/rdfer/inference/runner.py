@@ -12,11 +12,12 @@ as soon as its video is done, atomically and never over an existing file
 """
 
 import os
+import queue
 import sys
 import tempfile
+import threading
 import time
-from collections import Counter, deque
-from concurrent.futures import ThreadPoolExecutor
+from collections import Counter
 from pathlib import Path
 
 from rdfer.errors import RdferError
@@ -50,27 +51,50 @@ def prepare_out_dir(out_dir) -> Path:
 
 
 def _ordered(videos, predict, jobs: int):
-    """predict(video) for each video, `jobs` at a time in threads, yielded in input order."""
+    """predict(video, cancel) for each video, `jobs` at a time in threads, yielded in input order.
+
+    When the consumer stops (Ctrl-C, an error) the videos in flight are cancelled
+    (`cancel` is set; predict_video stops at its next frame) and the threads joined,
+    so an interrupted run exits at once and cleanly.
+    """
+    cancel = threading.Event()
     if jobs <= 1:
-        yield from map(predict, videos)
+        for video in videos:
+            yield predict(video, cancel)
         return
-    pool = ThreadPoolExecutor(jobs, thread_name_prefix="rdfer-video")
-    queued, pending = iter(videos), deque()
+    tasks, slots, stop = queue.SimpleQueue(), [queue.SimpleQueue() for _ in videos], cancel
+    for index, video in enumerate(videos):
+        tasks.put((index, video))
+
+    def work():
+        while not stop.is_set():
+            try:
+                index, video = tasks.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                slots[index].put((True, predict(video, cancel)))
+            except BaseException as error:  # handed to the consumer, raised there
+                slots[index].put((False, error))
+
+    workers = [threading.Thread(target=work, name=f"rdfer-video-{k}", daemon=True) for k in range(jobs)]
+    for worker in workers:
+        worker.start()
     try:
-        for video in queued:
-            pending.append(pool.submit(predict, video))
-            if len(pending) == jobs:
-                break
-        while pending:
-            record = pending.popleft().result()
-            video = next(queued, None)
-            if video is not None:
-                pending.append(pool.submit(predict, video))
-            yield record
+        for slot in slots:
+            while True:
+                try:
+                    ok, value = slot.get(timeout=0.2)  # a timeout keeps the wait interruptible by Ctrl-C
+                    break
+                except queue.Empty:
+                    pass
+            if not ok:
+                raise value
+            yield value
     finally:
-        for future in pending:
-            future.cancel()
-        pool.shutdown(wait=False)
+        stop.set()
+        for worker in workers:
+            worker.join()
 
 
 def predict_files(paths, out_dir, *, checkpoint=None, fmt: str = "json", plot: bool = False,
@@ -117,13 +141,14 @@ def predict_files(paths, out_dir, *, checkpoint=None, fmt: str = "json", plot: b
         videos_csv = out_dir / f"{table_name}.csv"
         frames_csv = out_dir / f"{table_name.replace('predictions', 'frames', 1)}.csv"
 
-    def run(video):
-        return predict_video(video, options=options, predictor=predictor, face_detector=detector)
+    def run(video, cancel):
+        return predict_video(video, options=options, predictor=predictor, face_detector=detector, cancel=cancel)
 
     records, started = [], time.perf_counter()
     bar = tqdm(total=len(videos), desc="rdfer predict", unit="video", disable=not progress, file=sys.stderr)
+    results = _ordered(videos, run, jobs)
     try:
-        for video, record in zip(videos, _ordered(videos, run, jobs)):
+        for video, record in zip(videos, results):
             records.append(record)
             try:
                 _write(record, video, names, suffixes, fmt, plot, annotate, out_dir)
@@ -140,6 +165,7 @@ def predict_files(paths, out_dir, *, checkpoint=None, fmt: str = "json", plot: b
                 line = f"{video}: {record.status}" + (f" ({detail})" if detail else "")
                 bar.write(line + (f"; warning: {record.warning}" if record.warning else ""), file=sys.stderr)
     finally:
+        results.close()  # cancels and joins the videos in flight
         bar.close()
     seconds = time.perf_counter() - started
 
