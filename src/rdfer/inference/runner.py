@@ -144,7 +144,7 @@ def predict_files(paths, out_dir, *, checkpoint=None, fmt: str = "json", plot: b
     def run(video, cancel):
         return predict_video(video, options=options, predictor=predictor, face_detector=detector, cancel=cancel)
 
-    records, started = [], time.perf_counter()
+    records, started, cpu_started = [], time.perf_counter(), time.process_time()
     bar = tqdm(total=len(videos), desc="rdfer predict", unit="video", disable=not progress, file=sys.stderr)
     results = _ordered(videos, run, jobs)
     try:
@@ -167,13 +167,14 @@ def predict_files(paths, out_dir, *, checkpoint=None, fmt: str = "json", plot: b
     finally:
         results.close()  # cancels and joins the videos in flight
         bar.close()
-    seconds = time.perf_counter() - started
+    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
 
     counts = Counter(r.status for r in records)
     summary = (f"rdfer predict: {len(records)} video(s): "
                + ", ".join(f"{counts[s]} {s}" for s in STATUSES) + f"; outputs in {out_dir}"
                + (f" ({videos_csv.name}, {frames_csv.name})" if fmt == "csv" else "")
-               + f"; {len(records) / seconds:.2f} videos/s, {jobs} at a time")
+               + f"; {len(records) / seconds:.2f} videos/s, {jobs} at a time, "
+                 f"{cpu_seconds / seconds:.1f} CPU cores busy")
     return records, (1 if counts["error"] else 0), summary
 
 
