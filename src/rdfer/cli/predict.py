@@ -36,7 +36,8 @@ def register(subparsers) -> None:
     p.add_argument("--annotate", action="store_true", help="also write OUT/<video>_annotated.mp4 (box + label)")
     _add_face_options(p)
     p.add_argument("--jobs", type=int, metavar="N",
-                   help="videos predicted at once, sharing one loaded model (default: CPU cores, at most 4)")
+                   help="videos predicted at once, sharing one loaded model (default: CPU cores, at most 4; "
+                        "1 with --checkpoint)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar or per-file lines")
     p.set_defaults(func=predict)
 

@@ -110,7 +110,8 @@ def predict_files(paths, out_dir, *, checkpoint=None, fmt: str = "json", plot: b
         plot, annotate: also write DIR/<name>_timeline.png / DIR/<name>_annotated.mp4.
         options: PredictOptions (detector, detect_every, ...).
         progress: show a tqdm bar and per-file lines on stderr.
-        jobs: videos predicted at once (threads sharing the model); default `default_jobs()`.
+        jobs: videos predicted at once (threads sharing the model); default `default_jobs()`
+            for the built-in model, 1 with a checkpoint.
 
     Returns:
         (records, exit_code, summary line).
@@ -129,7 +130,8 @@ def predict_files(paths, out_dir, *, checkpoint=None, fmt: str = "json", plot: b
     videos = list_videos(paths)
     out_dir = prepare_out_dir(out_dir)
     predictor, detector = load_predictor(checkpoint, options.device), make_detector(options.detector)
-    jobs = min(jobs or default_jobs(), len(videos))
+    # A checkpoint's clip model already spreads over every core (torch's threads); one video at a time.
+    jobs = min(jobs or (default_jobs() if checkpoint is None else 1), len(videos))
 
     names = OutputNames(out_dir, videos)
     suffixes = [".json"] if fmt == "json" else []
