@@ -103,6 +103,12 @@ def test_framework_switch_and_config_errors():
     assert BaselineConfig(name="x", resample=False, summary=True).summary is False
     with pytest.raises(RdferError, match="unknown config fields"):
         rdfer.create_model("r3d_18", hidden=3)
+    # Options from --set arrive as text: coerced by type, or one line naming the option.
+    assert rdfer.create_model("mc3_18", input_size="32", resample="false").config.input_size == 32
+    with pytest.raises(RdferError, match="model r3d_18 option: input_size = 'abc' is not an integer"):
+        rdfer.create_model("r3d_18", input_size="abc")
+    with pytest.raises(RdferError, match="model rdfer_tiny option: hierarchy = 'maybe' is not true or false"):
+        rdfer.create_model("rdfer_tiny", hierarchy="maybe")
     with pytest.raises(RdferError, match="num_frames must be"):
         rdfer.create_model("r3d_18", num_frames=64)
     with pytest.raises(RdferError, match=r"takes video \(B, 16"):

