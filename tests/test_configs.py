@@ -64,3 +64,64 @@ def test_table6_weights_missing_offline_is_a_clear_error(backbone, tmp_path, mon
     with pytest.raises(RdferError, match="could not download the .*network off") as error:
         create_model(config.model.name, num_classes=7, **config.model.options)
     assert str(tmp_path / "hub" / "checkpoints") in str(error.value)  # where to copy the file
+
+
+# ----------------------------------------------------------------------------- inheritance (`base:`)
+
+# Every shipped config resolved before the paper configs inherited from _base_paper.yaml
+# (captured with config_to_dict(load_config(path)) from the full copies).
+RESOLVED = Path(__file__).resolve().parent / "data" / "resolved_configs.json"
+
+
+def test_every_shipped_config_resolves_to_its_recorded_values():
+    import json
+
+    from rdfer.config import config_to_dict
+
+    recorded = json.loads(RESOLVED.read_text())
+    shipped = sorted(p.name for p in CONFIGS.glob("*.yaml") if not p.name.startswith("_"))
+    assert shipped == sorted(recorded)
+    for name in shipped:
+        assert config_to_dict(load_config(CONFIGS / name)) == recorded[name], name
+
+
+def test_paper_configs_inherit_the_recipe_written_once():
+    for path in PAPER:
+        assert path.read_text().count("\nbase: _base_paper\n") == 1, path.name
+    texts = [p.read_text() for p in CONFIGS.glob("*.yaml")]
+    assert sum(text.count("lr: 7.0e-4") for text in texts) == 1  # in _base_paper.yaml only
+
+
+def test_a_config_of_your_own_may_start_from_a_shipped_one(tmp_path):
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("base: _base_paper\nmodel:\n  name: rdfer_r18\nloss:\n  strategy: ce\noptim:\n  epochs: 3\n")
+    config = load_config(mine, ("optim.batch_size=8",))
+    assert (config.loss.strategy, config.optim.epochs, config.optim.batch_size) == ("ce", 3, 8)
+    assert config.optim.lr == pytest.approx(7e-4) and config.loss.warmup_epochs == 10  # from the base
+    assert config.model.name == "rdfer_r18"
+
+
+def test_base_errors_name_the_file_and_what_to_do(tmp_path):
+    from rdfer.errors import RdferError
+
+    (tmp_path / "base.yaml").write_text("base: other\n")
+    (tmp_path / "child.yaml").write_text("base: base\n")
+    with pytest.raises(RdferError, match=r"child.yaml: its base .*base.yaml has a base of its own \(other\); one level only"):
+        load_config(tmp_path / "child.yaml")
+    (tmp_path / "orphan.yaml").write_text("base: nowhere\n")
+    with pytest.raises(RdferError, match=r"orphan.yaml: base 'nowhere': config 'nowhere' is neither a file"):
+        load_config(tmp_path / "orphan.yaml")
+    (tmp_path / "bad_base.yaml").write_text("optim:\n  lr: -1\n")
+    (tmp_path / "uses_bad.yaml").write_text("base: bad_base.yaml\nseed: 1\n")
+    with pytest.raises(RdferError, match=r"config file \S*bad_base.yaml: optim.lr = -1"):
+        load_config(tmp_path / "uses_bad.yaml")
+
+
+def test_shipped_config_names_leave_out_the_bases():
+    from rdfer.config import resolve_config_path
+    from rdfer.errors import RdferError
+
+    assert resolve_config_path("dfew_rdfer_r50") == str(CONFIGS / "dfew_rdfer_r50.yaml")
+    with pytest.raises(RdferError, match="shipped configs: audit_synth, demo, ") as error:
+        resolve_config_path("no_such_recipe")
+    assert "_base_paper" not in str(error.value)

@@ -1,7 +1,9 @@
 """Training configuration: frozen, typed dataclasses; YAML files; `--set` overrides.
 
 A run's configuration is one `TrainConfig`. It is read from a YAML file whose
-sections mirror the dataclasses below, then `--set key=value` overrides are
+sections mirror the dataclasses below (a file may start from another with
+`base: FILE`, one level: the shipped paper configs state only what differs
+from `configs/_base_paper.yaml`), then `--set key=value` overrides are
 applied (dotted keys, values parsed as YAML: `--set optim.lr=1e-3`,
 `--set model.options.resample=false`). The resolved configuration is saved in
 every run folder as `config.yaml`, so a run can be repeated from it alone.
@@ -27,7 +29,45 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from rdfer.errors import RdferError
-from rdfer.losses import ReweightConfig
+
+# The YAML recipes shipped with rdfer (`--config NAME` finds them by name); files whose name
+# starts with "_" are bases for the others, not recipes of their own.
+SHIPPED_CONFIGS = Path(__file__).resolve().parent / "configs"
+STRATEGIES = ("ce", "bigloss_strengthen", "bigloss_weaken", "hard_strengthen", "noisy_weaken", "agreement")
+MODES = ("batch", "epoch")
+
+
+@dataclass(frozen=True)
+class ReweightConfig:
+    """The `loss:` section: the reweighting strategy of the paper's Table IV (rdfer.losses applies it)."""
+
+    # Table IV row: "ce" (vanilla), "bigloss_strengthen" (top t_h by loss x w_hard),
+    # "bigloss_weaken" (top t_n by loss x w_noisy), "hard_strengthen", "noisy_weaken",
+    # "agreement" (hard x w_hard and noisy x w_noisy: the paper's method).
+    strategy: str = "agreement"
+    t_h: float = 0.2  # share of hard samples (lowest agreement)
+    t_n: float = 0.1  # share of noisy samples (highest agreement, highest loss)
+    w_hard: float = 1.5  # loss weight of hard samples
+    w_noisy: float = 0.0  # loss weight of noisy samples (0: left out of the gradient)
+    warmup_epochs: int = 10  # epochs 0 .. warmup_epochs-1 use weight 1 for every sample
+    label_smoothing: float = 0.1
+    # lambda: weight of the clip loss (mean smoothed CE of the n1 clip logits against the video
+    # label, weighted per sample like the video loss); 0 leaves the clip predictions untrained.
+    clip_weight: float = 1.0
+    # "batch": rank within each (global) batch; "epoch": rank all samples by the
+    # previous epoch's agreement and loss, per sample id.
+    mode: str = "batch"
+
+    def __post_init__(self):
+        if self.strategy not in STRATEGIES:
+            raise RdferError(f"unknown loss strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
+        if self.mode not in MODES:
+            raise RdferError(f"unknown reweighting mode {self.mode!r}; choose 'batch' or 'epoch'")
+        for name in ("t_h", "t_n", "label_smoothing"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise RdferError(f"loss option {name} = {getattr(self, name)} must lie in [0, 1]")
+        if self.w_hard < 0 or self.w_noisy < 0 or self.warmup_epochs < 0 or self.clip_weight < 0:
+            raise RdferError("loss options w_hard, w_noisy, warmup_epochs and clip_weight must not be negative")
 
 
 @dataclass(frozen=True)
@@ -236,21 +276,51 @@ def _to_object(schema, where: str) -> "TrainConfig":
         raise RdferError(f"{where}: {error}") from None
 
 
-def _parse_override(item: str) -> dict:
+def parse_key_value(item: str, option: str = "--set", example: str = "optim.lr=1e-3") -> tuple:
+    """One `KEY=VALUE` command-line item -> (key, value), the value parsed as YAML (`parse_yaml`).
+
+    The one parser behind `--set` and `bench-train --option`. An empty value is the
+    empty string; a value YAML cannot parse (e.g. an unbalanced bracket) is kept as a
+    string, for its field's type to accept or refuse. Keys may be dotted (optim.lr).
+
+    Raises:
+        RdferError: no `=`, or an empty key or key part (naming `option` and the item).
+    """
     if "=" not in item:
-        raise RdferError(f"--set expects key=value (e.g. optim.lr=1e-3), got {item!r}")
+        raise RdferError(f"{option} expects key=value (e.g. {example}), got {item!r}")
     key, raw = item.split("=", 1)
     key = key.strip()
     if not key or any(not part for part in key.split(".")):
-        raise RdferError(f"--set {item}: {key!r} is not a dotted key like optim.lr")
+        example_key = example.split("=", 1)[0]
+        raise RdferError(f"{option} {item}: {key!r} is not a {'dotted ' * ('.' in example_key)}key like {example_key}")
     try:
         value = parse_yaml(raw) if raw.strip() else ""
     except yaml.YAMLError:
-        value = raw  # e.g. an unbalanced bracket: kept as a string; its field's type decides
-    nested = value
+        value = raw
+    return key, value
+
+
+def _parse_override(item: str) -> dict:
+    """`--set a.b=v` -> {"a": {"b": v}}."""
+    key, nested = parse_key_value(item)
     for part in reversed(key.split(".")):
         nested = {part: nested}
     return nested
+
+
+def resolve_config_path(name):
+    """A config file path, or the name of a config shipped with rdfer (with or without .yaml).
+
+    Raises:
+        RdferError: neither a file nor a shipped config (listing the shipped ones).
+    """
+    if name is None or Path(name).is_file():
+        return name
+    for candidate in (SHIPPED_CONFIGS / name, SHIPPED_CONFIGS / f"{name}.yaml"):
+        if candidate.is_file():
+            return str(candidate)
+    known = ", ".join(sorted(p.stem for p in SHIPPED_CONFIGS.glob("*.yaml") if not p.name.startswith("_")))
+    raise RdferError(f"config {name!r} is neither a file nor a shipped config; shipped configs: {known}")
 
 
 def read_config_file(path) -> dict:
@@ -282,16 +352,43 @@ def build_config(sources) -> "TrainConfig":
     return config
 
 
+def config_file_sources(path) -> list:
+    """(description, mapping) pairs of a config file: its `base:` file first, then its own keys.
+
+    `base: FILE` names a config that this one starts from; a relative FILE is read from
+    the config's folder, then from the shipped configs (so a config of your own may say
+    `base: _base_paper`, the paper's recipe). One level only: a base file has no `base:`
+    of its own (a shipped paper config cannot be a base; its own base can).
+    Every key then names the file it came from in error messages.
+    """
+    values = read_config_file(path)
+    base = values.pop("base", None)
+    if base is None:
+        return [(f"config file {path}", values)]
+    if not isinstance(base, str) or not base.strip():
+        raise RdferError(f"config file {path}: base must name a config file, got {base!r}")
+    folder = Path(path).parent
+    base_path = next((str(c) for c in (folder / base, folder / f"{base}.yaml") if c.is_file()), None)
+    if base_path is None:
+        try:
+            base_path = resolve_config_path(base)
+        except RdferError as error:
+            raise RdferError(f"config file {path}: base {base!r}: {error}") from None
+    base_values = read_config_file(base_path)
+    if "base" in base_values:
+        raise RdferError(f"config file {path}: its base {base_path} has a base of its own "
+                         f"({base_values['base']}); one level only: start from that one and copy what you need")
+    return [(f"config file {base_path}", base_values), (f"config file {path}", values)]
+
+
 def load_config(path: Optional[str] = None, overrides: tuple[str, ...] = ()) -> TrainConfig:
     """Read a YAML config (or start from the defaults) and apply `key=value` overrides.
 
     Raises:
         RdferError: missing file, invalid YAML, unknown keys, a value of the wrong
-            type or out of range, or a malformed override (one line, naming it).
+            type or out of range, a missing base, or a malformed override (one line, naming it).
     """
-    sources = []
-    if path is not None:
-        sources.append((f"config file {path}", read_config_file(path)))
+    sources = config_file_sources(path) if path is not None else []
     sources += [(f"--set {item}", _parse_override(item)) for item in overrides]
     return build_config(sources)
 
@@ -327,8 +424,6 @@ def resume_config(saved: dict, overrides: tuple[str, ...], where: str) -> TrainC
 
 def _check(config: TrainConfig, origins: Optional[dict] = None) -> None:
     """Range checks that a type alone cannot express (one line each, naming the key and its source)."""
-    from rdfer.losses import STRATEGIES
-
     def need(ok: bool, key: str, value, what: str):
         if not ok:
             source = (origins or {}).get(key, "the default config")

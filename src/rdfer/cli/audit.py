@@ -31,8 +31,7 @@ def register(subparsers) -> None:
 
 def audit(args) -> int:
     from rdfer.analysis.audit import audit_report, describe, read_truth_table
-    from rdfer.cli.train import resolve_config_path
-    from rdfer.config import load_config
+    from rdfer.config import load_config, resolve_config_path
     from rdfer.engine.audit import run_audit_folds
 
     if not 0.0 < args.min_agreement <= 1.0:

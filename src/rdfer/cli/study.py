@@ -1,7 +1,5 @@
 """Subcommands: features (build a frozen-feature cache), study (the robustness study)."""
 
-from rdfer.cli.train import resolve_config_path
-
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -35,7 +33,7 @@ def register(subparsers) -> None:
 
 
 def features(args) -> int:
-    from rdfer.config import load_config
+    from rdfer.config import load_config, resolve_config_path
     from rdfer.engine.features import build_feature_cache
 
     config = load_config(resolve_config_path(args.config), tuple(args.overrides))

@@ -90,33 +90,11 @@ def register(subparsers) -> None:
     p.set_defaults(func=demo)
 
 
-def resolve_config_path(name):
-    """A config file path, or the name of a config shipped with rdfer (with or without .yaml)."""
-    if name is None or Path(name).is_file():
-        return name
-    shipped = Path(__file__).resolve().parents[1] / "configs"
-    for candidate in (shipped / name, shipped / f"{name}.yaml"):
-        if candidate.is_file():
-            return str(candidate)
-    known = ", ".join(sorted(p.stem for p in shipped.glob("*.yaml")))
-    raise RdferError(f"config {name!r} is neither a file nor a shipped config; shipped configs: {known}")
-
-
 def _parse_options(items) -> dict:
-    import yaml
+    """`--option KEY=VALUE` items -> {key: value}, values parsed as `--set` values are."""
+    from rdfer.config import parse_key_value
 
-    from rdfer.config import parse_yaml
-
-    options = {}
-    for item in items:
-        if "=" not in item or not item.split("=", 1)[0].strip():
-            raise RdferError(f"--option expects key=value, got {item!r}")
-        key, value = item.split("=", 1)
-        try:
-            options[key.strip()] = parse_yaml(value)
-        except yaml.YAMLError:
-            options[key.strip()] = value
-    return options
+    return dict(parse_key_value(item, "--option", "resample=false") for item in items)
 
 
 def _overrides(args) -> tuple:
@@ -124,7 +102,7 @@ def _overrides(args) -> tuple:
 
 
 def train(args) -> int:
-    from rdfer.config import load_config, read_config_file, resume_config
+    from rdfer.config import load_config, read_config_file, resolve_config_path, resume_config
     from rdfer.engine import fit
 
     if args.resume:
@@ -168,7 +146,7 @@ def evaluate(args) -> int:
 
 
 def cv(args) -> int:
-    from rdfer.config import load_config
+    from rdfer.config import load_config, resolve_config_path
     from rdfer.engine import run_cv
 
     try:
@@ -222,7 +200,7 @@ def bench_train(args) -> int:
 
 
 def demo(args) -> int:
-    from rdfer.config import load_config
+    from rdfer.config import load_config, resolve_config_path
     from rdfer.demo import run_demo
 
     # A bad --set must stop now, not after the benchmark is rendered.

@@ -15,49 +15,13 @@ ranking (without it the classifier never learns to read a clip feature and the
 agreement is noise). A noisy sample (w = 0) teaches neither.
 """
 
-from dataclasses import dataclass
-
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from rdfer.errors import RdferError
+from rdfer.config import STRATEGIES, ReweightConfig  # noqa: F401 (the loss: section, re-exported)
 from rdfer.losses.agreement import HARD, NOISY, ORDINARY, agreement, partition, top_loss
-
-STRATEGIES = ("ce", "bigloss_strengthen", "bigloss_weaken", "hard_strengthen", "noisy_weaken", "agreement")
-MODES = ("batch", "epoch")
-
-
-@dataclass(frozen=True)
-class ReweightConfig:
-    # Table IV row: "ce" (vanilla), "bigloss_strengthen" (top t_h by loss x w_hard),
-    # "bigloss_weaken" (top t_n by loss x w_noisy), "hard_strengthen", "noisy_weaken",
-    # "agreement" (hard x w_hard and noisy x w_noisy: the paper's method).
-    strategy: str = "agreement"
-    t_h: float = 0.2  # share of hard samples (lowest agreement)
-    t_n: float = 0.1  # share of noisy samples (highest agreement, highest loss)
-    w_hard: float = 1.5  # loss weight of hard samples
-    w_noisy: float = 0.0  # loss weight of noisy samples (0: left out of the gradient)
-    warmup_epochs: int = 10  # epochs 0 .. warmup_epochs-1 use weight 1 for every sample
-    label_smoothing: float = 0.1
-    # lambda: weight of the clip loss (mean smoothed CE of the n1 clip logits against the video
-    # label, weighted per sample like the video loss); 0 leaves the clip predictions untrained.
-    clip_weight: float = 1.0
-    # "batch": rank within each (global) batch; "epoch": rank all samples by the
-    # previous epoch's agreement and loss, per sample id.
-    mode: str = "batch"
-
-    def __post_init__(self):
-        if self.strategy not in STRATEGIES:
-            raise RdferError(f"unknown loss strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
-        if self.mode not in MODES:
-            raise RdferError(f"unknown reweighting mode {self.mode!r}; choose 'batch' or 'epoch'")
-        for name in ("t_h", "t_n", "label_smoothing"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise RdferError(f"loss option {name} = {getattr(self, name)} must lie in [0, 1]")
-        if self.w_hard < 0 or self.w_noisy < 0 or self.warmup_epochs < 0 or self.clip_weight < 0:
-            raise RdferError("loss options w_hard, w_noisy, warmup_epochs and clip_weight must not be negative")
 
 
 def strategy_weights(config: ReweightConfig, kinds: torch.Tensor, loss: torch.Tensor) -> torch.Tensor:
