@@ -2,15 +2,25 @@
 
 Reads only files (predictions.csv, features.npy, final.json, metrics.jsonl,
 config.yaml); never a live model or dataset.
+
+The public names are imported on first use: importing a submodule (the CLI's
+`rdfer.analysis.audit` for its --rank-by choices) does not load matplotlib.
 """
 
-from rdfer.analysis.figures import Skipped, fig_confusion, fig_sample_frames, fig_training_curves, fig_tsne
-from rdfer.analysis.report import compare_runs, comparison_table, write_report
-from rdfer.analysis.run import Predictions, Run, load_run, read_predictions
-from rdfer.analysis.tables import Table, table_v, table_vii, write_table
+import importlib
 
-__all__ = [
-    "Predictions", "Run", "Skipped", "Table", "compare_runs", "comparison_table", "fig_confusion", "fig_sample_frames",
-    "fig_training_curves", "fig_tsne", "load_run", "read_predictions", "table_v", "table_vii", "write_report",
-    "write_table",
-]
+_PUBLIC = {
+    "Skipped": "figures", "fig_confusion": "figures", "fig_sample_frames": "figures",
+    "fig_training_curves": "figures", "fig_tsne": "figures",
+    "compare_runs": "report", "comparison_table": "report", "write_report": "report",
+    "Predictions": "run", "Run": "run", "load_run": "run", "read_predictions": "run",
+    "Table": "tables", "table_v": "tables", "table_vii": "tables", "write_table": "tables",
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name):
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(f"rdfer.analysis.{_PUBLIC[name]}"), name)
+    raise AttributeError(f"module 'rdfer.analysis' has no attribute {name!r}")
