@@ -53,7 +53,7 @@ def test_table6_weights_missing_offline_is_a_clear_error(backbone, tmp_path, mon
     import urllib.error
 
     from rdfer.errors import RdferError
-    from rdfer.registry import create_model
+    from rdfer.models import create_model
 
     def no_network(url, *args, **kwargs):
         raise urllib.error.URLError(f"network off (test): {url}")

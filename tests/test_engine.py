@@ -45,7 +45,7 @@ def read_jsonl(path):
 
 
 def test_every_shipped_config_loads_and_names_a_registered_model():
-    from rdfer.registry import list_models
+    from rdfer.models import list_models
 
     models = set(list_models())
     files = sorted(CONFIGS.glob("*.yaml"))

@@ -12,7 +12,7 @@ from rdfer.models.detector import KeyExpressionDetector, blend_frames, resample_
 from rdfer.models.dual_stream import DualStreamHierarchical
 from rdfer.models.encoders import build_frame_encoder, register_encoder
 from rdfer.models.rdfer_net import ABLATIONS, ModelConfig
-from rdfer.registry import create_model
+from rdfer.models import create_model
 from test_models_registry import one_thread  # noqa: F401  (autouse: one intra-op thread)
 
 

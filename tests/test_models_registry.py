@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from rdfer.models.checkpoint import load_model, model_state
-from rdfer.registry import create_model, list_models
+from rdfer.models import create_model, list_models
 
 SIZE = 16  # small frames keep every model fast on 2 CPU cores
 

@@ -9,8 +9,8 @@ import importlib
 __version__ = "0.1.0"
 
 _PUBLIC = {
-    "create_model": "rdfer.registry",
-    "list_models": "rdfer.registry",
+    "create_model": "rdfer.models",
+    "list_models": "rdfer.models",
     "agreement": "rdfer.losses",
     "predict_video": "rdfer.inference",
 }

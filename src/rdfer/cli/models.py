@@ -2,6 +2,8 @@
 
 import argparse
 
+from rdfer.errors import RdferError
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -18,8 +20,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from rdfer.errors import RdferError
-    from rdfer.registry import list_models
+    from rdfer.models import list_models  # imports torch: loaded when the command runs, not for --help
 
     names = args.names or list_models()
     unknown = sorted(set(names) - set(list_models()))
@@ -44,7 +45,7 @@ def measure(name: str, **cfg) -> dict:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from rdfer.registry import create_model
+    from rdfer.models import create_model
 
     for device in ("meta", "cpu"):
         try:

@@ -36,7 +36,7 @@ def bench_train(model_name: str, options: Optional[dict] = None, *, batch_size: 
     """
     from rdfer.data import TrainPreset, build_manifest
     from rdfer.losses import ReweightConfig, ReweightedLoss
-    from rdfer.registry import create_model
+    from rdfer.models import create_model
 
     device = resolve_device(device)
     with tempfile.TemporaryDirectory(prefix="rdfer-bench-") as tmp:

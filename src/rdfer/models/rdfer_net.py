@@ -38,7 +38,7 @@ from rdfer.errors import RdferError
 from rdfer.models.detector import KeyExpressionDetector
 from rdfer.models.dual_stream import DualStreamHierarchical
 from rdfer.models.encoders import build_frame_encoder
-from rdfer.registry import register_model
+from rdfer.models._registry import register_model
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
