@@ -6,7 +6,7 @@ import pytest
 
 from fixtures_data import make_csv, make_dfew, make_ferv39k, make_mafw, write_frames
 from rdfer.data import build_manifest
-from rdfer.data.manifest import list_frames
+from rdfer.data.files import list_frames
 from rdfer.errors import RdferError
 from rdfer.labels import DFEW_CLASSES, MAFW_CLASSES
 

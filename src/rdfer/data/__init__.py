@@ -6,7 +6,8 @@ Flow: `build_manifest` (records, validated once) -> `ClipDataset` /
 """
 
 from rdfer.data.dataset import LOAD_SIZE, ClipDataset, make_loader
-from rdfer.data.manifest import ClipRecord, Manifest, build_manifest
+from rdfer.data.manifest import build_manifest
+from rdfer.data.records import ClipRecord, Manifest
 from rdfer.data.sampling import T_DENSE, T_PLAIN, sample_indices
 from rdfer.data.transforms import EvalPreset, TrainPreset
 

@@ -9,17 +9,23 @@ process, after the frames were read once so both find them in the page cache.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import gc
 import os
 import resource
 import time
+from pathlib import Path
 
+import cv2
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from rdfer.data.dataset import LOAD_SIZE, make_loader, seed_worker
-from rdfer.data.manifest import Manifest, is_video_file, list_frames
+from rdfer.data.files import is_video_file, list_frames
+from rdfer.data.manifest import shipped_split_file
+from rdfer.data.records import Manifest
 from rdfer.data.sampling import sample_indices
 from rdfer.data.transforms import TrainPreset
 from rdfer.errors import RdferError
@@ -133,9 +139,6 @@ def bench_data(manifest: Manifest, clips: int = 64, workers: int = 2, frames: in
                              f"e.g. {missing[0]}; pack the same split")
         ours_manifest = dataclasses.replace(packed, records=tuple(by_id[r.clip_id] for r in records))
     _prime_cache(records, packed.packed if packed is not None else None)
-
-    import cv2
-
     saved_threads = torch.get_num_threads(), cv2.getNumThreads()
     if threads is not None:
         torch.set_num_threads(threads)
@@ -192,14 +195,6 @@ def write_smooth_dfew(out, clips: int = 128, size: int = 224, seed: int = 0, qua
     size x size JPEGs (low-frequency colour fields that drift over the clip,
     plus mild noise: about DFEW's file size per frame). Returns the root.
     """
-    import csv
-    from pathlib import Path
-
-    import cv2
-    import numpy as np
-
-    from rdfer.data.manifest import shipped_split_file
-
     out = Path(out)
     rng = np.random.default_rng(seed)
     counts_file = shipped_split_file("dfew", "train", 1).parents[2] / "frame_counts.csv"

@@ -15,12 +15,17 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
+import cv2
+from tqdm import tqdm
+
+from rdfer.data.files import is_video_file, list_frames
 from rdfer.data.frames import read_bytes
 from rdfer.data.manifest import (
-    DFEW_CLASSES, Problem, csv_splits, is_video_file, list_frames, parse_dfew_list,
-    parse_ferv39k_list, scan_split, shipped_split_file,
+    Problem, csv_splits, parse_dfew_list, parse_ferv39k_list, scan_split, shipped_split_file,
 )
+from rdfer.labels import DFEW_CLASSES
 
 COUNT_COLUMNS = ("listed", "found", "missing", "empty", "unreadable", "damaged", "unknown_label",
                  "malformed", "duplicate", "overlap")
@@ -59,8 +64,6 @@ def decode_clip(path: str) -> tuple:
         container reports, or those decoded if more), frames that do not
         decode, frames that decode but lack their end marker (cut short).
     """
-    import cv2
-
     if is_video_file(path) and os.path.isfile(path):
         capture = cv2.VideoCapture(path)
         try:
@@ -120,10 +123,6 @@ def check_dataset(dataset: str, root, fold: int = 1, csv_path=None, classes=None
         per COUNT_COLUMNS, "per_class": {name: n}, "official": {name: n} or
         None}}, problems (list of Problem, every split).
     """
-    from concurrent.futures import ThreadPoolExecutor
-
-    from tqdm import tqdm
-
     dataset = dataset.lower()
     splits = csv_splits(csv_path or root) if dataset == "csv" else ("train", "test")
     report = {"dataset": dataset, "root": str(root), "fold": fold, "splits": {}, "problems": []}

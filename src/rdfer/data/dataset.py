@@ -16,7 +16,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset, default_collate, get_worker_info
 
 from rdfer.data.frames import FolderClip, VideoClip, read_clip, single_threaded_opencv
-from rdfer.data.manifest import Manifest, is_video_file
+from rdfer.data.files import is_video_file
+from rdfer.data.pack import PackReader
+from rdfer.data.records import Manifest
 from rdfer.data.sampling import T_DENSE, sample_indices
 from rdfer.errors import RdferError
 
@@ -57,8 +59,6 @@ class ClipDataset(Dataset):
         self._main_generator = None
         self._pack = None
         if manifest.packed:
-            from rdfer.data.pack import PackReader
-
             self._pack = PackReader(manifest.packed)
 
     def __len__(self) -> int:

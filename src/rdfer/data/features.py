@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from rdfer.data.manifest import Manifest
+from rdfer.data.records import Manifest
 from rdfer.data.sampling import sample_indices
 from rdfer.errors import RdferError
 

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import torch
 
-from rdfer.data.manifest import list_frames
+from rdfer.data.files import list_frames
 from rdfer.errors import RdferError
 
 

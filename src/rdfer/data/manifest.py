@@ -36,74 +36,21 @@ from __future__ import annotations
 
 import csv
 import os
-import re
 import warnings
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
+from rdfer.data.files import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, count_video_frames, is_video_file, list_frames
+from rdfer.data.pack import read_pack_manifest
+from rdfer.data.records import ClipRecord, Manifest
 from rdfer.errors import RdferError
 from rdfer.labels import DFEW_CLASSES, FERV39K_TO_DFEW, MAFW_CLASSES
 
 DATASETS = ("dfew", "ferv39k", "mafw", "csv", "packed")
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 # How many problems a warning lists, and the one-line error, before "... and N more".
 MAX_LISTED_PROBLEMS = 100
 MAX_IN_ERROR = 10
-
-
-@dataclass(frozen=True)
-class ClipRecord:
-    """One clip of a dataset.
-
-    Attributes:
-        clip_id: the clip's name as written in the split file (DFEW `"1"`,
-            FERV39K `"Action/Happy/0015"`, MAFW `"00025"`, CSV: the path as written).
-        path: absolute frame folder or video file.
-        label: 0-based index into the manifest's `classes`.
-        num_frames: frames found when the manifest was built.
-    """
-
-    clip_id: str
-    path: str
-    label: int
-    num_frames: int
-
-
-@dataclass(frozen=True)
-class Manifest:
-    """The clips of one split of one dataset, validated once.
-
-    Attributes:
-        dataset: 'dfew', 'ferv39k', 'mafw' or 'csv' (a packed file keeps the
-            name of the dataset it was packed from).
-        split: 'train', 'test' (CSV: the value of its split column, or 'all').
-        classes: class names; a record's label indexes this tuple.
-        records: the usable clips, in split-file order.
-        root: the dataset root (or CSV file) the records were read from.
-        skipped: human-readable problems of the clips left out (skip_bad=True).
-        packed: path of the `rdfer pack` file the frames are read from, or None
-            when frames are read from `record.path`.
-    """
-
-    dataset: str
-    split: str
-    classes: tuple
-    records: tuple
-    root: str
-    skipped: tuple = ()
-    packed: str | None = None
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def class_counts(self) -> dict:
-        """Clips per class name, in class order."""
-        counts = {name: 0 for name in self.classes}
-        for record in self.records:
-            counts[self.classes[record.label]] += 1
-        return counts
 
 
 @dataclass(frozen=True)
@@ -150,46 +97,6 @@ class Scan:
     records: list = field(default_factory=list)
     problems: list = field(default_factory=list)
     lines: dict = field(default_factory=dict)  # clip_id -> line in list_file
-
-
-# ----------------------------------------------------------------------------- frames
-
-
-def natural_key(name: str):
-    """Sort key that puts 2.jpg before 10.jpg (digit runs compare as numbers)."""
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
-
-
-def list_frames(folder: str) -> list:
-    """Image file names inside `folder`, sorted naturally; [] if it has none.
-
-    Raises:
-        FileNotFoundError / NotADirectoryError when `folder` is not a folder.
-    """
-    with os.scandir(folder) as entries:
-        names = [
-            entry.name
-            for entry in entries
-            if entry.name.lower().endswith(IMAGE_EXTENSIONS) and not entry.name.startswith(".")
-        ]
-    return sorted(names, key=natural_key)
-
-
-def is_video_file(path: str) -> bool:
-    return path.lower().endswith(VIDEO_EXTENSIONS)
-
-
-def count_video_frames(path: str) -> int:
-    """Frame count a video container reports (0 when it cannot be opened)."""
-    import cv2
-
-    capture = cv2.VideoCapture(path)
-    try:
-        if not capture.isOpened():
-            return 0
-        return max(int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), 0)
-    finally:
-        capture.release()
 
 
 def _check_clip(entry: _Entry, scan: Scan) -> None:
@@ -602,8 +509,6 @@ def build_manifest(dataset: str, root, split: str, fold: int = 1, skip_bad: bool
             remains.
     """
     if dataset.lower() == "packed":
-        from rdfer.data.pack import read_pack_manifest
-
         return read_pack_manifest(root, split)
     scan = scan_split(dataset, root, split, fold=fold, csv_path=csv_path, classes=classes)
     where = f"{scan.dataset} {split}" + (f" fold {fold}" if dataset in ("dfew", "mafw") else "")

@@ -35,9 +35,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
 from rdfer.data.frames import FolderClip, FrameDecoder, VideoClip, read_bytes
-from rdfer.data.manifest import ClipRecord, Manifest, is_video_file
+from rdfer.data.files import is_video_file
+from rdfer.data.records import ClipRecord, Manifest
 from rdfer.errors import RdferError
 
 MAGIC = b"RDFPACK1"
@@ -111,8 +113,6 @@ def write_pack(manifest: Manifest, out, load_size: int | None = 128, quality: in
 
 def _write_pack_body(tmp, manifest, load_size, quality, fold, workers, progress, skip_bad, clips, offsets,
                      skipped) -> None:
-    from tqdm import tqdm
-
     with open(tmp, "wb") as handle, ThreadPoolExecutor(workers or os.cpu_count()) as pool:
         handle.write(MAGIC)
         encoded = pool.map(lambda record: _clip_frame_bytes(record, load_size, quality),

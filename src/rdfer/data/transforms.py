@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -142,8 +143,6 @@ def _train_cpu_uint8(video: torch.Tensor, params: dict, size: int) -> torch.Tens
     applies the colour matrix to all its pixels (uint8, saturating). Same
     result as the tensor path up to uint8 rounding; several times faster on CPU.
     """
-    import cv2
-
     b, t, c, h, w = video.shape
     matrix, offset = colour_matrices(params, _clip_mean_rgb(video))
     affine = torch.cat([matrix, offset.view(b, 3, 1)], 2).numpy()  # (B, 3, 4)
