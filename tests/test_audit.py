@@ -128,7 +128,7 @@ def test_stratified_folds_balance_classes():
 @pytest.fixture(scope="module")
 def tiny_synth(tmp_path_factory):
     """30 clips in the DFEW layout, 20% of the train labels flipped (train lists: given, test lists: true)."""
-    from rdfer.data.synth import write_synthetic
+    from rdfer.synth import write_synthetic
 
     root = tmp_path_factory.mktemp("audit") / "synth"
     write_synthetic(root, layout="dfew", clips=30, noise=0.2, seed=3, size=40, progress=False, workers=1)
@@ -215,7 +215,7 @@ def test_mafw_official_folds_and_train_list_labels(tmp_path):
 
 
 def test_ferv39k_audits_train_and_test_lists_together(tmp_path):
-    from rdfer.data.synth import write_synthetic
+    from rdfer.synth import write_synthetic
 
     root = write_synthetic(tmp_path / "ferv", layout="ferv39k", clips=20, noise=0.3, seed=1, size=24,
                            progress=False, workers=1)

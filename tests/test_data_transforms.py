@@ -131,7 +131,7 @@ def test_colour_jitter_matches_torchvision_adjustments(as_float):
 
 def _face_frames(n=14, size=64):
     """uint8 (n, 1, 3, size, size) RGB apex frames of synthetic faces: skin, hair, coloured light."""
-    from rdfer.data.synth import plan_clip, render_frames
+    from rdfer.synth import plan_clip, render_frames
 
     frames = [render_frames(plan_clip(7, f"face{i}", i % 7, 12), size)[6][..., ::-1].copy() for i in range(n)]
     return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).unsqueeze(1)

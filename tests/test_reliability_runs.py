@@ -22,7 +22,7 @@ CONFIGS = Path(__file__).resolve().parents[1] / "src" / "rdfer" / "configs"
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
-    from rdfer.data.synth import write_synthetic
+    from rdfer.synth import write_synthetic
 
     root = tmp_path_factory.mktemp("synth") / "dfew"
     write_synthetic(root, layout="dfew", clips=24, noise=0.2, seed=5, size=40, progress=False)

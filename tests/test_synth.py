@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rdfer.data import synth
-from rdfer.data.synth import describe_synthetic, plan_clip, render_frames, write_synthetic
+from rdfer import synth
+from rdfer.synth import describe_synthetic, plan_clip, render_frames, write_synthetic
 from rdfer.errors import RdferError
 from rdfer.labels import DFEW_CLASSES, FERV39K_TO_DFEW
 
@@ -269,7 +269,7 @@ def test_parallel_rendering_survives_a_parent_that_used_opencv_threads(tmp_path)
 
     script = (
         "import cv2, numpy as np\n"
-        "from rdfer.data.synth import write_synthetic\n"
+        "from rdfer.synth import write_synthetic\n"
         "cv2.setNumThreads(2)\n"
         "image = np.random.rand(1500, 1500).astype(np.float32)\n"
         "for _ in range(3): cv2.resize(image, (2500, 2500)); cv2.GaussianBlur(image, (15, 15), 0)\n"

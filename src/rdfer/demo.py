@@ -32,7 +32,7 @@ STRATEGIES = {"vanilla_ce": "ce", "agreement": "agreement"}
 def run_demo(out, overrides=(), clips=None) -> Path:
     """Run the demo into `out`; returns the path of its report.md."""
     from rdfer.analysis import compare_runs, comparison_table, write_report
-    from rdfer.data.synth import describe_synthetic
+    from rdfer.synth import describe_synthetic
     from rdfer.engine import fit
 
     out = Path(out)

@@ -82,7 +82,7 @@ def bench_data_command(args) -> int:
 
 
 def synth_command(args) -> int:
-    from rdfer.data.synth import describe_synthetic, write_synthetic
+    from rdfer.synth import describe_synthetic, write_synthetic
 
     at_least(seed=(args.seed, 0))
     options = dict(layout=args.layout, clips=args.clips, noise=args.noise, noise_type=args.noise_type,

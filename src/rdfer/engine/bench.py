@@ -44,7 +44,7 @@ def bench_train(model_name: str, options: Optional[dict] = None, *, batch_size: 
         mc = model.config
         load_size = round(mc.input_size * 8 / 7)
         if root is None:
-            from rdfer.data.synth import write_synthetic
+            from rdfer.synth import write_synthetic
 
             clips = max(64, batch_size * (steps + warmup) // 4)
             print_fn(f"no --root: rendering {clips} synthetic clips at {load_size} px into {tmp}")

@@ -109,7 +109,7 @@ def run_study(out, *, jobs: int = 2, seeds=SEEDS, strategies=STRATEGIES, setting
 def prepare_data(folder: Path, setting: NoiseSetting, clips: int, progress: bool) -> None:
     """Render the benchmark and cache its features, unless an earlier call did."""
     from rdfer.config import load_config
-    from rdfer.data.synth import write_synthetic
+    from rdfer.synth import write_synthetic
     from rdfer.engine.features import build_feature_cache
 
     if not (folder / "ground_truth.csv").is_file():
