@@ -100,7 +100,7 @@ def _fake_checkpoint(path, epoch, best_epoch, war):
 
 
 def test_resume_adopts_a_best_pt_newer_than_last_pt(tmp_path, capsys):
-    from rdfer.engine.distributed import DistInfo
+    from rdfer.utils.distributed import DistInfo
     from rdfer.engine.fit import _reconcile_best
 
     ckpt = tmp_path / "checkpoints"

@@ -21,7 +21,11 @@ import json
 import time
 from pathlib import Path
 
+from rdfer.analysis.report import compare_runs, comparison_table, write_report
+from rdfer.analysis.run import read_predictions
 from rdfer.config import load_config
+from rdfer.synth import describe_synthetic
+from rdfer.engine import fit
 from rdfer.engine.study import STUDY_CONFIG, NoiseSetting, prepare_data
 
 DEMO_CLIPS = 1000
@@ -31,10 +35,6 @@ STRATEGIES = {"vanilla_ce": "ce", "agreement": "agreement"}
 
 def run_demo(out, overrides=(), clips=None) -> Path:
     """Run the demo into `out`; returns the path of its report.md."""
-    from rdfer.analysis import compare_runs, comparison_table, write_report
-    from rdfer.synth import describe_synthetic
-    from rdfer.engine import fit
-
     out = Path(out)
     data_dir = out / "data"
     started = time.time()
@@ -73,8 +73,6 @@ def run_demo(out, overrides=(), clips=None) -> Path:
 
 
 def _demo_report(description: str, comparison: str, runs: dict, seconds: float) -> str:
-    from rdfer.analysis.run import read_predictions
-
     t_n = _noisy_share(runs)
     lines = [
         "# rdfer demo: vanilla CE vs agreement-based reweighting",

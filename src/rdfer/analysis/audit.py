@@ -32,6 +32,7 @@ import numpy as np
 
 from rdfer.errors import RdferError
 from rdfer.labels import clip_key
+from rdfer.utils.ground_truth import read_ground_truth
 
 RANK_BY = ("rdfer", "cleanlab", "combined")
 METHODS = ("rdfer", "cleanlab", "combined")
@@ -185,19 +186,7 @@ def write_label_issues(path, oof: OutOfFold, judged: dict, rank_by: str) -> int:
 # ----------------------------------------------------------------------------- scoring
 
 
-def read_truth_table(path) -> dict:
-    """{clip key: (is_noisy, is_hard)} of a ground_truth.csv; raises RdferError for a missing file or column."""
-    path = Path(path)
-    if not path.is_file():
-        raise RdferError(f"ground truth file {path} not found")
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        needed = {"video_name", "is_noisy", "is_hard"}
-        if not needed <= set(reader.fieldnames or []):
-            raise RdferError(f"{path} needs the columns {', '.join(sorted(needed))} (the synthetic "
-                             "benchmark's ground_truth.csv)")
-        return {clip_key(r["video_name"]): (r["is_noisy"].strip() in ("1", "True", "true"),
-                                            r["is_hard"].strip() in ("1", "True", "true")) for r in reader}
+TRUTH_COLUMNS = ("video_name", "is_noisy", "is_hard")  # of a ground_truth.csv, to score the lists
 
 
 def read_truth(path, clip_ids) -> tuple:
@@ -206,13 +195,13 @@ def read_truth(path, clip_ids) -> tuple:
     Raises:
         RdferError: missing file or columns, or an audited clip the file does not list.
     """
-    truth = read_truth_table(path)
+    truth = read_ground_truth(path, TRUTH_COLUMNS)
     missing = [c for c in clip_ids if clip_key(c) not in truth]
     if missing:
         raise RdferError(f"{path} does not list {len(missing)} audited clip(s), e.g. {missing[0]}: "
                          "is it the ground truth of this dataset?")
-    pairs = np.array([truth[clip_key(c)] for c in clip_ids], bool).reshape(-1, 2)
-    return pairs[:, 0], pairs[:, 1]
+    rows = [truth[clip_key(c)] for c in clip_ids]
+    return np.array([bool(r.noisy) for r in rows], bool), np.array([bool(r.hard) for r in rows], bool)
 
 
 def precision_recall_f1(flagged: np.ndarray, truly: np.ndarray) -> tuple:

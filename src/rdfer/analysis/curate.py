@@ -25,6 +25,8 @@ import torch
 from rdfer.analysis.run import read_predictions
 from rdfer.errors import RdferError
 from rdfer.labels import clip_key
+from rdfer.losses import HARD, NOISY, noisy_precision_recall, partition
+from rdfer.utils.ground_truth import read_ground_truth
 
 
 def curate(prediction_files, out_dir, *, t_h: float = 0.2, t_n: float = 0.1, ground_truth=None) -> dict:
@@ -38,8 +40,6 @@ def curate(prediction_files, out_dir, *, t_h: float = 0.2, t_n: float = 0.1, gro
     Returns:
         the summary written to curate.json.
     """
-    from rdfer.losses import HARD, NOISY, noisy_precision_recall, partition
-
     parts = [(str(path), read_predictions(path)) for path in prediction_files]
     if not parts:
         raise RdferError("give at least one predictions.csv")
@@ -79,20 +79,12 @@ def curate(prediction_files, out_dir, *, t_h: float = 0.2, t_n: float = 0.1, gro
     summary = {"clips": len(labels), "suspected_mislabelled": int(len(suspects)), "hard": int(len(hard)),
                "t_h": t_h, "t_n": t_n}
     if ground_truth is not None:
-        flipped = _flipped_clips(ground_truth)
+        flipped = {key for key, row in read_ground_truth(ground_truth).items() if row.noisy}
         truly = [i for i, clip in enumerate(clip_ids) if clip_key(clip) in flipped]
         precision, recall = noisy_precision_recall(suspects.tolist(), truly)
         summary.update(noisy_precision=precision, noisy_recall=recall, truly_mislabelled=len(truly))
     (out_dir / "curate.json").write_text(json.dumps(summary, indent=2))
     return summary
-
-
-def _flipped_clips(path) -> set:
-    path = Path(path)
-    if not path.is_file():
-        raise RdferError(f"ground truth file {path} not found")
-    with open(path, newline="") as f:
-        return {clip_key(r["video_name"]) for r in csv.DictReader(f) if r["is_noisy"] in ("1", "True")}
 
 
 def describe(summary: dict, out_dir) -> str:

@@ -30,9 +30,10 @@ def register(subparsers) -> None:
 
 
 def audit(args) -> int:
-    from rdfer.analysis.audit import audit_report, describe, read_truth_table
+    from rdfer.analysis.audit import TRUTH_COLUMNS, audit_report, describe
     from rdfer.config import load_config, resolve_config_path
     from rdfer.engine.audit import run_audit_folds
+    from rdfer.utils.ground_truth import read_ground_truth
 
     if not 0.0 < args.min_agreement <= 1.0:
         raise RdferError(f"--min-agreement {args.min_agreement} is outside (0, 1]: e.g. 0.75 = 3 of 4 clips agree")
@@ -44,7 +45,7 @@ def audit(args) -> int:
         ground_truth = str(Path(config.data.root) / "ground_truth.csv")
         print(f"scoring against {ground_truth}", flush=True)
     if ground_truth is not None:
-        read_truth_table(ground_truth)  # a bad file stops the audit before the training, not after
+        read_ground_truth(ground_truth, TRUTH_COLUMNS)  # a bad file stops the audit before the training, not after
     run_audit_folds(config, args.out, folds=args.folds, progress=not args.no_progress)
     summary = audit_report(args.out, rank_by=args.rank_by, min_agreement=args.min_agreement,
                            ground_truth=ground_truth, top=args.top)

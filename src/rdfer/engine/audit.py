@@ -34,7 +34,10 @@ from typing import Optional
 
 import numpy as np
 
+from rdfer.analysis.run import read_predictions
 from rdfer.config import TrainConfig, config_to_dict
+from rdfer.data import build_manifest
+from rdfer.engine.fit import fit
 from rdfer.errors import RdferError
 
 MARKER = "audit.json"
@@ -52,8 +55,6 @@ class AuditClip:
 
 
 def _manifest(config: TrainConfig, split: str, fold: int = 1):
-    from rdfer.data import build_manifest
-
     data = config.data
     return build_manifest(data.dataset, data.root, split, fold=fold, skip_bad=data.skip_bad, csv_path=data.csv)
 
@@ -203,8 +204,6 @@ def fold_config(config: TrainConfig, manifest: Path) -> TrainConfig:
 
 def run_audit_folds(config: TrainConfig, out_dir, *, folds: Optional[int] = None, progress: bool = True) -> Path:
     """Train every fold (reusing finished ones) and write OUT/oof_predictions.csv; returns its path."""
-    from rdfer.engine.fit import fit
-
     out_dir = Path(out_dir)
     classes, clips, official = collect_clips(config, folds)
     prepare_out(out_dir, config, classes, clips, official)
@@ -230,8 +229,6 @@ def run_audit_folds(config: TrainConfig, out_dir, *, folds: Optional[int] = None
 
 def gather_out_of_fold(out_dir: Path, classes, clips) -> Path:
     """Join the folds' predictions.csv into OUT/oof_predictions.csv, one row per audited clip."""
-    from rdfer.analysis.run import read_predictions
-
     # fit's CSV manifest resolves symlinks in the paths it is given
     by_path = {str(Path(c.path).resolve()): c for c in clips}
     rows = {}

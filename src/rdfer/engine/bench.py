@@ -12,9 +12,14 @@ from typing import Optional
 import torch
 
 from rdfer.config import DataConfig
-from rdfer.engine.distributed import DistInfo
-from rdfer.engine.fit import build_loader, resolve_device
+from rdfer.data import TrainPreset, build_manifest
+from rdfer.synth import write_synthetic
+from rdfer.engine.fit import build_loader
 from rdfer.engine.loop import autocast
+from rdfer.losses import ReweightConfig, ReweightedLoss
+from rdfer.models import create_model
+from rdfer.utils.device import resolve_device
+from rdfer.utils.distributed import DistInfo
 
 
 def _sync(device: torch.device) -> None:
@@ -34,18 +39,12 @@ def bench_train(model_name: str, options: Optional[dict] = None, *, batch_size: 
     Returns:
         dict with synthetic_clips_per_s, loader_clips_per_s, ratio and the set-up.
     """
-    from rdfer.data import TrainPreset, build_manifest
-    from rdfer.losses import ReweightConfig, ReweightedLoss
-    from rdfer.models import create_model
-
     device = resolve_device(device)
     with tempfile.TemporaryDirectory(prefix="rdfer-bench-") as tmp:
         model = create_model(model_name, **(options or {})).to(device)
         mc = model.config
         load_size = round(mc.input_size * 8 / 7)
         if root is None:
-            from rdfer.synth import write_synthetic
-
             clips = max(64, batch_size * (steps + warmup) // 4)
             print_fn(f"no --root: rendering {clips} synthetic clips at {load_size} px into {tmp}")
             root = str(write_synthetic(Path(tmp) / "synth", layout="dfew", clips=clips, seed=0, size=load_size,

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from rdfer.errors import RdferError
+from rdfer.utils.checkpoint import read_checkpoint
 
 
 def atomic_save(payload: dict, path: Path) -> None:
@@ -57,8 +58,6 @@ def set_rng_state(state: dict) -> None:
 
 def load_training_checkpoint(path: Path) -> dict:
     """Load a checkpoint written by `rdfer train` (for --resume)."""
-    from rdfer.models.checkpoint import read_checkpoint
-
     path = Path(path)
     if not path.is_file():
         raise RdferError(f"no checkpoint at {path}: nothing to resume (was the run started with this --out?)")

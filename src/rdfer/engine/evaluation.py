@@ -6,12 +6,17 @@ from pathlib import Path
 from typing import Optional
 
 from rdfer.config import DataConfig
+from rdfer.data import EvalPreset, build_manifest
 from rdfer.engine.checkpoint import atomic_write_text
-from rdfer.engine.distributed import DistInfo
-from rdfer.engine.fit import build_loader, resolve_device
+from rdfer.engine.fit import build_loader
 from rdfer.engine.loop import evaluate
 from rdfer.engine.outputs import write_predictions
 from rdfer.errors import RdferError
+from rdfer.metrics import summarize
+from rdfer.models.checkpoint import load_model
+from rdfer.utils.checkpoint import read_checkpoint
+from rdfer.utils.device import resolve_device
+from rdfer.utils.distributed import DistInfo
 
 OUTPUTS = ("predictions.csv", "features.npy", "metrics.json")
 
@@ -66,10 +71,6 @@ def evaluate_checkpoint(checkpoint, out_dir, *, split: str = "test", data_overri
         the metrics dict (WAR, UAR, per-class accuracy, confusion matrix, clips
         evaluated, clips skipped under skip_bad).
     """
-    from rdfer.data import EvalPreset, build_manifest
-    from rdfer.metrics import summarize
-    from rdfer.models.checkpoint import load_model, read_checkpoint
-
     if batch_size < 1 or num_workers < 0:
         raise RdferError(f"--batch-size must be at least 1 and --workers at least 0 (got {batch_size}, "
                          f"{num_workers})")

@@ -24,19 +24,16 @@ from rdfer.config import TrainConfig, absolute_paths, config_to_dict, save_confi
 from rdfer.engine.checkpoint import (
     atomic_save, atomic_write_text, load_training_checkpoint, rng_state, set_rng_state,
 )
-from rdfer.engine.distributed import DistInfo, barrier, init_distributed, shutdown_distributed
 from rdfer.engine.loop import evaluate, train_one_epoch
-from rdfer.engine.outputs import eval_metrics, read_ground_truth, train_metrics, write_predictions
+from rdfer.engine.outputs import eval_metrics, ground_truth_for, train_metrics, write_predictions
 from rdfer.engine.sampling import EpochSampler, EpochSeededDataset
 from rdfer.errors import RdferError
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RdferError(f"device {name!r} asked for, but no CUDA GPU is available; use --set device=cpu")
-    return torch.device(name)
+from rdfer.losses import ReweightedLoss
+from rdfer.metrics import summarize
+from rdfer.models import create_model
+from rdfer.models.checkpoint import model_state
+from rdfer.utils.device import resolve_device
+from rdfer.utils.distributed import DistInfo, barrier, init_distributed, shutdown_distributed
 
 
 def load_manifests(config: TrainConfig):
@@ -106,13 +103,9 @@ def fit(config: TrainConfig, run_dir, *, resume: bool = False, stop_after_epoch:
         resume: continue the run in `run_dir` from checkpoints/last.pt.
         stop_after_epoch: stop after this many epochs (as if killed), for tests.
     """
-    from rdfer.losses import ReweightedLoss
-    from rdfer.models.checkpoint import model_state
-    from rdfer.models import create_model
-
     run_dir = Path(run_dir)
     config = absolute_paths(config)  # the saved config.yaml must work from any folder
-    device = resolve_device(config.device)
+    device = resolve_device(config.device, "--set device=")
     dist_info = init_distributed(device.type)
     if device.type == "cuda" and dist_info.enabled:
         device = torch.device("cuda", dist_info.local_rank)
@@ -154,7 +147,7 @@ def fit(config: TrainConfig, run_dir, *, resume: bool = False, stop_after_epoch:
         if config.compile:
             train_model = torch.compile(train_model)
 
-        ground_truth = read_ground_truth(config.data, train_manifest)
+        ground_truth = ground_truth_for(config.data, train_manifest)
         generator = torch.Generator(device=device)
         start_epoch, best = 0, None
         if resume:
@@ -294,8 +287,6 @@ def _reconcile_best(run_dir: Path, state: dict, save_best: bool, dist_info: Dist
 
 
 def _summary(result: dict, classes: list, epoch: int) -> dict:
-    from rdfer.metrics import summarize
-
     summary = summarize(result["label"], result["prediction"], classes)
     summary["epoch"] = epoch
     summary["bad_frames"] = int(result["bad_frames"])

@@ -11,8 +11,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from rdfer.engine.distributed import DistInfo, gather_objects
 from rdfer.losses import HARD, NOISY, agreement, clip_majority
+from rdfer.utils.distributed import DistInfo, gather_objects
 
 
 def autocast(device: torch.device, amp: str):

@@ -18,6 +18,8 @@ import numpy as np
 
 from rdfer.errors import RdferError
 from rdfer.labels import clip_key
+from rdfer.losses import NOISY, agreement_histogram
+from rdfer.utils.ground_truth import GROUND_TRUTH_FILE, read_ground_truth
 
 
 def write_predictions(out_dir, manifest, result: dict, classes: list) -> Path:
@@ -60,38 +62,30 @@ class GroundTruth:
         return set(np.flatnonzero(self.noisy).tolist())
 
 
-def read_ground_truth(data_config, manifest) -> Optional[GroundTruth]:
+def ground_truth_for(data_config, manifest) -> Optional[GroundTruth]:
     """The ground truth of the manifest's clips (synthetic benchmark), or None (real datasets).
 
-    Reads `data.ground_truth`, or ROOT/ground_truth.csv when that exists. Needs
-    the columns video_name and is_noisy; is_hard and true_label (1-based) are used
-    when present.
+    Reads `data.ground_truth`, or ROOT/ground_truth.csv when that exists
+    (`rdfer.utils.ground_truth`). Needs the columns video_name and is_noisy;
+    is_hard and true_label are used when present. Clips the file does not list
+    count as clean, not hard, true label unknown.
     """
-    path = data_config.ground_truth or (Path(data_config.root) / "ground_truth.csv" if data_config.root else None)
+    path = data_config.ground_truth or (Path(data_config.root) / GROUND_TRUTH_FILE if data_config.root else None)
     if path is None or not Path(path).is_file():
         if data_config.ground_truth:
             raise RdferError(f"data.ground_truth file {path} not found")
         return None
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    if not rows or not {"video_name", "is_noisy"} <= set(rows[0]):
-        raise RdferError(f"{path} needs the columns video_name and is_noisy")
-    by_name = {clip_key(r["video_name"]): r for r in rows}
+    by_key = read_ground_truth(path)
     count = len(manifest.records)
     noisy, hard, true_label = np.zeros(count, bool), np.zeros(count, bool), np.full(count, -1)
     for i, record in enumerate(manifest.records):
-        row = by_name.get(clip_key(record.clip_id))
+        row = by_key.get(clip_key(record.clip_id))
         if row is None:
             continue
-        noisy[i] = _flag(row["is_noisy"])
-        hard[i] = _flag(row.get("is_hard", "0"))
-        if row.get("true_label", "").strip():
-            true_label[i] = int(row["true_label"]) - 1
+        noisy[i], hard[i] = bool(row.noisy), bool(row.hard)
+        if row.true_class is not None:
+            true_label[i] = row.true_class
     return GroundTruth(noisy, hard, true_label)
-
-
-def _flag(value: str) -> bool:
-    return value.strip() in ("1", "True", "true")
 
 
 def train_metrics(rows: dict, ground_truth: Optional[GroundTruth], n1: int) -> dict:
@@ -107,8 +101,6 @@ def train_metrics(rows: dict, ground_truth: Optional[GroundTruth], n1: int) -> d
     0), `upweighted`, `upweighted_hard_precision` (the set weighted above 1 that is
     truly hard). Shares of an empty set are None.
     """
-    from rdfer.losses import NOISY, agreement_histogram
-
     index, label, prediction = rows["index"].astype(int), rows["label"], rows["prediction"]
     metrics = {"train_war": _share(prediction == label),
                "train_clip_acc": float(rows["clip_correct"].sum() / max(n1 * len(index), 1)),
@@ -133,8 +125,6 @@ def eval_metrics(result: dict) -> dict:
     """Clip-level signals of an `evaluate` result: `clip_acc` (clip predictions against the
     labels), `majority_match` (share of videos whose clip majority equals the video
     prediction) and `test_agreement` (histogram)."""
-    from rdfer.losses import agreement_histogram
-
     clips = result["clip_predictions"]  # (N, n1)
     return {"clip_acc": _share(clips == result["label"][:, None]),
             "majority_match": _share(result["clip_majority"] == result["prediction"]),

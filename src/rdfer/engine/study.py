@@ -27,6 +27,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from rdfer.config import load_config
+from rdfer.synth import write_synthetic
+from rdfer.engine.features import build_feature_cache
+from rdfer.engine.fit import fit
 from rdfer.errors import RdferError
 from rdfer.losses import STRATEGIES
 
@@ -108,10 +112,6 @@ def run_study(out, *, jobs: int = 2, seeds=SEEDS, strategies=STRATEGIES, setting
 
 def prepare_data(folder: Path, setting: NoiseSetting, clips: int, progress: bool) -> None:
     """Render the benchmark and cache its features, unless an earlier call did."""
-    from rdfer.config import load_config
-    from rdfer.synth import write_synthetic
-    from rdfer.engine.features import build_feature_cache
-
     if not (folder / "ground_truth.csv").is_file():
         print(f"rendering {setting.name}: {clips} clips, {setting.noise:.0%} {setting.noise_type} label noise",
               flush=True)
@@ -130,9 +130,6 @@ def _run_dir(out: Path, setting: str, strategy: str, seed: int) -> Path:
 def _train_one(out: str, setting: str, strategy: str, seed: int, overrides: tuple) -> None:
     """Worker: one training run, its epoch lines in the run's log.txt."""
     import contextlib
-
-    from rdfer.config import load_config
-    from rdfer.engine.fit import fit
 
     data = Path(out) / "data" / setting
     run_dir = _run_dir(Path(out), setting, strategy, seed)

@@ -19,6 +19,8 @@ import torch
 
 from rdfer.errors import RdferError
 from rdfer.labels import DFEW_CLASSES
+from rdfer.utils.checkpoint import read_checkpoint
+from rdfer.utils.device import resolve_device
 
 
 def _to_float(crops: np.ndarray, device: torch.device, channels_last: bool = False) -> torch.Tensor:
@@ -29,19 +31,6 @@ def _to_float(crops: np.ndarray, device: torch.device, channels_last: bool = Fal
     """
     pixels = torch.from_numpy(crops).to(device).movedim(-1, -3)  # a channels-last view of the crops
     return (pixels if channels_last else pixels.contiguous()).float().div_(255.0)
-
-
-def resolve_device(name: str) -> torch.device:
-    """"auto" -> cuda when available, else cpu; anything else as torch spells it."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as error:
-        raise RdferError(f"unknown --device {name!r} ({error}); use cpu, cuda, cuda:1 or auto") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RdferError(f"--device {name}: no CUDA GPU is available here; use --device cpu")
-    return device
 
 
 class FramePredictor:
@@ -106,7 +95,7 @@ class ClipPredictor:
     kind = "clip"
 
     def __init__(self, checkpoint, batch_size: int = 4, device: str = "cpu"):
-        from rdfer.models.checkpoint import load_model, read_checkpoint
+        from rdfer.models.checkpoint import load_model
 
         path = Path(checkpoint)
         state = read_checkpoint(path)  # read once: the model and its class names / training data
@@ -132,10 +121,10 @@ class ClipPredictor:
         parts = []
         for i in range(0, len(clips), self.batch_size):
             out = self.model(_to_float(clips[i:i + self.batch_size], self.device))  # video (b, T, 3, S, S)
-            parts.append({key: None if value is None else value.cpu() for key, value in out.items()})
+            parts.append(out.to("cpu"))
         joined = {}
         for key in ("logits", "clip_logits", "mu", "delta"):
-            values = [p.get(key) for p in parts]
+            values = [getattr(p, key) for p in parts]
             joined[key] = None if values[0] is None else torch.cat(values).float()
         return {
             "probabilities": joined["logits"].softmax(-1).numpy(),

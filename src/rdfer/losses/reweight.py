@@ -16,12 +16,12 @@ agreement is noise). A noisy sample (w = 0) teaches neither.
 """
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
 from rdfer.config import STRATEGIES, ReweightConfig  # noqa: F401 (the loss: section, re-exported)
 from rdfer.losses.agreement import HARD, NOISY, ORDINARY, agreement, partition, top_loss
+from rdfer.utils.distributed import gather_rows
 
 
 def strategy_weights(config: ReweightConfig, kinds: torch.Tensor, loss: torch.Tensor) -> torch.Tensor:
@@ -43,34 +43,6 @@ def strategy_weights(config: ReweightConfig, kinds: torch.Tensor, loss: torch.Te
     if strategy in ("noisy_weaken", "agreement"):
         weights[kinds == NOISY] = config.w_noisy
     return weights  # "ce": all ones
-
-
-def _world() -> tuple[int, int]:
-    """(rank, world size); (0, 1) without an initialised process group."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def _gather_rows(rows: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """Every rank's rows (B_r, K) concatenated in rank order, and where this rank's start.
-
-    Uses `dist.all_gather` with lists of equal-sized tensors (gloo supports it);
-    batches of unequal size are padded, then trimmed.
-    """
-    rank, world = _world()
-    if world == 1:
-        return rows, 0
-    size = torch.tensor([rows.shape[0]], dtype=torch.long, device=rows.device)
-    sizes = [torch.zeros_like(size) for _ in range(world)]
-    dist.all_gather(sizes, size)
-    sizes = [int(s.item()) for s in sizes]
-    padded = rows.new_zeros((max(sizes), rows.shape[1]))
-    padded[: rows.shape[0]] = rows
-    gathered = [torch.zeros_like(padded) for _ in range(world)]
-    dist.all_gather(gathered, padded)
-    everything = torch.cat([g[:n] for g, n in zip(gathered, sizes)])  # (sum B_r, K)
-    return everything, sum(sizes[:rank])
 
 
 class ReweightedLoss(nn.Module):
@@ -124,7 +96,7 @@ class ReweightedLoss(nn.Module):
         batch = ce.shape[0]
         # One gather of (agreement, loss, id) rows: the ranking covers the global batch under DDP.
         rows = torch.stack([agreements.double(), ce.detach().double(), indices.to(ce.device).double()], dim=1)
-        everything, start = _gather_rows(rows)  # (N, 3)
+        everything, start = gather_rows(rows)  # (N, 3)
         if cfg.mode == "epoch":
             self._record(everything)
 

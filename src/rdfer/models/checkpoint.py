@@ -15,19 +15,14 @@ import dataclasses
 from pathlib import Path
 from typing import Union
 
-import torch
 from torch import nn
 
+from rdfer.config import config_to_dict
 from rdfer.errors import RdferError
 from rdfer.models._factory import create_model
+from rdfer.utils.checkpoint import read_checkpoint
 
 CHECKPOINT_KEYS = ("model_name", "model_config", "model")
-
-
-def config_to_dict(config) -> dict:
-    """A model config dataclass -> dict of primitives (tuples become lists, for YAML)."""
-    return {key: list(value) if isinstance(value, tuple) else value
-            for key, value in dataclasses.asdict(config).items()}
 
 
 def model_state(model: nn.Module) -> dict:
@@ -74,34 +69,3 @@ def load_model(path_or_dict: Union[str, Path, dict], map_location="cpu") -> nn.M
     if weights_names:
         model.config = dataclasses.replace(model.config, **weights_names)
     return model.eval()
-
-
-def read_checkpoint(path: Path, map_location="cpu") -> dict:
-    """torch.load(path, weights_only=True), every failure an RdferError of one line."""
-    path = Path(path)
-    if path.is_dir():
-        raise RdferError(f"checkpoint {path} is a folder; pass RUN/checkpoints/last.pt or best.pt")
-    if not path.is_file():
-        raise RdferError(f"checkpoint {path}: no such file; pass RUN/checkpoints/last.pt or best.pt")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:  # truncated files, pickles with code, non-torch files
-        raise RdferError(f"checkpoint {path} cannot be read: {load_error_reason(error)}") from None
-    if not isinstance(state, dict):
-        raise RdferError(f"checkpoint {path} is not an rdfer model checkpoint (it holds a {type(state).__name__})")
-    return state
-
-
-def load_error_reason(error: Exception) -> str:
-    """Why torch.load(weights_only=True) failed, in a few words (never torch's advice to turn it off)."""
-    text = str(error)
-    if "weights_only" in text or "Weights only load failed" in text or "Unsupported global" in text:
-        return ("it holds Python objects besides tensors, which rdfer never loads (checkpoints are read with "
-                "weights_only=True); use a checkpoint written by rdfer train")
-    if isinstance(error, EOFError) or any(word in text for word in ("central directory", "zip archive",
-                                                                     "PytorchStreamReader", "truncated")):
-        return "it is truncated or damaged (was it copied completely?)"
-    if "magic number" in text or "invalid load key" in text:
-        return "it is not a PyTorch checkpoint"
-    first = text.strip().splitlines()[0][:200] if text.strip() else ""
-    return f"it is not a PyTorch checkpoint, or it is damaged ({type(error).__name__}: {first})"
