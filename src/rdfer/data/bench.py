@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from rdfer.data.dataset import LOAD_SIZE, make_loader, seed_worker
 from rdfer.data.files import is_video_file, list_frames
-from rdfer.data.manifest import shipped_split_file
+from rdfer.data.layouts import DFEW
 from rdfer.data.records import Manifest
 from rdfer.data.sampling import sample_indices
 from rdfer.data.transforms import TrainPreset
@@ -197,17 +197,16 @@ def write_smooth_dfew(out, clips: int = 128, size: int = 224, seed: int = 0, qua
     """
     out = Path(out)
     rng = np.random.default_rng(seed)
-    counts_file = shipped_split_file("dfew", "train", 1).parents[2] / "frame_counts.csv"
-    with open(counts_file) as handle:
+    with open(DFEW.shipped_dir() / "frame_counts.csv") as handle:
         counts = {row["video_name"].lstrip("0"): int(row["num_frames"]) for row in csv.DictReader(handle)}
-    with open(shipped_split_file("dfew", "train", 1)) as handle:
+    with open(DFEW.shipped_list("train", 1)) as handle:
         rows = list(csv.DictReader(handle))[:clips]
-    split_dir = out / "EmoLabel_DataSplit" / "train(single-labeled)"
-    split_dir.mkdir(parents=True, exist_ok=True)
-    (split_dir / "set_1.csv").write_text(
+    split_list = DFEW.list_file(out, "train", 1)
+    split_list.parent.mkdir(parents=True, exist_ok=True)
+    split_list.write_text(
         "video_name,label\n" + "".join(f"{row['video_name']},{row['label']}\n" for row in rows))
     for row in rows:
-        folder = out / "Clip" / "clip_224x224" / row["video_name"].zfill(5)
+        folder = out / DFEW.written_clip(row["video_name"])
         folder.mkdir(parents=True, exist_ok=True)
         start, end = rng.uniform(0, 255, (2, 6, 6, 3))
         count = counts[row["video_name"]]

@@ -22,10 +22,9 @@ from tqdm import tqdm
 
 from rdfer.data.files import is_video_file, list_frames
 from rdfer.data.frames import read_bytes
-from rdfer.data.manifest import (
-    Problem, csv_splits, parse_dfew_list, parse_ferv39k_list, scan_split, shipped_split_file,
-)
-from rdfer.labels import DFEW_CLASSES
+from rdfer.data.layouts import LAYOUTS
+from rdfer.data.manifest import csv_splits, scan_split
+from rdfer.data.records import Problem
 
 COUNT_COLUMNS = ("listed", "found", "missing", "empty", "unreadable", "damaged", "unknown_label",
                  "malformed", "duplicate", "overlap")
@@ -103,12 +102,12 @@ def _clip_problem(record, scan, status) -> Problem | None:
 
 def official_counts(dataset: str, split: str, fold: int) -> dict | None:
     """{class name: clips} of the official split shipped with rdfer (DFEW/FERV39K), else None."""
-    if dataset not in ("dfew", "ferv39k"):
+    layout = LAYOUTS.get(dataset)
+    if layout is None or not layout.shipped:
         return None
-    parse = parse_dfew_list if dataset == "dfew" else parse_ferv39k_list
-    entries, _ = parse(shipped_split_file(dataset, split, fold), None)
+    entries, _ = layout.parse(layout.shipped_list(split, fold), None)
     counts = Counter(entry.label for entry in entries)
-    return {name: counts[index] for index, name in enumerate(DFEW_CLASSES)}
+    return {name: counts[index] for index, name in enumerate(layout.classes)}
 
 
 def check_dataset(dataset: str, root, fold: int = 1, csv_path=None, classes=None,

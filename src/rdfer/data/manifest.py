@@ -10,26 +10,13 @@ ten (file, line, clip; `rdfer check-dataset` lists all), or, with
 Clips that pass here but none of whose frames decode are met by the loader
 (`rdfer.data.dataset.CheckedLoader`); `check_disjoint` finds a clip in both splits.
 
-Layouts (ROOT is the dataset root the user passes):
-
-- DFEW: `ROOT/EmoLabel_DataSplit/{train,test}(single-labeled)/set_{1..5}.csv`
-  (`video_name,label`, labels 1..7 in DFEW order); frames in
-  `ROOT/Clip/clip_224x224/NNNNN/*.jpg` (also the doubled
-  `clip_224x224/clip_224x224/` and `clip_224x224_16f/`). The split file must
-  be under ROOT: rdfer ships the official lists (`shipped_split_file`) but
-  never uses them for a user's root on its own, since a root holding other
-  clips under DFEW ids would silently get the official labels and split.
-- FERV39K: `ROOT/4_setups/All_scenes/{train,test}_All.csv`, one
-  `Scene/Emotion/clip Emotion` per line (header or not); frames in
-  `ROOT/2_ClipsforFaceCrop/Scene/Emotion/clip/`. Names map onto DFEW order.
-- MAFW: `ROOT/split/single/no_caption/set_{1..5}/{train,test}.txt`, lines
-  `NNNNN.mp4 label` with the label a class name (`anger`, as in MAFW's files)
-  or its 1-based number (1 = Anger ... 11 = Disappointment, the order of
-  `rdfer.labels.MAFW_CLASSES`); frames in `ROOT/data/faces/NNNNN/` (or
-  `ROOT/data/frames/NNNNN/`).
-- CSV: `path,label[,split]` (header optional); paths relative to the CSV's
-  folder or absolute, each a frame folder or a video file; labels by class
-  name or by 0-based index into the class order (see `build_manifest`).
+Layouts: DFEW, FERV39K and MAFW as declared in `rdfer.data.layouts`. A split
+list must be under ROOT: rdfer ships the official DFEW and FERV39K lists
+(`layouts.shipped_split_file`) but never uses them for a user's root on its own, since
+a root holding other clips under DFEW ids would silently get the official
+labels and split. CSV: `path,label[,split]` (header optional); paths relative
+to the CSV's folder or absolute, each a frame folder or a video file; labels
+by class name or by 0-based index into the class order (see `build_manifest`).
 """
 
 from __future__ import annotations
@@ -38,49 +25,18 @@ import csv
 import os
 import warnings
 from dataclasses import dataclass, field, replace
-from importlib import resources
 from pathlib import Path
 
 from rdfer.data.files import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, count_video_frames, is_video_file, list_frames
+from rdfer.data.layouts import DFEW, FERV39K, MAFW, SOURCES
 from rdfer.data.pack import read_pack_manifest
-from rdfer.data.records import ClipRecord, Manifest
+from rdfer.data.records import ClipRecord, ListEntry, Manifest, Problem
 from rdfer.errors import RdferError
 from rdfer.labels import DFEW_CLASSES, FERV39K_TO_DFEW, MAFW_CLASSES
 
-DATASETS = ("dfew", "ferv39k", "mafw", "csv", "packed")
 # How many problems a warning lists, and the one-line error, before "... and N more".
 MAX_LISTED_PROBLEMS = 100
 MAX_IN_ERROR = 10
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One bad line or clip met while building a manifest.
-
-    `kind` is one of 'missing', 'empty', 'unknown_label', 'malformed',
-    'duplicate' (and 'unreadable', 'damaged', 'overlap' in `rdfer check-dataset`).
-    """
-
-    kind: str
-    file: str
-    line: int
-    clip_id: str
-    detail: str
-
-    def __str__(self) -> str:
-        clip = f" clip {self.clip_id}:" if self.clip_id else ""
-        return f"{self.file}:{self.line}:{clip} {self.detail}"
-
-
-@dataclass(frozen=True)
-class _Entry:
-    """A clip as listed in a split file, before its frames are looked at."""
-
-    clip_id: str
-    path: str
-    label: int
-    file: str
-    line: int
 
 
 @dataclass
@@ -99,7 +55,7 @@ class Scan:
     lines: dict = field(default_factory=dict)  # clip_id -> line in list_file
 
 
-def _check_clip(entry: _Entry, scan: Scan) -> None:
+def _check_clip(entry: ListEntry, scan: Scan) -> None:
     """Append a record for `entry` to scan.records, or a problem to scan.problems."""
     where = dict(file=entry.file, line=entry.line, clip_id=entry.clip_id)
     scan.lines[entry.clip_id] = entry.line
@@ -131,34 +87,6 @@ def _check_clip(entry: _Entry, scan: Scan) -> None:
 # ----------------------------------------------------------------------------- split files
 
 
-def shipped_split_file(dataset: str, split: str, fold: int = 1) -> Path:
-    """The official split list shipped inside rdfer (DFEW and FERV39K only)."""
-    base = resources.files("rdfer") / "splits"
-    if dataset == "dfew":
-        return Path(str(base / "dfew" / "EmoLabel_DataSplit" / f"{split}(single-labeled)"
-                        / f"set_{fold}.csv"))
-    if dataset == "ferv39k":
-        return Path(str(base / "ferv39k" / "4_setups" / "All_scenes" / f"{split}_All.csv"))
-    raise ValueError(f"no shipped split list for {dataset!r}")
-
-
-def _read_lines(path: Path) -> list:
-    """(line number, stripped text) of each non-blank line of a text file."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise RdferError(f"{path}: not a UTF-8 text file ({error}); is this the split list?")
-    return [(number, line.strip()) for number, line in enumerate(text.splitlines(), 1)
-            if line.strip()]
-
-
-def _first_existing(candidates: list) -> Path | None:
-    for candidate in candidates:
-        if candidate.is_dir():
-            return candidate
-    return None
-
-
 def _check_split(dataset: str, split: str, allowed=("train", "test")) -> None:
     if split not in allowed:
         raise RdferError(f"{dataset}: unknown split {split!r}; use one of {', '.join(allowed)}")
@@ -167,78 +95,6 @@ def _check_split(dataset: str, split: str, allowed=("train", "test")) -> None:
 def _check_fold(dataset: str, fold: int) -> None:
     if fold not in (1, 2, 3, 4, 5):
         raise RdferError(f"{dataset}: fold must be 1..5, got {fold!r}")
-
-
-def parse_dfew_list(path: Path, frames_root: Path | None) -> tuple:
-    """Entries and problems of a DFEW split CSV (`video_name,label`, labels 1..7)."""
-    entries, problems = [], []
-    for number, line in _read_lines(path):
-        fields = [part.strip() for part in line.split(",")]
-        if number == 1 and not fields[0].isdigit():
-            continue  # header `video_name,label`
-        if len(fields) != 2 or not fields[0].isdigit() or not fields[1].lstrip("-").isdigit():
-            problems.append(Problem("malformed", str(path), number, "",
-                                    f"malformed line {line!r}: expected `video_name,label` "
-                                    "(clip number, label 1..7)"))
-            continue
-        clip_id, label = fields[0], int(fields[1])
-        if not 1 <= label <= len(DFEW_CLASSES):
-            problems.append(Problem("unknown_label", str(path), number, clip_id,
-                                    f"unknown label {label}: DFEW labels are 1..7 "
-                                    f"({', '.join(DFEW_CLASSES)})"))
-            continue
-        folder = frames_root / clip_id.zfill(5) if frames_root else Path(clip_id.zfill(5))
-        entries.append(_Entry(clip_id, str(folder), label - 1, str(path), number))
-    return entries, problems
-
-
-def parse_ferv39k_list(path: Path, frames_root: Path | None) -> tuple:
-    """Entries and problems of a FERV39K split list (`Scene/Emotion/clip Emotion`)."""
-    by_name = {name.lower(): index for name, index in FERV39K_TO_DFEW.items()}
-    entries, problems = [], []
-    for number, line in _read_lines(path):
-        fields = line.replace(",", " ").split()
-        if number == 1 and fields and "/" not in fields[0]:
-            continue  # header line
-        if len(fields) != 2 or "/" not in fields[0]:
-            problems.append(Problem("malformed", str(path), number, "",
-                                    f"malformed line {line!r}: expected `Scene/Emotion/clip Emotion`"))
-            continue
-        clip_id, name = fields
-        if name.lower() not in by_name:
-            problems.append(Problem("unknown_label", str(path), number, clip_id,
-                                    f"unknown emotion {name!r}; expected one of "
-                                    f"{', '.join(FERV39K_TO_DFEW)}"))
-            continue
-        folder = frames_root / clip_id if frames_root else Path(clip_id)
-        entries.append(_Entry(clip_id, str(folder), by_name[name.lower()], str(path), number))
-    return entries, problems
-
-
-def parse_mafw_list(path: Path, frames_root: Path | None) -> tuple:
-    """Entries and problems of a MAFW split list (`NNNNN.mp4 label`)."""
-    by_name = {name.lower(): index for index, name in enumerate(MAFW_CLASSES)}
-    entries, problems = [], []
-    for number, line in _read_lines(path):
-        fields = line.replace(",", " ").split()
-        if len(fields) != 2:
-            problems.append(Problem("malformed", str(path), number, "",
-                                    f"malformed line {line!r}: expected `NNNNN.mp4 label`"))
-            continue
-        clip_id = os.path.splitext(fields[0])[0]
-        label_text = fields[1]
-        if label_text.isdigit() and 1 <= int(label_text) <= len(MAFW_CLASSES):
-            label = int(label_text) - 1
-        elif label_text.lower() in by_name:
-            label = by_name[label_text.lower()]
-        else:
-            problems.append(Problem("unknown_label", str(path), number, clip_id,
-                                    f"unknown label {label_text!r}: MAFW labels are 1..11 or "
-                                    f"names ({', '.join(MAFW_CLASSES)})"))
-            continue
-        folder = frames_root / clip_id if frames_root else Path(clip_id)
-        entries.append(_Entry(clip_id, str(folder), label, str(path), number))
-    return entries, problems
 
 
 def _missing_list(name: str, list_file: Path, root: Path, shipped: Path) -> None:
@@ -251,42 +107,40 @@ def _missing_list(name: str, list_file: Path, root: Path, shipped: Path) -> None
 def _dfew_scan(root: Path, split: str, fold: int) -> tuple:
     _check_split("dfew", split)
     _check_fold("dfew", fold)
-    list_file = root / "EmoLabel_DataSplit" / f"{split}(single-labeled)" / f"set_{fold}.csv"
-    clip_dir = root / "Clip"
-    frames_root = _first_existing([clip_dir / "clip_224x224" / "clip_224x224",
-                                   clip_dir / "clip_224x224", clip_dir / "clip_224x224_16f"])
+    list_file = DFEW.list_file(root, split, fold)
+    frames_root = DFEW.frames_root(root)
     if frames_root is None:
-        raise RdferError(f"DFEW frames not found: expected {clip_dir / 'clip_224x224'}/NNNNN/*.jpg "
+        raise RdferError(f"DFEW frames not found: expected {root / DFEW.written}/NNNNN/*.jpg "
                          f"(or clip_224x224/clip_224x224/, clip_224x224_16f/) under {root}; "
                          "pass the folder holding Clip/ and EmoLabel_DataSplit/ as --root")
     if not list_file.is_file():
-        _missing_list("DFEW", list_file, root, shipped_split_file("dfew", split, fold).parents[1])
-    return DFEW_CLASSES, list_file, frames_root, parse_dfew_list
+        _missing_list("DFEW", list_file, root, DFEW.shipped_list(split, fold).parents[1])
+    return DFEW.classes, list_file, frames_root, DFEW.parse
 
 
 def _ferv39k_scan(root: Path, split: str, fold: int) -> tuple:
     _check_split("ferv39k", split)
-    list_file = root / "4_setups" / "All_scenes" / f"{split}_All.csv"
-    frames_root = root / "2_ClipsforFaceCrop"
-    if not frames_root.is_dir():
-        raise RdferError(f"FERV39K frames not found: expected {frames_root}/Scene/Emotion/clip/; "
+    list_file = FERV39K.list_file(root, split)
+    frames_root = FERV39K.frames_root(root)
+    if frames_root is None:
+        raise RdferError(f"FERV39K frames not found: expected {root / FERV39K.written}/Scene/Emotion/clip/; "
                          "pass the folder holding 2_ClipsforFaceCrop/ and 4_setups/ as --root")
     if not list_file.is_file():
-        _missing_list("FERV39K", list_file, root, shipped_split_file("ferv39k", split).parents[1])
-    return DFEW_CLASSES, list_file, frames_root, parse_ferv39k_list
+        _missing_list("FERV39K", list_file, root, FERV39K.shipped_list(split).parents[1])
+    return FERV39K.classes, list_file, frames_root, FERV39K.parse
 
 
 def _mafw_scan(root: Path, split: str, fold: int) -> tuple:
     _check_split("mafw", split)
     _check_fold("mafw", fold)
-    list_file = root / "split" / "single" / "no_caption" / f"set_{fold}" / f"{split}.txt"
+    list_file = MAFW.list_file(root, split, fold)
     if not list_file.is_file():
         raise RdferError(f"MAFW split list not found: {list_file}; pass the MAFW root "
                          "(holding split/ and data/) as --root")
-    frames_root = _first_existing([root / "data" / "faces", root / "data" / "frames"])
+    frames_root = MAFW.frames_root(root)
     if frames_root is None:
-        raise RdferError(f"MAFW frames not found: expected {root / 'data' / 'faces'}/NNNNN/")
-    return MAFW_CLASSES, list_file, frames_root, parse_mafw_list
+        raise RdferError(f"MAFW frames not found: expected {root / MAFW.written}/NNNNN/")
+    return MAFW.classes, list_file, frames_root, MAFW.parse
 
 
 # ----------------------------------------------------------------------------- generic CSV
@@ -385,7 +239,7 @@ def _csv_scan(csv_file: Path, split: str, classes) -> Scan:
                                          f"listed again (first on line {seen[str(path)]}, same clip)"))
             continue
         seen[str(path)] = number
-        _check_clip(_Entry(path_text, str(path), label, str(csv_file), number), scan)
+        _check_clip(ListEntry(path_text, str(path), label, str(csv_file), number), scan)
     return scan
 
 
@@ -415,7 +269,7 @@ def scan_split(dataset: str, root, split: str, fold: int = 1, csv_path=None,
             raise RdferError(f"--dataset csv needs a CSV file: pass --csv FILE (got folder {root})")
         return _csv_scan(csv_file.resolve(), split, classes)
     if dataset not in _LAYOUTS:
-        raise RdferError(f"unknown dataset {dataset!r}; use one of {', '.join(DATASETS)}")
+        raise RdferError(f"unknown dataset {dataset!r}; use one of {', '.join(SOURCES)}")
     root = Path(root).resolve()
     if not root.is_dir():
         raise RdferError(f"{dataset} root {root} is not a folder")

@@ -1,4 +1,5 @@
-"""What a manifest is: the validated clips of one split (`ClipRecord`, `Manifest`)."""
+"""What reading a split gives: the validated clips (`ClipRecord`, `Manifest`), the lines of a
+split list before their frames are looked at (`ListEntry`), and what was wrong (`Problem`)."""
 
 from __future__ import annotations
 
@@ -56,3 +57,33 @@ class Manifest:
         for record in self.records:
             counts[self.classes[record.label]] += 1
         return counts
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One bad line or clip met while building a manifest.
+
+    `kind` is one of 'missing', 'empty', 'unknown_label', 'malformed',
+    'duplicate' (and 'unreadable', 'damaged', 'overlap' in `rdfer check-dataset`).
+    """
+
+    kind: str
+    file: str
+    line: int
+    clip_id: str
+    detail: str
+
+    def __str__(self) -> str:
+        clip = f" clip {self.clip_id}:" if self.clip_id else ""
+        return f"{self.file}:{self.line}:{clip} {self.detail}"
+
+
+@dataclass(frozen=True)
+class ListEntry:
+    """A clip as listed in a split file, before its frames are looked at."""
+
+    clip_id: str
+    path: str
+    label: int
+    file: str
+    line: int

@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from rdfer.data.layouts import DFEW, FERV39K, LAYOUTS, SPLITS
 from rdfer.errors import RdferError
 from rdfer.labels import DFEW_CLASSES, FERV39K_TO_DFEW
 
@@ -51,23 +52,20 @@ def describe_synthetic(out) -> str:
 
     lines += ["Clips per class (true labels):", header, count_line("all", true)]
     if layout == "dfew":
-        csv_dir = out / "EmoLabel_DataSplit"
-        for split in ("train", "test"):
-            path = csv_dir / f"{split}(single-labeled)" / "set_1.csv"
+        for split in SPLITS:
+            path = DFEW.list_file(out, split, 1)
             labels = np.array([int(r["label"]) - 1 for r in csv.DictReader(open(path, newline=""))], int)
             lines.append(count_line(f"fold 1 {split}" + (" (given)" if split == "train" else ""), labels))
-        n_train = len(rows) - sum(1 for _ in csv.DictReader(open(
-            csv_dir / "test(single-labeled)" / "set_1.csv", newline="")))
+        n_train = len(rows) - sum(1 for _ in csv.DictReader(open(DFEW.list_file(out, "test", 1), newline="")))
         lines.append("  5 folds; each clip is in one test list and in the other four train lists")
         noisy_desc = (f"{noisy.sum()} clips ({noisy.mean():.1%}) carry a wrong label in every "
                       f"train list they are in (fold 1: {n_train} train clips)")
     else:
-        base = out / "4_setups" / "All_scenes"
-        for split in ("train", "test"):
-            labels = np.array([FERV39K_TO_DFEW[line.split()[1]] for line in open(base / f"{split}_All.csv")],
+        for split in SPLITS:
+            labels = np.array([FERV39K_TO_DFEW[line.split()[1]] for line in open(FERV39K.list_file(out, split))],
                               int)
             lines.append(count_line(f"{split} (given)", labels))
-        n_train = sum(1 for _ in open(base / "train_All.csv"))
+        n_train = sum(1 for _ in open(FERV39K.list_file(out, "train")))
         noisy_desc = f"{noisy.sum()} of {n_train} train clips ({noisy.sum() / max(n_train, 1):.1%})"
     noise_type = options.get("noise_type", "symmetric")  # benchmarks written before pair noise
     if noise_type == "pair":
@@ -100,6 +98,4 @@ def describe_synthetic(out) -> str:
 
 
 def _folder_of(out: Path, layout: str, name: str) -> Path:
-    if layout == "dfew":
-        return out / "Clip" / "clip_224x224" / name.zfill(5)
-    return out / "2_ClipsforFaceCrop" / name
+    return out / LAYOUTS[layout].written_clip(name)

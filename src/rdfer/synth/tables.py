@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import numpy as np
 
+from rdfer.data.layouts import DFEW, FERV39K, SPLITS
 from rdfer.labels import DFEW_CLASSES, FERV39K_TO_DFEW
 
 
-SPLITS_DIR = Path(__file__).resolve().parent.parent / "splits"
+# The layouts the benchmark is written in (rdfer.data.layouts declares them).
+SYNTH_LAYOUTS = ("dfew", "ferv39k")
 # Made-up FERV39K scenes for the small benchmark.
 FERV_SCENES = ("Lab", "Office", "Street", "Studio")
 # Class shares of the small benchmark: halfway between DFEW's single-labeled
@@ -81,7 +82,7 @@ def small_dfew(rng: np.random.Generator, clips: int) -> list:
         members = rng.permutation(np.flatnonzero(labels == c))
         folds[members] = (start + np.arange(len(members))) % 5 + 1
         start = (start + len(members)) % 5
-    return [BenchClip(str(i + 1), f"Clip/clip_224x224/{i + 1:05d}", int(labels[i]), int(labels[i]),
+    return [BenchClip(str(i + 1), DFEW.written_clip(str(i + 1)), int(labels[i]), int(labels[i]),
                   int(frames[i]), int(folds[i]), "") for i in range(clips)]
 
 
@@ -108,36 +109,31 @@ def name_ferv39k(clips: list) -> list:
         index = counter.get(key, 0)
         counter[key] = index + 1
         name = f"{key[0]}/{key[1]}/{index:04d}"
-        named.append(replace(clip, name=name, folder=f"2_ClipsforFaceCrop/{name}", split=split))
+        named.append(replace(clip, name=name, folder=FERV39K.written_clip(name), split=split))
     return named
 
 
 def read_dfew_lists() -> list:
-    base = SPLITS_DIR / "dfew"
     frame_counts = {row["video_name"]: int(row["num_frames"])
-                    for row in csv.DictReader(open(base / "frame_counts.csv", newline=""))}
+                    for row in csv.DictReader(open(DFEW.shipped_dir() / "frame_counts.csv", newline=""))}
     clips = []
-    for fold in range(1, 6):
-        path = base / "EmoLabel_DataSplit" / "test(single-labeled)" / f"set_{fold}.csv"
-        for row in csv.DictReader(open(path, newline="")):
-            folder = row["video_name"].zfill(5)
+    for fold in DFEW.folds:
+        for row in csv.DictReader(open(DFEW.shipped_list("test", fold), newline="")):
             label = int(row["label"]) - 1
-            clips.append(BenchClip(row["video_name"], f"Clip/clip_224x224/{folder}", label, label,
-                               frame_counts[folder], fold, ""))
+            clips.append(BenchClip(row["video_name"], DFEW.written_clip(row["video_name"]), label, label,
+                                   frame_counts[DFEW.clip_folder(row["video_name"])], fold, ""))
     return clips
 
 
 def read_ferv39k_lists() -> list:
-    base = SPLITS_DIR / "ferv39k"
     frame_counts = {row["clip"]: int(row["num_frames"])
-                    for row in csv.DictReader(open(base / "frame_counts.csv", newline=""))}
+                    for row in csv.DictReader(open(FERV39K.shipped_dir() / "frame_counts.csv", newline=""))}
     clips = []
-    for split in ("train", "test"):
-        for line in open(base / "4_setups" / "All_scenes" / f"{split}_All.csv"):
+    for split in SPLITS:
+        for line in open(FERV39K.shipped_list(split)):
             name, emotion = line.split()
             label = FERV39K_TO_DFEW[emotion]
-            clips.append(BenchClip(name, f"2_ClipsforFaceCrop/{name}", label, label,
-                               frame_counts[name], 0, split))
+            clips.append(BenchClip(name, FERV39K.written_clip(name), label, label, frame_counts[name], 0, split))
     return clips
 
 

@@ -14,12 +14,13 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from rdfer.data.layouts import DFEW, FERV39K, SPLITS
 from rdfer.errors import RdferError
 from rdfer.labels import DFEW_CLASSES
 from rdfer.synth.plan import plan_clip
 from rdfer.synth.render import render_frames
 from rdfer.synth.tables import (
-    NOISE_TYPES, add_noise, name_ferv39k, read_dfew_lists, read_ferv39k_lists, small_dfew, small_ferv39k,
+    NOISE_TYPES, SYNTH_LAYOUTS, add_noise, name_ferv39k, read_dfew_lists, read_ferv39k_lists, small_dfew, small_ferv39k,
     subset,
 )
 
@@ -32,7 +33,7 @@ def _prepare_out(out: Path) -> None:
         if not (out / "synth.json").is_file():
             raise RdferError(f"{out} is not empty and holds no synthetic benchmark (synth.json); "
                              "choose an empty or new folder for --out")
-        for name in ("Clip", "EmoLabel_DataSplit", "2_ClipsforFaceCrop", "4_setups"):
+        for name in DFEW.top_folders() + FERV39K.top_folders():
             shutil.rmtree(out / name, ignore_errors=True)
         (out / "ground_truth.csv").unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
@@ -86,13 +87,12 @@ def _render_all(tasks: list, workers: int, progress: bool) -> dict:
 
 def _write_lists(out: Path, clips: list, layout: str) -> None:
     if layout == "dfew":
-        base = out / "EmoLabel_DataSplit"
         ordered = sorted(clips, key=lambda c: int(c.name))
-        for fold in range(1, 6):
-            for split in ("train", "test"):
-                folder = base / f"{split}(single-labeled)"
-                folder.mkdir(parents=True, exist_ok=True)
-                with open(folder / f"set_{fold}.csv", "w", newline="") as f:
+        for fold in DFEW.folds:
+            for split in SPLITS:
+                path = DFEW.list_file(out, split, fold)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with open(path, "w", newline="") as f:
                     f.write("video_name,label\n")
                     for c in ordered:
                         if (c.test_fold == fold) == (split == "test"):
@@ -100,10 +100,10 @@ def _write_lists(out: Path, clips: list, layout: str) -> None:
                             label = c.label if split == "test" else c.given
                             f.write(f"{c.name},{label + 1}\n")
     else:
-        base = out / "4_setups" / "All_scenes"
-        base.mkdir(parents=True, exist_ok=True)
-        for split in ("train", "test"):
-            with open(base / f"{split}_All.csv", "w", newline="") as f:
+        for split in SPLITS:
+            path = FERV39K.list_file(out, split)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "w", newline="") as f:
                 for c in clips:
                     if c.split == split:
                         f.write(f"{c.name} {DFEW_CLASSES[c.given]}\n")
@@ -145,7 +145,7 @@ def write_synthetic(out, layout: str = "dfew", clips: int | None = None, noise: 
         The output folder as a Path.
     """
     out = Path(out)
-    if layout not in ("dfew", "ferv39k"):
+    if layout not in SYNTH_LAYOUTS:
         raise RdferError(f"unknown synthetic layout {layout!r}; use 'dfew' or 'ferv39k'")
     if not 0.0 <= noise < 1.0:
         raise RdferError(f"--noise {noise} is outside [0, 1): give the share of train labels to flip")
