@@ -35,23 +35,23 @@ def test_forward_backward_shapes(name):
     assert model.config.num_frames == (64 if framework else 16)
     out = model(_video(model))
     width = model.out_features
-    assert out["logits"].shape == (2, 7)
-    assert out["clip_logits"].shape == (2, 4, 7)
-    assert out["features"].shape == (2, width)
+    assert out.logits.shape == (2, 7)
+    assert out.clip_logits.shape == (2, 4, 7)
+    assert out.features.shape == (2, width)
     for key in ("logits", "clip_logits", "features"):
-        assert torch.isfinite(out[key]).all(), key
+        assert torch.isfinite(getattr(out, key)).all(), key
     if name.split("_rdfer")[0] in ("r3d_18", "mc3_18", "r2plus1d_18"):
         # Clip nets: the video feature is the mean clip feature, so the video logits are the mean clip logits.
-        torch.testing.assert_close(out["logits"], out["clip_logits"].mean(dim=1), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(out.logits, out.clip_logits.mean(dim=1), rtol=1e-4, atol=1e-5)
     if framework:
-        assert out["mu"].shape == (2,) and out["delta"].shape == (2,)
+        assert out.mu.shape == (2,) and out.delta.shape == (2,)
         # Uniform re-sampling at initialisation (SPEC 2): mu = 0.5, delta = 4 dense frames.
-        torch.testing.assert_close(out["mu"], torch.full((2,), 0.5))
-        torch.testing.assert_close(out["delta"], torch.full((2,), 4.0), atol=1e-4, rtol=0)
+        torch.testing.assert_close(out.mu, torch.full((2,), 0.5))
+        torch.testing.assert_close(out.delta, torch.full((2,), 4.0), atol=1e-4, rtol=0)
     else:
-        assert out["mu"] is None and out["delta"] is None
+        assert out.mu is None and out.delta is None
 
-    (out["logits"].logsumexp(dim=1).sum() + out["clip_logits"].square().mean()).backward()
+    (out.logits.logsumexp(dim=1).sum() + out.clip_logits.square().mean()).backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None]
     assert not missing, missing[:5]
     assert all(torch.isfinite(p.grad).all() for p in model.parameters())
@@ -77,9 +77,9 @@ def test_each_clip_prediction_sees_only_its_own_four_frames(name, options):
     changed[1, 8:12] = torch.rand(4, 3, SIZE, SIZE)  # the third clip of the second video
     with torch.no_grad():
         before, after = model(video), model(changed)
-    differs = (before["clip_logits"] - after["clip_logits"]).abs().amax(dim=-1) > 1e-6  # (B, 4)
+    differs = (before.clip_logits - after.clip_logits).abs().amax(dim=-1) > 1e-6  # (B, 4)
     assert differs.tolist() == [[False, False, False, False], [False, False, True, False]]
-    assert not torch.allclose(before["logits"][1], after["logits"][1])  # the video prediction sees it
+    assert not torch.allclose(before.logits[1], after.logits[1])  # the video prediction sees it
 
 
 def test_table_vi_parameter_counts():
@@ -151,9 +151,9 @@ def test_fer_mini_xception_averages_per_frame_log_probs_per_clip():
         out = model(video)
         frame_probs = mini_xception.fer_frame_classifier()(video[0])  # (16, 7) DFEW order
     expected_clips = frame_probs.log().view(4, 4, 7).mean(dim=1)  # (4, 7)
-    torch.testing.assert_close(out["clip_logits"][0], expected_clips, rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(out["logits"][0], expected_clips.mean(dim=0), rtol=1e-4, atol=1e-5)
-    assert out["features"].shape == (1, 128) and out["mu"] is None
+    torch.testing.assert_close(out.clip_logits[0], expected_clips, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(out.logits[0], expected_clips.mean(dim=0), rtol=1e-4, atol=1e-5)
+    assert out.features.shape == (1, 128) and out.mu is None
 
 
 def test_fer_mini_xception_with_other_classes_gets_a_new_head_on_face_features():
@@ -162,9 +162,9 @@ def test_fer_mini_xception_with_other_classes_gets_a_new_head_on_face_features()
     with torch.no_grad():
         out = model(video)
         faces = mini_xception.load_mini_xception().features(mini_xception.frames_to_fer_input(video[0]))  # (16, 128)
-    torch.testing.assert_close(out["features"][0], faces.mean(dim=0), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(out.features[0], faces.mean(dim=0), rtol=1e-4, atol=1e-5)
     expected_clips = model.new_head(faces).log_softmax(dim=-1).view(4, 4, 11).mean(dim=1)
-    torch.testing.assert_close(out["clip_logits"][0], expected_clips, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(out.clip_logits[0], expected_clips, rtol=1e-4, atol=1e-5)
     with pytest.raises(RdferError, match="no re-sampling"):
         rdfer.create_model("fer_mini_xception", resample=True)
 
@@ -181,4 +181,4 @@ def test_checkpoint_round_trip(name, tmp_path):
     with torch.no_grad():
         expected, actual = model(video), loaded(video)
     for key in ("logits", "clip_logits", "features"):
-        torch.testing.assert_close(actual[key], expected[key])
+        torch.testing.assert_close(getattr(actual, key), getattr(expected, key))

@@ -90,8 +90,8 @@ def test_frozen_model_takes_frames_or_their_features():
     video = torch.rand(2, 64, 3, 48, 48)
     from_frames = model(video)
     from_features = model(model.frame_features(video))
-    torch.testing.assert_close(from_frames["logits"], from_features["logits"])
-    from_features["logits"].sum().backward()  # the detector still learns where to look
+    torch.testing.assert_close(from_frames.logits, from_features.logits)
+    from_features.logits.sum().backward()  # the detector still learns where to look
     assert model.detector.locate.bias.grad.abs().sum() > 0
     with pytest.raises(RdferError, match="takes features"):
         model(torch.rand(2, 64, 64))

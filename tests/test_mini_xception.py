@@ -185,6 +185,6 @@ def test_rdfer_model_with_face_pretrained_encoder_round_trips():
     with torch.no_grad():
         out = model(video)
         loaded = load_model(model_state(model))  # rebuilt with pretrained=None, then the saved weights
-        torch.testing.assert_close(loaded(video)["logits"], out["logits"])
-    assert out["clip_logits"].shape == (1, 4, 7)
+        torch.testing.assert_close(loaded(video).logits, out.logits)
+    assert out.clip_logits.shape == (1, 4, 7)
     assert loaded.config.pretrained == "fer"

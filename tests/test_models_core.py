@@ -7,6 +7,8 @@ import torch
 from torch import nn
 
 from rdfer.errors import RdferError
+from rdfer.models.base import ModelOutput, VideoConfig, VideoModel
+from rdfer.models.baselines import BaselineConfig
 from rdfer.models.checkpoint import load_model, model_state
 from rdfer.models.detector import KeyExpressionDetector, blend_frames, resample_positions
 from rdfer.models.dual_stream import DualStreamHierarchical
@@ -262,7 +264,7 @@ def test_clip_logits_are_the_same_head_on_the_clip_features_in_one_pass():
         out = model(_tiny_video(model))
         expected = model.classifier(seen["u"] * seen["summary"][:, None])
     assert calls == [2 * 16]  # the encoder ran once, on the 16 re-sampled frames per video
-    torch.testing.assert_close(out["clip_logits"], expected)
+    torch.testing.assert_close(out.clip_logits, expected)
 
 
 @pytest.mark.parametrize("ablation", sorted(ABLATIONS))
@@ -278,15 +280,15 @@ def test_table_iii_ablations_are_config_switches(ablation):
     assert model.dual_stream.dual_stream == (ablation != "single_stream")
     assert model.dual_stream.hierarchy == (ablation != "no_hierarchy")
     out = model(_tiny_video(model))
-    assert out["logits"].shape == (2, 11) and out["clip_logits"].shape == (2, 4, 11)
-    assert (out["mu"] is None) == (ablation == "no_resample")
+    assert out.logits.shape == (2, 11) and out.clip_logits.shape == (2, 4, 11)
+    assert (out.mu is None) == (ablation == "no_resample")
 
 
 def test_concat_options_keep_the_clip_head_consistent():
     model = create_model("rdfer_tiny", fusion="concat", summary_fusion="concat")
     out = model(_tiny_video(model))
-    assert out["features"].shape == (2, 4 * 128)
-    assert out["clip_logits"].shape == (2, 4, 7)
+    assert out.features.shape == (2, 4 * 128)
+    assert out.clip_logits.shape == (2, 4, 7)
 
 
 def test_model_normalises_with_its_own_mean_and_std():
@@ -296,7 +298,7 @@ def test_model_normalises_with_its_own_mean_and_std():
     shifted.load_state_dict(model.state_dict())  # mean/std are not weights: they come from the config
     video = _tiny_video(model)
     with torch.no_grad():
-        torch.testing.assert_close(shifted(video)["logits"], model(video * 2 - 1)["logits"])
+        torch.testing.assert_close(shifted(video).logits, model(video * 2 - 1).logits)
 
 
 def test_config_errors_are_user_errors():
@@ -310,6 +312,24 @@ def test_config_errors_are_user_errors():
     with pytest.raises(RdferError, match="64"):
         model(torch.rand(1, 16, 3, 32, 32))
     assert ModelConfig(name="x", mean=[0.1, 0.2, 0.3]).mean == (0.1, 0.2, 0.3)
+
+
+def test_both_model_families_share_one_config_base_and_one_output():
+    # The checks every model needs are VideoConfig's, written once (models/base.py).
+    for config_cls in (ModelConfig, BaselineConfig):
+        assert issubclass(config_cls, VideoConfig)
+        with pytest.raises(RdferError, match=r"model x: without re-sampling num_frames must be n1 \* n2 = 16, got 32"):
+            config_cls(name="x", resample=False, num_frames=32)
+        with pytest.raises(RdferError, match=r"model x: num_frames \(40\) must be a multiple of n1 \* n2 = 16"):
+            config_cls(name="x", resample=True, num_frames=40)
+    for name in ("rdfer_tiny", "mc3_18"):
+        model = create_model(name, input_size=16).eval()
+        assert isinstance(model, VideoModel)
+        with torch.no_grad():
+            out = model(_tiny_video(model, size=16))
+        assert isinstance(out, ModelOutput)
+        moved = out.to("cpu")  # what the predictor does with every batch
+        assert [getattr(moved, key) is None for key in ("mu", "delta")] == [name == "mc3_18"] * 2
 
 
 # ---------------------------------------------------------------- checkpoints
@@ -331,7 +351,7 @@ def test_checkpoint_file_round_trip_keeps_weight_names_without_loading_them(tmp_
     assert rebuilt.config.pretrained == "imagenet" and rebuilt.config.num_classes == 3
     video = _tiny_video(model)
     with torch.no_grad():
-        torch.testing.assert_close(rebuilt(video)["logits"], model(video)["logits"])
+        torch.testing.assert_close(rebuilt(video).logits, model(video).logits)
 
 
 def test_checkpoint_errors(tmp_path):

@@ -51,18 +51,18 @@ def test_forward_backward_and_checkpoint_round_trip(name):
     model.train()
     out = model(_video(model))
     num_classes = config.num_classes
-    assert out["logits"].shape == (2, num_classes)
-    assert out["clip_logits"].shape == (2, 4, num_classes)
-    assert out["features"].dim() == 2 and out["features"].shape[0] == 2
+    assert out.logits.shape == (2, num_classes)
+    assert out.clip_logits.shape == (2, 4, num_classes)
+    assert out.features.dim() == 2 and out.features.shape[0] == 2
     for key in ("logits", "clip_logits", "features"):
-        assert torch.isfinite(out[key]).all(), key
-    if out["mu"] is not None:
-        assert out["mu"].shape == (2,) and out["delta"].shape == (2,)
-        assert ((out["mu"] >= 0) & (out["mu"] <= 1)).all() and (out["delta"] > 0).all()
+        assert torch.isfinite(getattr(out, key)).all(), key
+    if out.mu is not None:
+        assert out.mu.shape == (2,) and out.delta.shape == (2,)
+        assert ((out.mu >= 0) & (out.mu <= 1)).all() and (out.delta > 0).all()
     else:
-        assert out["delta"] is None
+        assert out.delta is None
 
-    (out["logits"].logsumexp(1).sum() - out["logits"][:, 0].sum()).backward()
+    (out.logits.logsumexp(1).sum() - out.logits[:, 0].sum()).backward()
     conv = _first_conv(model)  # the encoder's first layer: gradients reach the bottom of the network
     assert conv.weight.grad is not None and conv.weight.grad.abs().sum() > 0
     for pname, param in model.named_parameters():
@@ -79,8 +79,8 @@ def test_forward_backward_and_checkpoint_round_trip(name):
     video = _video(model, batch=1, seed=2)
     with torch.no_grad():
         expected, got = model(video), rebuilt(video)
-    torch.testing.assert_close(got["logits"], expected["logits"])
-    torch.testing.assert_close(got["clip_logits"], expected["clip_logits"])
+    torch.testing.assert_close(got.logits, expected.logits)
+    torch.testing.assert_close(got.clip_logits, expected.clip_logits)
 
 
 def _models_cli(argv):

@@ -66,7 +66,7 @@ def bench_train(model_name: str, options: Optional[dict] = None, *, batch_size: 
             video = preset(video_uint8.to(device, non_blocking=True), generator=generator)
             with autocast(device, amp):
                 out = step_model(video)
-            loss, _ = loss_fn(out["logits"].float(), out["clip_logits"].float(), labels.to(device),
+            loss, _ = loss_fn(out.logits.float(), out.clip_logits.float(), labels.to(device),
                               indices.to(device), 1)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -2,7 +2,7 @@
 
     loss_fn = ReweightedLoss(ReweightConfig(), num_samples=len(train_set))
     out = model(video)
-    loss, info = loss_fn(out["logits"], out["clip_logits"], labels, indices, epoch)
+    loss, info = loss_fn(out.logits, out.clip_logits, labels, indices, epoch)
     ...
     loss_fn.end_epoch()   # once per epoch, on every rank (needed in "epoch" mode)
 

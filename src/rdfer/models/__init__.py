@@ -2,7 +2,8 @@
 dual-stream hierarchical network, and the paper's Table VI baselines.
 
 Importing this package registers every model (`_registry.py`); build one with
-`create_model(name, **config fields)` (`_factory.py`).
+`create_model(name, **config fields)` (`_factory.py`). Every model is a
+`base.VideoModel` built from its config by `_builder.build_video_model`.
 """
 
 from rdfer.models._factory import create_model

