@@ -1,11 +1,11 @@
-"""ClipDataset, make_loader, corrupt frames and the packed format."""
+"""ClipDataset, build_loader, corrupt frames and the packed format."""
 
 import numpy as np
 import pytest
 import torch
 
 from fixtures_data import frame_value, make_csv, make_dfew, write_frames
-from rdfer.data import ClipDataset, build_manifest, make_loader
+from rdfer.data import ClipDataset, build_loader, build_manifest
 from rdfer.data.frames import read_clip
 from rdfer.data.pack import write_pack
 from rdfer.errors import RdferError
@@ -79,7 +79,7 @@ def test_clip_without_any_readable_frame_names_the_clip(dfew):
     manifest = build_manifest("dfew", root, "train")
     item = ClipDataset(manifest, num_frames=8, train=False, load_size=24)[1]
     assert f"clip {clip_id}: none of its" in item["unusable"]  # decided in the main process, see below
-    loader = make_loader(manifest, num_frames=8, train=False, batch_size=2, num_workers=0, seed=0, load_size=24)
+    loader = build_loader(manifest, num_frames=8, train=False, batch_size=2, num_workers=0, seed=0, load_size=24)
     with pytest.raises(RdferError, match=f"clip {clip_id}: none of its.*--skip-bad"):
         list(loader)
 
@@ -90,8 +90,8 @@ def test_loader_batches_and_is_repeatable(dfew, workers):
     manifest = build_manifest("dfew", root, "train")
 
     def run(seed):
-        loader = make_loader(manifest, num_frames=8, train=True, batch_size=2,
-                             num_workers=workers, seed=seed, load_size=16)
+        loader = build_loader(manifest, num_frames=8, train=True, batch_size=2,
+                              num_workers=workers, seed=seed, load_size=16)
         assert loader.persistent_workers == (workers > 0)
         return list(loader)
 
@@ -125,8 +125,8 @@ def test_pack_round_trip_equals_direct_loading(dfew, tmp_path):
     # re-encoded at load size: close to direct loading, and readable by loader workers
     write_pack(manifest, out, load_size=24, quality=95, progress=False)
     packed = build_manifest("packed", out, "train")
-    loader = make_loader(packed, num_frames=16, train=False, batch_size=4, num_workers=1, seed=0,
-                         load_size=24)
+    loader = build_loader(packed, num_frames=16, train=False, batch_size=4, num_workers=1, seed=0,
+                          load_size=24)
     videos = next(iter(loader))["video"]
     direct_videos = torch.stack([direct[i]["video"] for i in range(4)])
     assert (videos.float() - direct_videos.float()).abs().mean() < 3

@@ -16,7 +16,7 @@ import yaml
 from rdfer.config import load_config
 from rdfer.engine import evaluate_checkpoint, fit, run_cv
 from rdfer.engine.fit import cosine_schedule
-from rdfer.engine.sampling import EpochSampler
+from rdfer.data.loader import EpochSampler
 from rdfer.errors import RdferError
 from rdfer.metrics import summarize
 

@@ -8,7 +8,7 @@ import pytest
 
 from fixtures_data import make_dfew, make_ferv39k, write_frames
 from rdfer.cli import build_parser, main
-from rdfer.data import build_manifest, make_loader
+from rdfer.data import build_loader, build_manifest
 from rdfer.data.check import check_dataset
 from rdfer.data.manifest import check_disjoint
 from rdfer.data.pack import write_pack
@@ -35,8 +35,8 @@ def test_undecodable_clip_is_skipped_and_named_under_skip_bad(dfew, workers, cap
     bad_id, _, _, folder = expected["train"][1]
     _corrupt(folder)
     manifest = build_manifest("dfew", root, "train")
-    loader = make_loader(manifest, num_frames=8, train=False, batch_size=2, num_workers=workers, seed=0,
-                         load_size=24, skip_bad=True)
+    loader = build_loader(manifest, num_frames=8, train=False, batch_size=2, num_workers=workers, seed=0,
+                          load_size=24, skip_bad=True)
     seen = [clip for batch in loader for clip in batch["clip_id"]]
     assert seen == [clip for clip, *_ in expected["train"] if clip != bad_id]
     assert list(loader.skipped) == [bad_id]
@@ -49,8 +49,8 @@ def test_undecodable_clip_without_skip_bad_is_one_line_naming_it(dfew, workers):
     bad_id, _, _, folder = expected["train"][2]
     _corrupt(folder)
     manifest = build_manifest("dfew", root, "train")
-    loader = make_loader(manifest, num_frames=8, train=False, batch_size=2, num_workers=workers, seed=0,
-                         load_size=24)
+    loader = build_loader(manifest, num_frames=8, train=False, batch_size=2, num_workers=workers, seed=0,
+                          load_size=24)
     with pytest.raises(RdferError) as error:
         list(loader)
     message = str(error.value)  # not a DataLoader worker traceback
@@ -62,8 +62,8 @@ def test_batch_whose_every_clip_is_undecodable_is_not_yielded(dfew):
     for _, _, _, folder in expected["train"][:2]:
         _corrupt(folder)
     manifest = build_manifest("dfew", root, "train")
-    loader = make_loader(manifest, num_frames=8, train=False, batch_size=2, num_workers=0, seed=0,
-                         load_size=24, skip_bad=True)
+    loader = build_loader(manifest, num_frames=8, train=False, batch_size=2, num_workers=0, seed=0,
+                          load_size=24, skip_bad=True)
     batches = list(loader)
     assert len(batches) == 1 and batches[0]["video"].shape[0] == 2
 

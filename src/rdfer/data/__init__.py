@@ -12,7 +12,7 @@ import importlib
 
 _PUBLIC = {
     "ClipDataset": "dataset", "LOAD_SIZE": "dataset",
-    "make_loader": "dataset",
+    "build_loader": "loader",
     "build_manifest": "manifest",
     "ClipRecord": "records", "Manifest": "records",
     "T_DENSE": "sampling", "T_PLAIN": "sampling", "sample_indices": "sampling",

@@ -13,6 +13,7 @@ import csv
 import dataclasses
 import gc
 import os
+import random
 import resource
 import time
 from pathlib import Path
@@ -22,9 +23,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from rdfer.data.dataset import LOAD_SIZE, make_loader, seed_worker
+from rdfer.data.dataset import LOAD_SIZE
 from rdfer.data.files import is_video_file, list_frames
 from rdfer.data.layouts import DFEW
+from rdfer.data.loader import build_loader
 from rdfer.data.records import Manifest
 from rdfer.data.sampling import sample_indices
 from rdfer.data.transforms import TrainPreset
@@ -62,6 +64,13 @@ class ReferenceDataset(Dataset):
             with Image.open(os.path.join(record.path, names[j])) as image:
                 frames.append(self.transform(image.convert("RGB")))
         return torch.stack(frames), record.label  # (T, 3, size, size)
+
+
+def _seed_worker(worker_id: int) -> None:
+    """The reference loader's worker_init_fn: seed numpy/random from the worker's torch seed."""
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
 
 
 def _prime_cache(records, packed: str | None) -> None:
@@ -155,14 +164,14 @@ def _bench(records, subset, ours_manifest, frames, batch_size, workers, load_siz
            packed) -> dict:
     preset = TrainPreset(size=size)
     generator = torch.Generator().manual_seed(seed)
-    ours = _measure(lambda: make_loader(ours_manifest, num_frames=frames, train=True,
-                                        batch_size=batch_size, num_workers=workers, seed=seed,
-                                        load_size=load_size),
+    ours = _measure(lambda: build_loader(ours_manifest, num_frames=frames, train=True,
+                                         batch_size=batch_size, num_workers=workers, seed=seed,
+                                         load_size=load_size),
                     len(records), step=lambda batch: preset(batch["video"], generator))
     torch.manual_seed(seed)
     reference = _measure(lambda: DataLoader(ReferenceDataset(subset, frames, size),
                                             batch_size=batch_size, num_workers=workers,
-                                            worker_init_fn=seed_worker, shuffle=True),
+                                            worker_init_fn=_seed_worker, shuffle=True),
                          len(records))
     return {"clips": len(records), "frames": frames, "workers": workers, "batch_size": batch_size,
             "ours": ours["wall"], "reference": reference["wall"],

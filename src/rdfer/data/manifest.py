@@ -381,3 +381,14 @@ def build_manifest(dataset: str, root, split: str, fold: int = 1, skip_bad: bool
     return Manifest(dataset=scan.dataset, split=split, classes=tuple(scan.classes),
                     records=tuple(scan.records), root=scan.root,
                     skipped=tuple(str(problem) for problem in scan.problems))
+
+
+def load_manifests(data) -> tuple:
+    """The (train, test) manifests of a config's data section (`rdfer.config.DataConfig`),
+    the clips of the test split left out of (or, without skip_bad, stopping) the train one."""
+    if not data.root and data.dataset != "csv":
+        raise RdferError("data.root is not set: give --set data.root=PATH (the dataset's root folder)")
+    common = dict(fold=data.fold, skip_bad=data.skip_bad, csv_path=data.csv)
+    train = build_manifest(data.dataset, data.root, data.train_split, **common)
+    test = build_manifest(data.dataset, data.root, data.test_split, **common)
+    return check_disjoint(train, test, skip_bad=data.skip_bad), test

@@ -11,15 +11,14 @@ from typing import Optional
 
 import torch
 
-from rdfer.config import DataConfig
-from rdfer.data import TrainPreset, build_manifest
-from rdfer.synth import write_synthetic
-from rdfer.engine.fit import build_loader
+from rdfer.data.loader import build_loader, load_size_for
+from rdfer.data.manifest import build_manifest
+from rdfer.data.transforms import TrainPreset
 from rdfer.engine.loop import autocast
 from rdfer.losses import ReweightConfig, ReweightedLoss
 from rdfer.models import create_model
+from rdfer.synth import write_synthetic
 from rdfer.utils.device import resolve_device
-from rdfer.utils.distributed import DistInfo
 
 
 def _sync(device: torch.device) -> None:
@@ -43,7 +42,7 @@ def bench_train(model_name: str, options: Optional[dict] = None, *, batch_size: 
     with tempfile.TemporaryDirectory(prefix="rdfer-bench-") as tmp:
         model = create_model(model_name, **(options or {})).to(device)
         mc = model.config
-        load_size = round(mc.input_size * 8 / 7)
+        load_size = load_size_for(mc.input_size)
         if root is None:
             clips = max(64, batch_size * (steps + warmup) // 4)
             print_fn(f"no --root: rendering {clips} synthetic clips at {load_size} px into {tmp}")
@@ -53,8 +52,8 @@ def bench_train(model_name: str, options: Optional[dict] = None, *, batch_size: 
         manifest = build_manifest(dataset, root, "train", fold=fold)
         if mc.num_classes != len(manifest.classes):
             model = create_model(model_name, **{**(options or {}), "num_classes": len(manifest.classes)}).to(device)
-        loader = build_loader(manifest, model_config=mc, data_config=DataConfig(num_workers=num_workers),
-                              train=True, batch_size=batch_size, seed=0, dist_info=DistInfo(), device=device)
+        loader = build_loader(manifest, num_frames=mc.num_frames, train=True, batch_size=batch_size, seed=0,
+                              num_workers=num_workers, load_size=load_size, pin_memory=device.type == "cuda")
         loss_fn = ReweightedLoss(ReweightConfig(warmup_epochs=0), num_samples=len(manifest.records)).to(device)
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
         step_model = torch.compile(model) if compile else model

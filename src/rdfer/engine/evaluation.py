@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import Optional
 
 from rdfer.config import DataConfig
-from rdfer.data import EvalPreset, build_manifest
+from rdfer.data.loader import build_loader, load_size_for
+from rdfer.data.manifest import build_manifest
+from rdfer.data.transforms import EvalPreset
 from rdfer.engine.checkpoint import atomic_write_text
-from rdfer.engine.fit import build_loader
 from rdfer.engine.loop import evaluate
 from rdfer.engine.outputs import write_predictions
 from rdfer.errors import RdferError
@@ -16,7 +17,6 @@ from rdfer.metrics import summarize
 from rdfer.models.checkpoint import load_model
 from rdfer.utils.checkpoint import read_checkpoint
 from rdfer.utils.device import resolve_device
-from rdfer.utils.distributed import DistInfo
 
 OUTPUTS = ("predictions.csv", "features.npy", "metrics.json")
 
@@ -95,8 +95,9 @@ def evaluate_checkpoint(checkpoint, out_dir, *, split: str = "test", data_overri
     out_dir = prepare_out_dir(out_dir, split)  # once the inputs are known good, before the pass
     device = resolve_device(device)
     model.to(device)
-    loader = build_loader(manifest, model_config=model.config, data_config=replace(data, num_workers=num_workers),
-                          train=False, batch_size=batch_size, seed=0, dist_info=DistInfo(), device=device)
+    loader = build_loader(manifest, num_frames=model.config.num_frames, train=False, batch_size=batch_size, seed=0,
+                          num_workers=num_workers, load_size=load_size_for(model.config.input_size, data.load_size),
+                          skip_bad=data.skip_bad, pin_memory=device.type == "cuda")
     result = evaluate(model, loader, EvalPreset(size=model.config.input_size), device=device, amp=amp,
                       desc=f"eval {data.dataset} {split}", progress=progress)
     metrics = summarize(result["label"], result["prediction"], classes)

@@ -16,10 +16,12 @@ import torch
 from tqdm import tqdm
 
 from rdfer.config import TrainConfig
-from rdfer.data import ClipDataset, EvalPreset
+from rdfer.data.dataset import ClipDataset
 from rdfer.data.features import cache_meta, clip_key, save_feature_cache
 from rdfer.data.frames import read_clip
-from rdfer.engine.fit import load_manifests
+from rdfer.data.loader import load_size_for
+from rdfer.data.manifest import load_manifests
+from rdfer.data.transforms import EvalPreset
 from rdfer.errors import RdferError
 from rdfer.models import create_model
 
@@ -38,13 +40,13 @@ def build_feature_cache(config: TrainConfig, out, *, progress: bool = True) -> d
     started = time.time()
     if config.threads:
         torch.set_num_threads(config.threads)
-    train, test = load_manifests(config)
+    train, test = load_manifests(config.data)
     model = create_model(config.model.name, num_classes=len(train.classes), **config.model.options).eval()
     model_config = model.config
     if not getattr(model_config, "frozen_encoder", False):
         raise RdferError(f"model {model_config.name} has no frozen encoder: features are cached only for "
                          "--set model.options.frozen_encoder=true (the encoder is then never trained)")
-    load_size = config.data.load_size or round(model_config.input_size * 8 / 7)
+    load_size = load_size_for(model_config.input_size, config.data.load_size)
     preset = EvalPreset(size=model_config.input_size)
     keys, seen, features, frames = [], set(), [], 0
     for manifest in (train, test):

@@ -18,15 +18,17 @@ from pathlib import Path
 from typing import Optional
 
 import torch
-from torch.utils.data import BatchSampler, DataLoader
 
 from rdfer.config import TrainConfig, absolute_paths, config_to_dict, save_config
+from rdfer.data.features import FeatureCache, identity_preset
+from rdfer.data.loader import build_loader, load_size_for
+from rdfer.data.manifest import load_manifests
+from rdfer.data.transforms import EvalPreset, TrainPreset
 from rdfer.engine.checkpoint import (
     atomic_save, atomic_write_text, load_training_checkpoint, rng_state, set_rng_state,
 )
 from rdfer.engine.loop import evaluate, train_one_epoch
 from rdfer.engine.outputs import eval_metrics, ground_truth_for, train_metrics, write_predictions
-from rdfer.engine.sampling import EpochSampler, EpochSeededDataset
 from rdfer.errors import RdferError
 from rdfer.losses import ReweightedLoss
 from rdfer.metrics import summarize
@@ -34,53 +36,6 @@ from rdfer.models import create_model
 from rdfer.models.checkpoint import model_state
 from rdfer.utils.device import resolve_device
 from rdfer.utils.distributed import DistInfo, barrier, init_distributed, shutdown_distributed
-
-
-def load_manifests(config: TrainConfig):
-    """The train and test manifests of the configured dataset."""
-    from rdfer.data import build_manifest
-    from rdfer.data.manifest import check_disjoint
-
-    data = config.data
-    if not data.root and data.dataset != "csv":
-        raise RdferError("data.root is not set: give --set data.root=PATH (the dataset's root folder)")
-    common = dict(fold=data.fold, skip_bad=data.skip_bad, csv_path=data.csv)
-    train = build_manifest(data.dataset, data.root, data.train_split, **common)
-    test = build_manifest(data.dataset, data.root, data.test_split, **common)
-    return check_disjoint(train, test, skip_bad=data.skip_bad), test
-
-
-def build_loader(manifest, *, model_config, data_config, train: bool, batch_size: int, seed: int,
-                 dist_info: DistInfo, device: torch.device, cache=None) -> DataLoader:
-    """A DataLoader of uint8 clips `(B, T, C, H, W)` sized for `model_config`, or of their
-    cached features `(B, T, D)` when `cache` (a `FeatureCache`) is given."""
-    from rdfer.data import ClipDataset
-    from rdfer.data.dataset import CheckedLoader, collate_clips
-    from rdfer.data.features import CachedClipDataset
-    from rdfer.data.frames import single_threaded_opencv
-
-    load_size = data_config.load_size or round(model_config.input_size * 8 / 7)
-    if cache is not None:
-        dataset = CachedClipDataset(manifest, cache, num_frames=model_config.num_frames, train=train)
-    else:
-        dataset = ClipDataset(manifest, num_frames=model_config.num_frames, train=train, load_size=load_size)
-    sampler = EpochSampler(len(dataset), seed, shuffle=train, rank=dist_info.rank, world_size=dist_info.world_size)
-    per_rank = max(1, batch_size // dist_info.world_size)
-    workers = data_config.num_workers
-    if workers > 0:
-        single_threaded_opencv()  # workers are the parallelism; OpenCV threads would oversubscribe
-    loader = DataLoader(
-        EpochSeededDataset(dataset, seed),
-        collate_fn=collate_clips,  # with CheckedLoader: an undecodable clip stops the run or is skipped
-        batch_sampler=BatchSampler(sampler, per_rank, drop_last=train and dist_info.enabled),
-        num_workers=workers,
-        persistent_workers=workers > 0,
-        pin_memory=device.type == "cuda",
-        # Its own generator: creating an iterator must not draw from the global stream,
-        # or a resumed run's dropout would differ from an uninterrupted one's.
-        generator=torch.Generator().manual_seed(seed),
-    )
-    return CheckedLoader(loader, data_config.skip_bad, f"{manifest.dataset} {manifest.split}")
 
 
 def cosine_schedule(optimizer, *, lr: float, min_lr: float, total_steps: int, warmup_steps: int):
@@ -122,13 +77,15 @@ def fit(config: TrainConfig, run_dir, *, resume: bool = False, stop_after_epoch:
         if config.threads:
             torch.set_num_threads(config.threads)
         torch.manual_seed(config.seed)
-        train_manifest, test_manifest = load_manifests(config)
+        train_manifest, test_manifest = load_manifests(config.data)
         classes = list(train_manifest.classes)
         model = create_model(config.model.name, num_classes=len(classes), **config.model.options).to(device)
         model_config = model.config
         cache = _feature_cache(config, model_config)
-        loader_args = dict(model_config=model_config, data_config=config.data, seed=config.seed,
-                           dist_info=dist_info, device=device, cache=cache)
+        loader_args = dict(num_frames=model_config.num_frames, seed=config.seed, num_workers=config.data.num_workers,
+                           load_size=load_size_for(model_config.input_size, config.data.load_size),
+                           skip_bad=config.data.skip_bad, cache=cache, dist_info=dist_info,
+                           pin_memory=device.type == "cuda")
         train_loader = build_loader(train_manifest, train=True, batch_size=config.optim.batch_size, **loader_args)
         test_loader = build_loader(test_manifest, train=False, batch_size=config.optim.batch_size, **loader_args)
         train_preset, eval_preset = _presets(config, model_config, cached=cache is not None)
@@ -238,19 +195,14 @@ def _feature_cache(config: TrainConfig, model_config):
     """The `FeatureCache` of data.features, checked against the model; None without one."""
     if not config.data.features:
         return None
-    from rdfer.data.features import FeatureCache
-
     cache = FeatureCache(config.data.features)
-    cache.check(model_config, config.data.load_size or round(model_config.input_size * 8 / 7))
+    cache.check(model_config, load_size_for(model_config.input_size, config.data.load_size))
     return cache
 
 
 def _presets(config: TrainConfig, model_config, cached: bool) -> tuple:
     """(train, eval) presets. A frozen encoder trains on the eval preset's frames (no pixel
     augmentation), so that its features, and a cache of them, depend on each frame alone."""
-    from rdfer.data import EvalPreset, TrainPreset
-    from rdfer.data.features import identity_preset
-
     if cached:
         return identity_preset, identity_preset
     eval_preset = EvalPreset(size=model_config.input_size)
