@@ -14,7 +14,8 @@ read back instead of decoding and encoding frames every epoch
 function, same random stream) and gathers their features, so a cached run and an
 uncached one with the same frozen encoder compute the same thing. The features
 are those of the evaluation preset (resize, no pixel augmentation): the cached
-mode trains without crop, flip or colour jitter (a departure from SPEC 1).
+mode trains without crop, flip or colour jitter (a departure from docs/method.md,
+"Augmentation").
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
-"""Temporal sampling of frame indices (SPEC 1)."""
+"""Temporal sampling of frame indices (docs/method.md, "Sampling")."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-T_DENSE = 64  # dense frames per clip (SPEC 1)
+T_DENSE = 64  # dense frames per clip
 T_PLAIN = 16  # frames for models without key-expression re-sampling
 
 

@@ -1,4 +1,5 @@
-"""Batched clip augmentation on uint8 video tensors (SPEC 1), on any device.
+"""Batched clip augmentation on uint8 video tensors, on any device (docs/method.md,
+"Augmentation" and "Colour jitter").
 
 Both presets take uint8 `(B, T, C, H, W)` (or one clip `(T, C, H, W)`) and
 return float32 `(B, T, C, size, size)` in [0, 1]. `TrainPreset` draws one set
@@ -196,11 +197,11 @@ class TrainPreset:
     `hue_matrices` for how close the linear hue is to torchvision's).
 
     Args:
-        size: output side in pixels (SPEC 1 default 112).
+        size: output side in pixels (112 in the paper).
         scale, ratio: RandomResizedCrop ranges (torchvision defaults, also used
             by the public DFER code M3DFEL builds on).
         hflip: flip probability.
-        brightness, contrast, saturation, hue: jitter strengths (SPEC 1: 0.4;
+        brightness, contrast, saturation, hue: jitter strengths (0.4 in the paper's recipe;
             hue must lie in [0, 0.5], as torchvision's).
     """
 
