@@ -125,3 +125,11 @@ def test_shipped_config_names_leave_out_the_bases():
     with pytest.raises(RdferError, match="shipped configs: audit_synth, demo, ") as error:
         resolve_config_path("no_such_recipe")
     assert "_base_paper" not in str(error.value)
+
+
+def test_config_accepts_the_dataset_names_the_layouts_declare():
+    # config.py sits below data/ and cannot import the registry: the names must agree.
+    from rdfer.config import DATASETS
+    from rdfer.data.layouts import SOURCES
+
+    assert DATASETS == SOURCES

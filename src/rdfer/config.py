@@ -129,6 +129,7 @@ class TrainConfig:
 # Fields that name files: a relative path is resolved against the current folder when a run
 # starts (`absolute_paths`), so that the run's config.yaml works from any folder.
 PATH_FIELDS = ("root", "csv", "ground_truth", "features")
+# The values of data.dataset: rdfer.data.layouts.SOURCES (data/ sits above config; a test keeps them equal).
 DATASETS = ("dfew", "ferv39k", "mafw", "csv", "packed")
 
 

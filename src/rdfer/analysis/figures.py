@@ -14,10 +14,13 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
+import torch
 from matplotlib.figure import Figure
 
 from rdfer.analysis.run import Predictions
 from rdfer.analysis.tables import level_name
+from rdfer.data.sampling import T_DENSE, T_PLAIN, sample_indices
+from rdfer.models.detector import resample_positions
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 DPI = 120
@@ -218,11 +221,6 @@ def model_frame_indices(clip_length: int, mu: float = float("nan"), delta: float
     Returns:
         int64 (16,) frame indices in [0, clip_length); clip j of the model is frames 4j..4j+3.
     """
-    import torch
-
-    from rdfer.data.sampling import T_DENSE, T_PLAIN, sample_indices
-    from rdfer.models.detector import resample_positions
-
     if np.isnan(mu) or np.isnan(delta):
         return sample_indices(clip_length, T_PLAIN, train=False)
     dense = sample_indices(clip_length, T_DENSE, train=False)  # (64,)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from rdfer.cli import at_least
-
-DATASET_CHOICES = ("dfew", "ferv39k", "mafw", "csv")
+from rdfer.data.layouts import DATASETS
 
 
 def _add_dataset_args(parser, split: bool = False) -> None:
-    parser.add_argument("--dataset", required=True, choices=DATASET_CHOICES)
+    parser.add_argument("--dataset", required=True, choices=DATASETS)
     parser.add_argument("--root", help="dataset root (csv: the CSV file, or use --csv)")
     parser.add_argument("--fold", type=int, default=1, help="DFEW/MAFW fold 1..5 (default 1)")
     parser.add_argument("--csv", dest="csv_path", help="CSV manifest (path,label[,split])")

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from rdfer.cli import at_least
+from rdfer.data.layouts import DATASETS
 from rdfer.errors import RdferError
 
 
@@ -25,7 +26,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("eval", help="evaluate a checkpoint; write per-clip predictions and metrics")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--out", required=True, help="folder for predictions.csv, features.npy, metrics.json")
-    p.add_argument("--dataset", choices=("dfew", "ferv39k", "mafw", "csv"), help="default: the training data")
+    p.add_argument("--dataset", choices=DATASETS, help="default: the training data")
     p.add_argument("--root", help="dataset root (default: the training data's)")
     p.add_argument("--fold", type=int)
     p.add_argument("--csv", help="manifest file for --dataset csv")
@@ -52,7 +53,7 @@ def register(subparsers) -> None:
                                           "rdfer curate --predictions CV/fold_*/predictions.csv --out DIR")
     p.add_argument("--predictions", nargs="+", help="predictions.csv files (from rdfer eval, train or cv)")
     p.add_argument("--checkpoint", help="or: predict the clips now with this checkpoint")
-    p.add_argument("--dataset", choices=("dfew", "ferv39k", "mafw", "csv"))
+    p.add_argument("--dataset", choices=DATASETS)
     p.add_argument("--root")
     p.add_argument("--fold", type=int)
     p.add_argument("--csv", help="manifest file for --dataset csv")
@@ -73,7 +74,7 @@ def register(subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--dataset", default="dfew", choices=("dfew", "ferv39k", "mafw", "csv"))
+    p.add_argument("--dataset", default="dfew", choices=DATASETS)
     p.add_argument("--root", help="dataset root (default: render a small synthetic one)")
     p.add_argument("--fold", type=int, default=1)
     p.add_argument("--workers", type=int, default=2)
