@@ -8,7 +8,7 @@ found is collected: the one-line `RdferError` gives their count and the first
 ten (file, line, clip; `rdfer check-dataset` lists all), or, with
 `skip_bad=True`, each is named in a warning and listed in `Manifest.skipped`.
 Clips that pass here but none of whose frames decode are met by the loader
-(`rdfer.data.dataset.CheckedLoader`); `check_disjoint` finds a clip in both splits.
+(`rdfer.data.loader.CheckedLoader`); `check_disjoint` finds a clip in both splits.
 
 Layouts: DFEW, FERV39K and MAFW as declared in `rdfer.data.layouts`. A split
 list must be under ROOT: rdfer ships the official DFEW and FERV39K lists

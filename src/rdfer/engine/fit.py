@@ -140,7 +140,7 @@ def fit(config: TrainConfig, run_dir, *, resume: bool = False, stop_after_epoch:
         for epoch in range(start_epoch, optim.epochs):
             started = time.time()
             train_loader.batch_sampler.sampler.set_epoch(epoch)
-            # The augmentation stream of epoch e depends only on (seed, e): see sampling.py.
+            # The augmentation stream of epoch e depends only on (seed, e): see rdfer/data/loader.py.
             generator.manual_seed(config.seed * 100_003 + epoch)
             desc = f"epoch {epoch + 1}/{optim.epochs}"
             stats = train_one_epoch(train_model, train_loader, train_preset, loss_fn, optimizer, scheduler, scaler,
