@@ -38,7 +38,7 @@ Everything random about a clip comes from a numpy Generator seeded by
 worker processes, and in a subset of the same benchmark.
 """
 
-from rdfer.synth.describe import describe_synthetic, read_ground_truth
+from rdfer.synth.describe import describe_synthetic
 from rdfer.synth.faces import ACTIONS, PROTOTYPES, SUBTLE_HARD, Identity
 from rdfer.synth.plan import ClipPlan, plan_clip
 from rdfer.synth.render import render_frames
@@ -47,5 +47,5 @@ from rdfer.synth.write import write_synthetic
 
 __all__ = [
     "ACTIONS", "NOISE_TYPES", "PAIR_FLIPS", "PROTOTYPES", "SUBTLE_HARD", "ClipPlan", "Identity", "describe_synthetic",
-    "plan_clip", "read_ground_truth", "render_frames", "write_synthetic",
+    "plan_clip", "render_frames", "write_synthetic",
 ]

@@ -14,33 +14,25 @@ import numpy as np
 from rdfer.data.layouts import DFEW, FERV39K, LAYOUTS, SPLITS
 from rdfer.errors import RdferError
 from rdfer.labels import DFEW_CLASSES, FERV39K_TO_DFEW
-
-
-def read_ground_truth(out) -> list:
-    """Rows of DIR/ground_truth.csv as dicts with int fields (labels 1-based)."""
-    path = Path(out) / "ground_truth.csv"
-    if not path.is_file():
-        raise RdferError(f"{path} not found: run `rdfer synth --out {out}` first")
-    rows = []
-    for row in csv.DictReader(open(path, newline="")):
-        rows.append({k: (v if k == "video_name" else int(v)) for k, v in row.items()})
-    return rows
+from rdfer.utils.ground_truth import GROUND_TRUTH_FILE, read_ground_truth
 
 
 def describe_synthetic(out) -> str:
     """A short human summary of a synthetic benchmark folder: clips per split
     and class, noisy and hard counts, frame size and frame counts."""
     out = Path(out)
-    rows = read_ground_truth(out)
+    rows = list(read_ground_truth(out / GROUND_TRUTH_FILE, ("video_name", "true_label", "given_label", "is_noisy",
+                                                            "is_hard"),
+                                  missing_hint=f"run `rdfer synth --out {out}` first").values())
     if not (out / "synth.json").is_file():
         raise RdferError(f"{out / 'synth.json'} not found: {out} is not a complete synthetic "
                          f"benchmark; run `rdfer synth --out {out}` again")
     options = json.loads((out / "synth.json").read_text())
     layout = options["layout"]
     n_cls = len(DFEW_CLASSES)
-    true = np.array([r["true_label"] - 1 for r in rows])
-    noisy = np.array([r["is_noisy"] for r in rows], bool)
-    hard = np.array([r["is_hard"] for r in rows], bool)
+    true = np.array([r.true_class for r in rows])
+    noisy = np.array([r.noisy for r in rows], bool)
+    hard = np.array([r.hard for r in rows], bool)
     lines = [f"Synthetic DFER benchmark in {out} ({layout} layout, seed {options['seed']}, "
              f"{'full scale' if options['full_scale'] else 'small'}): {len(rows)} clips"]
     width = max(len(c) for c in DFEW_CLASSES)
@@ -69,7 +61,7 @@ def describe_synthetic(out) -> str:
         noisy_desc = f"{noisy.sum()} of {n_train} train clips ({noisy.sum() / max(n_train, 1):.1%})"
     noise_type = options.get("noise_type", "symmetric")  # benchmarks written before pair noise
     if noise_type == "pair":
-        given = np.array([r["given_label"] - 1 for r in rows])
+        given = np.array([r.given_class for r in rows])
         pairs, counts = np.unique(np.stack([true[noisy], given[noisy]], 1), axis=0, return_counts=True)
         flips = ", ".join(f"{DFEW_CLASSES[a]}->{DFEW_CLASSES[b]} {k}" for (a, b), k in zip(pairs, counts))
         kind = f"pair noise, each to its most confusable class: {flips or 'none'}"
@@ -83,7 +75,7 @@ def describe_synthetic(out) -> str:
     frames = []
     first = None
     for r in rows:
-        folder = _folder_of(out, layout, r["video_name"])
+        folder = _folder_of(out, layout, r.video_name)
         names = [e.name for e in os.scandir(folder) if e.name.endswith(".jpg")] if folder.is_dir() else []
         frames.append(len(names))
         if first is None and names:
