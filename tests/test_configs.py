@@ -106,7 +106,8 @@ def test_base_errors_name_the_file_and_what_to_do(tmp_path):
 
     (tmp_path / "base.yaml").write_text("base: other\n")
     (tmp_path / "child.yaml").write_text("base: base\n")
-    with pytest.raises(RdferError, match=r"child.yaml: its base .*base.yaml has a base of its own \(other\); one level only"):
+    with pytest.raises(RdferError, match=r"child.yaml: its base .*base.yaml has a base of its own \(other\); "
+                                         "one level only"):
         load_config(tmp_path / "child.yaml")
     (tmp_path / "orphan.yaml").write_text("base: nowhere\n")
     with pytest.raises(RdferError, match=r"orphan.yaml: base 'nowhere': config 'nowhere' is neither a file"):

@@ -37,11 +37,12 @@ import numpy as np
 from rdfer.analysis.run import read_predictions
 from rdfer.config import TrainConfig, config_to_dict
 from rdfer.data import build_manifest
+from rdfer.data.layouts import LAYOUTS, SPLITS
 from rdfer.engine.fit import fit
 from rdfer.errors import RdferError
 
 MARKER = "audit.json"
-OFFICIAL_FOLDS = ("dfew", "mafw")
+OFFICIAL_FOLDS = tuple(name for name, layout in LAYOUTS.items() if layout.folds)  # dfew, mafw
 # Settings that may change between an audit and its rerun: they change speed, not what a fold learns.
 IGNORED_SETTINGS = ("config.data.num_workers", "config.threads")
 
@@ -83,7 +84,7 @@ def collect_clips(config: TrainConfig, folds: Optional[int] = None) -> tuple:
     entries = {}  # clip_id -> [path, label, official fold]
     if dataset in OFFICIAL_FOLDS:
         given = {}
-        for fold in range(1, 6):
+        for fold in LAYOUTS[dataset].folds:
             test = _manifest(config, "test", fold)
             classes = test.classes
             for record in test.records:
@@ -99,7 +100,7 @@ def collect_clips(config: TrainConfig, folds: Optional[int] = None) -> tuple:
         for clip_id, entry in entries.items():
             entry[1] = given.get(clip_id, entry[1])  # the label the models would train on
     else:
-        splits = ("train", "test") if dataset == "ferv39k" else ("all",)
+        splits = SPLITS if dataset in LAYOUTS else ("all",)  # FERV39K: its train and test lists; csv: every row
         for split in splits:
             manifest = _manifest(config, split)
             classes = manifest.classes
