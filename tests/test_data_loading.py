@@ -147,3 +147,19 @@ def test_pack_errors(tmp_path, dfew):
     out.write_bytes(out.read_bytes()[:-10])
     with pytest.raises(RdferError, match="truncated or damaged"):
         build_manifest("packed", out, "train")
+
+
+def test_loader_batches_do_not_depend_on_the_worker_count(dfew):
+    # One loader path for every caller: training's seeding (each clip's offsets from seed, epoch and
+    # index), so bench, eval and tests load what a training run with any worker count would.
+    root, _ = dfew
+    manifest = build_manifest("dfew", root, "train")
+    runs = []
+    for workers in (0, 2):
+        loader = build_loader(manifest, num_frames=8, train=True, batch_size=2, num_workers=workers, seed=5,
+                              load_size=16)
+        loader.batch_sampler.sampler.set_epoch(3)
+        runs.append(list(loader))
+    assert len(runs[0]) == len(runs[1]) == 2
+    for a, b in zip(*runs):
+        assert a["clip_id"] == b["clip_id"] and torch.equal(a["video"], b["video"])

@@ -106,3 +106,23 @@ def test_missing_frame_root_and_bad_split(tmp_path):
         build_manifest("dfew", tmp_path, "val")
     with pytest.raises(RdferError, match="fold must be 1..5"):
         build_manifest("dfew", tmp_path, "train", fold=6)
+
+
+def test_layouts_are_declared_once_and_load_neither_torch_nor_opencv():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from rdfer.data.layouts import DATASETS, DFEW, FERV39K, LAYOUTS, MAFW
+
+    assert DATASETS == ("dfew", "ferv39k", "mafw", "csv") and sorted(LAYOUTS) == ["dfew", "ferv39k", "mafw"]
+    assert DFEW.list_file("R", "test", 3) == Path("R/EmoLabel_DataSplit/test(single-labeled)/set_3.csv")
+    assert DFEW.written_clip("23") == "Clip/clip_224x224/00023"
+    assert FERV39K.list_file("R", "train") == Path("R/4_setups/All_scenes/train_All.csv")
+    assert FERV39K.written_clip("Lab/Happy/0001") == "2_ClipsforFaceCrop/Lab/Happy/0001"
+    assert MAFW.list_file("R", "train", 2) == Path("R/split/single/no_caption/set_2/train.txt")
+    assert DFEW.shipped_list("train", 1).is_file() and FERV39K.shipped_list("test").is_file()
+    # The CLI reads DATASETS while building its parser: no heavy import on every command.
+    code = "import sys, rdfer.data.layouts; print(sorted(m for m in ('torch', 'cv2') if m in sys.modules))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"
