@@ -41,6 +41,8 @@ from rdfer.labels import DFEW_CLASSES, FERV39K_TO_DFEW, MAFW_CLASSES
 DATASETS = ("dfew", "ferv39k", "mafw", "csv")
 SOURCES = DATASETS + ("packed",)
 SPLITS = ("train", "test")
+# The layouts `rdfer synth` writes its benchmark in (the CLI's --layout choices).
+SYNTH_LAYOUTS = ("dfew", "ferv39k")
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,6 @@ from rdfer.data.layouts import DFEW, FERV39K, SPLITS
 from rdfer.labels import DFEW_CLASSES, FERV39K_TO_DFEW
 
 
-# The layouts the benchmark is written in (rdfer.data.layouts declares them).
-SYNTH_LAYOUTS = ("dfew", "ferv39k")
 # Made-up FERV39K scenes for the small benchmark.
 FERV_SCENES = ("Lab", "Office", "Street", "Studio")
 # Class shares of the small benchmark: halfway between DFEW's single-labeled

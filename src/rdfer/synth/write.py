@@ -14,13 +14,13 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from rdfer.data.layouts import DFEW, FERV39K, SPLITS
+from rdfer.data.layouts import DFEW, FERV39K, SPLITS, SYNTH_LAYOUTS
 from rdfer.errors import RdferError
 from rdfer.labels import DFEW_CLASSES
 from rdfer.synth.plan import plan_clip
 from rdfer.synth.render import render_frames
 from rdfer.synth.tables import (
-    NOISE_TYPES, SYNTH_LAYOUTS, add_noise, name_ferv39k, read_dfew_lists, read_ferv39k_lists, small_dfew, small_ferv39k,
+    NOISE_TYPES, add_noise, name_ferv39k, read_dfew_lists, read_ferv39k_lists, small_dfew, small_ferv39k,
     subset,
 )
 
