@@ -17,12 +17,7 @@ from rdfer.losses import ReweightConfig, ReweightedLoss
 CLASSES, FRAMES, SIZE = 7, 16, 16
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def toy_batches(count: int, batch_size: int, seed: int) -> list:

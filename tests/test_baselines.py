@@ -13,13 +13,7 @@ BACKBONES = ["cnn_lstm", "r3d_18", "mc3_18", "r2plus1d_18", "former_dfer"]
 SIZE = 16  # tiny frames keep the suite fast; every backbone pools globally (16 px -> 1x1 maps)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Many small ops: threads only add overhead on the shared 2-core machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _video(model, batch: int = 2, seed: int = 0) -> torch.Tensor:

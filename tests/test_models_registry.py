@@ -14,14 +14,7 @@ from rdfer.models import create_model, list_models
 SIZE = 16  # small frames keep every model fast on 2 CPU cores
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # On 2 cores shared by several workers, intra-op threads mostly spin: one thread
-    # made these tests ~4x faster in wall and CPU time. Restored afterwards.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _video(model, batch=2, seed=0):
