@@ -30,7 +30,7 @@ def build_feature_cache(config: TrainConfig, out, *, progress: bool = True) -> d
     """Cache the frozen encoder's features of every clip of the config's train and test splits.
 
     Returns:
-        dict: "path", "clips", "frames", "seconds".
+        dict: "path", "clips", "frames", "seconds", "meta" (JSON: what made the features).
     """
     out = Path(out)
     if out.exists() and not out.is_file():

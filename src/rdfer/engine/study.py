@@ -15,6 +15,7 @@ Finished benchmarks, caches and runs are reused when the command is run again.
 Runs go to `jobs` worker processes (one torch thread each).
 """
 
+import contextlib
 import csv
 import json
 import multiprocessing
@@ -28,11 +29,11 @@ import numpy as np
 from tqdm import tqdm
 
 from rdfer.config import load_config
-from rdfer.synth import write_synthetic
 from rdfer.engine.features import build_feature_cache
 from rdfer.engine.fit import fit
 from rdfer.errors import RdferError
 from rdfer.losses import STRATEGIES
+from rdfer.synth import write_synthetic
 
 STUDY_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "study.yaml"
 SEEDS = (0, 1, 2)
@@ -129,8 +130,6 @@ def _run_dir(out: Path, setting: str, strategy: str, seed: int) -> Path:
 
 def _train_one(out: str, setting: str, strategy: str, seed: int, overrides: tuple) -> None:
     """Worker: one training run, its epoch lines in the run's log.txt."""
-    import contextlib
-
     data = Path(out) / "data" / setting
     run_dir = _run_dir(Path(out), setting, strategy, seed)
     config = load_config(STUDY_CONFIG, (f"data.root={data}", f"data.features={data / 'features.npz'}",
