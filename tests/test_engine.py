@@ -252,6 +252,7 @@ def test_demo_pipeline_end_to_end_and_reuses_finished_work(tmp_path, capsys):
     report = run_demo(tmp_path / "demo", overrides=overrides, clips=30)
     text = report.read_text()
     assert "vanilla_ce" in text and "agreement" in text and "WAR" in text and "clip acc" in text
+    assert "rdfer study --out DIR" in text  # one seed decides nothing: the report points to the study
     for name in ("vanilla_ce", "agreement"):
         assert (tmp_path / "demo" / "runs" / name / "report.md").is_file()
         assert f"runs/{name}/report.md" in text
