@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rdfer.cli import at_least
-from rdfer.data.layouts import DATASETS
+from rdfer.data.layouts import DATASETS, SYNTH_LAYOUTS
 
 
 def _add_dataset_args(parser, split: bool = False) -> None:
@@ -139,7 +139,7 @@ def register(subparsers) -> None:
         description="Render synthetic face videos with known labels, noise and hard clips "
         "in an official dataset layout, plus DIR/ground_truth.csv.")
     parser.add_argument("--out", required=True)
-    parser.add_argument("--layout", choices=("dfew", "ferv39k"), default="dfew")
+    parser.add_argument("--layout", choices=SYNTH_LAYOUTS, default="dfew")
     parser.add_argument("--clips", type=int, default=None, help="clips to render")
     parser.add_argument("--noise", type=float, default=0.0, help="share of train labels flipped")
     parser.add_argument("--noise-type", choices=("symmetric", "pair"), default=None,
