@@ -2,6 +2,8 @@
 
 import urllib.error
 
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -15,7 +17,8 @@ from rdfer.models.dual_stream import DualStreamHierarchical
 from rdfer.models.encoders import build_frame_encoder, register_encoder
 from rdfer.models.rdfer_net import ABLATIONS, ModelConfig
 from rdfer.models import create_model
-from test_models_registry import one_thread  # noqa: F401  (autouse: one intra-op thread)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # ---------------------------------------------------------------- frame encoders
@@ -82,6 +85,11 @@ def test_local_state_dict_errors(tmp_path):
     garbage.write_text("not a checkpoint")
     with pytest.raises(RdferError, match="cannot read"):
         build_frame_encoder("resnet18", str(garbage))
+    pickled = tmp_path / "pickled.pth"  # a file with code in it: never loaded, and never advised to be
+    torch.save({"weights": build_frame_encoder("tiny").state_dict(), "extra": Path("x")}, pickled)
+    with pytest.raises(RdferError, match="holds Python objects besides tensors") as caught:
+        build_frame_encoder("resnet18", str(pickled))
+    assert "weights_only=False" not in str(caught.value) and "\n" not in str(caught.value)
     other = tmp_path / "tiny.pth"
     torch.save(build_frame_encoder("tiny").state_dict(), other)
     with pytest.raises(RdferError, match="does not fit"):

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from rdfer.errors import RdferError
+from rdfer.utils.checkpoint import load_error_reason
 
 log = logging.getLogger(__name__)
 
@@ -94,9 +95,9 @@ def load_local_state_dict(module: nn.Module, path: str, what: str) -> None:
         state = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for corrupt or pickled files
         raise RdferError(
-            f"--pretrained {path}: cannot read it as a PyTorch state dict ({type(error).__name__}: {error}); "
+            f"--pretrained {path}: cannot read it as a PyTorch state dict: {load_error_reason(error)}; "
             "save the weights with torch.save(model.state_dict(), PATH)"
-        ) from error
+        ) from None
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
