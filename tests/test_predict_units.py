@@ -284,3 +284,21 @@ def test_missing_test_videos_fail_with_a_clear_message(tmp_path, monkeypatch):
         monkeypatch.setenv(name, value)
     with pytest.raises(pytest.fail.Exception, match="RDFER_TEST_DATA"):
         fetch_videos()
+
+
+def test_mtcnn_weight_files_that_cannot_be_read_are_one_line(tmp_path):
+    from pathlib import Path
+
+    import torch
+
+    from rdfer.inference import mtcnn
+
+    pickled = tmp_path / "pnet.pt"
+    torch.save({"weight": torch.zeros(1), "extra": Path("x")}, pickled)  # code in a weights file
+    with pytest.raises(RdferError, match="holds Python objects besides tensors") as caught:
+        mtcnn._load(torch.nn.Linear(1, 1), pickled)
+    assert "weights_only=False" not in str(caught.value) and "\n" not in str(caught.value)
+    other = tmp_path / "other.pt"
+    torch.save({"w": torch.zeros(1)}, other)
+    with pytest.raises(RdferError, match="do not fit the network"):
+        mtcnn._load(torch.nn.Linear(1, 1), other)

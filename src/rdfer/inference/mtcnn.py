@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from rdfer.errors import RdferError
+from rdfer.utils.checkpoint import load_error_reason
 
 THRESHOLDS = (0.6, 0.7, 0.7)
 FACTOR = 0.709
@@ -92,13 +93,17 @@ def _weights_dir() -> Path:
 
 
 def _load(net: nn.Module, path: Path) -> nn.Module:
+    reinstall = "reinstall facenet-pytorch==2.6.0 with --no-deps"
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # missing, truncated or pickled-with-code files raise many types
+        raise RdferError(f"cannot load MTCNN weights {path}: {load_error_reason(error)}; {reinstall}") from None
+    try:
         # facenet-pytorch's files name the (parameter-free) softmax layers too; nothing to load there.
         net.load_state_dict({k: v for k, v in state.items() if not k.startswith("softmax")})
-    except (OSError, RuntimeError) as error:
-        raise RdferError(f"cannot load MTCNN weights {path} ({error}); "
-                         "reinstall facenet-pytorch==2.6.0 with --no-deps") from None
+    except (AttributeError, RuntimeError) as error:
+        raise RdferError(f"MTCNN weights {path} do not fit the network ({' '.join(str(error).split())[:200]}); "
+                         f"{reinstall}") from None
     return net.eval()
 
 
