@@ -16,8 +16,8 @@ def register(subparsers) -> None:
     p.set_defaults(func=features)
 
     p = subparsers.add_parser(
-        "study", help="Table IV strategies x 3 noise settings x 3 seeds on synthetic data (CPU, ~30 min)",
-        description="Render synthetic benchmarks with 20%% and 40%% symmetric and 30%% pair label noise, cache "
+        "study", help="Table IV strategies x 3 noise settings x 3 seeds on synthetic data (2 CPU cores: ~16 min)",
+        description="Render synthetic benchmarks with 20% and 40% symmetric and 30% pair label noise, cache "
                     "their frozen features, train the six Table IV loss strategies with 3 seeds each "
                     "(configs/study.yaml) and write study.md, study.csv and study.png. Rerunning reuses "
                     "finished work.")
