@@ -104,8 +104,8 @@ class OptimConfig:
     batch_size: int = 128  # global batch (split across processes under DDP)
     lr: float = 7e-4
     min_lr: float = 7e-6  # end of the per-step cosine
-    # SPEC 5's "10 warm-up epochs" are the reweighting warm-up (loss.warmup_epochs); a linear
-    # learning-rate warm-up is optional and off by default.
+    # Linear learning-rate warm-up over these epochs, then the cosine. The paper's "ten warm-up
+    # epochs" (docs/method.md) are both this and loss.warmup_epochs: every paper config sets both to 10.
     lr_warmup_epochs: int = 0
     weight_decay: float = 0.05
     grad_clip: Optional[float] = None  # max gradient norm; None = no clipping

@@ -1,6 +1,6 @@
 """Class names and their order inside the project.
 
-Label order is DFEW's (SPEC 1). FERV39K names map onto it; MAFW keeps its own
+Label order is DFEW's (docs/method.md). FERV39K names map onto it; MAFW keeps its own
 11 classes in the order of its label files.
 """
 

@@ -1,4 +1,4 @@
-"""Evaluation metrics of dynamic FER (SPEC 6), as pure numpy functions.
+"""Evaluation metrics of dynamic FER (docs/method.md), as pure numpy functions.
 
 Every accuracy here is in PERCENT (0-100), the unit the field reports:
 WAR (weighted average recall) is the accuracy over all clips; UAR (unweighted

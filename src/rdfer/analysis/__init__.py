@@ -1,4 +1,4 @@
-"""Tables and figures of the paper (SPEC 6) from a run's saved files, and reports.
+"""Tables and figures of the paper (docs/method.md) from a run's saved files, and reports.
 
 Reads only files (predictions.csv, features.npy, final.json, metrics.jsonl,
 config.yaml); never a live model or dataset.

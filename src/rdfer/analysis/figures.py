@@ -212,7 +212,7 @@ class FrameSource:
 
 
 def model_frame_indices(clip_length: int, mu: float = float("nan"), delta: float = float("nan")) -> np.ndarray:
-    """The 16 frames of a clip that the model classified at evaluation (SPEC 1, 2), as source indices.
+    """The 16 frames of a clip that the model classified at evaluation (docs/method.md), as source indices.
 
     With re-sampling (`mu`, `delta` known): the 64 dense eval frames (segment centres),
     then the 16 re-sampled positions around `mu` with stride `delta`, each shown as

@@ -1,4 +1,4 @@
-"""The paper's agreement tables from saved predictions (SPEC 6).
+"""The paper's agreement tables from saved predictions (docs/method.md).
 
 Table V:   share of each class's clips at each agreement level (percent), and
            the number of clips per class.

@@ -194,7 +194,7 @@ def _frame_model_summary(predictor, face_times: np.ndarray, probs: np.ndarray, f
 
 def _dense_window_seconds(mu: float, delta: float, num_dense: int, num_resampled: int,
                           dense_times: np.ndarray) -> tuple[float, float]:
-    """Seconds spanned by the re-sampled positions p_k = T * mu + (k - (n-1)/2) * delta (SPEC 2).
+    """Seconds spanned by the re-sampled positions p_k = T * mu + (k - (n-1)/2) * delta (docs/method.md).
 
     The window is shifted (not clipped) into [0, T - 1], as the model does; the
     fractional first and last positions are mapped to times by linear

@@ -1,4 +1,4 @@
-"""Agreement, the hard / noisy partition and the reweighted loss of RDFER (SPEC 4)."""
+"""Agreement, the hard / noisy partition and the reweighted loss of RDFER (docs/method.md)."""
 
 from rdfer.losses.agreement import (
     HARD,

@@ -1,4 +1,4 @@
-"""Agreement of clip predictions and the hard / noisy / ordinary partition (SPEC 4).
+"""Agreement of clip predictions and the hard / noisy / ordinary partition (docs/method.md).
 
 A video is cut into `n1` clips and the classifier labels each one. Clips that
 disagree mark a hard sample; clips that agree on a class other than the label
@@ -72,7 +72,7 @@ def _rank(primary: torch.Tensor, secondary: torch.Tensor, primary_descending: bo
 
 
 def partition(agreement: torch.Tensor, loss: torch.Tensor, t_h: float = 0.2, t_n: float = 0.1) -> torch.Tensor:
-    """Split samples into ordinary, hard and noisy by their ranks (SPEC 4).
+    """Split samples into ordinary, hard and noisy by their ranks (docs/method.md).
 
     Hard: the first `share_count(t_h, B)` samples sorted by agreement ascending,
     ties by loss descending. Noisy: the first `share_count(t_n, B)` sorted by

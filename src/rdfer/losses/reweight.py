@@ -1,4 +1,4 @@
-"""Agreement-based loss reweighting and the other strategies of the paper's Table IV (SPEC 4).
+"""Agreement-based loss reweighting and the other strategies of the paper's Table IV (docs/method.md).
 
     loss_fn = ReweightedLoss(ReweightConfig(), num_samples=len(train_set))
     out = model(video)
@@ -46,7 +46,7 @@ def strategy_weights(config: ReweightConfig, kinds: torch.Tensor, loss: torch.Te
 
 
 class ReweightedLoss(nn.Module):
-    """Cross-entropy with per-sample weights from the agreement partition (SPEC 4).
+    """Cross-entropy with per-sample weights from the agreement partition (docs/method.md).
 
     An `nn.Module` so that the per-sample statistics of "epoch" mode travel with
     `state_dict()` into checkpoints (resume) and follow `.to(device)`.

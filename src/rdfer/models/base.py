@@ -40,7 +40,7 @@ class VideoConfig:
     detector_encoder: str = "tiny"  # tiny backbone F_b of the detecting network
     detector_pretrained: Optional[str] = None  # F_b weights, like `pretrained`
     d_min: float = 0.5  # smallest stride delta, dense frames
-    d_max: float = 4.0625  # largest stride; SPEC says 4, but sigmoid never reaches it (see detector.py)
+    d_max: float = 4.0625  # largest stride; docs/method.md says 4, but sigmoid never reaches it (detector.py)
     n1: int = 4  # clips (and clip logits) per video
     n2: int = 4  # frames per clip; the model's temporal part sees n1 * n2 frames
 

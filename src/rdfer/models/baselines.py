@@ -4,7 +4,7 @@ Every backbone sees n = n1 * n2 = 16 frames as n1 = 4 clips of n2 = 4 frames and
 gives a video feature f and one feature per clip, u_1..u_4, where u_i depends on
 clip i's frames only (a temporal module that sees the whole sequence for f runs
 again on each clip alone for u_i). One linear head gives the video logits from f
-and the clip logits (for the agreement of SPEC 4) from each u_i, as in RDFERNet.
+and the clip logits (for the agreement, docs/method.md) from each u_i, as in RDFERNet.
 
     backbone      frames -> f (B, D), clip features u (B, 4, D)       params  GMACs/clip   paper Table VI
     cnn_lstm      ResNet-18 per frame, 2-layer BiLSTM (hidden 512)

@@ -1,4 +1,4 @@
-"""The key expression detecting network (paper Sec. III-B, Fig. 2a; SPEC 2).
+"""The key expression detecting network (paper Sec. III-B, Fig. 2a; docs/method.md).
 
 A tiny backbone looks at every 4th of the 64 dense frames and predicts where the
 key expression is: a centre `mu` and a stride `delta`. Sixteen frames are then
@@ -81,11 +81,11 @@ class KeyExpressionDetector(nn.Module):
 
     Args:
         out_features: width of the summary S (the dual-stream feature's width).
-        encoder: frame encoder name of the tiny backbone F_b (SPEC default "tiny").
+        encoder: frame encoder name of the tiny backbone F_b (default "tiny", docs/method.md).
         feature_width: None for frames in (B, T, C, H, W). Given, the detector takes
             frame features (B, T, feature_width) from a frozen encoder instead: F_b is
             that encoder (the identity here), re-sampling blends features, and
-            `encoder`/`pretrained` are unused (a departure from SPEC 2, for the
+            `encoder`/`pretrained` are unused (a departure from the paper, docs/method.md, for the
             frozen-encoder mode of RDFERNet).
         num_dense: dense frames in (64).
         num_out: re-sampled frames out (16).
@@ -125,7 +125,7 @@ class KeyExpressionDetector(nn.Module):
         # Zero weights make (a, b) equal to the biases; a = 0 gives mu = 0.5 exactly.
         # b = logit((4 - d_min) / (d_max - d_min)) gives delta = 4 up to float rounding
         # (~1e-6 frames) but only when d_max > 4: sigmoid never reaches 1, so with
-        # SPEC's d_max = 4 the uniform stride is unreachable. We therefore default to
+        # the spec's d_max = 4 the uniform stride is unreachable. We therefore default to
         # d_max = 4.0625 (a sixteenth of a frame above; b starts at 4.03 where sigmoid's
         # slope is still 0.017, not at a saturated +inf); with d_max <= 4 we start
         # at sigmoid(b) = 0.99, the nearest stride that still has a usable gradient.

@@ -1,4 +1,4 @@
-"""The dual-stream hierarchical network (paper Sec. III-C, Fig. 2b; SPEC 3).
+"""The dual-stream hierarchical network (paper Sec. III-C, Fig. 2b; docs/method.md).
 
 Short-term facial movements and long-term emotion changes are modelled by two
 sequence models, S_m (movement) and S_e (emotion), shared by two streams:

@@ -171,7 +171,7 @@ class TinyEncoder(nn.Module):
     """Four stride-2 conv-bn-relu stages (widths 16-32-64-128) and a global average pool.
 
     About 4 MMACs per 64x64 frame: it trains on 2 CPU cores in minutes, and it is
-    the default backbone of the key-expression detecting network (SPEC 2).
+    the default backbone of the key-expression detecting network (docs/method.md).
     """
 
     def __init__(self, widths: tuple[int, ...] = (16, 32, 64, 128)):

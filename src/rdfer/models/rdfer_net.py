@@ -51,7 +51,7 @@ class ModelConfig(VideoConfig):
     """
 
     encoder: str = "resnet18"  # frame encoder of the dual-stream network (encoders.py)
-    summary_fusion: str = "gate"  # how S meets f: "gate" (f * S, SPEC default) or "concat" ([f, S])
+    summary_fusion: str = "gate"  # how S meets f: "gate" (f * S, the default of docs/method.md) or "concat" ([f, S])
     dual_stream: bool = True  # both streams; False = Table III "w/o dual-stream" (S_e(S_m(.)) only)
     hierarchy: bool = True  # Algorithm 1; False = Table III "w/o hierarchical" (S_m(R) + S_e(R))
     fusion: str = "add"  # stream fusion: "add" (f_me + f_em, Algorithm 1) or "concat"
