@@ -52,7 +52,7 @@ def train_one_epoch(
         NOISY) and "weight" (the loss weight it got).
     """
     model.train()
-    total_loss, seen, hard, noisy, bad_frames = 0.0, 0, 0, 0, 0
+    total_loss, seen, bad_frames = 0.0, 0, 0
     rows: dict[str, list] = {k: [] for k in ("index", "label", "prediction", "clip_correct", "agreement", "kind",
                                              "weight")}
     bar = tqdm(loader, desc=desc, leave=False, disable=not (progress and dist_info.is_main), dynamic_ncols=True)
@@ -73,11 +73,8 @@ def train_one_epoch(
         scheduler.step()
 
         batch_size = targets.shape[0]
-        kinds = info["kinds"].cpu()
         total_loss += loss.item() * batch_size
         seen += batch_size
-        hard += int((kinds == HARD).sum())
-        noisy += int((kinds == NOISY).sum())
         bad_frames += int(batch["bad_frames"].sum())
         clip_predictions = out.clip_logits.detach().argmax(-1)  # (B, n1)
         rows["index"].append(batch["index"])
@@ -85,21 +82,21 @@ def train_one_epoch(
         rows["prediction"].append(out.logits.detach().argmax(-1).cpu())
         rows["clip_correct"].append((clip_predictions == targets[:, None]).sum(1).cpu())
         rows["agreement"].append(info["agreement"].cpu())
-        rows["kind"].append(kinds)
+        rows["kind"].append(info["kinds"].cpu())
         rows["weight"].append(info["weights"].float().cpu())
         bar.set_postfix(loss=f"{total_loss / seen:.3f}")
 
-    # Sum the counts over processes so the shares describe the whole epoch.
+    # Gather every process's rows so the shares describe the whole epoch.
     local = {k: torch.cat(v).numpy() if v else np.zeros((0,)) for k, v in rows.items()}
-    parts = gather_objects((total_loss, seen, hard, noisy, bad_frames, local), dist_info)
-    total_loss, seen, hard, noisy, bad_frames = (sum(p[i] for p in parts) for i in range(5))
-    merged = {k: np.concatenate([p[5][k] for p in parts]) for k in rows}
+    parts = gather_objects((total_loss, bad_frames, local), dist_info)
+    total_loss, bad_frames = sum(p[0] for p in parts), sum(p[1] for p in parts)
+    merged = {k: np.concatenate([p[2][k] for p in parts]) for k in rows}
     order = np.argsort(merged["index"], kind="stable")
-    seen = max(seen, 1)
+    seen = max(len(order), 1)
     return {
         "train_loss": total_loss / seen,
-        "hard_share": hard / seen,
-        "noisy_share": noisy / seen,
+        "hard_share": float((merged["kind"] == HARD).sum()) / seen,
+        "noisy_share": float((merged["kind"] == NOISY).sum()) / seen,
         "bad_frames": bad_frames,
         "samples": seen,
         "rows": {k: v[order] for k, v in merged.items()},

@@ -18,7 +18,7 @@ import numpy as np
 
 from rdfer.errors import RdferError
 from rdfer.labels import clip_key
-from rdfer.losses import NOISY, agreement_histogram
+from rdfer.losses import NOISY, agreement_histogram, noisy_precision_recall
 from rdfer.utils.ground_truth import GROUND_TRUTH_FILE, read_ground_truth
 
 
@@ -56,10 +56,6 @@ class GroundTruth:
     noisy: np.ndarray  # bool (N,): the given label was flipped
     hard: np.ndarray  # bool (N,): mixed expressions or a subtle one
     true_label: np.ndarray  # int (N,): the true class (0-based), -1 where unknown
-
-    @property
-    def noisy_ids(self) -> set:
-        return set(np.flatnonzero(self.noisy).tolist())
 
 
 def ground_truth_for(data_config, manifest) -> Optional[GroundTruth]:
@@ -109,9 +105,9 @@ def train_metrics(rows: dict, ground_truth: Optional[GroundTruth], n1: int) -> d
         return metrics
     flipped, hard = ground_truth.noisy[index], ground_truth.hard[index]
     flagged, zeroed, upweighted = rows["kind"] == NOISY, rows["weight"] == 0, rows["weight"] > 1
+    noisy_precision, noisy_recall = noisy_precision_recall(index[flagged], index[flipped])
     metrics.update(
-        noisy_precision=_share(flipped[flagged]) or 0.0, noisy_recall=_share(flagged[flipped]) or 0.0,
-        noisy_flagged=int(flagged.sum()),
+        noisy_precision=noisy_precision, noisy_recall=noisy_recall, noisy_flagged=int(flagged.sum()),
         memorised=_share(prediction[flipped] == label[flipped]),
         flipped_true_acc=_share(prediction[flipped] == ground_truth.true_label[index][flipped]),
         zeroed=int(zeroed.sum()), zeroed_precision=_share(flipped[zeroed]), zeroed_recall=_share(zeroed[flipped]),
