@@ -23,10 +23,9 @@ from pathlib import Path
 
 from rdfer.analysis.report import compare_runs, comparison_table, write_report
 from rdfer.analysis.run import read_predictions
-from rdfer.config import load_config
-from rdfer.synth import describe_synthetic
 from rdfer.engine import fit
-from rdfer.engine.study import STUDY_CONFIG, NoiseSetting, prepare_data
+from rdfer.engine.study import NoiseSetting, prepare_data, run_config
+from rdfer.synth import describe_synthetic
 
 DEMO_CLIPS = 1000
 DEMO_NOISE = 0.2
@@ -58,9 +57,7 @@ def run_demo(out, overrides=(), clips=None) -> Path:
         resume = (run_dir / "checkpoints" / "last.pt").exists()
         print(f"[{step}/3] training rdfer_tiny (frozen mini-Xception features) with loss.strategy={strategy} "
               f"into {run_dir}" + (" (resuming)" if resume else ""), flush=True)
-        config = load_config(STUDY_CONFIG, (f"data.root={data_dir}", f"data.features={data_dir / 'features.npz'}",
-                                            f"loss.strategy={strategy}", *overrides))
-        fit(config, run_dir, resume=resume)
+        fit(run_config(data_dir, strategy, overrides), run_dir, resume=resume)
         write_report(run_dir)
 
     compare_runs(runs, out / "comparison.md")  # the table alone, as `rdfer compare` writes it

@@ -124,16 +124,20 @@ def prepare_data(folder: Path, setting: NoiseSetting, clips: int, progress: bool
                             progress=progress)
 
 
+def run_config(data: Path, strategy: str, overrides=()):
+    """configs/study.yaml on the benchmark in `data` (and its features.npz) with `loss.strategy`."""
+    return load_config(STUDY_CONFIG, (f"data.root={data}", f"data.features={data / 'features.npz'}",
+                                      f"loss.strategy={strategy}", *overrides))
+
+
 def _run_dir(out: Path, setting: str, strategy: str, seed: int) -> Path:
     return Path(out) / "runs" / setting / strategy / f"seed_{seed}"
 
 
 def _train_one(out: str, setting: str, strategy: str, seed: int, overrides: tuple) -> None:
     """Worker: one training run, its epoch lines in the run's log.txt."""
-    data = Path(out) / "data" / setting
     run_dir = _run_dir(Path(out), setting, strategy, seed)
-    config = load_config(STUDY_CONFIG, (f"data.root={data}", f"data.features={data / 'features.npz'}",
-                                        f"loss.strategy={strategy}", f"seed={seed}", *overrides))
+    config = run_config(Path(out) / "data" / setting, strategy, (f"seed={seed}", *overrides))
     resume = (run_dir / "checkpoints" / "last.pt").is_file()
     run_dir.mkdir(parents=True, exist_ok=True)
     with open(run_dir / "log.txt", "a") as log, contextlib.redirect_stdout(log):
