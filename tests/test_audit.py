@@ -109,7 +109,7 @@ def test_cleanlab_finds_the_flips_of_a_table_whose_answer_is_known(tmp_path):
     assert write_label_issues(tmp_path / "issues.csv", oof, judged, "cleanlab") == 20
     with open(tmp_path / "issues.csv") as f:
         rows = list(csv.DictReader(f))
-    assert sorted(int(r["clip_id"]) - 1 for r in rows) == sorted(flipped.tolist())
+    assert sorted(int(r["id"]) - 1 for r in rows) == sorted(flipped.tolist())
     assert all(r["cleanlab_issue"] == "1" and r["kind"] == MISLABELLED for r in rows)
     assert [r["rank"] for r in rows] == [str(i) for i in range(1, 21)]
 
@@ -260,11 +260,11 @@ def test_audit_end_to_end_two_folds(tiny_synth, tmp_path, capsys):
         rows = list(csv.DictReader(f))
     noisy = {c for c, r in truth.items() if r["is_noisy"] == "1"}
     for method in ("rdfer", "cleanlab", "combined"):
-        flagged = {r["clip_id"] for r in rows if r[f"{method}_issue"] == "1"}
+        flagged = {r["id"] for r in rows if r[f"{method}_issue"] == "1"}
         s = summary["scores"]["lists"][method]
         assert s["flagged"] == len(flagged) and s["correct"] == len(flagged & noisy)
         assert s["recall"] == pytest.approx(len(flagged & noisy) / len(noisy))
-    assert {r["clip_id"] for r in rows if r["kind"] == HARD} == set(np.array(oof.clip_id)[
+    assert {r["id"] for r in rows if r["kind"] == HARD} == set(np.array(oof.clip_id)[
         judge(oof)["kind"] == HARD])
     assert "| rdfer (agreement) |" in (out / "scores.md").read_text()
 

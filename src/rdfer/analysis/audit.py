@@ -37,7 +37,7 @@ from rdfer.utils.ground_truth import read_ground_truth
 RANK_BY = ("rdfer", "cleanlab", "combined")
 METHODS = ("rdfer", "cleanlab", "combined")
 MISLABELLED, HARD, OK = "likely mislabelled", "hard", "ok"
-ISSUE_COLUMNS = ("rank", "clip_id", "given_label", "suggested_label", "score", "agreement", "kind",
+ISSUE_COLUMNS = ("rank", "id", "given_label", "suggested_label", "score", "agreement", "kind",
                  "p_given", "p_suggested", "rdfer_issue", "rdfer_score", "cleanlab_issue", "cleanlab_score",
                  "combined_issue", "combined_score", "fold", "path")
 
