@@ -11,7 +11,7 @@ import sys
 
 from rdfer.errors import RdferError
 
-SUBCOMMAND_MODULES = ("data", "models", "train", "analysis", "predict", "audit", "study")
+SUBCOMMAND_MODULES = ("data", "models", "train", "analysis", "predict", "audit", "study", "app")
 
 
 def at_least(**values) -> None:

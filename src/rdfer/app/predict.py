@@ -1,0 +1,262 @@
+"""The predict page's jobs: uploaded files or a folder, run through `rdfer predict`'s own library call.
+
+    jobs = PredictJobs(work, max_upload_mb=500)
+    job = jobs.create()
+    jobs.save_upload(job.id, "clip.mp4", chunks)         # refused: not a video/image, empty, too big, busy
+    jobs.start(job.id, checkpoint=None, folder=None)     # runs in a thread; jobs.status(job.id) shows progress
+
+Each video goes through `rdfer.inference.runner.predict_files` (what `rdfer predict`
+runs), one call per video so the page can show progress, into WORK/jobs/<id>/out/<k>/:
+`<name>.json` and `<name>_annotated.mp4`, as `rdfer predict --annotate` writes them; the
+job's `predictions.csv` and `frames.csv` (`outputs.write_csv`) grow after each video.
+
+One upload or prediction runs at a time on a server (the model and the CPU are
+shared): a second one is refused with a message instead of queueing silently.
+"""
+
+import secrets
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from rdfer.app.work import WorkFolder, safe_name
+from rdfer.data.files import IMAGE_EXTENSIONS
+from rdfer.errors import RdferError
+from rdfer.inference.outputs import write_csv
+from rdfer.inference.predict import PredictOptions
+from rdfer.inference.predictors import load_predictor
+from rdfer.inference.runner import predict_files
+from rdfer.inference.video import VIDEO_EXTENSIONS, list_videos
+
+ACCEPTED = tuple(dict.fromkeys(VIDEO_EXTENSIONS + IMAGE_EXTENSIONS))
+MAX_TIMELINE_POINTS = 1500  # per track, sent to the page (longer timelines are thinned evenly)
+THUMBNAILS = 10  # face crops shown per track
+
+
+class Busy(RdferError):
+    """Another upload or prediction is running (HTTP 409)."""
+
+
+class TooLarge(RdferError):
+    """An upload over the size limit (HTTP 413)."""
+
+
+class PredictJob:
+    def __init__(self, job_id: str, home: Path):
+        self.id, self.home = job_id, home
+        self.inputs, self.out = home / "inputs", home / "out"
+        self.files: list[Path] = []
+        self.state = "new"  # new -> running -> done | failed
+        self.total = self.done = 0
+        self.current, self.message, self.model = None, None, None
+        self.started = self.finished = None
+        self.results: list[dict] = []
+
+    def status(self) -> dict:
+        elapsed = None if self.started is None else (self.finished or time.time()) - self.started
+        return {"id": self.id, "state": self.state, "uploaded": [p.name for p in self.files], "total": self.total,
+                "done": self.done, "current": self.current, "model": self.model, "message": self.message, "elapsed_s": elapsed,
+                "results": self.results,
+                "downloads": {name: f"/files/jobs/{self.id}/out/{name}" for name in ("predictions.csv", "frames.csv")
+                              if (self.out / name).is_file()}}
+
+
+class PredictJobs:
+    def __init__(self, work: WorkFolder, max_upload_mb: float = 500.0, options: PredictOptions | None = None):
+        self.work, self.max_bytes = work, int(max_upload_mb * 1024 * 1024)
+        self.options = options or PredictOptions()
+        self._jobs: dict[str, PredictJob] = {}
+        self._busy = threading.Lock()  # held while an upload is written or a job runs
+        self._what = ""
+
+    def create(self) -> PredictJob:
+        job_id = time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+        job = PredictJob(job_id, self.work.folder("jobs", job_id))
+        self._jobs[job_id] = job
+        return job
+
+    def get(self, job_id: str) -> PredictJob:
+        if job_id not in self._jobs:
+            raise RdferError(f"no prediction job {job_id!r} on this server (it restarted?): start again")
+        return self._jobs[job_id]
+
+    def _claim(self, what: str) -> None:
+        if not self._busy.acquire(blocking=False):
+            raise Busy(f"{self._what} is in progress; wait until it is finished, then try again")
+        self._what = what
+
+    def _release(self) -> None:
+        self._what = ""
+        self._busy.release()
+
+    # ----------------------------------------------------------------------------- uploads
+
+    def check_upload(self, name: str, length: int | None) -> str:
+        """The safe file name of an upload, or an RdferError saying why it is refused before reading it."""
+        clean = safe_name(name, "upload")
+        suffix = Path(clean).suffix.lower()
+        if suffix not in ACCEPTED:
+            raise RdferError(f"{name}: not a video or image file; rdfer reads {', '.join(ACCEPTED)}")
+        if length is not None and length > self.max_bytes:
+            raise TooLarge(self._too_large(name))
+        if length == 0:
+            raise RdferError(f"{name} is empty (0 bytes)")
+        return clean
+
+    def _too_large(self, name: str) -> str:
+        return (f"{name} is larger than the upload limit of {self.max_bytes / 2**20:.0f} MB; give its folder "
+                "instead (the server reads it in place) or restart with --max-upload-mb")
+
+    def begin_upload(self, job_id: str, name: str, length: int | None):
+        """(job, temporary path, final path) for an upload; claims the server until `end_upload`."""
+        job = self.get(job_id)
+        if job.state != "new":
+            raise RdferError(f"job {job_id} has started already; start a new one to add files")
+        clean = self.check_upload(name, length)
+        self._claim(f"an upload ({name})")
+        try:
+            job.inputs.mkdir(exist_ok=True)
+            stem, suffix = Path(clean).stem, Path(clean).suffix
+            final, n = job.inputs / clean, 1
+            taken = {p.stem for p in job.files}  # one output name per input: no two inputs share a stem
+            while final.exists() or final.stem in taken:
+                n += 1
+                final = job.inputs / f"{stem}-{n}{suffix}"
+            return job, final.with_name(f".{final.name}.partial"), final
+        except BaseException:
+            self._release()
+            raise
+
+    def end_upload(self, job: PredictJob, temp: Path, final: Path, name: str, size: int, ok: bool) -> dict:
+        """Check a written upload (size, decodable) and keep it, or delete it and raise; releases the server."""
+        try:
+            if size > self.max_bytes:
+                raise TooLarge(self._too_large(name))
+            if not ok:
+                raise RdferError(f"{name}: the upload was interrupted; send it again")
+            if size == 0:
+                raise RdferError(f"{name} is empty (0 bytes)")
+            problem = _decode_problem(temp, final.suffix)
+            if problem:
+                raise RdferError(f"{name}: {problem}")
+            temp.replace(final)
+            job.files.append(final)
+            return {"name": final.name, "bytes": size, "files": [p.name for p in job.files]}
+        finally:
+            temp.unlink(missing_ok=True)
+            self._release()
+
+    # ----------------------------------------------------------------------------- running
+
+    def start(self, job_id: str, checkpoint: str | None = None, folder: str | None = None) -> dict:
+        """Check the inputs and the model now (errors come back at once), then predict in a thread."""
+        job = self.get(job_id)
+        if job.state != "new":
+            raise RdferError(f"job {job_id} has started already")
+        checkpoint = (checkpoint or "").strip() or None
+        folder = (folder or "").strip() or None
+        videos = list(job.files)
+        if folder:
+            path = Path(folder).expanduser()
+            if not path.is_dir():
+                raise RdferError(f"{folder}: no such folder")
+            videos += list_videos([path])  # RdferError when it holds no video
+        if not videos:
+            raise RdferError("nothing to predict: drop videos or images on the page, or give a folder")
+        if checkpoint and not Path(checkpoint).expanduser().is_file():
+            raise RdferError(f"checkpoint {checkpoint}: no such file")
+        self._claim("a prediction")
+        try:
+            predictor = load_predictor(checkpoint and str(Path(checkpoint).expanduser()), self.options.device)
+        except BaseException:
+            self._release()
+            raise
+        job.state, job.total, job.started = "running", len(videos), time.time()
+        job.model = predictor.description
+        thread = threading.Thread(target=self._run, args=(job, videos, checkpoint), name=f"rdfer-app-{job.id}",
+                                  daemon=True)
+        thread.start()
+        return job.status()
+
+    def _run(self, job: PredictJob, videos, checkpoint) -> None:
+        records = []
+        try:
+            job.out.mkdir(exist_ok=True)
+            for k, video in enumerate(videos, 1):
+                job.current = Path(video).name
+                folder = job.out / str(k)
+                found, _, _ = predict_files([video], folder, checkpoint=checkpoint, fmt="json", annotate=True,
+                                            options=self.options, progress=False, jobs=1)
+                records.append(found[0])
+                write_csv(records, job.out)
+                job.results.append(_result(job, k, found[0], folder))
+                job.done = k
+            job.state = "done"
+        except Exception as error:  # shown on the page; the videos finished before it stay
+            job.state, job.message = "failed", f"stopped after {job.done} of {job.total}: {error}"
+        finally:
+            job.current, job.finished = None, time.time()
+            self._release()
+
+
+def _decode_problem(path: Path, suffix: str) -> str | None:
+    """Why the file cannot be read as an image or a video (by `suffix`), or None when its first frame decodes."""
+    if suffix.lower() in IMAGE_EXTENSIONS:
+        image = cv2.imread(str(path))
+        return None if image is not None else "cannot be decoded as an image (damaged, or not an image)"
+    capture = cv2.VideoCapture(str(path))
+    try:
+        ok = capture.isOpened() and capture.read()[0]
+    finally:
+        capture.release()
+    return None if ok else "cannot be decoded as a video (cut off, damaged, or not a video)"
+
+
+def _url(job: PredictJob, path: Path) -> str:
+    return f"/files/jobs/{job.id}/" + path.relative_to(job.home).as_posix()
+
+
+def _thin(items: list, limit: int) -> list:
+    if len(items) <= limit:
+        return items
+    return [items[i] for i in np.linspace(0, len(items) - 1, limit).round().astype(int)]
+
+
+def _result(job: PredictJob, k: int, record, folder: Path) -> dict:
+    """What the page shows of one video: its summary, its face tracks and its downloads."""
+    name = Path(record.video).stem or "video"
+    data = record.to_dict()
+    downloads = {}
+    for kind, file in (("json", folder / f"{name}.json"), ("annotated video", folder / f"{name}_annotated.mp4")):
+        if file.is_file():
+            downloads[kind] = _url(job, file)
+    thumbs_dir = folder / "thumbs"
+    thumbnails = []
+    for n, (time_s, crop) in enumerate(_thin(list(record.thumbnails), THUMBNAILS)):
+        thumbs_dir.mkdir(exist_ok=True)
+        path = thumbs_dir / f"{n}.jpg"
+        cv2.imwrite(str(path), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
+        thumbnails.append({"time_s": float(time_s), "url": _url(job, path)})
+    tracks = []
+    if data.get("status") == "ok":
+        # Today `rdfer predict` follows one face per video: one track.
+        tracks.append(_track(0, data, data.get("timeline") or [], thumbnails))
+    return {"index": k, "name": Path(record.video).name, "status": data.get("status"), "error": data.get("error"),
+            "warning": data.get("warning"), "model": data.get("model"), "fps": data.get("fps"),
+            "num_frames": data.get("num_frames"), "frames_with_face": data.get("frames_with_face"),
+            "tracks": tracks, "downloads": downloads}
+
+
+def _track(track_id, summary: dict, timeline: list, thumbnails: list) -> dict:
+    classes = list(summary.get("probabilities") or {})
+    points = _thin(timeline, MAX_TIMELINE_POINTS)
+    return {"id": track_id, "label": summary.get("label"), "probabilities": summary.get("probabilities"),
+            "trust": summary.get("agreement"), "trust_name": "agreement of the 4 clips",
+            "key_expression": summary.get("key_expression"), "classes": classes,
+            "timeline": {"time_s": [p["time_s"] for p in points],
+                         "label": [p.get("label") for p in points],
+                         "probabilities": {c: [(p["probabilities"] or {}).get(c) for p in points] for c in classes}},
+            "thumbnails": thumbnails}

@@ -1,0 +1,40 @@
+"""Subcommand: app (a local web page over predict and audit; docs/app.md)."""
+
+from rdfer.cli import at_least
+from rdfer.errors import RdferError
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "app", help="a local web page: predict your videos, review an audit's flagged clips",
+        description="Start a web server on this machine (127.0.0.1 by default) with two pages: predict (drop "
+                    "videos or images, or give a folder: labels, trust, timelines, downloads) and audit (open an "
+                    "`rdfer audit` folder, keep/relabel/drop its flagged clips into the decisions file "
+                    "`rdfer audit --apply` reads). Works offline. See docs/app.md.")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 opens it to your "
+                        "network, with no password)")
+    p.add_argument("--port", type=int, default=8765, help="port (default 8765; 0: any free port)")
+    p.add_argument("--work", default="rdfer_app",
+                   help="work folder: uploads, outputs, decisions files (default ./rdfer_app); the server writes "
+                        "nowhere else and serves no file outside it")
+    p.add_argument("--max-upload-mb", type=float, default=500.0,
+                   help="largest file the page accepts (default 500 MB; give a folder for bigger ones)")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="CPU threads for torch and OpenCV (default 1: the built-in model gains nothing from more)")
+    p.set_defaults(func=app)
+
+
+def app(args) -> int:
+    import cv2
+    import torch
+
+    from rdfer.app.server import serve
+
+    at_least(max_upload_mb=(args.max_upload_mb, 1), threads=(args.threads, 1))
+    if not 0 <= args.port <= 65535:
+        raise RdferError(f"--port {args.port}: give a port from 0 (any free one) to 65535")
+    torch.set_num_threads(args.threads or 1)
+    cv2.setNumThreads(args.threads or 1)
+    serve(args.host, args.port, args.work, max_upload_mb=args.max_upload_mb)
+    return 0
