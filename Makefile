@@ -24,6 +24,7 @@ demo: setup
 	$(VENV)/bin/rdfer demo --out $(DEMO_OUT)
 
 test: setup
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || echo "make test: NOTE: the browser test of rdfer app (tests/test_app_browser.py) will be SKIPPED: no chromium/chromedriver here (apt-get install chromium chromium-driver; .ci/run installs them)"
 	$(PY) -m pytest -q
 
 clean:
