@@ -4,13 +4,16 @@ import json
 import os
 
 import pytest
+import torch
 from fastapi.testclient import TestClient
 from test_app_support import AUDIT_ROWS, make_audit_folder, read_decisions, wait_for_job
-from test_predict_support import feat_videos  # noqa: F401
+from test_predict_support import feat_videos, read_frames, write_video  # noqa: F401
 
+import rdfer
 from rdfer.app.server import STATIC, create_app
 from rdfer.cli import main
 from rdfer.labels import DFEW_CLASSES
+from rdfer.models.checkpoint import model_state
 
 
 @pytest.fixture
@@ -238,3 +241,22 @@ def test_cli_refuses_bad_options_with_one_line(capsys):
     assert main(["app", "--port", "70000"]) == 2
     assert "--port 70000" in capsys.readouterr().err
     assert main(["app", "--max-upload-mb", "0"]) == 2
+
+
+def test_a_checkpoint_of_your_own_and_an_image(client, feat_videos, tmp_path):  # noqa: F811
+    torch.manual_seed(0)
+    classes = ["Joy", "Gloom", "Calm", "Rage", "Shock", "Disgust", "Fear"]
+    checkpoint = tmp_path / "best.pt"
+    torch.save({**model_state(rdfer.create_model("rdfer_tiny")), "classes": classes}, checkpoint)
+    clip = write_video(tmp_path / "clip.mp4", read_frames(feat_videos["single_face.mp4"], 20))
+    job = client.post("/api/predict/jobs").json()["id"]
+    for path in (clip, feat_videos["45-m7-di-ph.jpg"]):
+        assert _upload(client, job, path.name, path.read_bytes()).status_code == 200
+    assert client.post(f"/api/predict/jobs/{job}/start", json={"checkpoint": str(checkpoint)}).status_code == 200
+    done = wait_for_job(client, job)
+    assert done["state"] == "done" and "rdfer_tiny from checkpoint" in done["model"]
+    video, image = done["results"]
+    assert video["status"] == image["status"] == "ok"
+    assert video["tracks"][0]["classes"] == classes and video["tracks"][0]["label"] in classes
+    assert len(video["tracks"][0]["timeline"]["time_s"]) == 20
+    assert image["num_frames"] == 1 and image["tracks"][0]["trust"] is None  # agreement needs 4 face frames
