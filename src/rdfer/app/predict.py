@@ -225,25 +225,33 @@ def _thin(items: list, limit: int) -> list:
     return [items[i] for i in np.linspace(0, len(items) - 1, limit).round().astype(int)]
 
 
+def _thumbnails(job: PredictJob, folder: Path, track_id, thumbnails) -> list[dict]:
+    """Up to THUMBNAILS of a track's face crops, saved as JPEGs in the video's folder: [{time_s, url}]."""
+    out = []
+    for n, (time_s, crop) in enumerate(_thin(list(thumbnails), THUMBNAILS)):
+        path = folder / "thumbs" / f"{track_id}-{n}.jpg"
+        path.parent.mkdir(exist_ok=True)
+        cv2.imwrite(str(path), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
+        out.append({"time_s": float(time_s), "url": _url(job, path)})
+    return out
+
+
 def _result(job: PredictJob, k: int, record, folder: Path) -> dict:
     """What the page shows of one video: its summary, its face tracks and its downloads."""
-    name = Path(record.video).stem or "video"
+    stem = Path(record.video).stem or "video"
     data = record.to_dict()
     downloads = {}
-    for kind, file in (("json", folder / f"{name}.json"), ("annotated video", folder / f"{name}_annotated.mp4")):
-        if file.is_file():
-            downloads[kind] = _url(job, file)
-    thumbs_dir = folder / "thumbs"
-    thumbnails = []
-    for n, (time_s, crop) in enumerate(_thin(list(record.thumbnails), THUMBNAILS)):
-        thumbs_dir.mkdir(exist_ok=True)
-        path = thumbs_dir / f"{n}.jpg"
-        cv2.imwrite(str(path), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
-        thumbnails.append({"time_s": float(time_s), "url": _url(job, path)})
-    tracks = []
-    if data.get("status") == "ok":
-        # Today `rdfer predict` follows one face per video: one track.
-        tracks.append(_track(0, data, data.get("timeline") or [], thumbnails))
+    if (folder / f"{stem}.json").is_file():
+        downloads["json"] = _url(job, folder / f"{stem}.json")
+    for annotated in sorted(folder.glob(f"{stem}_annotated.*"))[:1]:
+        downloads["annotated " + data.get("media", "video")] = _url(job, annotated)
+    if "tracks" in data:  # every face as a track, the main one first
+        tracks = [_track(d["id"], d, d.get("timeline") or [], _thumbnails(job, folder, d["id"], t.thumbnails))
+                  for t, d in zip(record.tracks, data["tracks"])]
+    elif data.get("status") == "ok":  # a record of one face per video: one track
+        tracks = [_track(1, data, data.get("timeline") or [], _thumbnails(job, folder, 1, record.thumbnails))]
+    else:
+        tracks = []
     return {"index": k, "name": Path(record.video).name, "status": data.get("status"), "error": data.get("error"),
             "warning": data.get("warning"), "model": data.get("model"), "fps": data.get("fps"),
             "num_frames": data.get("num_frames"), "frames_with_face": data.get("frames_with_face"),
@@ -251,12 +259,18 @@ def _result(job: PredictJob, k: int, record, folder: Path) -> dict:
 
 
 def _track(track_id, summary: dict, timeline: list, thumbnails: list) -> dict:
+    """A face track for the page. `summary` holds label, probabilities, key_expression, agreement and
+    (records with a trust score) trust; `timeline` one entry per frame: time_s, label, probabilities."""
     classes = list(summary.get("probabilities") or {})
     points = _thin(timeline, MAX_TIMELINE_POINTS)
+    has_trust = "trust" in summary
     return {"id": track_id, "label": summary.get("label"), "probabilities": summary.get("probabilities"),
-            "trust": summary.get("agreement"), "trust_name": "agreement of the 4 clips",
-            "key_expression": summary.get("key_expression"), "classes": classes,
+            "trust": summary.get("trust") if has_trust else summary.get("agreement"),
+            "trust_name": "trust" if has_trust else "agreement of the 4 clips",
+            "agreement": summary.get("agreement"), "key_expression": summary.get("key_expression"),
+            "classes": classes,
             "timeline": {"time_s": [p["time_s"] for p in points],
                          "label": [p.get("label") for p in points],
-                         "probabilities": {c: [(p["probabilities"] or {}).get(c) for p in points] for c in classes}},
+                         "probabilities": {c: [(p.get("probabilities") or {}).get(c) for p in points]
+                                           for c in classes}},
             "thumbnails": thumbnails}

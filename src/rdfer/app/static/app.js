@@ -165,10 +165,13 @@ function renderTrack(track, count) {
   const trust = track.trust == null ? "undefined (fewer than 4 face frames)" : track.trust.toFixed(2);
   const key = track.key_expression;
   box.append(el("div", {class: "facts"},
-    count > 1 ? el("span", {text: `face ${track.id + 1}`}) : null,
+    count > 1 ? el("span", {class: "face", text: `face ${track.id}`}) : null,
     el("span", {class: "label", text: track.label}),
     el("span", {class: "p", text: `p = ${track.probabilities[track.label].toFixed(2)}`}),
-    el("span", {class: "trust", text: `trust (${track.trust_name}): ${trust}`}),
+    el("span", {class: "trust", text: (track.trust_name === "trust" ? "trust" : `trust (${track.trust_name})`) +
+                                      `: ${trust}`}),
+    track.trust_name === "trust" && track.agreement != null ?
+      el("span", {class: "agreement", text: `agreement of the 4 clips: ${track.agreement.toFixed(2)}`}) : null,
     key ? el("span", {class: "key", text: `key expression ${key.start_s.toFixed(2)}-${key.end_s.toFixed(2)} s`}) : null));
   const probs = el("div", {class: "probs"});
   track.classes.forEach((c, i) => {
@@ -193,6 +196,8 @@ function timelinePlot(track) {
   const times = track.timeline.time_s;
   const tMax = times.length ? times[times.length - 1] : 1;
   let view = [0, Math.max(tMax, 1e-3)];
+  const steps = times.slice(1).map((t, j) => t - times[j]).sort((a, b) => a - b);
+  const gap = steps.length ? 3 * steps[Math.floor(steps.length / 2)] : Infinity;  // 3 frame steps
   const wrap = el("div", {class: "timeline-box"});
   const svg = svgEl("svg", {class: "timeline", viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: "none"});
   const readout = el("span", {class: "muted readout"});
@@ -215,6 +220,7 @@ function timelinePlot(track) {
       let d = "", pen = false;
       for (let j = 0; j < times.length; j++) {
         if (values[j] == null) { pen = false; continue; }
+        if (j > 0 && times[j] - times[j - 1] > gap) pen = false;  // the face was off screen: no line across
         d += (pen ? "L" : "M") + x(times[j]).toFixed(1) + "," + y(values[j]).toFixed(1);
         pen = true;
       }
