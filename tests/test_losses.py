@@ -21,6 +21,7 @@ from rdfer.losses import (
     share_count,
     strategy_weights,
 )
+from rdfer.losses.reweight import STRATEGY_CLASSES
 
 C = 7
 HAPPY, SAD, NEUTRAL, ANGRY, SURPRISE = 0, 1, 2, 3, 4
@@ -101,6 +102,9 @@ KINDS = [NOISY, 0, HARD, 0, 0, HARD, 0, 0, 0, 0]  # the default partition above
     ("hard_strengthen", {5: 1.5, 2: 1.5}),
     ("noisy_weaken", {0: 0.0}),
     ("agreement", {5: 1.5, 2: 1.5, 0: 0.0}),
+    ("gce", {}),
+    ("elr", {}),
+    ("sce_agreement", {5: 1.5, 2: 1.5, 0: 0.0}),  # a noisy-label loss under the agreement partition
 ])
 def test_strategy_weights_by_hand(strategy, changed):
     weights = strategy_weights(ReweightConfig(strategy=strategy), torch.tensor(KINDS), torch.tensor(LOSS))
@@ -109,7 +113,9 @@ def test_strategy_weights_by_hand(strategy, changed):
 
 
 def test_all_strategies_are_covered():
-    assert set(STRATEGIES) == {"ce", "bigloss_strengthen", "bigloss_weaken", "hard_strengthen", "noisy_weaken", "agreement"}
+    assert set(STRATEGIES) == {"ce", "bigloss_strengthen", "bigloss_weaken", "hard_strengthen", "noisy_weaken",
+                               "agreement", "gce", "sce", "elr", "gce_agreement", "sce_agreement", "elr_agreement"}
+    assert set(STRATEGY_CLASSES) == set(STRATEGIES)  # every name the config accepts has its class
 
 
 def test_config_rejects_bad_options():

@@ -7,6 +7,7 @@ import pytest
 from rdfer.cli import main
 from rdfer.engine.study import SETTINGS, run_study
 from rdfer.errors import RdferError
+from rdfer.utils.ground_truth import KIND_COLUMNS
 
 
 def test_tiny_study_writes_table_csv_and_plot_and_reuses_runs(tmp_path, capsys):
@@ -27,7 +28,11 @@ def test_tiny_study_writes_table_csv_and_plot_and_reuses_runs(tmp_path, capsys):
     agreement_rows = [r for r in rows if r["strategy"] == "agreement"]
     assert all(r["zeroed_precision"] != "" for r in agreement_rows)  # t_n of each batch is weighted 0
     table_rows = [line for line in text.splitlines() if line.startswith("| ce |")]
-    assert len(table_rows) == 3 and " - |" in table_rows[0]
+    assert len(table_rows) == 6 and " - |" in table_rows[0]  # 3 main tables, 3 of the hard kinds
+    # Per hard kind: CE weights no clip of any kind 0 or above 1; agreement up-weights some.
+    assert table_rows[3].count("0 / 0") == 8
+    assert {r[f"upweighted_{k}"] for r in agreement_rows for k in KIND_COLUMNS} - {"", "0.0"}
+    assert all(r["best_war"] != "" and 1 <= int(r["best_epoch"]) <= 2 for r in rows)
     assert (out / "study.png").stat().st_size > 10_000
     # Ground truth was read: the pair-noise benchmark flipped labels to their confusable class.
     gt = list(csv.DictReader(open(out / "data" / "pair_30" / "ground_truth.csv")))

@@ -10,6 +10,8 @@ from rdfer import synth
 from rdfer.synth import describe_synthetic, plan_clip, render_frames, write_synthetic
 from rdfer.errors import RdferError
 from rdfer.labels import DFEW_CLASSES, FERV39K_TO_DFEW
+from rdfer.synth.plan import HARD_KINDS
+from rdfer.utils.ground_truth import KIND_COLUMNS, read_ground_truth
 
 SPLITS = Path(synth.__file__).resolve().parent.parent / "splits"
 
@@ -34,7 +36,7 @@ def _ground_truth(root: Path) -> dict:
     with open(root / "ground_truth.csv", newline="") as f:
         reader = csv.DictReader(f)
         assert reader.fieldnames == ["video_name", "true_label", "given_label", "is_noisy",
-                                     "is_hard", "apex_start", "apex_end"]
+                                     "is_hard", "apex_start", "apex_end", *KIND_COLUMNS]
         return {r["video_name"]: {k: (v if k == "video_name" else int(v)) for k, v in r.items()}
                 for r in reader}
 
@@ -93,6 +95,24 @@ def test_ground_truth_matches_the_split_lists(dfew):
         # The given (possibly wrong) label in every train list, the true one in the test list.
         assert all(int(label) == gt[name]["given_label"] for name, label in lists["train", k])
         assert all(int(label) == gt[name]["true_label"] for name, label in lists["test", k])
+
+
+def test_ground_truth_names_each_clips_difficulties(dfew):
+    gt = _ground_truth(dfew)
+    for name, r in gt.items():
+        frames = len(list((dfew / "Clip" / "clip_224x224" / name.zfill(5)).glob("*.jpg")))
+        plan = plan_clip(3, name, r["true_label"] - 1, frames)
+        assert {k for k in KIND_COLUMNS if r[k]} == set(plan.kinds)
+        # is_hard: holds a kind that makes clip predictions vary (docs/method.md).
+        assert r["is_hard"] == int(bool(set(plan.kinds) & set(HARD_KINDS)))
+        assert ("occluded" in plan.kinds) == (plan.occluder is not None)
+        assert ("mixed" in plan.kinds) == (plan.mixed_with >= 0)
+        assert ("short_apex" in plan.kinds) == (plan.apex_end - plan.apex_start + 1 < 0.2 * frames)
+    for kind in ("occluded", "distractor", "lively_motion", "talking", "short_apex"):
+        assert any(r[kind] for r in gt.values()), kind  # 40 clips of the full benchmark hold each
+    assert 0 < sum(r["is_hard"] for r in gt.values()) < 40
+    rows = read_ground_truth(dfew / "ground_truth.csv", ("video_name", "is_noisy", *KIND_COLUMNS))
+    assert all(row.kinds == {k for k in KIND_COLUMNS if gt[row.video_name][k]} for row in rows.values())
 
 
 def test_ferv39k_layout_noise_only_in_train(tmp_path):
@@ -294,6 +314,7 @@ def test_nuisance_scales_what_is_not_the_expression():
         assert np.allclose(c.pose[:, :3], 0.0) and np.allclose(c.pose[:, 3], 1.0)
         assert c.identity == f.identity and c.mixed_with == f.mixed_with
         assert c.apex_end - c.apex_start >= f.apex_end - f.apex_start
+        assert set(c.kinds) <= {"mixed"}  # no other difficulty is left at nuisance 0
     hold = lambda plans: np.mean([(p.apex_end - p.apex_start + 1) / p.num_frames for p in plans])  # noqa: E731
     assert hold(clean) > hold(full) + 0.25
     with pytest.raises(RdferError, match="nuisance"):

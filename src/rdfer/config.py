@@ -33,7 +33,10 @@ from rdfer.errors import RdferError
 # The YAML recipes shipped with rdfer (`--config NAME` finds them by name); files whose name
 # starts with "_" are bases for the others, not recipes of their own.
 SHIPPED_CONFIGS = Path(__file__).resolve().parent / "configs"
-STRATEGIES = ("ce", "bigloss_strengthen", "bigloss_weaken", "hard_strengthen", "noisy_weaken", "agreement")
+# loss.strategy values: the paper's Table IV, then the noisy-label losses GCE, SCE and ELR alone and under
+# the agreement partition (rdfer.losses registers a class under each name).
+STRATEGIES = ("ce", "bigloss_strengthen", "bigloss_weaken", "hard_strengthen", "noisy_weaken", "agreement",
+              "gce", "sce", "elr", "gce_agreement", "sce_agreement", "elr_agreement")
 MODES = ("batch", "epoch")
 
 
@@ -43,7 +46,9 @@ class ReweightConfig:
 
     # Table IV row: "ce" (vanilla), "bigloss_strengthen" (top t_h by loss x w_hard),
     # "bigloss_weaken" (top t_n by loss x w_noisy), "hard_strengthen", "noisy_weaken",
-    # "agreement" (hard x w_hard and noisy x w_noisy: the paper's method).
+    # "agreement" (hard x w_hard and noisy x w_noisy: the paper's method); "gce", "sce", "elr" (the
+    # per-sample loss of Zhang & Sabuncu 2018, Wang et al. 2019, Liu et al. 2020, every weight 1) and
+    # "gce_agreement", "sce_agreement", "elr_agreement" (that loss, weighted as "agreement").
     strategy: str = "agreement"
     t_h: float = 0.2  # share of hard samples (lowest agreement)
     t_n: float = 0.1  # share of noisy samples (highest agreement, highest loss)
@@ -57,6 +62,12 @@ class ReweightConfig:
     # "batch": rank within each (global) batch; "epoch": rank all samples by the
     # previous epoch's agreement and loss, per sample id.
     mode: str = "batch"
+    gce_q: float = 0.7  # GCE's q (its paper's value)
+    sce_alpha: float = 0.1  # SCE's CE weight, its paper's CIFAR-10 setting
+    sce_beta: float = 1.0  # SCE's reverse-CE weight
+    sce_a: float = -4.0  # SCE's log 0 (A in its paper)
+    elr_beta: float = 0.7  # ELR's target momentum (its paper's CIFAR-10 default)
+    elr_lambda: float = 3.0  # ELR's regularisation weight (its paper's CIFAR-10 default)
 
     def __post_init__(self):
         if self.strategy not in STRATEGIES:
@@ -68,6 +79,9 @@ class ReweightConfig:
                 raise RdferError(f"loss option {name} = {getattr(self, name)} must lie in [0, 1]")
         if self.w_hard < 0 or self.w_noisy < 0 or self.warmup_epochs < 0 or self.clip_weight < 0:
             raise RdferError("loss options w_hard, w_noisy, warmup_epochs and clip_weight must not be negative")
+        if not (0.0 < self.gce_q <= 1.0 and 0.0 <= self.elr_beta < 1.0 and self.sce_a < 0):
+            raise RdferError(f"loss options need 0 < gce_q <= 1, 0 <= elr_beta < 1 and sce_a < 0; got gce_q="
+                             f"{self.gce_q}, elr_beta={self.elr_beta}, sce_a={self.sce_a}")
 
 
 @dataclass(frozen=True)

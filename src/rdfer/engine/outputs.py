@@ -19,7 +19,7 @@ import numpy as np
 from rdfer.errors import RdferError
 from rdfer.labels import clip_key
 from rdfer.losses import NOISY, agreement_histogram, noisy_precision_recall
-from rdfer.utils.ground_truth import GROUND_TRUTH_FILE, read_ground_truth
+from rdfer.utils.ground_truth import GROUND_TRUTH_FILE, KIND_COLUMNS, read_ground_truth
 
 
 def write_predictions(out_dir, manifest, result: dict, classes: list) -> Path:
@@ -54,8 +54,9 @@ class GroundTruth:
     """What the synthetic benchmark knows about each training clip (arrays indexed like the manifest)."""
 
     noisy: np.ndarray  # bool (N,): the given label was flipped
-    hard: np.ndarray  # bool (N,): mixed expressions or a subtle one
+    hard: np.ndarray  # bool (N,): is_hard (holds a difficulty of rdfer.synth.plan.HARD_KINDS)
     true_label: np.ndarray  # int (N,): the true class (0-based), -1 where unknown
+    kinds: Optional[dict] = None  # {kind: bool (N,)} per KIND_COLUMNS; None for files without them
 
 
 def ground_truth_for(data_config, manifest) -> Optional[GroundTruth]:
@@ -74,6 +75,8 @@ def ground_truth_for(data_config, manifest) -> Optional[GroundTruth]:
     by_key = read_ground_truth(path)
     count = len(manifest.records)
     noisy, hard, true_label = np.zeros(count, bool), np.zeros(count, bool), np.full(count, -1)
+    has_kinds = any(row.kinds is not None for row in by_key.values())
+    kinds = {kind: np.zeros(count, bool) for kind in KIND_COLUMNS} if has_kinds else None
     for i, record in enumerate(manifest.records):
         row = by_key.get(clip_key(record.clip_id))
         if row is None:
@@ -81,7 +84,9 @@ def ground_truth_for(data_config, manifest) -> Optional[GroundTruth]:
         noisy[i], hard[i] = bool(row.noisy), bool(row.hard)
         if row.true_class is not None:
             true_label[i] = row.true_class
-    return GroundTruth(noisy, hard, true_label)
+        for kind in row.kinds or ():
+            kinds[kind][i] = True
+    return GroundTruth(noisy, hard, true_label, kinds)
 
 
 def train_metrics(rows: dict, ground_truth: Optional[GroundTruth], n1: int) -> dict:
@@ -95,7 +100,10 @@ def train_metrics(rows: dict, ground_truth: Optional[GroundTruth], n1: int) -> d
     label); `zeroed`, `zeroed_precision` / `zeroed_recall` (the set weighted 0
     against the flipped labels), `zeroed_hard` (share of truly hard clips weighted
     0), `upweighted`, `upweighted_hard_precision` (the set weighted above 1 that is
-    truly hard). Shares of an empty set are None.
+    truly hard), `upweighted_hard` (share of truly hard clips weighted above 1) and,
+    when the file has the hard-kind columns, `hard_kinds`: {kind: {"n": clips,
+    "zeroed": share weighted 0, "upweighted": share weighted above 1}}. Shares of an
+    empty set are None.
     """
     index, label, prediction = rows["index"].astype(int), rows["label"], rows["prediction"]
     metrics = {"train_war": _share(prediction == label),
@@ -113,7 +121,12 @@ def train_metrics(rows: dict, ground_truth: Optional[GroundTruth], n1: int) -> d
         zeroed=int(zeroed.sum()), zeroed_precision=_share(flipped[zeroed]), zeroed_recall=_share(zeroed[flipped]),
         zeroed_hard=_share(zeroed[hard]),
         upweighted=int(upweighted.sum()), upweighted_hard_precision=_share(hard[upweighted]),
+        upweighted_hard=_share(upweighted[hard]),
     )
+    if ground_truth.kinds is not None:
+        metrics["hard_kinds"] = {kind: {"n": int(held[index].sum()), "zeroed": _share(zeroed[held[index]]),
+                                        "upweighted": _share(upweighted[held[index]])}
+                                 for kind, held in ground_truth.kinds.items()}
     return metrics
 
 

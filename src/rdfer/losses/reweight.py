@@ -1,4 +1,5 @@
-"""Agreement-based loss reweighting and the other strategies of the paper's Table IV (docs/method.md).
+"""Agreement-based loss reweighting, the other strategies of the paper's Table IV and the noisy-label
+losses GCE, SCE and ELR, alone and under the agreement partition (docs/method.md).
 
     loss_fn = ReweightedLoss(ReweightConfig(), num_samples=len(train_set))
     out = model(video)
@@ -6,10 +7,11 @@
     ...
     loss_fn.end_epoch()   # once per epoch, on every rank (needed in "epoch" mode)
 
-The returned loss is the mean over the batch of `w_i * (CE_i + lambda * CE^clip_i)`
-(label smoothing), divided by the batch size and not by the sum of weights, so
-dropping noisy samples does not enlarge the step of the others. `CE^clip_i` is
-the mean over the n1 clips of the CE of clip i's logits against the video label:
+The returned loss is the mean over the batch of `w_i * (L_i + lambda * L^clip_i)`,
+L the strategy's per-sample loss (CE with label smoothing, or GCE / SCE / ELR),
+divided by the batch size and not by the sum of weights, so dropping noisy
+samples does not enlarge the step of the others. `L^clip_i` is
+the mean over the n1 clips of the loss of clip i's logits against the video label:
 the clip loss that trains the clip predictions whose agreement drives the
 ranking (without it the classifier never learns to read a clip feature and the
 agreement is noise). A noisy sample (w = 0) teaches neither.
@@ -21,7 +23,107 @@ from torch import nn
 
 from rdfer.config import STRATEGIES, ReweightConfig  # noqa: F401 (the loss: section, re-exported)
 from rdfer.losses.agreement import HARD, NOISY, ORDINARY, agreement, partition, top_loss
+from rdfer.losses.robust import make_sample_loss
 from rdfer.utils.distributed import gather_rows
+
+
+class Strategy:
+    """One `loss.strategy`: its per-sample loss (`sample_loss`, see `rdfer.losses.robust`) and its weights.
+
+    A new strategy is a subclass registered under its name (`@register("name")`); its name must
+    also be listed in `rdfer.config.STRATEGIES`, which the config check reads.
+    """
+
+    sample_loss = "ce"
+
+    def weights(self, config: ReweightConfig, kinds: torch.Tensor, loss: torch.Tensor) -> torch.Tensor:
+        return torch.ones(kinds.shape, dtype=torch.float32, device=kinds.device)
+
+
+STRATEGY_CLASSES: dict = {}
+
+
+def register(name: str):
+    def add(cls):
+        STRATEGY_CLASSES[name] = cls
+        return cls
+    return add
+
+
+@register("ce")
+class VanillaCE(Strategy):
+    """Every sample weight 1."""
+
+
+@register("bigloss_strengthen")
+class BigLossStrengthen(Strategy):
+    """The top t_h of the batch by loss x w_hard."""
+
+    def weights(self, config, kinds, loss):
+        return torch.where(top_loss(loss, config.t_h), config.w_hard, super().weights(config, kinds, loss))
+
+
+@register("bigloss_weaken")
+class BigLossWeaken(Strategy):
+    """The top t_n of the batch by loss x w_noisy (the small-loss trick)."""
+
+    def weights(self, config, kinds, loss):
+        return torch.where(top_loss(loss, config.t_n), config.w_noisy, super().weights(config, kinds, loss))
+
+
+@register("hard_strengthen")
+class HardStrengthen(Strategy):
+    """The agreement partition's hard samples x w_hard."""
+
+    def weights(self, config, kinds, loss):
+        return torch.where(kinds == HARD, config.w_hard, super().weights(config, kinds, loss))
+
+
+@register("noisy_weaken")
+class NoisyWeaken(Strategy):
+    """The agreement partition's noisy samples x w_noisy."""
+
+    def weights(self, config, kinds, loss):
+        return torch.where(kinds == NOISY, config.w_noisy, super().weights(config, kinds, loss))
+
+
+@register("agreement")
+class Agreement(Strategy):
+    """Hard x w_hard and noisy x w_noisy: the paper's method."""
+
+    def weights(self, config, kinds, loss):
+        weights = HardStrengthen().weights(config, kinds, loss)
+        return torch.where(kinds == NOISY, config.w_noisy, weights)
+
+
+@register("gce")
+class GCE(Strategy):
+    sample_loss = "gce"
+
+
+@register("sce")
+class SCE(Strategy):
+    sample_loss = "sce"
+
+
+@register("elr")
+class ELR(Strategy):
+    sample_loss = "elr"
+
+
+@register("gce_agreement")
+class GCEAgreement(Agreement):
+    sample_loss = "gce"
+
+
+@register("sce_agreement")
+class SCEAgreement(Agreement):
+    sample_loss = "sce"
+
+
+@register("elr_agreement")
+class ELRAgreement(Agreement):
+    sample_loss = "elr"
 
 
 def strategy_weights(config: ReweightConfig, kinds: torch.Tensor, loss: torch.Tensor) -> torch.Tensor:
@@ -31,18 +133,7 @@ def strategy_weights(config: ReweightConfig, kinds: torch.Tensor, loss: torch.Te
         kinds: (N,) agreement partition of the population (ORDINARY / HARD / NOISY).
         loss: (N,) per-sample losses of the same population (for the big-loss strategies).
     """
-    ones = torch.ones(kinds.shape, dtype=torch.float32, device=kinds.device)
-    strategy = config.strategy
-    if strategy == "bigloss_strengthen":
-        return torch.where(top_loss(loss, config.t_h), config.w_hard, ones)
-    if strategy == "bigloss_weaken":
-        return torch.where(top_loss(loss, config.t_n), config.w_noisy, ones)
-    weights = ones.clone()
-    if strategy in ("hard_strengthen", "agreement"):
-        weights[kinds == HARD] = config.w_hard
-    if strategy in ("noisy_weaken", "agreement"):
-        weights[kinds == NOISY] = config.w_noisy
-    return weights  # "ce": all ones
+    return STRATEGY_CLASSES[config.strategy]().weights(config, kinds, loss)
 
 
 class ReweightedLoss(nn.Module):
@@ -68,6 +159,11 @@ class ReweightedLoss(nn.Module):
         # Kinds and weights ranked from the previous epoch; -1 / NaN: sample not seen then.
         self.register_buffer("previous_kinds", torch.full((self.num_samples,), -1, dtype=torch.long))
         self.register_buffer("previous_weights", torch.full((self.num_samples,), float("nan")))
+        # GCE / SCE / ELR of the video and of its clips (ELR keeps a target per sample and clip).
+        self.sample_loss = STRATEGY_CLASSES[config.strategy].sample_loss
+        if self.sample_loss != "ce":
+            self.video_loss = make_sample_loss(self.sample_loss, config, self.num_samples)
+            self.clip_loss = make_sample_loss(self.sample_loss, config, self.num_samples)
 
     def forward(self, logits, clip_logits, targets, indices, epoch: int):
         """Weighted loss of one batch.
@@ -80,7 +176,8 @@ class ReweightedLoss(nn.Module):
             epoch: 0-based epoch; epochs below `warmup_epochs` weigh every sample 1.
 
         Returns:
-            loss: scalar, sum_i w_i * (CE_i + clip_weight * CE^clip_i) / B.
+            loss: scalar, sum_i w_i * (L_i + clip_weight * L^clip_i) / B, L the strategy's
+                per-sample loss.
             info: detached tensors on the device of `logits`: "kinds" (B,) long
                 (ORDINARY / HARD / NOISY, also during warm-up and for every
                 strategy: always the agreement partition), "weights" (B,)
@@ -116,7 +213,11 @@ class ReweightedLoss(nn.Module):
 
         if epoch < cfg.warmup_epochs:
             weights = torch.ones_like(weights)
-        loss = (weights * (ce + cfg.clip_weight * clip_ce)).sum() / batch
+        video_loss, clip_loss = ce, clip_ce
+        if self.sample_loss != "ce":
+            video_loss = self.video_loss(logits[:, None], targets, indices)[:, 0]
+            clip_loss = self.clip_loss(clip_logits, targets, indices).mean(1)
+        loss = (weights * (video_loss + cfg.clip_weight * clip_loss)).sum() / batch
         info = {"kinds": kinds, "weights": weights, "agreement": agreements, "ce": ce.detach(),
                 "clip_ce": clip_ce.detach()}
         return loss, info

@@ -14,7 +14,8 @@ import numpy as np
 from rdfer.data.layouts import DFEW, FERV39K, LAYOUTS, SPLITS
 from rdfer.errors import RdferError
 from rdfer.labels import DFEW_CLASSES, FERV39K_TO_DFEW
-from rdfer.utils.ground_truth import GROUND_TRUTH_FILE, read_ground_truth
+from rdfer.synth.plan import HARD_KINDS
+from rdfer.utils.ground_truth import GROUND_TRUTH_FILE, KIND_COLUMNS, read_ground_truth
 
 
 def describe_synthetic(out) -> str:
@@ -68,7 +69,10 @@ def describe_synthetic(out) -> str:
     else:
         kind = "symmetric noise, each to a uniformly drawn other class"
     lines.append(f"Noisy labels ({kind}): {noisy_desc}; test labels are clean")
-    lines.append(f"Hard clips (mixed expressions or subtle): {hard.sum()} ({hard.mean():.1%})")
+    kinds = [r.kinds for r in rows]
+    held = "" if kinds[0] is None else "; clips holding each difficulty: " + ", ".join(
+        f"{kind} {sum(kind in k for k in kinds)}" for kind in KIND_COLUMNS)
+    lines.append(f"Hard clips (a difficulty of {', '.join(HARD_KINDS)}): {hard.sum()} ({hard.mean():.1%}){held}")
     actors, nuisance = options.get("actors"), options.get("nuisance", 1.0)
     lines.append(f"People: {f'a pool of {actors} actors' if actors else 'a new person per clip'}; "
                  f"nuisance {nuisance:g} (1 = the full benchmark, lower is easier)")

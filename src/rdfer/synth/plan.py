@@ -11,6 +11,14 @@ import numpy as np
 
 from rdfer.labels import DFEW_CLASSES
 from rdfer.synth.faces import A, ACTIONS, PROTOTYPES, SUBTLE_HARD, Identity, actor_rng, random_identity
+from rdfer.utils.ground_truth import KIND_COLUMNS
+
+# An apex held for less than this share of the clip is "short_apex": a 16-frame sample may miss it.
+SHORT_APEX = 0.2
+# The kinds that make a clip hard (`is_hard`), as the paper defines hard samples: difficulties that
+# make the predictions on a video's clips vary. Chosen by measuring the test agreement of a trained
+# model per kind (docs/method.md, "Hard clips").
+HARD_KINDS = ("occluded", "distractor", "lively_motion", "lighting_change")
 
 
 @dataclass(frozen=True)
@@ -36,11 +44,30 @@ class ClipPlan:
     peak: float            # intensity of the target expression at apex
     mixed_with: int        # second class shown at the same time, -1 if none
     distractor: int        # class of the short non-target expression, -1 if none
+    talking: bool = False  # the jaw moves with speech through the clip
+    lively: bool = False   # head motion of twice the usual amplitude (none at nuisance 0)
+    light_event: bool = False  # a flash or a dip of the lighting for 1-3 frames
+
+    @property
+    def kinds(self) -> tuple:
+        """The difficulties this clip holds, named as in `KIND_COLUMNS` (docs/method.md)."""
+        T = self.num_frames
+        held = {
+            "mixed": self.mixed_with >= 0,
+            "subtle": self.label != DFEW_CLASSES.index("Neutral") and self.peak < SUBTLE_HARD,
+            "occluded": self.occluder is not None,
+            "distractor": self.distractor >= 0,
+            "short_apex": self.apex_end - self.apex_start + 1 < SHORT_APEX * T,
+            "lively_motion": self.lively,
+            "lighting_change": self.light_event,
+            "talking": self.talking,
+        }
+        return tuple(kind for kind in KIND_COLUMNS if held[kind])
 
     @property
     def is_hard(self) -> bool:
-        subtle = self.label != DFEW_CLASSES.index("Neutral") and self.peak < SUBTLE_HARD
-        return self.mixed_with >= 0 or subtle
+        """Holds a difficulty of `HARD_KINDS`: one that makes the clip predictions of a video vary."""
+        return any(kind in HARD_KINDS for kind in self.kinds)
 
 
 def _clip_rngs(seed: int, name: str, n: int) -> list:
@@ -148,7 +175,8 @@ def plan_clip(seed: int, name: str, label: int, num_frames: int, actors: int | N
 
     # This person's resting face, talking and blinks.
     actions += k * r_misc.normal(0, 0.07, len(ACTIONS))
-    if r_misc.uniform() < 0.4 * k:
+    talking = bool(r_misc.uniform() < 0.4 * k)
+    if talking:
         period = r_misc.uniform(3, 7)
         talk = 0.5 + 0.5 * np.sin(2 * np.pi * (np.arange(T) / period + r_misc.uniform()))
         actions[:, A["jaw_drop"]] += r_misc.uniform(0.05, 0.25) * talk
@@ -177,7 +205,8 @@ def plan_clip(seed: int, name: str, label: int, num_frames: int, actors: int | N
 
     # Lighting: overall gain, a moving directional gradient, a colour cast.
     gain = np.exp(k * (r_light.normal(0, 0.15) + _smooth_wave(r_light, T, 0.2)))
-    if r_light.uniform() < 0.15 * k and T > 4:  # a flash or a dip
+    light_event = bool(r_light.uniform() < 0.15 * k and T > 4)
+    if light_event:  # a flash or a dip
         s = int(r_light.integers(T - 2))
         gain[s:s + int(r_light.integers(1, 4))] *= r_light.choice([0.5, 1.6])
     light = np.stack([
@@ -209,5 +238,6 @@ def plan_clip(seed: int, name: str, label: int, num_frames: int, actors: int | N
         name=name, label=int(label), num_frames=T, identity=identity, actions=actions,
         gaze=gaze, pose=pose, light=light, colour=colour, noise_sigma=noise_sigma,
         occluder=occluder, apex_start=int(apex_start), apex_end=int(apex_end),
-        peak=float(peak), mixed_with=mixed_with, distractor=distractor,
+        peak=float(peak), mixed_with=mixed_with, distractor=distractor, talking=talking,
+        lively=bool(lively and k > 0), light_event=light_event,
     )

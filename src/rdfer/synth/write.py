@@ -23,6 +23,7 @@ from rdfer.synth.tables import (
     NOISE_TYPES, add_noise, name_ferv39k, read_dfew_lists, read_ferv39k_lists, small_dfew, small_ferv39k,
     subset,
 )
+from rdfer.utils.ground_truth import KIND_COLUMNS
 
 
 def _prepare_out(out: Path) -> None:
@@ -40,14 +41,14 @@ def _prepare_out(out: Path) -> None:
 
 
 def _render_task(task: tuple) -> tuple:
-    """Worker: render one clip into its folder; returns (name, apex_start, apex_end, is_hard)."""
+    """Worker: render one clip into its folder; returns (name, apex_start, apex_end, is_hard, kinds)."""
     seed, out, clip, size, actors, nuisance = task
     plan = plan_clip(seed, clip.name, clip.label, clip.num_frames, actors, nuisance)
     folder = Path(out) / clip.folder
     folder.mkdir(parents=True, exist_ok=True)
     for t, frame in enumerate(render_frames(plan, size)):
         cv2.imwrite(str(folder / f"{t + 1:05d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, 90])
-    return clip.name, plan.apex_start, plan.apex_end, int(plan.is_hard)
+    return clip.name, plan.apex_start, plan.apex_end, int(plan.is_hard), plan.kinds
 
 
 def _init_worker() -> None:
@@ -179,9 +180,10 @@ def write_synthetic(out, layout: str = "dfew", clips: int | None = None, noise: 
     rendered = _render_all(tasks, workers or _default_workers(), progress)
     _write_lists(out, table, layout)
     with open(out / "ground_truth.csv", "w", newline="") as f:
-        f.write("video_name,true_label,given_label,is_noisy,is_hard,apex_start,apex_end\n")
+        f.write(",".join(("video_name,true_label,given_label,is_noisy,is_hard,apex_start,apex_end",
+                          *KIND_COLUMNS)) + "\n")
         for c in table:
-            apex_start, apex_end, hard = rendered[c.name]
-            f.write(f"{c.name},{c.label + 1},{c.given + 1},{int(c.given != c.label)},{hard},"
-                    f"{apex_start},{apex_end}\n")
+            apex_start, apex_end, hard, kinds = rendered[c.name]
+            f.write(",".join(map(str, (c.name, c.label + 1, c.given + 1, int(c.given != c.label), hard, apex_start,
+                                       apex_end, *(int(k in kinds) for k in KIND_COLUMNS)))) + "\n")
     return out

@@ -2,7 +2,9 @@
 
 Columns (written by `rdfer synth`): video_name, true_label, given_label (1-based
 class numbers), is_noisy (the given label was flipped), is_hard (mixed or subtle
-expression), apex_start, apex_end. Readers name the columns they need; the
+expression in files written before the hard kinds; since then: holds a kind of
+`rdfer.synth.plan.HARD_KINDS`), apex_start, apex_end, then one 1/0 column per
+difficulty of `KIND_COLUMNS`. Readers name the columns they need; the
 others may be absent. Flags are 1/0 (true/false and True/False are accepted too).
 """
 
@@ -15,6 +17,9 @@ from rdfer.errors import RdferError
 from rdfer.labels import clip_key
 
 GROUND_TRUTH_FILE = "ground_truth.csv"
+# The difficulties a synthetic clip may hold, one ground-truth column each (docs/method.md, "Hard clips").
+KIND_COLUMNS = ("mixed", "subtle", "occluded", "distractor", "short_apex", "lively_motion", "lighting_change",
+                "talking")
 _FLAGS = {"1": True, "0": False, "true": True, "false": False}
 
 
@@ -27,6 +32,7 @@ class TruthRow:
     hard: Optional[bool]  # is_hard
     true_class: Optional[int]  # 0-based class index (the file's true_label - 1)
     given_class: Optional[int]  # 0-based class index (the file's given_label - 1)
+    kinds: Optional[frozenset] = None  # the KIND_COLUMNS flagged 1; None for files without those columns
 
 
 def read_ground_truth(path, needed=("video_name", "is_noisy"), missing_hint: str = "") -> dict:
@@ -49,13 +55,15 @@ def read_ground_truth(path, needed=("video_name", "is_noisy"), missing_hint: str
         if absent:
             raise RdferError(f"{path} needs the columns {', '.join(needed)} (the synthetic benchmark's "
                              f"ground_truth.csv); it lacks {', '.join(absent)}")
+        has_kinds = set(KIND_COLUMNS) <= set(reader.fieldnames or [])
         rows = {}
         for line, row in enumerate(reader, start=2):
+            kinds = frozenset(k for k in KIND_COLUMNS if _cell(row, k, _flag, path, line)) if has_kinds else None
             rows[clip_key(row["video_name"])] = TruthRow(
                 video_name=row["video_name"],
                 noisy=_cell(row, "is_noisy", _flag, path, line), hard=_cell(row, "is_hard", _flag, path, line),
                 true_class=_cell(row, "true_label", _class, path, line),
-                given_class=_cell(row, "given_label", _class, path, line))
+                given_class=_cell(row, "given_label", _class, path, line), kinds=kinds)
     return rows
 
 
