@@ -50,9 +50,8 @@ LAZY_ALLOWED = {
     ("rdfer.inference.predictors", "rdfer.models.checkpoint"): "the models package (every model) " + _PREDICT_START,
     ("rdfer.inference.predict", "rdfer.losses"): "losses (and config's omegaconf) " + _PREDICT_START,
     ("rdfer.inference.predict", "rdfer.data.sampling"): "the data package (its datasets) " + _PREDICT_START,
-    # inference/startup.py times `rdfer predict`'s parse and imports in a fresh process: the imports
-    # inside its main() are what it measures.
-    ("rdfer.inference.startup", "rdfer.cli"): "measured",
+    # inference/startup.py times `rdfer predict`'s imports in a fresh process: the imports
+    # inside its probe() are what it measures.
     ("rdfer.inference.startup", "rdfer.inference.runner"): "measured",
     ("rdfer.inference.startup", "rdfer.inference"): "measured",
     ("rdfer.inference.startup", "rdfer.inference.video"): "measured",

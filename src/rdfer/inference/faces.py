@@ -1,16 +1,12 @@
-"""Finding one face through a video: a detector every k frames, tracking between.
-
-Running a face detector on every frame is the slow part of video FER on a CPU,
-and faces move little within a few frames. So the detector runs on every
-`every`-th frame (a keyframe, plus the last frame); frames between two
-keyframes take the linear interpolation of their boxes. When a keyframe finds
-several faces the tracker keeps the one that overlaps the face it followed
-(the most consistent face), or else the largest. A face found on one keyframe
-only, with none on the keyframes either side, is dropped as a false alarm.
-A detector that can (`tracks = True`, MTCNN) is told where the followed face
-was, and searches there first.
+"""Face detectors and face crops (tracking through a video: tracks.py).
 
 Boxes are float arrays (x0, y0, x1, y1) in pixels of the upright frame.
+
+How small a face is found: `min_face` pixels of the frame (default
+`MIN_FACE`, 40 px, whatever the frame size). The whole-frame search runs on a
+copy shrunk so that a `min_face` face spans `SEARCH_FACE` pixels there (never
+enlarged): a 640x360 frame is searched at 320x180 and a 1920x1080 one at
+960x540, so the cost grows with the frame size and falls as `min_face` grows.
 
 Detectors (both load their weights from installed packages; no download):
 - "mtcnn" (default): MTCNN with facenet-pytorch's weights (`rdfer.inference.mtcnn`);
@@ -20,21 +16,21 @@ Detectors (both load their weights from installed packages; no download):
 
 import threading
 from pathlib import Path
-from typing import Iterable, Iterator
-
 import cv2
 import numpy as np
 
 from rdfer.errors import RdferError
-from rdfer.inference.video import Frame
 
 DETECTORS = ("mtcnn", "haar")
 
-# Detection runs on a copy of the frame whose short side is at most this many pixels
-# (320x180 for 16:9 video): faces worth reading an expression from stay large enough,
-# and the full resolution would only make detection slower. The short side, not the
-# width, so that very wide or very tall frames are not shrunk to a sliver.
-DETECT_SHORT_SIDE = 180
+MIN_FACE = 40  # default smallest face searched, in pixels of the frame (--min-face)
+SEARCH_FACE = 20  # pixels a `min_face` face spans on the copy the whole frame is searched on
+SMALLEST_FACE = 12  # MTCNN's P-Net window: no smaller face can be found at any scale
+
+
+def search_scale(min_face: float) -> float:
+    """Scale of the whole-frame search copy: a `min_face` face spans SEARCH_FACE pixels there (<= 1)."""
+    return min(1.0, SEARCH_FACE / max(float(min_face), 1.0))
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -46,10 +42,9 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(inter / union) if union > 0 else 0.0
 
 
-def _downscale(image: np.ndarray, short_side: int) -> tuple[np.ndarray, float]:
-    """The image shrunk so that its short side is at most `short_side` (never enlarged), and the scale."""
-    scale = min(1.0, short_side / min(image.shape[:2]))
-    if scale == 1.0:
+def _downscale(image: np.ndarray, scale: float) -> tuple[np.ndarray, float]:
+    """The image shrunk by `scale` (<= 1; never enlarged), and the scale."""
+    if scale >= 1.0:
         return image, 1.0
     size = (max(int(round(image.shape[1] * scale)), 1), max(int(round(image.shape[0] * scale)), 1))
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA), scale
@@ -58,24 +53,27 @@ def _downscale(image: np.ndarray, short_side: int) -> tuple[np.ndarray, float]:
 class HaarDetector:
     """OpenCV's Haar cascade for frontal faces.
 
-    `detect(image BGR (H, W, 3))` -> float (K, 4) boxes in the image's pixels.
+    `detect(image BGR (H, W, 3))` -> float (K, 4) boxes in the image's pixels,
+    faces of at least `min_face` pixels (searched on a copy where they span the
+    cascade's 24 px window).
     """
 
     name = "haar"
+    tracks = False  # no search around a followed face
+    WINDOW = 24  # the cascade's detection window
 
-    def __init__(self, short_side: int = DETECT_SHORT_SIDE):
+    def __init__(self, min_face: float = MIN_FACE):
         path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
         self._cascade = cv2.CascadeClassifier(str(path))
         if self._cascade.empty():
             raise RdferError(f"cannot load OpenCV's face cascade {path}; reinstall opencv-python-headless")
-        self.short_side = short_side
+        self.min_face = check_min_face(min_face)
         self._lock = threading.Lock()  # one cascade object is not safe to share between threads
 
     def detect(self, image: np.ndarray) -> np.ndarray:
-        small, scale = _downscale(image, self.short_side)
+        small, scale = _downscale(image, min(1.0, self.WINDOW / self.min_face))
         grey = cv2.equalizeHist(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY))
-        # A face smaller than 1/12 of the short side is too small to read an expression from.
-        smallest = max(int(min(grey.shape) / 12), 12)
+        smallest = max(int(self.min_face * scale), self.WINDOW)
         # scaleFactor 1.15 (not the usual 1.1): a third fewer pyramid levels; the same faces found
         # on the test videos, and tracking smooths the coarser box sizes.
         with self._lock:
@@ -91,44 +89,39 @@ class HaarDetector:
 class MTCNNDetector:
     """MTCNN (Zhang et al., 2016) with facenet-pytorch's weights, on the CPU (`rdfer.inference.mtcnn`).
 
-    `detect(image BGR (H, W, 3), near=None)` -> float (K, 4) boxes in the image's
-    pixels, those with face probability >= `min_probability`. The whole frame is
-    searched on a copy whose short side is at most `short_side`, for faces of at
-    least `min_face` pixels there. Given `near`, the box of the face followed
-    from an earlier frame, it first searches only a square of `ROI_SCALE` times
-    the face's size around it, resized so that the face spans `ROI_FACE` pixels
-    (the same detector on a much smaller image: 6 ms against 19 ms for a 640x360
-    frame, measured on one busy core); only if no face is there does it search
-    the whole frame.
+    `detect(image BGR (H, W, 3))` -> float (K, 4) boxes in the image's pixels of
+    the faces of at least `min_face` pixels with face probability >= `min_probability`,
+    searched on a copy where a `min_face` face spans SEARCH_FACE pixels.
+    `detect_near(image, box)` searches only a square of `ROI_SCALE` times the
+    side of `box` (a face followed from an earlier frame) around it, resized so
+    that the face spans `ROI_FACE` pixels (the same detector on a much smaller
+    image: 6 ms against 19 ms for a 640x360 frame, measured on one busy core).
     """
 
     name = "mtcnn"
-    tracks = True  # detect() takes near=, the box followed so far
+    tracks = True  # has detect_near()
     ROI_SCALE = 2.0  # side of the searched square / side of the followed face
     ROI_FACE = 40  # pixels the followed face spans in the searched square
     ROI_SMALLEST = 0.5  # smallest face searched there, relative to the followed one
 
-    def __init__(self, short_side: int = DETECT_SHORT_SIDE, min_probability: float = 0.9, min_face: int = 20):
+    def __init__(self, min_face: float = MIN_FACE, min_probability: float = 0.9):
         from rdfer.inference.mtcnn import LeanMTCNN
 
         self._mtcnn = LeanMTCNN()
-        self.short_side, self.min_probability, self.min_face = short_side, min_probability, min_face
+        self.min_face, self.min_probability = check_min_face(min_face), min_probability
 
     def _confident(self, boxes: np.ndarray, scores: np.ndarray) -> np.ndarray:
         return boxes[scores >= self.min_probability].astype(np.float32)
 
-    def detect(self, image: np.ndarray, near: np.ndarray | None = None) -> np.ndarray:
-        if near is not None:
-            found = self._around(image, near)
-            if len(found):
-                return found
-        small, scale = _downscale(image, self.short_side)
-        if min(small.shape[:2]) < 12:  # no face of P-Net's 12 px window fits
+    def detect(self, image: np.ndarray) -> np.ndarray:
+        small, scale = _downscale(image, search_scale(self.min_face))
+        if min(small.shape[:2]) < SMALLEST_FACE:  # no face of P-Net's 12 px window fits
             return np.zeros((0, 4), np.float32)
-        boxes, scores = self._mtcnn.detect(cv2.cvtColor(small, cv2.COLOR_BGR2RGB), self.min_face)
+        boxes, scores = self._mtcnn.detect(cv2.cvtColor(small, cv2.COLOR_BGR2RGB),
+                                           max(self.min_face * scale, SMALLEST_FACE))
         return self._confident(boxes, scores) / scale
 
-    def _around(self, image: np.ndarray, box: np.ndarray) -> np.ndarray:
+    def detect_near(self, image: np.ndarray, box: np.ndarray) -> np.ndarray:
         h, w = image.shape[:2]
         side = max(box[2] - box[0], box[3] - box[1], 1.0)
         cx, cy, half = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2, side * self.ROI_SCALE / 2
@@ -139,113 +132,32 @@ class MTCNNDetector:
         scale = min(self.ROI_FACE / side, 1.0)
         region = cv2.resize(image[y0:y1, x0:x1], (max(round((x1 - x0) * scale), 1), max(round((y1 - y0) * scale), 1)),
                             interpolation=cv2.INTER_AREA)
-        if min(region.shape[:2]) < 12:
+        if min(region.shape[:2]) < SMALLEST_FACE:
             return np.zeros((0, 4), np.float32)
         boxes, scores = self._mtcnn.detect(cv2.cvtColor(region, cv2.COLOR_BGR2RGB),
-                                           max(self.ROI_SMALLEST * side * scale, 12.0))
+                                           max(self.ROI_SMALLEST * side * scale, SMALLEST_FACE))
         return self._confident(boxes, scores) / scale + np.array([x0, y0, x0, y0], np.float32)
 
 
-def make_detector(name: str):
-    """The face detector called `name` (one of DETECTORS)."""
+def check_min_face(min_face) -> float:
+    """`min_face` as a float, or RdferError (one line) when it is not a size a detector can search."""
+    try:
+        value = float(min_face)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not (value >= SMALLEST_FACE and value < 1e5):  # also rejects nan
+        raise RdferError(f"--min-face must be a number of pixels from {SMALLEST_FACE} (the smallest face MTCNN "
+                         f"can find) up, got {min_face}")
+    return value
+
+
+def make_detector(name: str, min_face: float = MIN_FACE):
+    """The face detector called `name` (one of DETECTORS), for faces of at least `min_face` pixels."""
     if name == "haar":
-        return HaarDetector()
+        return HaarDetector(min_face)
     if name == "mtcnn":
-        return MTCNNDetector()
+        return MTCNNDetector(min_face)
     raise RdferError(f"unknown face detector {name!r}; choose one of {', '.join(DETECTORS)}")
-
-
-def choose_face(boxes: np.ndarray, previous: np.ndarray | None) -> np.ndarray | None:
-    """The face to follow among `boxes` (K, 4): the one overlapping `previous` most, else the largest."""
-    if len(boxes) == 0:
-        return None
-    if previous is not None:
-        overlaps = [box_iou(box, previous) for box in boxes]
-        if max(overlaps) > 0.2:
-            return boxes[int(np.argmax(overlaps))]
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    return boxes[int(np.argmax(areas))]
-
-
-class _Key:
-    """A keyframe: its frame index and the box chosen there (None: no face)."""
-
-    def __init__(self, index: int, box: np.ndarray | None):
-        self.index, self.box = index, box
-
-
-def _box_between(index: int, before: _Key, after: _Key | None, every: int) -> np.ndarray | None:
-    """The box of a frame between two keyframes: interpolated, or the nearer one's held."""
-    if after is None or before.index == after.index:
-        return before.box if index - before.index <= every / 2 else None
-    if before.box is not None and after.box is not None:
-        w = (index - before.index) / (after.index - before.index)
-        return (1 - w) * before.box + w * after.box
-    if before.box is not None and index - before.index <= every / 2:
-        return before.box
-    if after.box is not None and after.index - index <= every / 2:
-        return after.box
-    return None
-
-
-def track_faces(frames: Iterable[Frame], detector, every: int = 5, smoothing: float = 0.3) -> Iterator[tuple[Frame, np.ndarray | None]]:
-    """Yield (frame, box or None) for every frame, in order.
-
-    Args:
-        frames: decoded frames in order (a VideoReader).
-        detector: object with `detect(image) -> (K, 4)` boxes.
-        every: run the detector on every `every`-th frame (and on the last one).
-        smoothing: share of the previous keyframe's box kept in a keyframe's box
-            when both show the same face (damps detector jitter); 0 keeps the raw box.
-
-    Holds at most about 2 * `every` frames in memory: a keyframe's box is final
-    only once the next keyframe shows whether it was an isolated false alarm.
-    """
-    if every < 1:
-        raise RdferError(f"--detect-every must be at least 1, got {every}")
-    held: list[Frame] = []  # frames not yet yielded, in order
-    keys: list[_Key] = []  # the last keyframes (at most 3 are needed)
-    last: Frame | None = None
-
-    def detect(frame: Frame) -> _Key:
-        previous = keys[-1].box if keys else None
-        if getattr(detector, "tracks", False):
-            found = detector.detect(frame.image, near=previous)
-        else:
-            found = detector.detect(frame.image)
-        box = choose_face(found, previous)
-        if box is not None and previous is not None and box_iou(box, previous) > 0.5:
-            box = (1 - smoothing) * box + smoothing * previous
-        return _Key(frame.index, box)
-
-    def drop_if_isolated(middle: int) -> None:
-        if 0 < middle < len(keys) - 1 and keys[middle - 1].box is None and keys[middle + 1].box is None:
-            keys[middle].box = None
-
-    def release(until: int) -> Iterator[tuple[Frame, np.ndarray | None]]:
-        # Yield held frames with index <= until; their boxes come from the keys around them.
-        while held and held[0].index <= until:
-            frame = held.pop(0)
-            before = max((k for k in keys if k.index <= frame.index), key=lambda k: k.index)
-            after = min((k for k in keys if k.index >= frame.index), key=lambda k: k.index, default=None)
-            yield frame, (before.box if before.index == frame.index else _box_between(frame.index, before, after, every))
-
-    for frame in frames:
-        last = frame
-        held.append(frame)
-        if frame.index % every:
-            continue
-        keys.append(detect(frame))
-        if len(keys) >= 3:
-            drop_if_isolated(len(keys) - 2)
-            yield from release(keys[-2].index)
-            del keys[:-2]
-    if last is None:
-        return
-    if keys[-1].index != last.index:
-        keys.append(detect(last))
-    drop_if_isolated(len(keys) - 2)
-    yield from release(last.index)
 
 
 def square_crop(image: np.ndarray, box: np.ndarray, size: int, margin: float = 0.2) -> np.ndarray:

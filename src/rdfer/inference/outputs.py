@@ -21,16 +21,24 @@ import itertools
 import json
 import os
 import shutil
+from fractions import Fraction
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from rdfer.inference.video import VideoReader
+from rdfer.inference.video import open_media
 
-VIDEO_COLUMNS = ("video", "status", "error", "warning", "model", "label", "agreement", "fps", "num_frames",
-                 "frames_with_face", "key_start_s", "key_end_s")
-FRAME_COLUMNS = ("video", "frame", "time_s", "label", "x0", "y0", "x1", "y1")
+TRACK_COLUMNS = ("video", "media", "status", "error", "warning", "model", "num_tracks", "track", "main", "label",
+                 "probability", "trust", "agreement", "fps", "num_frames", "frames_with_face", "track_frames",
+                 "start_s", "end_s", "key_start_s", "key_end_s", "face_size_px")
+FRAME_COLUMNS = ("video", "track", "main", "frame", "time_s", "x0", "y0", "x1", "y1", "label", "probability",
+                 "raw_label")
+
+
+def frame_columns(classes) -> list[str]:
+    """Columns of frames.csv and `VideoPrediction.to_frame()`."""
+    return [*FRAME_COLUMNS, *(f"p_{c}" for c in classes), *(f"raw_p_{c}" for c in classes)]
 
 
 def output_names(videos) -> list[str]:
@@ -97,25 +105,33 @@ def write_json(record, path: Path) -> None:
         temp.write_text(json.dumps(record.to_dict(), indent=1) + "\n")
 
 
-def _video_row(r, classes) -> list:
-    key = r.key_expression or {}
-    probs = r.probabilities or {}
-    return [r.video, r.status, r.error or "", r.warning or "", r.model, r.label or "",
-            "" if r.agreement is None else r.agreement,
-            "" if r.fps is None else round(r.fps, 4), r.num_frames, r.frames_with_face,
-            key.get("start_s", ""), key.get("end_s", ""), *(probs.get(c, "") for c in classes)]
+def _track_rows(r, classes) -> list[list]:
+    """predictions.csv rows of one record: one per track, or one with an empty track for a video without faces."""
+    def cell(value):
+        return "" if value is None else value
+
+    common = [r.video, r.media, r.status, cell(r.error), cell(r.warning), r.model, len(r.tracks)]
+    tail = [cell(None if r.fps is None else round(r.fps, 4)), r.num_frames, r.frames_with_face]
+    if not r.tracks:
+        return [[*common, "", "", "", "", "", "", *tail, *[""] * 6, *[""] * len(classes)]]
+    return [[*common, t.id, int(k == 0), t.label, round(t.probability, 5), round(t.trust, 4), cell(t.agreement),
+             *tail, t.num_frames, round(t.start_s, 4), round(t.end_s, 4), round(t.key_expression["start_s"], 4),
+             round(t.key_expression["end_s"], 4), round(t.face_size_px, 1),
+             *(round(t.probabilities[c], 5) for c in classes)]
+            for k, t in enumerate(r.tracks)]
 
 
-def _frame_rows(r, classes):
-    for index, entry in enumerate(r.timeline):
-        box = entry["box"] or [""] * 4
-        probs = entry["probabilities"] or {}
-        yield [r.video, index, round(entry["time_s"], 6), entry["label"] or "", *box,
-               *(probs.get(c, "") for c in classes)]
+def frame_rows(r, classes):
+    """Rows of frames.csv / `to_frame()` for one record: one per frame and face (FRAME_COLUMNS + p_, raw_p_)."""
+    for k, track in enumerate(r.tracks):
+        for e in track.timeline:
+            probs, raw = e["probabilities"], e["raw_probabilities"]
+            yield [r.video, track.id, k == 0, e["frame"], round(e["time_s"], 6), *e["box"], e["label"],
+                   probs[e["label"]], e["raw_label"], *(probs[c] for c in classes), *(raw[c] for c in classes)]
 
 
 class CsvTables:
-    """predictions.csv (one row per video) and frames.csv (one row per frame), grown video by video.
+    """predictions.csv (one row per face track) and frames.csv (one row per frame and face), grown video by video.
 
     Each `add(record)` rewrites both files atomically with the new rows added
     (the previous file copied, then the rows appended, then renamed into place),
@@ -124,9 +140,8 @@ class CsvTables:
 
     def __init__(self, videos_csv: Path, frames_csv: Path, classes):
         self.videos_csv, self.frames_csv, self.classes = Path(videos_csv), Path(frames_csv), list(classes)
-        probs = [f"p_{c}" for c in self.classes]
-        self._append(self.videos_csv, [[*VIDEO_COLUMNS, *probs]], fresh=True)
-        self._append(self.frames_csv, [[*FRAME_COLUMNS, *probs]], fresh=True)
+        self._append(self.videos_csv, [[*TRACK_COLUMNS, *(f"p_{c}" for c in self.classes)]], fresh=True)
+        self._append(self.frames_csv, [frame_columns(self.classes)], fresh=True)
 
     def _append(self, path: Path, rows, fresh: bool = False) -> None:
         text = io.StringIO()
@@ -138,12 +153,12 @@ class CsvTables:
                 f.write(text.getvalue())
 
     def add(self, record) -> None:
-        self._append(self.frames_csv, _frame_rows(record, self.classes))
-        self._append(self.videos_csv, [_video_row(record, self.classes)])
+        self._append(self.frames_csv, frame_rows(record, self.classes))
+        self._append(self.videos_csv, _track_rows(record, self.classes))
 
 
 def write_csv(records, out_dir: Path, classes=None) -> tuple[Path, Path]:
-    """predictions.csv (one row per video) and frames.csv (one row per frame) in `out_dir`."""
+    """predictions.csv (one row per track) and frames.csv (one row per frame and face) in `out_dir`."""
     classes = classes or next((list(r.probabilities) for r in records if r.probabilities), [])
     tables = CsvTables(Path(out_dir) / "predictions.csv", Path(out_dir) / "frames.csv", classes)
     for record in records:
@@ -151,65 +166,75 @@ def write_csv(records, out_dir: Path, classes=None) -> tuple[Path, Path]:
     return tables.videos_csv, tables.frames_csv
 
 
+def timeline_figure(record, max_tracks: int = 4):
+    """matplotlib Figure: per track (the main one first, at most `max_tracks`), a strip of its face
+    crops above its class probabilities over time (smoothed; the track's label thick, its raw
+    per-frame probability dotted), key expression shaded gold, shot cuts as dashed lines."""
+    import matplotlib.pyplot as plt
+
+    tracks = record.tracks[:max_tracks]
+    classes = list(record.probabilities or {})
+    duration = (record.num_frames / record.fps) if record.fps and record.num_frames else 1.0
+    rows = max(len(tracks), 1)
+    fig = plt.figure(figsize=(11, 1.2 + 3.6 * rows))
+    grid = fig.add_gridspec(2 * rows, 1, height_ratios=[1, 2.6] * rows)
+    colours = plt.get_cmap("tab10")
+    if not tracks:
+        ax = fig.add_subplot(grid[:, 0])
+        ax.axis("off")
+        ax.text(0.5, 0.5, record.error or "no face found", ha="center", va="center", wrap=True, fontsize=10,
+                transform=ax.transAxes)
+    for row, track in enumerate(tracks):
+        top, ax = fig.add_subplot(grid[2 * row, 0]), fig.add_subplot(grid[2 * row + 1, 0])
+        strip = _thumbnail_strip(track.thumbnails, count=10)
+        top.axis("off")
+        if strip is not None:
+            images, times = strip
+            top.imshow(images)
+            top.set_title(f"face {track.id}{' (main)' if row == 0 else ''}: {track.label} "
+                          f"p = {track.probability:.2f}, trust {track.trust:.2f}, "
+                          f"{track.start_s:.1f}-{track.end_s:.1f} s", fontsize=9, loc="left")
+        times = np.array([e["time_s"] for e in track.timeline])
+        for k, name in enumerate(classes):
+            winner = name == track.label
+            values = np.array([e["probabilities"][name] for e in track.timeline])
+            ax.plot(times, values, color=colours(k), lw=2.4 if winner else 1.2, alpha=1.0 if winner else 0.8,
+                    label=name + (" (label)" if winner else ""))
+            if winner:
+                raw = np.array([e["raw_probabilities"][name] for e in track.timeline])
+                ax.plot(times, raw, color=colours(k), lw=0.8, ls=":", alpha=0.9, label=f"{name}, per frame")
+        ax.axvspan(track.key_expression["start_s"], track.key_expression["end_s"], color="gold", alpha=0.25,
+                   label="key expression")
+        for cut in record.cuts:
+            ax.axvline(cut, color="0.3", ls="--", lw=0.8)
+        ax.set_xlim(0, duration)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("probability")
+        ax.grid(alpha=0.3)
+        if row == 0:
+            ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False)
+        if row == rows - 1:
+            ax.set_xlabel("time (s)" + ("; dashed: shot cuts" if record.cuts else ""))
+    more = len(record.tracks) - len(tracks)
+    model = record.model.split(" (")[0]
+    fig.suptitle(f"{Path(record.video).name}: {record.status}, {len(record.tracks)} face track(s)"
+                 + (f" ({more} more not drawn)" if more > 0 else "")
+                 + f"\nmodel: {model}; a face in {record.frames_with_face} of {record.num_frames} frames", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 def plot_timeline(record, path: Path) -> None:
-    """PNG: a strip of face crops over class probabilities against time, key expression shaded."""
+    """PNG of `timeline_figure(record)`."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    classes = list(record.probabilities or {})
-    strip = _thumbnail_strip(record.thumbnails, count=10)
-    fig, (top, ax) = plt.subplots(2, 1, figsize=(11, 5.4), gridspec_kw={"height_ratios": [1.1, 3]})
-    duration = record.timeline[-1]["time_s"] + 1.0 / (record.fps or 30.0) if record.timeline else 1.0
-
-    if strip is not None:
-        images, times = strip
-        top.imshow(images)
-        width = images.shape[1] / len(times)
-        top.set_xticks([(i + 0.5) * width for i in range(len(times))], [f"{t:.1f} s" for t in times], fontsize=8)
-        top.tick_params(length=0)
-        top.set_yticks([])
-        for side in top.spines.values():
-            side.set_visible(False)
-    else:
-        top.axis("off")
-        top.text(0.5, 0.5, "no face found", ha="center", va="center", fontsize=12, transform=top.transAxes)
-
-    times = np.array([e["time_s"] for e in record.timeline])
-    colours = plt.get_cmap("tab10")
-    for k, name in enumerate(classes):
-        # NaN where no face: the line breaks instead of bridging the gap.
-        values = np.array([e["probabilities"][name] if e["probabilities"] else np.nan for e in record.timeline])
-        winner = name == record.label
-        ax.plot(times, values, color=colours(k), lw=2.4 if winner else 1.2, alpha=1.0 if winner else 0.8,
-                label=name + (" (video label)" if winner else ""))
-    if record.key_expression:
-        ax.axvspan(record.key_expression["start_s"], record.key_expression["end_s"], color="gold", alpha=0.25,
-                   label="key expression")
-    no_face = np.array([e["box"] is None for e in record.timeline])
-    if no_face.any():
-        # Frame i covers [t_i, t_i+1); the last frame lasts until the end of the video.
-        ax.fill_between(np.append(times, duration), 0, 1, where=np.append(no_face, no_face[-1]), step="post",
-                        color="0.85", alpha=0.6, lw=0, label="no face")
-    ax.set_xlim(0, duration)
-    ax.set_ylim(0, 1)
-    ax.set_xlabel("time (s)")
-    ax.set_ylabel("probability")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False)
-
-    title = f"{Path(record.video).name}: {record.status}"
-    if record.label:
-        agreement = "undefined" if record.agreement is None else f"{record.agreement:.2f}"
-        title += f", {record.label} (p = {record.probabilities[record.label]:.2f}, agreement {agreement})"
-    model = record.model.split(" (")[0]
-    fig.suptitle(f"{title}\nmodel: {model}; face in {record.frames_with_face} of {record.num_frames} frames",
-                 fontsize=10)
-    fig.tight_layout()
+    fig = timeline_figure(record)
     try:
         with atomic_path(path) as temp:
-            fig.savefig(temp, dpi=110, format="png")
+            fig.savefig(temp, dpi=100, format="png")
     finally:
         plt.close(fig)
 
@@ -222,34 +247,118 @@ def _thumbnail_strip(thumbnails, count: int):
     return np.concatenate([thumbnails[i][1] for i in picks], axis=1), [thumbnails[i][0] for i in picks]
 
 
+TRACK_COLOURS = [(0, 220, 0), (0, 170, 255), (255, 120, 0), (220, 0, 220), (0, 220, 220), (80, 80, 255)]  # BGR
+
+
+def draw_faces(image: np.ndarray, faces) -> None:
+    """Draw each (track id, box, label, probability) on a BGR image in place: box, 'id label p'."""
+    thick = max(2, round(min(image.shape[:2]) / 200))
+    for tid, (x0, y0, x1, y1), label, p in faces:
+        colour = TRACK_COLOURS[(tid - 1) % len(TRACK_COLOURS)]
+        cv2.rectangle(image, (x0, y0), (x1, y1), colour, thick)
+        text = f"{tid} {label} {p:.2f}"
+        scale = max(0.45, (x1 - x0) / 250)
+        (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick // 2 + 1)
+        ty = y0 - 6 if y0 - th - 10 > 0 else y1 + th + 6
+        cv2.rectangle(image, (x0, ty - th - 4), (x0 + tw + 4, ty + 4), (0, 0, 0), -1)
+        cv2.putText(image, text, (x0 + 2, ty), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick // 2 + 1)
+
+
+def _faces_by_frame(record) -> dict[int, list]:
+    faces: dict[int, list] = {}
+    for track in record.tracks:
+        for e in track.timeline:
+            faces.setdefault(e["frame"], []).append((track.id, e["box"], e["label"], e["probabilities"][e["label"]]))
+    return faces
+
+
 def annotate_video(record, path: Path) -> None:
-    """Write a copy of the video (mp4) with the face box and the frame's label drawn on each frame."""
+    """Write a copy of the input with every face's box, track id, label and probability drawn.
+
+    Videos: H.264 (yuv420p, `+faststart`) in MP4, which browsers and notebooks
+    play, at the record's mean frame rate, with the source's audio stream
+    copied (or re-encoded to AAC when MP4 cannot hold it). Images: the same
+    drawing in an image file of `path`'s suffix.
+    """
+    faces = _faces_by_frame(record)
     with atomic_path(path) as temp:
-        _annotate(record, temp)
+        if record.media == "image":
+            with open_media(record.video) as reader:
+                frame = next(iter(reader))
+            image = frame.image.copy()
+            draw_faces(image, faces.get(0, []))
+            if not cv2.imwrite(str(temp), image):
+                raise OSError(f"cannot write {temp}")
+        else:
+            _annotate_mp4(record, faces, temp)
 
 
-def _annotate(record, path: Path) -> None:
-    writer = None
+MP4_AUDIO = ("aac", "mp3", "alac", "opus", "ac3")  # audio codecs copied into the MP4 as they are
+
+
+def _annotate_mp4(record, faces: dict[int, list], path: Path) -> None:
+    import av
+
+    source = av.open(str(record.video))
+    audio_in = next((s for s in source.streams if s.type == "audio"), None)
+    copy = audio_in is not None and audio_in.codec_context.name in MP4_AUDIO
+    out = av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"})
     try:
-        with VideoReader(record.video) as reader:
-            for frame, entry in zip(reader, record.timeline):
+        rate = Fraction(record.fps or 30.0).limit_denominator(1001)
+        video_out = None
+        audio_out, packets = None, iter(())
+        if audio_in is not None:
+            if copy:
+                audio_out = out.add_stream_from_template(audio_in)
+                packets = source.demux(audio_in)
+            else:
+                audio_out = out.add_stream("aac", rate=audio_in.codec_context.sample_rate or 44100)
+                packets = (frame for packet in source.demux(audio_in) for frame in packet.decode())
+        pending = None
+
+        def write_audio_until(seconds: float):
+            nonlocal pending
+            while True:
+                item = pending if pending is not None else next(packets, None)
+                pending = None
+                if item is None:
+                    return
+                if item.pts is not None and item.time_base is not None and float(item.pts * item.time_base) > seconds:
+                    pending = item
+                    return
+                if isinstance(item, av.Packet):
+                    if item.dts is None:
+                        continue
+                    item.stream = audio_out
+                    out.mux(item)
+                else:
+                    item.pts = None
+                    for packet in audio_out.encode(item):
+                        out.mux(packet)
+
+        with open_media(record.video) as reader:
+            for frame in reader:
                 image = frame.image
-                if writer is None:
+                if video_out is None:
                     height, width = image.shape[:2]
-                    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), record.fps or 30.0,
-                                             (width, height))
-                if entry["box"]:
-                    x0, y0, x1, y1 = entry["box"]
-                    thick = max(2, round(min(image.shape[:2]) / 200))
-                    cv2.rectangle(image, (x0, y0), (x1, y1), (0, 220, 0), thick)
-                    p = entry["probabilities"][entry["label"]]
-                    text = f"{entry['label']} {p:.2f}"
-                    scale = max(0.5, (x1 - x0) / 250)
-                    (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
-                    ty = y0 - 6 if y0 - th - 10 > 0 else y1 + th + 6
-                    cv2.rectangle(image, (x0, ty - th - 4), (x0 + tw + 4, ty + 4), (0, 0, 0), -1)
-                    cv2.putText(image, text, (x0 + 2, ty), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick // 2 + 1)
-                writer.write(image)
+                    video_out = out.add_stream("libx264", rate=rate)
+                    video_out.width, video_out.height = width - width % 2, height - height % 2  # yuv420p: even
+                    video_out.pix_fmt = "yuv420p"
+                    video_out.options = {"crf": "23", "preset": "veryfast"}
+                image = image[:video_out.height, :video_out.width].copy()
+                draw_faces(image, faces.get(frame.index, []))
+                if audio_out is not None:
+                    write_audio_until(frame.index / float(rate))
+                for packet in video_out.encode(av.VideoFrame.from_ndarray(image, format="bgr24")):
+                    out.mux(packet)
+        if video_out is not None:
+            for packet in video_out.encode():
+                out.mux(packet)
+        if audio_out is not None:
+            write_audio_until(float("inf"))
+            if not copy:
+                for packet in audio_out.encode():
+                    out.mux(packet)
     finally:
-        if writer is not None:
-            writer.release()
+        out.close()
+        source.close()

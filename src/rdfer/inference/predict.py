@@ -1,49 +1,54 @@
-"""`predict_video`: one video file in, one prediction record out.
+"""`predict_video`: one video (or image) in, one record with a track per face out.
 
     record = rdfer.predict_video("clip.mp4")                      # built-in default model
     record = rdfer.predict_video("clip.mp4", checkpoint="RUN/checkpoints/best.pt", detector="mtcnn")
-    record.to_dict()   # video, fps, num_frames, frames_with_face, status, error, model, label,
-                       # probabilities, agreement, key_expression, timeline
+    record.to_dict()   # the JSON; record.to_frame(): DataFrame; record.plot(): Figure (records.py)
 
-Steps: decode (video.py) -> one face per frame (faces.py: detector every k
-frames, interpolated between) -> square crops -> model (predictors.py) ->
-aggregation over time:
+Steps: decode (video.py) -> shot cuts and every face as a track (tracks.py:
+detector on keyframes, interpolated between, tracks end at cuts) -> square
+crops -> model (predictors.py) -> per track: aggregation over time, smoothing
+of its timeline, trust (trust.py):
 
-- default model (per frame): video probabilities = mean of the face frames'
+- default model (per frame): track probabilities = mean of its frames'
   probabilities; agreement = the paper's measure over 4 equal clips of the
-  face frames (each clip's mean probabilities vote); key expression = the
-  `key_window_s` window of face frames with the highest mean probability of
-  the video's label; timeline = each frame's own prediction.
-- checkpoint (clip model): the model runs once on `num_frames` face frames
-  sampled uniformly over the face track (segment centres, as at evaluation),
-  giving the video probabilities, the 4 clip logits (agreement) and mu/delta
-  (key expression: the re-sampled window p_k = T * mu + (k - 7.5) * delta,
-  mapped back through the sampling to the timestamps of the source frames).
-  The timeline comes from a sliding window of the model (`clip_window_s`
-  long, every `clip_hop_s`); each face frame carries the prediction of the
-  window whose centre is nearest. A model without re-sampling (no mu) reports
-  its most confident window as the key expression.
+  track's frames (each clip's mean probabilities vote); key expression = the
+  `key_window_s` window with the highest mean probability of the track's
+  label; timeline = each frame's own prediction, smoothed by a centred moving
+  average over `smooth_s` seconds (raw values kept beside).
+- checkpoint (clip model): the model runs once on `num_frames` frames of the
+  track sampled uniformly (segment centres, as at evaluation), giving the
+  track's probabilities, the 4 clip logits (agreement) and mu/delta (key
+  expression: the re-sampled window p_k = T * mu + (k - 7.5) * delta, mapped
+  back through the sampling to the timestamps of the source frames). The
+  timeline comes from a sliding window of the model (`clip_window_s` long,
+  every `clip_hop_s`); each frame carries the prediction of the window whose
+  centre is nearest. A model without re-sampling (no mu) reports its most
+  confident window as the key expression.
 
-A file that cannot be read gives status "error", a video without any face
-"no_face"; neither raises. A bad checkpoint or option raises RdferError.
+A file that cannot be read gives status "error", one without any face
+"no_face" (its error says how large faces must be to be found); neither
+raises. A bad checkpoint or option raises RdferError.
 """
 
 import dataclasses
 import math
 import queue
 import threading
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from rdfer.errors import RdferError
-from rdfer.inference.faces import DETECTORS, make_detector, square_crop, track_faces
+from rdfer.inference.faces import DETECTORS, MIN_FACE, check_min_face, make_detector, square_crop
 from rdfer.inference.predictors import load_predictor
-from rdfer.inference.video import VideoReader, average_fps
+from rdfer.inference.records import TrackPrediction, VideoPrediction
+from rdfer.inference.tracks import FaceTracker
+from rdfer.inference.trust import sharpness, trust_features, trust_score
+from rdfer.inference.video import average_fps, open_media
 
 STATUSES = ("ok", "no_face", "error")
+FACES = ("all", "main")
 NUM_CLIPS = 4  # clips of the agreement measure (n1 in the paper)
 THUMBNAIL_SIZE = 64
 MAX_THUMBNAILS = 48
@@ -55,11 +60,14 @@ class PredictOptions:
 
     detector: str = "mtcnn"  # face detector: "mtcnn" (default: finds turned faces, tracked cheaply) or "haar"
     detect_every: int = 5  # run the detector on every k-th frame; boxes in between are interpolated
+    min_face: float = MIN_FACE  # smallest face searched, in pixels of the frame (longer box side)
+    faces: str = "all"  # "all": every face as a track; "main": follow one face, report the longest track
     margin: float = 0.2  # square crop side = longer box side * (1 + margin)
+    smooth_s: float = 0.5  # timeline smoothing: centred moving average over this many seconds; 0 = off
     key_window_s: float = 1.0  # default model: length of the most confident window (key expression)
     clip_window_s: float = 2.0  # checkpoint: length of each sliding window of the timeline
     clip_hop_s: float = 0.5  # checkpoint: step between sliding windows
-    max_crops: int = 2048  # checkpoint: face crops kept in memory; longer videos keep every 2nd, 4th, ...
+    max_crops: int = 2048  # checkpoint: face crops kept per track; longer tracks keep every 2nd, 4th, ...
     device: str = "cpu"  # torch device of the model: "cpu", "cuda", "auto"
 
     def __post_init__(self):
@@ -67,44 +75,16 @@ class PredictOptions:
             raise RdferError(f"unknown face detector {self.detector!r}; choose one of {', '.join(DETECTORS)}")
         if self.detect_every < 1:
             raise RdferError(f"detect_every must be at least 1, got {self.detect_every}")
+        if self.faces not in FACES:
+            raise RdferError(f"--faces must be one of {', '.join(FACES)}, got {self.faces!r}")
+        check_min_face(self.min_face)
         if not (math.isfinite(self.margin) and 0 <= self.margin <= 10):
             raise RdferError(f"--margin must be a number from 0 to 10 (0.2 = a 20% wider box), got {self.margin}")
+        if not (math.isfinite(self.smooth_s) and 0 <= self.smooth_s <= 60):
+            raise RdferError(f"--smooth must be a number of seconds from 0 (off) to 60, got {self.smooth_s}")
         windows = (self.key_window_s, self.clip_window_s, self.clip_hop_s)
         if not all(math.isfinite(w) and w > 0 for w in windows):
             raise RdferError(f"window lengths and hops must be positive numbers, got {windows}")
-
-
-@dataclass
-class VideoPrediction:
-    """The record of one video; `to_dict()` gives the JSON written by `rdfer predict`.
-
-    probabilities: class -> probability for the whole video (None unless status ok).
-    warning: something the user should know about an ok result (e.g. only part of the file decoded).
-    agreement: None when fewer than NUM_CLIPS frames show a face (the clips would share frames).
-    key_expression: {"start_s", "end_s"} in seconds of the input video.
-    timeline: one entry per decoded frame, {"time_s", "label", "probabilities", "box"};
-        label/probabilities/box are None on frames without a face; box is
-        [x0, y0, x1, y1] in pixels of the upright frame.
-    thumbnails: (time_s, uint8 RGB face crop) samples for plots; not part of to_dict().
-    """
-
-    video: str
-    fps: float | None
-    num_frames: int
-    frames_with_face: int
-    status: str
-    error: str | None
-    model: str
-    warning: str | None = None
-    label: str | None = None
-    probabilities: dict[str, float] | None = None
-    agreement: float | None = None
-    key_expression: dict[str, float] | None = None
-    timeline: list[dict] = field(default_factory=list)
-    thumbnails: list = field(default_factory=list, repr=False)
-
-    def to_dict(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "thumbnails"}
 
 
 class _Decimator:
@@ -251,13 +231,6 @@ def _clip_model_summary(predictor, face_times: np.ndarray, crops: np.ndarray, fp
     return summary, window_probs[nearest(kept, face_times)]
 
 
-def _face_crops(frames, detector, size: int, options: PredictOptions):
-    """Yield (time_s, box or None, uint8 RGB (size, size, 3) crop or None) for every frame."""
-    for frame, box in track_faces(frames, detector, options.detect_every):
-        crop = None if box is None else cv2.cvtColor(square_crop(frame.image, box, size, options.margin), cv2.COLOR_BGR2RGB)
-        yield frame.time_s, box, crop
-
-
 class _Failure:
     def __init__(self, error: BaseException):
         self.error = error
@@ -326,97 +299,204 @@ class Cancelled(Exception):
     """Raised by `predict_video` when its `cancel` event is set (the caller is stopping)."""
 
 
+
+
+def smooth(probs: np.ndarray, window: int) -> np.ndarray:
+    """Centred moving average of (N, C) rows over `window` rows (shorter at the ends), renormalised."""
+    if window <= 1 or len(probs) < 2:
+        return probs
+    half = window // 2
+    sums = np.concatenate([np.zeros((1, probs.shape[1])), np.cumsum(probs, axis=0, dtype=np.float64)])
+    idx = np.arange(len(probs))
+    lo, hi = np.maximum(idx - half, 0), np.minimum(idx + half + 1, len(probs))
+    out = (sums[hi] - sums[lo]) / (hi - lo)[:, None]
+    return (out / out.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+class _Track:
+    """What predict_video gathers about one track while the video plays."""
+
+    def __init__(self, tid: int, max_crops: int):
+        self.id, self.frames, self.times, self.boxes, self.sharpness = tid, [], [], [], []
+        self.probs = []  # default model: (b, C) pieces in frame order
+        self.crops = _Decimator(max_crops)  # checkpoint: (time_s, crop) kept for clip sampling
+        self.thumbs = _Decimator(MAX_THUMBNAILS)
+
+
+def _shot_lengths(num_frames: int, cut_frames: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """(starts, lengths) of the shots of a video of `num_frames` frames cut at `cut_frames`."""
+    starts = np.array([0, *cut_frames], np.int64)
+    return starts, np.diff(np.append(starts, num_frames))
+
+
+def _faces(frames, tracker: FaceTracker, size: int, margin: float):
+    """Yield (frame index, time_s, [(track id, box, uint8 RGB crop (size, size, 3))]) for every frame."""
+    for frame, faces, _ in tracker(frames):
+        yield frame.index, frame.time_s, [
+            (tid, box, cv2.cvtColor(square_crop(frame.image, box, size, margin), cv2.COLOR_BGR2RGB))
+            for tid, box in faces]
+
+
+def no_face_message(num_frames: int, width: int, height: int, options: PredictOptions) -> str:
+    """Why nothing was found, and what to change: faces must be at least `min_face` px."""
+    smallest = options.min_face
+    share = 100 * smallest / max(min(width, height), 1)
+    text = (f"no face found in any of the {num_frames} frame(s); faces are searched from {smallest:g} px "
+            f"(longer side of the face box; {share:.1f}% of the {min(width, height)} px short side of "
+            f"this {width}x{height} footage) up")
+    if smallest > 20:
+        text += f"; if the faces are smaller, lower --min-face (e.g. --min-face {max(smallest / 2, 20):g}; slower)"
+    if options.detector == "haar":
+        text += "; --detector mtcnn also finds faces turned aside"
+    return text
+
+
 def predict_video(path, checkpoint=None, *, options: PredictOptions | None = None, predictor=None,
                   face_detector=None, cancel: threading.Event | None = None, **overrides) -> VideoPrediction:
-    """Predict the facial expression in one video file.
+    """Predict the facial expression of every face in one video or image file.
 
     Args:
-        path: the video file (mp4, mov, avi, webm, ...).
+        path: the video (mp4, mov, avi, webm, ...) or image (jpg, png, ...) file.
         checkpoint: a checkpoint written by `rdfer train`; None uses the built-in
             FER2013 mini-Xception per frame (see predictors.py).
         options: PredictOptions; `overrides` replace single fields
-            (e.g. `detector="mtcnn"`, `detect_every=3`).
+            (e.g. `detector="haar"`, `min_face=24`, `faces="main"`).
         predictor, face_detector: already-loaded model and face detector, to reuse
-            across many videos (see `load_predictor`, `make_detector`).
+            across many videos (see `load_predictor`, `make_detector`; the detector's
+            min_face then applies).
         cancel: an event another thread may set to stop this call early (it raises Cancelled).
 
     Returns:
-        VideoPrediction; status "error" (with `error` saying why) when the file
-        cannot be decoded, "no_face" when no frame shows a face.
+        VideoPrediction with a TrackPrediction per face (the main one first);
+        status "error" (with `error` saying why) when the file cannot be
+        decoded, "no_face" when no frame shows a face.
     Raises:
         RdferError: bad checkpoint or options (problems of the whole run, not of the file).
     """
     options = dataclasses.replace(options or PredictOptions(), **overrides)
     predictor = predictor or load_predictor(checkpoint, options.device)
-    detector = face_detector or make_detector(options.detector)
+    detector = face_detector or make_detector(options.detector, options.min_face)
     video = str(path)
 
     def failed(message: str, num_frames: int = 0, fps=None) -> VideoPrediction:
         return VideoPrediction(video, fps, num_frames, 0, "error", message, predictor.description)
 
-    times, boxes, face_times, thumbs = [], [], [], _Decimator(MAX_THUMBNAILS)
-    frame_probs, batch = [], []  # default model: probabilities computed batch by batch
-    crops = _Decimator(options.max_crops)  # checkpoint: (time_s, crop) kept for clip sampling
+    tracker = FaceTracker(detector, options.detect_every, single=options.faces == "main")
+    times, counts, tracks = [], [], {}
+    batch, owners = [], []  # default model: crops waiting for the model, and their tracks
+    size = (0, 0)
+
+    def run_batch():
+        probs = predictor.probabilities(np.stack(batch))
+        start = 0
+        while start < len(owners):  # consecutive crops of one track go in one piece
+            end = start
+            while end < len(owners) and owners[end] is owners[start]:
+                end += 1
+            owners[start].probs.append(probs[start:end])
+            start = end
+        batch.clear()
+        owners.clear()
+
     try:
-        with VideoReader(path) as reader:
+        with open_media(path) as reader:
             # Three stages in three threads: decoding, face finding and cropping, the model
             # (OpenCV and torch release the GIL): on two or more cores they overlap.
-            faces = _face_crops(prefetch(reader, name="rdfer-decode"), detector, predictor.crop_size, options)
-            for time_s, box, crop in prefetch(faces, name="rdfer-faces"):
+            stage = _faces(prefetch(reader, name="rdfer-decode"), tracker, predictor.crop_size, options.margin)
+            for index, time_s, faces in prefetch(stage, name="rdfer-faces"):
                 if cancel is not None and cancel.is_set():
                     raise Cancelled(video)
                 times.append(time_s)
-                boxes.append(box)
-                if box is None:
-                    continue
-                face_times.append(time_s)
-                thumbs.push((time_s, crop if crop.shape[0] == THUMBNAIL_SIZE else
-                             cv2.resize(crop, (THUMBNAIL_SIZE, THUMBNAIL_SIZE), interpolation=cv2.INTER_AREA)))
-                if predictor.kind == "frame":
-                    batch.append(crop)
-                    if len(batch) == predictor.batch_size:
-                        frame_probs.append(predictor.probabilities(np.stack(batch)))
-                        batch = []
-                else:
-                    crops.push((time_s, crop))
+                counts.append(len(faces))
+                for tid, box, crop in faces:
+                    track = tracks.get(tid) or tracks.setdefault(tid, _Track(tid, options.max_crops))
+                    track.frames.append(index)
+                    track.times.append(time_s)
+                    track.boxes.append(box)
+                    thumb = crop if crop.shape[0] == THUMBNAIL_SIZE else cv2.resize(
+                        crop, (THUMBNAIL_SIZE, THUMBNAIL_SIZE), interpolation=cv2.INTER_AREA)
+                    track.sharpness.append(sharpness(cv2.cvtColor(thumb, cv2.COLOR_RGB2GRAY)))
+                    track.thumbs.push((time_s, thumb))
+                    if predictor.kind == "frame":
+                        batch.append(crop)
+                        owners.append(track)
+                        if len(batch) == predictor.batch_size:
+                            run_batch()
+                    else:
+                        track.crops.push((time_s, crop))
+            size = reader.frame_size
     except RdferError as error:
         return failed(str(error))
     except cv2.error as error:  # a decoder failure inside OpenCV
         return failed(f"{video}: OpenCV failed while decoding ({error}); the file may be damaged", len(times))
     if not times:
         return failed(f"{video}: no frame could be decoded (zero-length or damaged video)")
+    if batch:
+        run_batch()
 
     fps = average_fps(times, reader.container_fps)
-    record = VideoPrediction(video, fps, len(times), len(face_times), "ok", None, predictor.description,
+    kept = sorted((t for t in tracks.values() if tracker.keep(t.id)), key=lambda t: t.frames[0])
+    for number, track in enumerate(kept, 1):  # ids 1, 2, ... in order of appearance, false alarms left out
+        track.id = number
+    record = VideoPrediction(video, fps, len(times), 0, "ok", None, predictor.description, media=reader.media,
                              warning=partial_warning(len(times), reader.frame_count_hint, times[-1] + 1.0 / fps),
-                             thumbnails=thumbs.items)
-    if not face_times:
+                             cuts=[float(times[i]) for i in tracker.cut_frames])
+    frames_with_face = np.zeros(len(times), bool)
+    for t in kept:
+        frames_with_face[t.frames] = True
+    record.frames_with_face = int(frames_with_face.sum())
+    if not kept:
         record.status = "no_face"
-        record.error = f"no face found in any of the {len(times)} frames"
+        record.error = no_face_message(len(times), *size, options)
         record.timeline = [{"time_s": t, "label": None, "probabilities": None, "box": None} for t in times]
         return record
 
-    if predictor.kind == "frame":
-        if batch:
-            frame_probs.append(predictor.probabilities(np.stack(batch)))
-        face_probs = np.concatenate(frame_probs)  # (F, C)
-        summary = _frame_model_summary(predictor, np.asarray(face_times), face_probs, fps, options)
-    else:
-        kept_times = np.asarray([t for t, _ in crops.items])
-        summary, kept_probs = _clip_model_summary(predictor, kept_times, np.stack([c for _, c in crops.items]), fps, options)
-        # Face frames dropped by the decimator take the prediction of the nearest kept one.
-        face_probs = kept_probs[nearest(kept_times, np.asarray(face_times))]
-    for key, value in summary.items():
-        setattr(record, key, value)
-    record.key_expression["end_s"] = min(record.key_expression["end_s"], times[-1] + 1.0 / fps)
-
-    classes, face_iter = predictor.classes, iter(face_probs)
-    for t, box in zip(times, boxes):
-        if box is None:
-            record.timeline.append({"time_s": t, "label": None, "probabilities": None, "box": None})
-        else:
-            p = next(face_iter)
-            record.timeline.append({"time_s": t, "label": classes[int(p.argmax())],
-                                    "probabilities": _class_dict(classes, p, 5),
-                                    "box": [int(round(v)) for v in box]})
+    starts, lengths = _shot_lengths(len(times), tracker.cut_frames)
+    end_s = times[-1] + 1.0 / fps
+    results = [_track_result(t, predictor, fps, end_s, starts, lengths, options) for t in kept]
+    results.sort(key=lambda r: (-r.num_frames, r.id))  # the main track first
+    if options.faces == "main":
+        results = results[:1]
+    record.tracks = results
+    main = results[0]
+    for name in ("label", "probability", "trust", "probabilities", "agreement", "key_expression"):
+        setattr(record, name, getattr(main, name))
+    by_frame = {e["frame"]: e for e in main.timeline}
+    record.timeline = [{"time_s": t, "label": by_frame[i]["label"], "probabilities": by_frame[i]["probabilities"],
+                        "box": by_frame[i]["box"]} if i in by_frame else
+                       {"time_s": t, "label": None, "probabilities": None, "box": None}
+                       for i, t in enumerate(times)]
     return record
+
+
+def _track_result(track: _Track, predictor, fps: float, end_s: float, shot_starts: np.ndarray,
+                  shot_lengths: np.ndarray, options: PredictOptions) -> TrackPrediction:
+    """Label, probabilities, agreement, key expression, smoothed timeline and trust of one track."""
+    face_times = np.asarray(track.times)
+    if predictor.kind == "frame":
+        raw = np.concatenate(track.probs)  # (F, C)
+        summary = _frame_model_summary(predictor, face_times, raw, fps, options)
+    else:
+        kept_times = np.asarray([t for t, _ in track.crops.items])
+        summary, kept_probs = _clip_model_summary(predictor, kept_times, np.stack([c for _, c in track.crops.items]),
+                                                  fps, options)
+        raw = kept_probs[nearest(kept_times, face_times)]  # frames dropped by the decimator: the nearest kept one
+    smoothed = smooth(raw, int(round(options.smooth_s * fps)) if options.smooth_s > 0 else 1)
+    classes = predictor.classes
+    probs = np.array([summary["probabilities"][c] for c in classes])
+    boxes = np.asarray(track.boxes)
+    side = float(np.median(np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])))
+    shot = int(np.searchsorted(shot_starts, track.frames[0], side="right") - 1)
+    features = trust_features(probs, summary["agreement"], len(track.frames) / shot_lengths[shot], side,
+                              float(np.median(track.sharpness)))
+    key = dict(summary["key_expression"], end_s=min(summary["key_expression"]["end_s"], end_s))
+    timeline = [{"frame": int(i), "time_s": float(t), "box": [int(round(v)) for v in box],
+                 "label": classes[int(s.argmax())], "probabilities": _class_dict(classes, s, 5),
+                 "raw_label": classes[int(r.argmax())], "raw_probabilities": _class_dict(classes, r, 5)}
+                for i, t, box, s, r in zip(track.frames, track.times, track.boxes, smoothed, raw)]
+    return TrackPrediction(
+        id=track.id, label=summary["label"], probability=float(probs.max()), trust=trust_score(features),
+        probabilities=summary["probabilities"], agreement=summary["agreement"], key_expression=key,
+        start_s=float(face_times[0]), end_s=float(min(face_times[-1] + 1.0 / fps, end_s)),
+        num_frames=len(track.frames), face_size_px=side, trust_features=features, timeline=timeline,
+        thumbnails=track.thumbs.items)

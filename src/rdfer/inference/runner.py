@@ -25,9 +25,9 @@ from rdfer.inference.faces import make_detector
 from rdfer.inference.outputs import CsvTables, OutputNames, annotate_video, plot_timeline, write_json
 from rdfer.inference.predict import STATUSES, PredictOptions, predict_video
 from rdfer.inference.predictors import load_predictor
-from rdfer.inference.video import list_videos
+from rdfer.inference.video import is_image, list_videos
 
-FORMATS = ("json", "csv")
+FORMATS = ("both", "json", "csv")
 
 
 def default_jobs() -> int:
@@ -97,17 +97,35 @@ def _ordered(videos, predict, jobs: int):
             worker.join()
 
 
-def predict_files(paths, out_dir, *, checkpoint=None, fmt: str = "json", plot: bool = False,
+def console_line(record) -> str:
+    """The per-file line: status, then the main face's label, probability and trust, and the other faces."""
+    line = f"{record.video}: {record.status}"
+    if record.status == "ok":
+        main = record.tracks[0]
+        line += f" {main.label} p={main.probability:.2f} trust={main.trust:.2f}"
+        if len(record.tracks) > 1:
+            others = ", ".join(f"{t.id}: {t.label} {t.probability:.2f}/{t.trust:.2f}" for t in record.tracks[1:4])
+            more = len(record.tracks) - 4
+            line += f"; {len(record.tracks)} faces (face {main.id} longest; {others}{f', +{more}' if more > 0 else ''})"
+        if record.cuts:
+            line += f"; {len(record.cuts)} shot cut(s)"
+    elif record.error:
+        line += f" ({record.error})"
+    return line + (f"; warning: {record.warning}" if record.warning else "")
+
+
+def predict_files(paths, out_dir, *, checkpoint=None, fmt: str = "both", plot: bool = False,
                   annotate: bool = False, options: PredictOptions | None = None, progress: bool = True,
                   jobs: int | None = None):
     """Predict every video in `paths` (files and directories) and write the outputs to `out_dir`.
 
     Args:
-        paths: video files and/or directories (searched recursively for videos).
+        paths: video and image files and/or directories (searched recursively for both).
         out_dir: output folder (created; checked writable before anything runs).
         checkpoint: a `rdfer train` checkpoint, or None for the built-in default model.
-        fmt: "json" (DIR/<name>.json per video) or "csv" (predictions.csv + frames.csv).
-        plot, annotate: also write DIR/<name>_timeline.png / DIR/<name>_annotated.mp4.
+        fmt: "both" (default), "json" (DIR/<name>.json per input) or "csv" (predictions.csv + frames.csv).
+        plot, annotate: also write DIR/<name>_timeline.png / DIR/<name>_annotated.mp4 (images:
+            DIR/<name>_annotated.<suffix>).
         options: PredictOptions (detector, detect_every, ...).
         progress: show a tqdm bar and per-file lines on stderr.
         jobs: videos predicted at once (threads sharing the model); default `default_jobs()`
@@ -123,25 +141,27 @@ def predict_files(paths, out_dir, *, checkpoint=None, fmt: str = "json", plot: b
     from tqdm import tqdm
 
     if fmt not in FORMATS:
-        raise RdferError(f"unknown --format {fmt!r}; choose json or csv")
+        raise RdferError(f"unknown --format {fmt!r}; choose both, json or csv")
     if jobs is not None and jobs < 1:
         raise RdferError(f"--jobs must be at least 1, got {jobs}")
     options = options or PredictOptions()
     videos = list_videos(paths)
     out_dir = prepare_out_dir(out_dir)
-    predictor, detector = load_predictor(checkpoint, options.device), make_detector(options.detector)
+    predictor = load_predictor(checkpoint, options.device)
+    detector = make_detector(options.detector, options.min_face)
     # A checkpoint's clip model already spreads over every core (torch's threads); one video at a time.
     jobs = min(jobs or (default_jobs() if checkpoint is None else 1), len(videos))
 
     names = OutputNames(out_dir, videos)
-    suffixes = [".json"] if fmt == "json" else []
-    suffixes += ["_timeline.png"] * plot + ["_annotated.mp4"] * annotate
+    renamed = []  # output names that differ from the input's stem (the wanted name was taken)
     tables = None
-    if fmt == "csv":
+    if fmt in ("both", "csv"):
         table_name = names.claim_group(lambda n: [n + ".csv", n.replace("predictions", "frames", 1) + ".csv"],
                                        "predictions")
         videos_csv = out_dir / f"{table_name}.csv"
         frames_csv = out_dir / f"{table_name.replace('predictions', 'frames', 1)}.csv"
+        if table_name != "predictions":
+            renamed.append(f"predictions.csv -> {videos_csv.name}, frames.csv -> {frames_csv.name}")
 
     def run(video, cancel):
         return predict_video(video, options=options, predictor=predictor, face_detector=detector, cancel=cancel)
@@ -153,8 +173,10 @@ def predict_files(paths, out_dir, *, checkpoint=None, fmt: str = "json", plot: b
         for video, record in zip(videos, results):
             records.append(record)
             try:
-                _write(record, video, names, suffixes, fmt, plot, annotate, out_dir)
-                if fmt == "csv":
+                name = _write(record, video, names, fmt, plot, annotate, out_dir)
+                if name is not None and name != (Path(video).stem or "video"):
+                    renamed.append(f"{Path(video).name} -> {name}.*")
+                if fmt in ("both", "csv"):
                     if tables is None:
                         tables = CsvTables(videos_csv, frames_csv, predictor.classes)
                     tables.add(record)
@@ -163,31 +185,35 @@ def predict_files(paths, out_dir, *, checkpoint=None, fmt: str = "json", plot: b
                                  f"the {len(records) - 1} video(s) before it are complete there") from None
             bar.update()
             if progress:
-                detail = record.label if record.status == "ok" else (record.error or "")
-                line = f"{video}: {record.status}" + (f" ({detail})" if detail else "")
-                bar.write(line + (f"; warning: {record.warning}" if record.warning else ""), file=sys.stderr)
+                bar.write(console_line(record), file=sys.stderr)
     finally:
         results.close()  # cancels and joins the videos in flight
         bar.close()
     seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
 
     counts = Counter(r.status for r in records)
-    summary = (f"rdfer predict: {len(records)} video(s): "
-               + ", ".join(f"{counts[s]} {s}" for s in STATUSES) + f"; outputs in {out_dir}"
-               + (f" ({videos_csv.name}, {frames_csv.name})" if fmt == "csv" else "")
+    faces = sum(len(r.tracks) for r in records)
+    summary = (f"rdfer predict: {len(records)} input(s): "
+               + ", ".join(f"{counts[s]} {s}" for s in STATUSES) + f"; {faces} face track(s); outputs in {out_dir}"
+               + (f" ({videos_csv.name}, {frames_csv.name})" if fmt in ("both", "csv") else "")
+               + (f"; names taken, written as: {'; '.join(renamed)}" if renamed else "")
                + f"; {len(records) / seconds:.2f} videos/s, {jobs} at a time, "
                  f"{cpu_seconds / seconds:.1f} CPU cores busy")
     return records, (1 if counts["error"] else 0), summary
 
 
-def _write(record, video, names: OutputNames, suffixes, fmt, plot, annotate, out_dir: Path) -> None:
-    """The per-video files of `record`, under a name no other file has."""
+def _write(record, video, names: OutputNames, fmt, plot, annotate, out_dir: Path) -> str | None:
+    """The per-input files of `record`, under a name no other file has; returns that name (None: no file)."""
+    image = is_image(video)
+    annotated = "_annotated" + (".mp4" if not image else ".jpg" if Path(video).suffix.lower() in (".jpg", ".jpeg") else ".png")
+    suffixes = [".json"] * (fmt in ("both", "json")) + ["_timeline.png"] * plot + [annotated] * annotate
     if not suffixes:
-        return
+        return None
     name = names.claim(Path(video).stem or "video", suffixes)
-    if fmt == "json":
+    if fmt in ("both", "json"):
         write_json(record, out_dir / f"{name}.json")
     if plot and record.status != "error":
         plot_timeline(record, out_dir / f"{name}_timeline.png")
     if annotate and record.status != "error":
-        annotate_video(record, out_dir / f"{name}_annotated.mp4")
+        annotate_video(record, out_dir / f"{name}{annotated}")
+    return name

@@ -22,6 +22,7 @@ import numpy as np
 from rdfer.errors import RdferError
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".webm", ".mkv", ".m4v", ".mpg", ".mpeg", ".wmv")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 
 # Used only when the container reports no usable frame rate.
 FALLBACK_FPS = 30.0
@@ -84,6 +85,8 @@ class VideoReader:
                 f"{self.path}: OpenCV cannot open this file as a video (corrupt, or a format "
                 "its FFmpeg build does not read); re-encode it, e.g. to H.264 .mp4"
             )
+        self.media = "video"
+        self.frame_size = (0, 0)  # (width, height) of the upright frames, known once one is decoded
         self.rotation = self._setup_rotation(manual_rotation)
         fps = self._capture.get(cv2.CAP_PROP_FPS)
         self.container_fps = fps if math.isfinite(fps) and 0 < fps < 1000 else None
@@ -116,7 +119,9 @@ class VideoReader:
             if time_s <= previous:
                 time_s = index / fps if index / fps > previous else previous + 1.0 / fps
             previous = time_s
-            yield Frame(index, time_s, rotate_frame(image, self.rotation))
+            image = rotate_frame(image, self.rotation)
+            self.frame_size = (image.shape[1], image.shape[0])
+            yield Frame(index, time_s, image)
             index += 1
 
     def close(self) -> None:
@@ -129,6 +134,48 @@ class VideoReader:
         self.close()
 
 
+class ImageReader:
+    """A still image as a one-frame video (same interface as VideoReader).
+
+    OpenCV applies the EXIF orientation; an alpha channel is dropped, grey images become BGR.
+    """
+
+    media = "image"
+    container_fps = None
+    frame_count_hint = 1
+
+    def __init__(self, path):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise RdferError(f"{self.path}: no such image file; check the path")
+        image = cv2.imread(str(self.path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise RdferError(f"{self.path}: OpenCV cannot read this file as an image (corrupt, or not an image)")
+        self.image = image
+        self.frame_size = (image.shape[1], image.shape[0])
+
+    def __iter__(self) -> Iterator[Frame]:
+        yield Frame(0, 0.0, self.image)
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> "ImageReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def is_image(path) -> bool:
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def open_media(path, manual_rotation: bool = False):
+    """An ImageReader for an image file (by its extension), else a VideoReader."""
+    return ImageReader(path) if is_image(path) else VideoReader(path, manual_rotation)
+
+
 def average_fps(times_s: list[float], container_fps: float | None) -> float:
     """Frames per second over the decoded timestamps (the mean rate of a VFR video)."""
     if len(times_s) >= 2 and times_s[-1] > times_s[0]:
@@ -137,20 +184,22 @@ def average_fps(times_s: list[float], container_fps: float | None) -> float:
 
 
 def list_videos(paths) -> list[Path]:
-    """Expand files and directories into a sorted list of video files.
+    """Expand files and directories into a sorted list of video and image files.
 
     A directory contributes the files inside it (recursively) whose extension
-    is one of VIDEO_EXTENSIONS; a file given by name is kept whatever its
-    extension, so that an unreadable one is reported rather than dropped.
+    is one of VIDEO_EXTENSIONS or IMAGE_EXTENSIONS (each image is one input, a
+    photo); a file given by name is kept whatever its extension, so that an
+    unreadable one is reported rather than dropped.
 
-    Raises RdferError when a directory holds no video files.
+    Raises RdferError when a directory holds no video or image files.
     """
+    known = VIDEO_EXTENSIONS + IMAGE_EXTENSIONS
     videos: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in known)
             if not found:
-                raise RdferError(f"{path}: no video files ({', '.join(VIDEO_EXTENSIONS)}) in this directory")
+                raise RdferError(f"{path}: no video or image files ({', '.join(known)}) in this directory")
             videos.extend(found)
         else:
             videos.append(path)

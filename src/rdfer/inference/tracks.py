@@ -1,0 +1,262 @@
+"""Following every face through a video: shot cuts, keyframe detection, tracks.
+
+Running a face detector on every frame is the slow part of video FER on a CPU,
+and faces move little within a few frames. So the detector runs on keyframes
+(every `every`-th frame, and the first and last frames of every shot);
+frames between two keyframes take the linear interpolation of each face's
+boxes there (a face seen on only one of the two keeps its box for up to half
+the interval, never across a cut).
+
+`FaceTracker` gives every face a track id:
+- On a keyframe each followed face is searched near where it was (for a
+  detector that can: MTCNN searches a small square around it, a few ms);
+  the whole frame is searched on the first keyframe of a shot, on every
+  `full_every`-th keyframe (to find faces that came in), whenever a followed
+  face was not found near its box, and when more than `MAX_NEAR` faces are
+  followed (one whole-frame search then costs less than the small ones).
+- Boxes found are matched to the followed faces greedily by overlap (IoU
+  above `MATCH_IOU`); a box that matches none starts a new track. A face
+  not found for more than `max_missed` keyframes in a row ends its track.
+- At a shot cut (`ShotCuts`) every track ends and the new shot starts from
+  scratch: a face after a cut is a new track even if it is the same person,
+  and no box is carried or interpolated across the cut, so the crops on
+  either side of a cut always show the face of their own shot.
+- A track found on a single keyframe only is a false alarm, unless that is the
+  first or the last keyframe of the video (`FaceTracker.keep`).
+
+Shot cuts: `ShotCuts` compares each frame with the one before on a small HSV
+copy (96 px wide): the mean absolute difference of hue, saturation and value,
+the score of PySceneDetect's ContentDetector (threshold 27 on 0-255 channels,
+its default), computed here on a frame the decoder already gave us (docs/predict.md
+says why not PySceneDetect itself). A cut needs the score above the threshold
+and at least `min_shot` frames since the last cut.
+
+Boxes are float arrays (x0, y0, x1, y1) in pixels of the upright frame.
+"""
+
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator
+
+import cv2
+import numpy as np
+
+from rdfer.errors import RdferError
+from rdfer.inference.faces import box_iou
+from rdfer.inference.video import Frame
+
+MATCH_IOU = 0.2  # a box belongs to a followed face when they overlap at least this much
+DUPLICATE_IOU = 0.4  # two boxes of one search this close are one face
+MAX_NEAR = 2  # more followed faces than this: one whole-frame search instead of a search per face
+CUT_THRESHOLD = 27.0  # ContentDetector's default score (mean |dH|, |dS|, |dV| on 0-255 channels)
+CUT_WIDTH = 96  # width of the copy the cut score is computed on
+
+
+class ShotCuts:
+    """Say for each frame, in order, whether a new shot starts there.
+
+        cuts = ShotCuts(); [cuts.is_cut(frame.image) for frame in frames]
+
+    Args:
+        threshold: content score (mean absolute HSV difference, 0-255) that makes a cut.
+        min_shot: frames a shot lasts at least (a flash or a fast pan of a few frames is no cut).
+    """
+
+    def __init__(self, threshold: float = CUT_THRESHOLD, min_shot: int = 8):
+        self.threshold, self.min_shot = threshold, min_shot
+        self._previous: np.ndarray | None = None
+        self._since = 0  # frames since the last cut (or the start)
+        self.scores: list[float] = []
+
+    def score(self, image: np.ndarray) -> float:
+        """The content score of `image` (BGR) against the frame before (0 for the first frame)."""
+        height = max(int(round(image.shape[0] * CUT_WIDTH / image.shape[1])), 1)
+        small = cv2.cvtColor(cv2.resize(image, (CUT_WIDTH, height), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2HSV)
+        small = small.astype(np.int16)
+        previous, self._previous = self._previous, small
+        if previous is None or previous.shape != small.shape:
+            return 0.0
+        return float(np.abs(small - previous).mean())
+
+    def is_cut(self, image: np.ndarray) -> bool:
+        score = self.score(image)
+        self.scores.append(score)
+        self._since += 1
+        if score >= self.threshold and self._since > self.min_shot:
+            self._since = 0
+            return True
+        return False
+
+
+@dataclass
+class _Track:
+    id: int
+    box: np.ndarray  # box at the last keyframe where it was found
+    hits: int = 1  # keyframes where it was found
+    missed: int = 0  # keyframes in a row where it was not
+
+
+@dataclass
+class _Key:
+    """A keyframe: its frame index, whether a shot starts there, and {track id: box} found on it."""
+
+    index: int
+    cut: bool
+    boxes: dict = field(default_factory=dict)
+
+
+def _overlap_matches(tracks: list[_Track], boxes: np.ndarray) -> tuple[dict, list[int]]:
+    """Greedy matching by IoU: ({track id: box index}, indices of the boxes left unmatched)."""
+    pairs = sorted(((box_iou(t.box, b), t.id, k) for t in tracks for k, b in enumerate(boxes)), reverse=True)
+    matched, used = {}, set()
+    for iou, tid, k in pairs:
+        if iou < MATCH_IOU:
+            break
+        if tid not in matched and k not in used:
+            matched[tid] = k
+            used.add(k)
+    return matched, [k for k in range(len(boxes)) if k not in used]
+
+
+class FaceTracker:
+    """Every face through a video, as tracks (see the module docstring).
+
+        tracker = FaceTracker(detector, every=5)
+        for frame, faces, cut in tracker(frames):   # faces: [(track id, box)], cut: a shot starts here
+            ...
+        tracker.keep(track_id)    # after the loop: False for a one-keyframe false alarm
+
+    Args:
+        detector: `detect(image) -> (K, 4)` boxes of the whole frame; with `tracks = True`
+            also `detect_near(image, box) -> (K, 4)` (a search around a followed face).
+        every: run the detector on every `every`-th frame (and on the first and last frame of each shot).
+        full_every: search the whole frame on every `full_every`-th keyframe even when
+            every followed face was found near its box.
+        max_missed: keyframes in a row a face may go unseen before its track ends.
+        smoothing: share of the previous keyframe's box kept in a keyframe's box when
+            both show the same face (damps detector jitter); 0 keeps the raw box.
+        cuts: a ShotCuts; None (default): a new ShotCuts(); False: no cut detection.
+        single: follow one face only (the largest at the start, then the one overlapping it).
+
+    Holds at most `every` frames in memory.
+    """
+
+    def __init__(self, detector, every: int = 5, full_every: int = 4, max_missed: int = 1,
+                 smoothing: float = 0.3, cuts=None, single: bool = False):
+        if every < 1:
+            raise RdferError(f"--detect-every must be at least 1, got {every}")
+        self.detector, self.every, self.full_every = detector, every, max(full_every, 1)
+        self.max_missed, self.smoothing, self.single = max_missed, smoothing, single
+        self.cuts = ShotCuts() if cuts is None else (cuts or None)
+        self.near = getattr(detector, "tracks", False)
+        self.hits: dict[int, int] = {}  # track id -> keyframes where it was found
+        self.cut_frames: list[int] = []  # indices of the frames where a shot starts (not frame 0)
+        self.keyframes = 0
+        self._first_key: dict[int, int] = {}  # track id -> number of the keyframe it was first found on
+        self._tracks: list[_Track] = []
+        self._next_id = 1
+
+    def keep(self, track_id: int) -> bool:
+        """Whether a track counts: seen on two keyframes or more, or on the first or last keyframe
+        of the video (a face at the very start or end has no keyframe on one side to confirm it)."""
+        return self.hits.get(track_id, 0) >= 2 or self._first_key[track_id] in (0, self.keyframes - 1)
+
+    def _search(self, image: np.ndarray, cut: bool) -> dict:
+        """{track id: box} of the faces on this keyframe (starting tracks for new faces)."""
+        if cut:
+            self._tracks = []
+        tracks, found = self._tracks, {}
+        full = (cut or not tracks or not self.near or len(tracks) > MAX_NEAR
+                or self.keyframes % self.full_every == 0)
+        if not full:
+            for track in tracks:
+                boxes = self.detector.detect_near(image, track.box)
+                matched, _ = _overlap_matches([track], boxes)
+                if matched:
+                    found[track.id] = boxes[matched[track.id]]
+            full = len(found) < len(tracks)
+        if full:
+            boxes = self.detector.detect(image)
+            if found:  # a face found near its box already: drop the whole-frame boxes on it
+                boxes = np.asarray([b for b in boxes if max(box_iou(b, f) for f in found.values()) < DUPLICATE_IOU],
+                                   np.float32).reshape(-1, 4)
+            matched, rest = _overlap_matches([t for t in tracks if t.id not in found], boxes)
+            found.update({tid: boxes[k] for tid, k in matched.items()})
+            if self.single and (tracks or found):
+                rest = []
+            elif self.single and rest:
+                areas = [(boxes[k][2] - boxes[k][0]) * (boxes[k][3] - boxes[k][1]) for k in rest]
+                rest = [rest[int(np.argmax(areas))]]
+            for k in rest:
+                if any(box_iou(boxes[k], f) >= DUPLICATE_IOU for f in found.values()):
+                    continue
+                track = _Track(self._next_id, boxes[k], hits=0)
+                self._first_key[track.id] = self.keyframes
+                self._next_id += 1
+                tracks.append(track)
+                found[track.id] = boxes[k]
+
+        for track in list(tracks):
+            if track.id in found:
+                box = np.asarray(found[track.id], np.float32)
+                if track.hits and box_iou(box, track.box) > 0.5:
+                    box = (1 - self.smoothing) * box + self.smoothing * track.box
+                track.box, track.missed = box, 0
+                track.hits += 1
+                self.hits[track.id] = track.hits
+                found[track.id] = box
+            else:
+                track.missed += 1
+                if track.missed > self.max_missed:
+                    tracks.remove(track)
+        self.keyframes += 1
+        return found
+
+    def _between(self, frame: Frame, before: _Key, after: _Key) -> list[tuple[int, np.ndarray]]:
+        """The faces of a frame between two keyframes: interpolated, or the nearer box held."""
+        faces, half = [], self.every / 2
+        span = after.index - before.index
+        w = (frame.index - before.index) / span
+        for tid, box in before.boxes.items():
+            if tid in after.boxes:
+                faces.append((tid, (1 - w) * box + w * after.boxes[tid]))
+            elif frame.index - before.index <= half:
+                faces.append((tid, box))
+        if not after.cut:  # a face that appears at `after` is held back, never across a cut
+            faces += [(tid, box) for tid, box in after.boxes.items()
+                      if tid not in before.boxes and after.index - frame.index <= half]
+        return faces
+
+    def __call__(self, frames: Iterable[Frame]) -> Iterator[tuple[Frame, list[tuple[int, np.ndarray]], bool]]:
+        """Yield (frame, [(track id, box)], cut) for every frame, in order."""
+        held: list[Frame] = []  # frames since the last keyframe (never a cut: a cut is a keyframe)
+        last_key: _Key | None = None
+        for frame in frames:
+            cut = self.cuts.is_cut(frame.image) if self.cuts is not None else False
+            if cut and frame.index > 0:
+                self.cut_frames.append(frame.index)
+            if last_key is not None and not cut and frame.index - last_key.index < self.every:
+                held.append(frame)
+                continue
+            if cut and held:  # the last frame of a shot is a keyframe too: its faces last until the cut
+                last_key = yield from self._close(held, last_key)
+            key = _Key(frame.index, cut, self._search(frame.image, cut))
+            yield from self._release(held, last_key, key)
+            held = []
+            yield frame, list(key.boxes.items()), cut
+            last_key = key
+        if held:  # the last frame is a keyframe too
+            yield from self._close(held, last_key)
+
+    def _close(self, held: list[Frame], before: _Key):
+        """Search the last held frame as a keyframe and yield every held frame; returns that keyframe."""
+        last = held.pop()
+        key = _Key(last.index, False, self._search(last.image, False))
+        yield from self._release(held, before, key)
+        held.clear()
+        yield last, list(key.boxes.items()), False
+        return key
+
+    def _release(self, held: list[Frame], before: _Key | None, after: _Key):
+        if before is not None:
+            for frame in held:
+                yield frame, self._between(frame, before, after), False
