@@ -29,7 +29,7 @@ import numpy as np
 
 from rdfer.inference.video import open_media
 
-TRACK_COLUMNS = ("video", "media", "status", "error", "warning", "model", "num_tracks", "track", "main", "label",
+TRACK_COLUMNS = ("video", "status", "error", "warning", "model", "media", "num_tracks", "track", "main", "label",
                  "probability", "trust", "agreement", "fps", "num_frames", "frames_with_face", "track_frames",
                  "start_s", "end_s", "key_start_s", "key_end_s", "face_size_px")
 FRAME_COLUMNS = ("video", "track", "main", "frame", "time_s", "x0", "y0", "x1", "y1", "label", "probability",
@@ -110,7 +110,7 @@ def _track_rows(r, classes) -> list[list]:
     def cell(value):
         return "" if value is None else value
 
-    common = [r.video, r.media, r.status, cell(r.error), cell(r.warning), r.model, len(r.tracks)]
+    common = [r.video, r.status, cell(r.error), cell(r.warning), r.model, r.media, len(r.tracks)]
     tail = [cell(None if r.fps is None else round(r.fps, 4)), r.num_frames, r.frames_with_face]
     if not r.tracks:
         return [[*common, "", "", "", "", "", "", *tail, *[""] * 6, *[""] * len(classes)]]
