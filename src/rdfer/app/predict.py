@@ -166,11 +166,13 @@ class PredictJobs:
             videos += list_videos([path])  # RdferError when it holds no video
         if not videos:
             raise RdferError("nothing to predict: drop videos or images on the page, or give a folder")
-        if checkpoint and not Path(checkpoint).expanduser().is_file():
-            raise RdferError(f"checkpoint {checkpoint}: no such file")
+        if checkpoint:
+            if not Path(checkpoint).expanduser().is_file():
+                raise RdferError(f"checkpoint {checkpoint}: no such file")
+            checkpoint = str(Path(checkpoint).expanduser())
         self._claim("a prediction")
         try:
-            predictor = load_predictor(checkpoint and str(Path(checkpoint).expanduser()), self.options.device)
+            predictor = load_predictor(checkpoint, self.options.device)  # a bad checkpoint: its message, now
         except BaseException:
             self._release()
             raise
