@@ -15,3 +15,13 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tiny_dfew(tmp_path_factory):
+    """A small synthetic benchmark in the official DFEW layout, with 20% noisy training labels."""
+    from rdfer.synth import write_synthetic
+
+    root = tmp_path_factory.mktemp("synth") / "dfew"
+    write_synthetic(root, layout="dfew", clips=30, noise=0.2, seed=3, size=40, progress=False)
+    return root

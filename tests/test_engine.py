@@ -23,16 +23,6 @@ from rdfer.metrics import summarize
 CONFIGS = Path(__file__).resolve().parents[1] / "src" / "rdfer" / "configs"
 
 
-@pytest.fixture(scope="module")
-def tiny_dfew(tmp_path_factory):
-    """A small synthetic benchmark in the official DFEW layout, with 20% noisy training labels."""
-    from rdfer.synth import write_synthetic
-
-    root = tmp_path_factory.mktemp("synth") / "dfew"
-    write_synthetic(root, layout="dfew", clips=30, noise=0.2, seed=3, size=40, progress=False)
-    return root
-
-
 def tiny_config(root, *extra):
     """rdfer_tiny at 32 px on CPU, two epochs (one warm-up): the recipe's code paths in seconds."""
     return load_config(CONFIGS / "demo.yaml", (
@@ -192,6 +182,8 @@ def test_ddp_two_cpu_processes_cover_the_whole_test_set(tiny_dfew, tmp_path):
     epochs = read_jsonl(run / "metrics.jsonl")
     train_clips = len(build_manifest("dfew", tiny_dfew, "train", fold=1).records)
     assert epochs[0]["samples"] == train_clips - train_clips % 2  # both ranks' samples counted
+    assert done.stdout.count("done:") == 1  # only rank 0 prints
+    assert len(list(run.glob("events.out.tfevents.*"))) == 1  # only rank 0 writes TensorBoard events
 
 
 def test_cv_reports_each_fold_and_keeps_finished_folds(tiny_dfew, tmp_path, capsys):

@@ -123,6 +123,9 @@ class OptimConfig:
     lr_warmup_epochs: int = 0
     weight_decay: float = 0.05
     grad_clip: Optional[float] = None  # max gradient norm; None = no clipping
+    # Learning rate of the frame encoder's parameters (the rest use `lr`); None = `lr`. Fine-tuning a
+    # pretrained CLIP ViT wants a smaller one (configs/*clip*.yaml). The cosine scales both alike.
+    encoder_lr: Optional[float] = None
 
 
 @dataclass(frozen=True)
@@ -138,6 +141,9 @@ class TrainConfig:
     threads: Optional[int] = None  # torch CPU threads of each process; None = torch's default
     eval_every: int = 1  # evaluate on the test split every N epochs (and always at the end)
     save_best: bool = True  # keep checkpoints/best.pt (best test WAR, as the reference repos do)
+    # Also log every epoch to Weights & Biases under this project (needs `pip install wandb`); None = off.
+    # TensorBoard event files are written into every run folder either way (rdfer.engine.tracking).
+    wandb: Optional[str] = None
 
 
 # Fields that name files: a relative path is resolved against the current folder when a run
@@ -411,7 +417,7 @@ def load_config(path: Optional[str] = None, overrides: tuple[str, ...] = ()) -> 
 # What `--resume RUN --set ...` may change: where the data is and how it is loaded, not what
 # is trained (anything else would make the run's checkpoints disagree with its config.yaml).
 RESUME_OVERRIDABLE = ("data.root", "data.csv", "data.ground_truth", "data.features", "data.num_workers",
-                      "data.skip_bad", "device", "threads")
+                      "data.skip_bad", "device", "threads", "wandb")
 
 
 def resume_config(saved: dict, overrides: tuple[str, ...], where: str) -> TrainConfig:
@@ -464,6 +470,8 @@ def _check(config: TrainConfig, origins: Optional[dict] = None) -> None:
     need(optim.lr > 0, "optim.lr", optim.lr, "give a positive learning rate, e.g. 7e-4")
     need(0 <= optim.min_lr <= optim.lr, "optim.min_lr", optim.min_lr, f"give 0 .. optim.lr ({optim.lr})")
     need(optim.lr_warmup_epochs >= 0, "optim.lr_warmup_epochs", optim.lr_warmup_epochs, "give 0 or more")
+    need(optim.encoder_lr is None or optim.encoder_lr >= 0, "optim.encoder_lr", optim.encoder_lr,
+         "give 0 (a fixed encoder) or a positive learning rate, or null for optim.lr")
     need(optim.weight_decay >= 0, "optim.weight_decay", optim.weight_decay, "give 0 or more")
     need(optim.grad_clip is None or optim.grad_clip > 0, "optim.grad_clip", optim.grad_clip,
          "give a positive norm, or null for no clipping")

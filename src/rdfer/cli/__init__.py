@@ -7,6 +7,7 @@ function that parses nothing itself and calls the library.
 
 import argparse
 import importlib
+import os
 import sys
 
 from rdfer.errors import RdferError
@@ -40,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    if int(os.environ.get("RANK", "0") or 0) > 0:
+        # Under torchrun only rank 0 prints results (errors still reach stderr from every rank).
+        sys.stdout = open(os.devnull, "w")
     args, extra = build_parser().parse_known_args(argv)
     if extra:  # reported by the top-level parser otherwise, without naming the command
         print(f"rdfer {args.command}: error: unrecognized arguments: {' '.join(extra)} "

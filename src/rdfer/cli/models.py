@@ -18,15 +18,14 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
+    from rdfer.utils.progress import progress_bar
     from rdfer.models import list_models  # imports torch: loaded when the command runs, not for --help
 
     names = args.names or list_models()
     unknown = sorted(set(names) - set(list_models()))
     if unknown:
         raise RdferError(f"unknown models {unknown}; known models: {', '.join(list_models())}")
-    rows = [measure(name) for name in tqdm(names, desc="measuring models", leave=False)]
+    rows = [measure(name) for name in progress_bar(names, desc="measuring models", leave=False)]
     print(f"{'model':<28} {'params (M)':>10} {'GMACs/clip':>10} {'GFLOPs/clip':>11} {'frames':>6} {'size':>5}")
     for row in rows:
         print(f"{row['name']:<28} {row['params_m']:>10.2f} {row['gmacs']:>10.2f} {row['gflops']:>11.2f} "

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from rdfer.config import TrainConfig
 from rdfer.data.dataset import ClipDataset
@@ -24,6 +23,7 @@ from rdfer.data.manifest import load_manifests
 from rdfer.data.transforms import EvalPreset
 from rdfer.errors import RdferError
 from rdfer.models import create_model
+from rdfer.utils.progress import progress_bar
 
 
 def build_feature_cache(config: TrainConfig, out, *, progress: bool = True) -> dict:
@@ -51,8 +51,9 @@ def build_feature_cache(config: TrainConfig, out, *, progress: bool = True) -> d
     keys, seen, features, frames = [], set(), [], 0
     for manifest in (train, test):
         dataset = ClipDataset(manifest, train=False, load_size=load_size)
-        for i, record in enumerate(tqdm(manifest.records, desc=f"encoding {manifest.split}", leave=False,
-                                        disable=not progress, dynamic_ncols=True)):
+        bar = progress_bar(manifest.records, enabled=progress, desc=f"encoding {manifest.split}", leave=False,
+                           dynamic_ncols=True)
+        for i, record in enumerate(bar):
             key = clip_key(record.path)
             if key in seen:  # a clip in both splits (FERV39K, csv) is encoded once
                 continue

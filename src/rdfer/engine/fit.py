@@ -29,6 +29,7 @@ from rdfer.engine.checkpoint import (
 )
 from rdfer.engine.loop import evaluate, train_one_epoch
 from rdfer.engine.outputs import eval_metrics, ground_truth_for, train_metrics, write_predictions
+from rdfer.engine.tracking import RunTracker
 from rdfer.errors import RdferError
 from rdfer.losses import ReweightedLoss
 from rdfer.metrics import summarize
@@ -73,6 +74,7 @@ def fit(config: TrainConfig, run_dir, *, resume: bool = False, stop_after_epoch:
         print(f"{run_dir} has already finished all its epochs: nothing to resume (results: "
               f"{run_dir / 'final.json'})", flush=True)
         return json.loads((run_dir / "final.json").read_text())
+    tracker = None
     try:
         if config.threads:
             torch.set_num_threads(config.threads)
@@ -91,7 +93,7 @@ def fit(config: TrainConfig, run_dir, *, resume: bool = False, stop_after_epoch:
         train_preset, eval_preset = _presets(config, model_config, cached=cache is not None)
 
         optim = config.optim
-        optimizer = torch.optim.AdamW(model.parameters(), lr=optim.lr, weight_decay=optim.weight_decay)
+        optimizer = torch.optim.AdamW(param_groups(model, optim), lr=optim.lr, weight_decay=optim.weight_decay)
         steps = len(train_loader)
         scheduler = cosine_schedule(optimizer, lr=optim.lr, min_lr=optim.min_lr, total_steps=optim.epochs * steps,
                                     warmup_steps=optim.lr_warmup_epochs * steps)
@@ -123,6 +125,8 @@ def fit(config: TrainConfig, run_dir, *, resume: bool = False, stop_after_epoch:
             save_config(config, run_dir / "config.yaml", extra={"data": {"classes": classes}})
         if dist_info.is_main:
             _truncate_metrics(run_dir / "metrics.jsonl", keep_epochs=start_epoch)
+        tracker = RunTracker(run_dir, start_epoch=start_epoch, classes=classes, n1=model_config.n1,
+                             wandb_project=config.wandb, config=config_to_dict(config), enabled=dist_info.is_main)
         barrier(dist_info)
 
         def save(epoch: int, best, improved: bool) -> None:
@@ -171,6 +175,10 @@ def fit(config: TrainConfig, run_dir, *, resume: bool = False, stop_after_epoch:
             if dist_info.is_main:
                 with open(run_dir / "metrics.jsonl", "a") as f:
                     f.write(json.dumps(record) + "\n")
+                evaluated = "war" in record
+                tracker.log_epoch(record, train_agreement=stats["rows"]["agreement"],
+                                  test_agreement=last_eval["agreement"] if evaluated else None,
+                                  confusion=last_summary["confusion"] if evaluated else None)
                 save(epoch, best, improved)
                 _print_epoch(record)
             if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
@@ -188,7 +196,23 @@ def fit(config: TrainConfig, run_dir, *, resume: bool = False, stop_after_epoch:
             atomic_write_text(run_dir / "final.json", json.dumps(final, indent=2))  # last: it marks the run done
         return final
     finally:
+        if tracker is not None:
+            tracker.close()
         shutdown_distributed()
+
+
+def param_groups(model: torch.nn.Module, optim) -> list:
+    """AdamW parameter groups: the frame encoder at `optim.encoder_lr` when that is set, the rest at `optim.lr`
+    (group 0, whose lr metrics.jsonl records)."""
+    if optim.encoder_lr is None:
+        return [{"params": list(model.parameters())}]
+    encoder = getattr(model, "encoder", None)
+    if not isinstance(encoder, torch.nn.Module):
+        raise RdferError(f"optim.encoder_lr is set, but model {model.config.name} has no frame encoder "
+                         "(`encoder`) to give it to; drop optim.encoder_lr")
+    own = {id(p) for p in encoder.parameters()}
+    return [{"params": [p for p in model.parameters() if id(p) not in own]},
+            {"params": list(encoder.parameters()), "lr": optim.encoder_lr}]
 
 
 def _feature_cache(config: TrainConfig, model_config):

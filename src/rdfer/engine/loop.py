@@ -9,10 +9,10 @@ from typing import Callable, Optional
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from rdfer.losses import HARD, NOISY, agreement, clip_majority
 from rdfer.utils.distributed import DistInfo, gather_objects
+from rdfer.utils.progress import progress_bar
 
 
 def autocast(device: torch.device, amp: str):
@@ -55,7 +55,7 @@ def train_one_epoch(
     total_loss, seen, bad_frames = 0.0, 0, 0
     rows: dict[str, list] = {k: [] for k in ("index", "label", "prediction", "clip_correct", "agreement", "kind",
                                              "weight")}
-    bar = tqdm(loader, desc=desc, leave=False, disable=not (progress and dist_info.is_main), dynamic_ncols=True)
+    bar = progress_bar(loader, enabled=progress and dist_info.is_main, desc=desc, leave=False, dynamic_ncols=True)
     for batch in bar:
         video = preset(batch["video"].to(device, non_blocking=True), generator=generator)  # (B, T, C, H, W)
         targets = batch["label"].to(device)
@@ -129,7 +129,7 @@ def evaluate(
     rows: dict[str, list] = {k: [] for k in ("index", "label", "probabilities", "agreement", "clip_predictions",
                                              "clip_majority", "mu", "delta", "features")}
     bad_frames = 0
-    bar = tqdm(loader, desc=desc, leave=False, disable=not (progress and dist_info.is_main), dynamic_ncols=True)
+    bar = progress_bar(loader, enabled=progress and dist_info.is_main, desc=desc, leave=False, dynamic_ncols=True)
     for batch in bar:
         video = preset(batch["video"].to(device, non_blocking=True))  # (B, T, C, H, W)
         with autocast(device, amp):

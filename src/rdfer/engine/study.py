@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from rdfer.config import load_config
 from rdfer.engine.features import build_feature_cache
@@ -36,6 +35,7 @@ from rdfer.engine.fit import fit
 from rdfer.errors import RdferError
 from rdfer.losses import STRATEGIES
 from rdfer.synth import write_synthetic
+from rdfer.utils.progress import progress_bar
 
 STUDY_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "study.yaml"
 SEEDS = (0, 1, 2)
@@ -98,7 +98,7 @@ def run_study(out, *, jobs: int = 2, seeds=SEEDS, strategies=STRATEGIES, setting
     todo = [t for t in tasks if not (_run_dir(out, *t) / "final.json").is_file()]
     print(f"{len(tasks)} runs ({len(tasks) - len(todo)} already finished), {jobs} at a time", flush=True)
     arguments = [(str(out), *t, tuple(overrides)) for t in todo]
-    bar = tqdm(total=len(todo), desc="study runs", disable=not progress, dynamic_ncols=True)
+    bar = progress_bar(total=len(todo), enabled=progress, desc="study runs", dynamic_ncols=True)
     if jobs > 1 and len(todo) > 1:
         # forkserver: a forked child of a process that ran OpenCV threads can hang (see data/frames.py).
         context = multiprocessing.get_context("forkserver")

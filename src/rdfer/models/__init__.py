@@ -8,6 +8,6 @@ Importing this package registers every model (`_registry.py`); build one with
 
 from rdfer.models._factory import create_model
 from rdfer.models._registry import list_models, register_model
-from rdfer.models import encoders, detector, dual_stream, rdfer_net, mini_xception, baselines  # noqa: F401  (registers)
+from rdfer.models import encoders, detector, dual_stream, rdfer_net, mini_xception, baselines, clip  # noqa: F401  (registers)
 
 __all__ = ["create_model", "list_models", "register_model"]

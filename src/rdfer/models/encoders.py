@@ -13,6 +13,7 @@ ResNets know "imagenet"), or the path of a local state-dict file, which
 `build_frame_encoder` loads for every encoder alike (builders never see paths).
 """
 
+import functools
 import logging
 from pathlib import Path
 from typing import Callable, Optional
@@ -26,20 +27,30 @@ from rdfer.utils.checkpoint import load_error_reason
 log = logging.getLogger(__name__)
 
 _ENCODERS: dict[str, Callable[[Optional[str]], nn.Module]] = {}
+_LOADERS: dict[str, Callable[[nn.Module, str, str], None]] = {}
+_SIZED: set[str] = set()
 
 
-def register_encoder(name: str) -> Callable:
+def register_encoder(name: str, load: Optional[Callable[[nn.Module, str, str], None]] = None,
+                     sized: bool = False) -> Callable:
     """Register `fn(pretrained: str | None) -> nn.Module` as frame encoder `name`.
 
     The builder receives None or a weights *name* (never a path) and must raise
     RdferError for a name it does not know. The module it returns maps
     (N, 3, H, W) to (N, out_features) and has the attribute `out_features`.
+    `load(encoder, path, what)` reads a local weights file into it; default
+    `load_local_state_dict` (CLIP encoders read their own formats, models/clip.py).
+    `sized`: the builder also takes `input_size` (a ViT builds its position grid for it).
     """
 
     def decorator(fn: Callable) -> Callable:
         if name in _ENCODERS:
             raise ValueError(f"frame encoder {name!r} is registered twice")
         _ENCODERS[name] = fn
+        if load is not None:
+            _LOADERS[name] = load
+        if sized:
+            _SIZED.add(name)
         return fn
 
     return decorator
@@ -50,23 +61,27 @@ def list_encoders() -> list[str]:
     return sorted(_ENCODERS)
 
 
-def build_frame_encoder(name: str, pretrained: Optional[str] = None) -> nn.Module:
+def build_frame_encoder(name: str, pretrained: Optional[str] = None, input_size: Optional[int] = None) -> nn.Module:
     """Build frame encoder `name`, optionally with weights.
 
     Args:
         name: a registered encoder ("resnet50", "resnet18", "tiny", ...).
         pretrained: None, a weights name ("imagenet"), or a local state-dict file
             (anything with a path separator or a file suffix, or an existing file).
+        input_size: the frame side the model feeds it; used by encoders registered `sized`.
 
     Returns:
         nn.Module mapping float (N, 3, H, W) to (N, out_features).
     """
     if name not in _ENCODERS:
         raise RdferError(f"unknown frame encoder {name!r}; known encoders: {', '.join(list_encoders())}")
+    build = _ENCODERS[name]
+    if name in _SIZED:
+        build = functools.partial(build, input_size=input_size)
     if pretrained is None or not _looks_like_path(pretrained):
-        return _ENCODERS[name](pretrained)
-    encoder = _ENCODERS[name](None)
-    load_local_state_dict(encoder, pretrained, what=f"frame encoder {name!r}")
+        return build(pretrained)
+    encoder = build(None)
+    _LOADERS.get(name, load_local_state_dict)(encoder, pretrained, f"frame encoder {name!r}")
     return encoder
 
 
@@ -108,6 +123,14 @@ def load_local_state_dict(module: nn.Module, path: str, what: str) -> None:
     own = module.state_dict()
     dropped = sorted(k for k in state if k not in own and k.startswith(_HEAD_PREFIXES))
     state = {k: v for k, v in state.items() if k not in dropped}
+    check_keys(own, state, path, what, "pass a state dict saved from the same architecture")
+    module.load_state_dict(state)
+    log.info("loaded %d/%d tensors for the %s from %s (ignored head keys: %s)",
+             len(state), len(own), what, path, ", ".join(dropped) or "none")
+
+
+def check_keys(own: dict, state: dict, path, what: str, advice: str) -> None:
+    """RdferError (one line) unless `state` has exactly the keys and shapes of the module's state dict `own`."""
     missing = sorted(k for k in own if k not in state)
     unexpected = sorted(k for k in state if k not in own)
     wrong_shape = sorted(k for k in own if k in state and state[k].shape != own[k].shape)
@@ -115,12 +138,8 @@ def load_local_state_dict(module: nn.Module, path: str, what: str) -> None:
         raise RdferError(
             f"--pretrained {path} does not fit the {what}: "
             f"{len(missing)} missing keys {missing[:3]}, {len(unexpected)} unexpected keys {unexpected[:3]}, "
-            f"{len(wrong_shape)} keys with another shape {wrong_shape[:3]}; "
-            "pass a state dict saved from the same architecture"
+            f"{len(wrong_shape)} keys with another shape {wrong_shape[:3]}; {advice}"
         )
-    module.load_state_dict(state)
-    log.info("loaded %d/%d tensors for the %s from %s (ignored head keys: %s)",
-             len(state), len(own), what, path, ", ".join(dropped) or "none")
 
 
 def torchvision_state_dict(weights, what: str = "ImageNet weights") -> dict:

@@ -84,7 +84,7 @@ class RDFERNet(VideoModel):
 
     def __init__(self, config: ModelConfig):
         super().__init__(config)
-        self.encoder = build_frame_encoder(config.encoder, config.pretrained)
+        self.encoder = build_frame_encoder(config.encoder, config.pretrained, input_size=config.input_size)
         if config.frozen_encoder:
             self.encoder.requires_grad_(False)
         self.dual_stream = DualStreamHierarchical(

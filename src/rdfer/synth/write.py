@@ -12,7 +12,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from rdfer.data.layouts import DFEW, FERV39K, SPLITS, SYNTH_LAYOUTS
 from rdfer.errors import RdferError
@@ -24,6 +23,7 @@ from rdfer.synth.tables import (
     subset,
 )
 from rdfer.utils.ground_truth import KIND_COLUMNS
+from rdfer.utils.progress import progress_bar
 
 
 def _prepare_out(out: Path) -> None:
@@ -61,7 +61,7 @@ def _default_workers() -> int:
 
 
 def _render_all(tasks: list, workers: int, progress: bool) -> dict:
-    bar = tqdm(total=len(tasks), desc="synth clips", unit="clip", disable=not progress)
+    bar = progress_bar(total=len(tasks), enabled=progress, desc="synth clips", unit="clip")
     results = {}
     if workers <= 1:
         _init_worker()
