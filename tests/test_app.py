@@ -44,10 +44,11 @@ def test_predict_uploads_show_label_trust_timeline_thumbnails_and_downloads(clie
     assert face["status"] == "ok" and len(face["tracks"]) == 1
     track = face["tracks"][0]
     saved = json.loads(client.get(face["downloads"]["json"]).content)  # what `rdfer predict` writes
-    saved_track = (saved.get("tracks") or [saved])[0]  # a record of tracks, or of one face
-    assert track["label"] == saved_track["label"] in DFEW_CLASSES
+    saved_track = saved["tracks"][0]
+    assert track["id"] == saved_track["id"] and track["label"] == saved_track["label"] in DFEW_CLASSES
     assert track["probabilities"] == saved_track["probabilities"]
-    assert track["trust"] == saved_track.get("trust", saved_track["agreement"])
+    assert (track["trust"], track["trust_name"]) == (saved_track["trust"], "trust") and 0 <= track["trust"] <= 1
+    assert track["agreement"] == saved_track["agreement"]
     assert track["key_expression"] == saved_track["key_expression"]
     assert track["classes"] == list(DFEW_CLASSES)
     assert track["timeline"]["time_s"] == [e["time_s"] for e in saved_track["timeline"]]
@@ -264,3 +265,17 @@ def test_a_checkpoint_of_your_own_and_an_image(client, feat_videos, tmp_path):  
     assert video["tracks"][0]["classes"] == classes and video["tracks"][0]["label"] in classes
     assert 18 <= len(video["tracks"][0]["timeline"]["time_s"]) <= 20
     assert image["num_frames"] == 1 and image["tracks"][0]["agreement"] is None  # agreement needs 4 face frames
+
+
+def test_every_face_of_a_group_photo_is_a_track_on_the_page(client, feat_videos):  # noqa: F811
+    job = client.post("/api/predict/jobs").json()["id"]
+    photo = feat_videos["multi_face.jpg"]
+    assert _upload(client, job, photo.name, photo.read_bytes()).status_code == 200
+    client.post(f"/api/predict/jobs/{job}/start", json={})
+    [result] = wait_for_job(client, job)["results"]
+    saved = json.loads(client.get(result["downloads"]["json"]).content)
+    assert result["status"] == "ok" and len(result["tracks"]) == len(saved["tracks"]) >= 4
+    assert [(t["id"], t["label"], t["trust"]) for t in result["tracks"]] == \
+        [(t["id"], t["label"], t["trust"]) for t in saved["tracks"]]  # the main face first, as rdfer predict
+    assert len({t["thumbnails"][0]["url"] for t in result["tracks"]}) == len(result["tracks"])  # each its own face
+    assert "annotated image" in result["downloads"]

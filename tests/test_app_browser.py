@@ -105,28 +105,30 @@ def test_predict_and_review_an_audit_in_chromium(server, browser, feat_videos, t
     message = wait.until(ready.visibility_of_element_located((By.ID, "predict-message")))
     assert "not a video or image" in message.text
 
-    # A real face video: label, trust, timeline, thumbnails, downloads.
+    # A real face video and a group photo: label, trust, timeline, thumbnails, downloads; a track per face.
     browser.find_element(By.ID, "files").clear()  # a second send_keys would add to the files chosen
-    browser.find_element(By.ID, "files").send_keys(str(feat_videos["single_face.mp4"]))
+    browser.find_element(By.ID, "files").send_keys(f"{feat_videos['single_face.mp4']}\n{feat_videos['multi_face.jpg']}")
     browser.find_element(By.ID, "predict-button").click()
-    try:
-        label = wait.until(ready.visibility_of_element_located((By.CSS_SELECTOR, ".track .label")))
-    finally:
-        _screenshot(browser, tmp_path, "app_predict_wait.png")
+    wait.until(lambda d: "2 of 2 video(s) done" in d.find_element(By.ID, "progress-text").text)
+    video = browser.find_element(By.CSS_SELECTOR, ".card[data-name='single_face.mp4']")
+    label = video.find_element(By.CSS_SELECTOR, ".track .label")
     assert label.text in DFEW_CLASSES
     assert not browser.find_element(By.ID, "predict-message").is_displayed()
-    series = browser.find_elements(By.CSS_SELECTOR, "svg.timeline path.series")
+    faces = browser.find_elements(By.CSS_SELECTOR, ".card[data-name='multi_face.jpg'] .track .label")
+    assert len(faces) >= 4 and all(face.text in DFEW_CLASSES for face in faces)
+    series = video.find_elements(By.CSS_SELECTOR, "svg.timeline path.series")
     assert sorted(s.get_attribute("data-class") for s in series) == sorted(DFEW_CLASSES)
     assert all(s.get_attribute("d").count("L") >= 60 for s in series)  # a point per face frame
-    assert browser.find_elements(By.CSS_SELECTOR, "svg.timeline rect.key-window")
-    assert len(browser.find_elements(By.CSS_SELECTOR, ".thumbs img")) >= 5
-    assert all(img.get_attribute("naturalWidth") == "64" for img in browser.find_elements(By.CSS_SELECTOR, ".thumbs img"))
+    assert video.find_elements(By.CSS_SELECTOR, "svg.timeline rect.key-window")
+    thumbs = browser.find_elements(By.CSS_SELECTOR, ".thumbs img")
+    assert len(thumbs) >= 5 + len(faces) and all(img.get_attribute("naturalWidth") == "64" for img in thumbs)
     kinds = {a.get_attribute("data-kind") for a in browser.find_elements(By.CSS_SELECTOR, "a.download")}
-    assert {"json", "annotated video", "predictions.csv", "frames.csv"} <= kinds
-    assert "trust" in browser.find_element(By.CSS_SELECTOR, ".track .trust").text
-    browser.find_element(By.XPATH, "//button[text()='zoom in']").click()  # the plot redraws a narrower window
-    assert "1 of 1 video(s) done" in browser.find_element(By.ID, "progress-text").text
+    assert {"json", "annotated video", "annotated image", "predictions.csv", "frames.csv"} <= kinds
+    assert "trust" in video.find_element(By.CSS_SELECTOR, ".track .trust").text
+    video.find_element(By.XPATH, ".//button[text()='zoom in']").click()  # the plot redraws a narrower window
+    browser.set_window_size(1280, 3600)  # the whole page in the screenshot
     _screenshot(browser, tmp_path, "app_predict.png")
+    browser.set_window_size(1280, 2000)
 
     # Nothing came from anywhere but the server.
     loaded = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")

@@ -23,13 +23,12 @@ import cv2
 import numpy as np
 
 from rdfer.app.work import WorkFolder, safe_name
-from rdfer.data.files import IMAGE_EXTENSIONS
 from rdfer.errors import RdferError
 from rdfer.inference.outputs import write_csv
 from rdfer.inference.predict import PredictOptions
 from rdfer.inference.predictors import load_predictor
 from rdfer.inference.runner import predict_files
-from rdfer.inference.video import VIDEO_EXTENSIONS, list_videos
+from rdfer.inference.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, is_image, list_videos
 
 ACCEPTED = tuple(dict.fromkeys(VIDEO_EXTENSIONS + IMAGE_EXTENSIONS))
 MAX_TIMELINE_POINTS = 1500  # per track, sent to the page (longer timelines are thinned evenly)
@@ -139,7 +138,7 @@ class PredictJobs:
                 raise RdferError(f"{name}: the upload was interrupted; send it again")
             if size == 0:
                 raise RdferError(f"{name} is empty (0 bytes)")
-            problem = _decode_problem(temp, final.suffix)
+            problem = _decode_problem(temp, is_image(final))
             if problem:
                 raise RdferError(f"{name}: {problem}")
             temp.replace(final)
@@ -204,9 +203,9 @@ class PredictJobs:
             self._release()
 
 
-def _decode_problem(path: Path, suffix: str) -> str | None:
-    """Why the file cannot be read as an image or a video (by `suffix`), or None when its first frame decodes."""
-    if suffix.lower() in IMAGE_EXTENSIONS:
+def _decode_problem(path: Path, image: bool) -> str | None:
+    """Why the file cannot be read as an image or a video, or None when its first frame decodes."""
+    if image:
         image = cv2.imread(str(path))
         return None if image is not None else "cannot be decoded as an image (damaged, or not an image)"
     capture = cv2.VideoCapture(str(path))
@@ -254,7 +253,8 @@ def _result(job: PredictJob, k: int, record, folder: Path) -> dict:
         tracks = [_track(1, data, data.get("timeline") or [], _thumbnails(job, folder, 1, record.thumbnails))]
     else:
         tracks = []
-    return {"index": k, "name": Path(record.video).name, "status": data.get("status"), "error": data.get("error"),
+    return {"index": k, "name": Path(record.video).name, "media": data.get("media", "video"),
+            "status": data.get("status"), "error": data.get("error"),
             "warning": data.get("warning"), "model": data.get("model"), "fps": data.get("fps"),
             "num_frames": data.get("num_frames"), "frames_with_face": data.get("frames_with_face"),
             "tracks": tracks, "downloads": downloads}

@@ -142,16 +142,18 @@ function renderJobDownloads(job) {
 const pct = (p) => (100 * p).toFixed(1) + "%";
 
 function renderVideo(result) {
-  const card = el("div", {class: "card video", "data-status": result.status});
+  const card = el("div", {class: "card video", "data-status": result.status, "data-name": result.name});
   card.append(el("h3", {}, result.name + " ", el("span", {class: "status-" + result.status, text: result.status})));
   if (result.status !== "ok") {
     card.append(el("p", {class: "status-" + result.status + " problem", text: result.error || result.status}));
   }
   if (result.warning) card.append(el("p", {class: "warning", text: "warning: " + result.warning}));
-  card.append(el("p", {class: "muted", text:
+  const photo = result.media === "image";
+  const faces = `${result.tracks.length} face${result.tracks.length === 1 ? "" : "s"}`;
+  card.append(el("p", {class: "muted", text: (photo ? `a photo, ${faces}` :
     `${result.num_frames} frames` + (result.fps ? ` at ${result.fps.toFixed(1)} fps` : "") +
-    `, a face in ${result.frames_with_face}. Model: ${result.model || ""}`}));
-  for (const track of result.tracks) card.append(renderTrack(track, result.tracks.length));
+    `, a face in ${result.frames_with_face}, ${faces}`) + `. Model: ${result.model || ""}`}));
+  for (const track of result.tracks) card.append(renderTrack(track, result.tracks.length, photo));
   const downloads = el("p", {class: "downloads"});
   for (const [kind, url] of Object.entries(result.downloads)) {
     downloads.append(el("a", {href: url + "?download=1", class: "download", "data-kind": kind, text: "download " + kind}));
@@ -160,7 +162,7 @@ function renderVideo(result) {
   return card;
 }
 
-function renderTrack(track, count) {
+function renderTrack(track, count, photo) {
   const box = el("div", {class: "track", "data-track": track.id});
   const trust = track.trust == null ? "undefined (fewer than 4 face frames)" : track.trust.toFixed(2);
   const key = track.key_expression;
@@ -172,7 +174,8 @@ function renderTrack(track, count) {
                                       `: ${trust}`}),
     track.trust_name === "trust" && track.agreement != null ?
       el("span", {class: "agreement", text: `agreement of the 4 clips: ${track.agreement.toFixed(2)}`}) : null,
-    key ? el("span", {class: "key", text: `key expression ${key.start_s.toFixed(2)}-${key.end_s.toFixed(2)} s`}) : null));
+    key && !photo ? el("span", {class: "key", text: `key expression ${key.start_s.toFixed(2)}-${key.end_s.toFixed(2)} s`})
+      : null));
   const probs = el("div", {class: "probs"});
   track.classes.forEach((c, i) => {
     const p = track.probabilities[c];
@@ -183,9 +186,10 @@ function renderTrack(track, count) {
   if (track.thumbnails.length) {
     box.append(el("div", {class: "thumbs"}, ...track.thumbnails.map((t) =>
       el("figure", {}, el("img", {src: t.url, alt: `face at ${t.time_s.toFixed(1)} s`}),
-         el("figcaption", {text: t.time_s.toFixed(1) + " s"})))));
+         photo ? null : el("figcaption", {text: t.time_s.toFixed(1) + " s"})))));
   }
-  box.append(timelinePlot(track));
+  if (track.timeline.time_s.length > 1) box.append(timelinePlot(track));
+  else if (!photo) box.append(el("p", {class: "muted", text: "a face on a single frame: no timeline"}));
   return box;
 }
 
