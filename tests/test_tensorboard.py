@@ -75,9 +75,11 @@ def test_training_curves_hold_every_metric_once_per_epoch_across_a_killed_and_re
 
 def test_scalar_tags_group_train_test_and_run_values_and_skip_the_rest():
     record = {"epoch": 4, "lr": 1e-3, "train_loss": 1.5, "hard_share": 0.2, "war": 50.0, "memorised": None,
-              "test_agreement": {"0.25": 1.0}, "time_s": 3.0}
+              "test_agreement": {"0.25": 1.0}, "time_s": 3.0, "note": "text",
+              "hard_kinds": {"mixed": {"n": 3, "zeroed": None, "upweighted": 0.5}}}
     assert scalar_tags(record) == {"run/lr": 1e-3, "train/loss": 1.5, "train/hard_share": 0.2, "test/war": 50.0,
-                                   "run/time_s": 3.0}
+                                   "test/agreement/0.25": 1.0, "run/time_s": 3.0,
+                                   "train/hard_kinds/mixed/n": 3, "train/hard_kinds/mixed/upweighted": 0.5}
 
 
 def test_a_tracker_that_is_not_enabled_writes_nothing(tmp_path):

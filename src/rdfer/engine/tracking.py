@@ -37,19 +37,30 @@ WANDB_ID_FILE = "wandb_id.txt"
 def scalar_tags(record: dict) -> dict:
     """The numbers of one metrics.jsonl record as {TensorBoard tag: value}, step (epoch) left out.
 
-    Nested values (the agreement histograms) and None (a share of an empty set) are skipped.
+    Nested mappings become paths (`train/hard_kinds/mixed/zeroed`, `test/agreement/0.25`: the
+    share at each agreement level); None (a share of an empty set) and non-numbers are skipped.
     """
     tags = {}
     for key, value in record.items():
-        if key == "epoch" or isinstance(value, bool) or not isinstance(value, (int, float)):
+        if key == "epoch":
             continue
-        if key in TEST_KEYS:
-            tags[f"test/{key}"] = value
+        if key in TEST_KEYS or key.startswith("test_"):
+            tag = f"test/{key.removeprefix('test_')}"
         elif key in RUN_KEYS:
-            tags[f"run/{key}"] = value
+            tag = f"run/{key}"
         else:
-            tags[f"train/{key.removeprefix('train_')}"] = value
+            tag = f"train/{key.removeprefix('train_')}"
+        tags.update(_numbers(tag, value))
     return tags
+
+
+def _numbers(tag: str, value) -> dict:
+    """{tag: value} for a number, {tag/key/...: number} for nested mappings, {} otherwise."""
+    if isinstance(value, dict):
+        return {k: v for key, inner in value.items() for k, v in _numbers(f"{tag}/{key}", inner).items()}
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return {}
+    return {tag: value}
 
 
 class RunTracker:
