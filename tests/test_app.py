@@ -191,6 +191,7 @@ def test_audit_page_lists_clips_by_score_and_writes_every_decision(client, tmp_p
     assert (first["given_label"], first["suggested_label"], first["agreement"], first["kind"]) == \
         ("Neutral", "Angry", 1.0, "likely mislabelled")
     assert opened["classes"] == list(DFEW_CLASSES) and opened["kinds"] == ["hard", "likely mislabelled"]
+    assert first["flagged_by"] == ["rdfer", "combined"]
     home = client.app.state.work.root / "audits" / key
     assert opened["decisions_file"] == str(home / "decisions.csv")
 

@@ -31,7 +31,8 @@ def make_audit_folder(root: Path) -> Path:
             write_frames(frames, 10, size=64)
             values = {"rank": rank, "id": clip_id, "clip_id": clip_id, "given_label": given, "suggested_label": suggested,
                       "score": score, "agreement": agreement, "kind": kind, "p_given": 0.1, "p_suggested": 0.8,
-                      "fold": 1, "path": str(frames)}
+                      "fold": 1, "path": str(frames), "rdfer_issue": int(kind == MISLABELLED),
+                      "combined_issue": int(kind == MISLABELLED)}
             writer.writerow([values.get(c, 0) for c in ISSUE_COLUMNS] + ["looked at it"])
     with open(audit / "oof_predictions.csv", "w", newline="") as f:
         csv.writer(f).writerow(["clip_id", "path", "fold", "label", "prediction", "agreement", "clip_predictions",

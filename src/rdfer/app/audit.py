@@ -72,6 +72,8 @@ class AuditFolder:
                 "score": _number(row.get("score")), "agreement": _number(row.get("agreement")),
                 "p_given": _number(row.get("p_given")), "p_suggested": _number(row.get("p_suggested")),
                 "rank": _number(row.get("rank")), "path": row.get("path") or "",
+                # the lists that flag it: rdfer, cleanlab, combined (columns <list>_issue = 1)
+                "flagged_by": [c[:-len("_issue")] for c in columns if c.endswith("_issue") and row.get(c) == "1"],
             })
         # Sorted by score, highest first (clips without a score last, in file order).
         self.rows.sort(key=lambda r: (r["score"] is None, -(r["score"] or 0.0), r["index"]))

@@ -379,6 +379,7 @@ function renderClip(row) {
     el("p", {}, "given ", el("b", {class: "given", text: row.given_label}), " \u2192 suggested ",
        el("b", {class: "suggested", text: row.suggested_label || "-"}),
        ` (p ${fmt(row.p_suggested)}); agreement ${fmt(row.agreement)}; score ${fmt(row.score, 3)}`),
+    row.flagged_by.length ? el("p", {class: "muted flagged", text: "flagged by " + row.flagged_by.join(", ")}) : null,
     el("p", {class: "actions"},
        button("keep", "keep", () => decide("keep")),
        button("relabel to", "relabel", () => decide("relabel")), select, " ",
