@@ -209,7 +209,9 @@ def test_audit_page_lists_clips_by_score_and_writes_every_decision(client, tmp_p
     assert rows["00042"]["decision"] == "" and rows["00017"]["given_label"] == "Happy"
     client.post(f"/api/audit/{key}/decide", json={"id": "00003", "decision": ""})  # undo
     assert read_decisions(home)["00003"]["decision"] == ""
-    assert sorted(p.name for p in home.iterdir()) == ["decisions.csv", "previews"]  # no temporary file left
+    # No temporary file left; the audit's audit.json beside the decisions, for `rdfer audit --apply`.
+    assert sorted(p.name for p in home.iterdir()) == ["audit.json", "decisions.csv", "previews"]
+    assert (home / "audit.json").read_text() == (audit / "audit.json").read_text()
 
     # A reload, or a new server on the same work folder, shows the decisions made so far.
     again = TestClient(create_app(client.app.state.work.root)).post("/api/audit/open", json={"folder": str(audit)})

@@ -34,6 +34,7 @@ def make_audit_folder(root: Path) -> Path:
                       "fold": 1, "path": str(frames), "rdfer_issue": int(kind == MISLABELLED),
                       "combined_issue": int(kind == MISLABELLED)}
             writer.writerow([values.get(c, 0) for c in ISSUE_COLUMNS] + ["looked at it"])
+    (audit / "audit.json").write_text('{"settings": {"config": {"data": {"dataset": "dfew", "root": "/data"}}}}')
     with open(audit / "oof_predictions.csv", "w", newline="") as f:
         csv.writer(f).writerow(["clip_id", "path", "fold", "label", "prediction", "agreement", "clip_predictions",
                                 *(f"p_{c}" for c in DFEW_CLASSES)])

@@ -8,7 +8,8 @@ The decisions file is the CSV `rdfer audit --apply DECISIONS` reads: a header wi
 `id` and `decision` (keep / relabel / drop; empty = undecided) and `new_label` (a
 class name, for relabel); the other columns (given and suggested label, verdict,
 score, path) are for people and ignored by --apply. It lives in the work folder
-(WORK/audits/<name>-<hash>/decisions.csv: the server writes nowhere else) and is
+(WORK/audits/<name>-<hash>/decisions.csv: the server writes nowhere else), beside a
+copy of the audit's audit.json (from which --apply learns the dataset), and is
 rewritten whole, atomically (temporary file, fsync, rename), on every decision:
 a reload, a crash or a killed server loses nothing that was acknowledged.
 """
@@ -29,6 +30,7 @@ from rdfer.errors import RdferError
 
 ISSUES_FILE = "label_issues.csv"
 DECISIONS_FILE = "decisions.csv"
+AUDIT_FILE = "audit.json"  # what the audit was run on (dataset, root, config)
 DECISIONS = ("keep", "relabel", "drop")
 DECISION_COLUMNS = ("id", "decision", "new_label", "given_label", "suggested_label", "kind", "score", "path")
 ID_COLUMNS = ("id", "clip_id")  # label_issues.csv names it id (clip_id before)
@@ -80,6 +82,9 @@ class AuditFolder:
         self._by_id = {r["id"]: r for r in self.rows}
         self.classes = self._classes()
         self.decisions = self._read_decisions()
+        # `rdfer audit --apply DECISIONS` learns the dataset from the audit.json beside DECISIONS: keep a copy there.
+        if (source / AUDIT_FILE).is_file():
+            write_text_atomic(home / AUDIT_FILE, (source / AUDIT_FILE).read_text())
 
     def _classes(self) -> list[str]:
         """Class names: the p_<Class> columns of oof_predictions.csv, else the labels the list names."""
