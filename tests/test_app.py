@@ -282,3 +282,15 @@ def test_every_face_of_a_group_photo_is_a_track_on_the_page(client, feat_videos)
         [(t["id"], t["label"], t["trust"]) for t in saved["tracks"]]  # the main face first, as rdfer predict
     assert len({t["thumbnails"][0]["url"] for t in result["tracks"]}) == len(result["tracks"])  # each its own face
     assert "annotated image" in result["downloads"]
+
+
+def test_an_unexpected_failure_is_one_line_not_a_traceback(tmp_path, monkeypatch):
+    app = create_app(tmp_path / "work")
+
+    def broken(folder):
+        raise ValueError("disk on fire")
+
+    monkeypatch.setattr(app.state.audits, "open", broken)
+    reply = TestClient(app, raise_server_exceptions=False).post("/api/audit/open", json={"folder": "x"})
+    assert reply.status_code == 500 and "Traceback" not in reply.text
+    assert reply.json()["error"].startswith("internal error (ValueError: disk on fire)")
