@@ -36,7 +36,8 @@ def server(tmp_path):
     work = tmp_path / "work"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(Path(__file__).parents[1] / "src"),
                                                                      os.environ.get("PYTHONPATH")])))
-    process = subprocess.Popen([sys.executable, "-m", "rdfer", "app", "--port", "0", "--work", str(work)],
+    process = subprocess.Popen([sys.executable, "-m", "rdfer", "app", "--port", "0", "--work", str(work),
+                                "--max-upload-mb", "2"],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     lines = []
 
@@ -104,6 +105,16 @@ def test_predict_and_review_an_audit_in_chromium(server, browser, feat_videos, t
     browser.find_element(By.ID, "predict-button").click()
     message = wait.until(ready.visibility_of_element_located((By.ID, "predict-message")))
     assert "not a video or image" in message.text
+
+    # A file over the size limit (--max-upload-mb 2): a message before anything is sent.
+    huge = tmp_path / "huge.mp4"
+    with open(huge, "wb") as f:
+        f.truncate(3 * 2**20)
+    browser.find_element(By.ID, "files").clear()
+    browser.find_element(By.ID, "files").send_keys(str(huge))
+    browser.find_element(By.ID, "predict-button").click()
+    wait.until(lambda d: "larger than the upload limit of 2 MB" in d.find_element(By.ID, "predict-message").text)
+    assert not list((work / "jobs").glob("*/inputs/*"))
 
     # A real face video and a group photo: label, trust, timeline, thumbnails, downloads; a track per face.
     browser.find_element(By.ID, "files").clear()  # a second send_keys would add to the files chosen

@@ -54,6 +54,7 @@ function showPage(name) {
 // ------------------------------------------------------------------ predict page
 
 let chosenFiles = [];
+let maxUploadBytes = Infinity;  // from /api/info
 
 function setChosen(files) {
   chosenFiles = Array.from(files);
@@ -91,6 +92,13 @@ async function runPrediction() {
   const checkpoint = useCheckpoint ? $("checkpoint").value.trim() : null;
   if (useCheckpoint && !checkpoint) return showMessage(message, "give the path of the checkpoint file, or choose the built-in model");
   if (!chosenFiles.length && !folder) return showMessage(message, "drop videos or images here, or give a folder");
+  // Too large: said before sending it (a browser that is still sending may not read the server's refusal).
+  const tooBig = chosenFiles.find((f) => f.size > maxUploadBytes);
+  if (tooBig) {
+    return showMessage(message, `${tooBig.name} is larger than the upload limit of ` +
+      `${Math.round(maxUploadBytes / 2 ** 20)} MB; give its folder instead (the server reads it in place) ` +
+      "or restart with --max-upload-mb");
+  }
   button.disabled = true;
   $("results").replaceChildren();
   $("job-downloads").replaceChildren();
@@ -411,6 +419,7 @@ document.addEventListener("DOMContentLoaded", async () => {
   try {
     const info = await api("GET", "/api/info");
     $("work-folder").textContent = "work folder: " + info.work_folder;
+    maxUploadBytes = info.max_upload_mb * 2 ** 20;
   } catch (e) { showMessage($("predict-message"), e.message); }
   const saved = localStorage.getItem("rdfer-audit-folder");
   if (saved) { $("audit-folder").value = saved; openAudit(saved); }
