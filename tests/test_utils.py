@@ -67,8 +67,9 @@ def test_hard_kinds_are_read_and_scored_per_kind(tmp_path):
     kinds = {"1": {"occluded"}, "2": {"occluded", "talking"}, "3": set(), "4": {"talking"}}
     lines = ["video_name,true_label,given_label,is_noisy,is_hard,apex_start,apex_end," + ",".join(KIND_COLUMNS)]
     for clip, held in kinds.items():
-        lines.append(f"{clip},1,1,0,{int('occluded' in held)},3,9," + ",".join(str(int(k in held))
-                                                                              for k in KIND_COLUMNS))
+        flipped = int(clip == "1")  # clip 1's label is wrong: weighting it 0 discards no hard clip
+        lines.append(f"{clip},1,{1 + flipped},{flipped},{int('occluded' in held)},3,9,"
+                     + ",".join(str(int(k in held)) for k in KIND_COLUMNS))
     path.write_text("\n".join(lines) + "\n")
     assert [r.kinds for r in read_ground_truth(path).values()] == [frozenset(k) for k in kinds.values()]
     old = tmp_path / "old.csv"
@@ -80,11 +81,12 @@ def test_hard_kinds_are_read_and_scored_per_kind(tmp_path):
             "clip_correct": np.full(4, 4), "agreement": np.ones(4), "kind": np.zeros(4, int),
             "weight": np.array([0.0, 1.5, 1.0, 1.5])}
     metrics = train_metrics(rows, truth, n1=4)
-    # occluded: clips 1 (w=0) and 2 (w=1.5); talking: 2 (w=1.5) and 4 (w=1.5); mixed: none.
-    assert metrics["hard_kinds"]["occluded"] == {"n": 2, "zeroed": 0.5, "upweighted": 0.5}
+    # Over the clips with a right label: occluded is clip 2 (w=1.5; clip 1, w=0, is flipped);
+    # talking: 2 (w=1.5) and 4 (w=1.5); mixed: none.
+    assert metrics["hard_kinds"]["occluded"] == {"n": 1, "zeroed": 0.0, "upweighted": 1.0}
     assert metrics["hard_kinds"]["talking"] == {"n": 2, "zeroed": 0.0, "upweighted": 1.0}
     assert metrics["hard_kinds"]["mixed"] == {"n": 0, "zeroed": None, "upweighted": None}
-    assert metrics["zeroed_hard"] == 0.5 and metrics["upweighted_hard"] == 0.5
+    assert metrics["zeroed_hard"] == 0.0 and metrics["upweighted_hard"] == 1.0
 
 
 def test_ground_truth_errors_name_file_line_and_column(tmp_path):

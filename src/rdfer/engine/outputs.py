@@ -98,11 +98,12 @@ def train_metrics(rows: dict, ground_truth: Optional[GroundTruth], n1: int) -> d
     partition's noisy set; `memorised` (share of truly flipped clips predicted as
     their given, wrong label) and `flipped_true_acc` (predicted as their true
     label); `zeroed`, `zeroed_precision` / `zeroed_recall` (the set weighted 0
-    against the flipped labels), `zeroed_hard` (share of truly hard clips weighted
-    0), `upweighted`, `upweighted_hard_precision` (the set weighted above 1 that is
-    truly hard), `upweighted_hard` (share of truly hard clips weighted above 1) and,
-    when the file has the hard-kind columns, `hard_kinds`: {kind: {"n": clips,
-    "zeroed": share weighted 0, "upweighted": share weighted above 1}}. Shares of an
+    against the flipped labels), `zeroed_hard` (share of the truly hard clips with a
+    right label weighted 0), `upweighted`, `upweighted_hard_precision` (the set
+    weighted above 1 that is truly hard), `upweighted_hard` (share of the truly hard
+    clips with a right label weighted above 1) and, when the file has the hard-kind
+    columns, `hard_kinds`: {kind: {"n": clips of that kind with a right label,
+    "zeroed": share of them weighted 0, "upweighted": share weighted above 1}}. Shares of an
     empty set are None.
     """
     index, label, prediction = rows["index"].astype(int), rows["label"], rows["prediction"]
@@ -119,14 +120,14 @@ def train_metrics(rows: dict, ground_truth: Optional[GroundTruth], n1: int) -> d
         memorised=_share(prediction[flipped] == label[flipped]),
         flipped_true_acc=_share(prediction[flipped] == ground_truth.true_label[index][flipped]),
         zeroed=int(zeroed.sum()), zeroed_precision=_share(flipped[zeroed]), zeroed_recall=_share(zeroed[flipped]),
-        zeroed_hard=_share(zeroed[hard]),
+        zeroed_hard=_share(zeroed[hard & ~flipped]),
         upweighted=int(upweighted.sum()), upweighted_hard_precision=_share(hard[upweighted]),
-        upweighted_hard=_share(upweighted[hard]),
+        upweighted_hard=_share(upweighted[hard & ~flipped]),
     )
-    if ground_truth.kinds is not None:
-        metrics["hard_kinds"] = {kind: {"n": int(held[index].sum()), "zeroed": _share(zeroed[held[index]]),
-                                        "upweighted": _share(upweighted[held[index]])}
-                                 for kind, held in ground_truth.kinds.items()}
+    if ground_truth.kinds is not None:  # over the clips with a right label: weighting a flipped one 0 is no loss
+        clean = {kind: held[index] & ~flipped for kind, held in ground_truth.kinds.items()}
+        metrics["hard_kinds"] = {kind: {"n": int(mask.sum()), "zeroed": _share(zeroed[mask]),
+                                        "upweighted": _share(upweighted[mask])} for kind, mask in clean.items()}
     return metrics
 
 

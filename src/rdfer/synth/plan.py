@@ -18,7 +18,7 @@ SHORT_APEX = 0.2
 # The kinds that make a clip hard (`is_hard`), as the paper defines hard samples: difficulties that
 # make the predictions on a video's clips vary. Chosen by measuring the test agreement of a trained
 # model per kind (docs/method.md, "Hard clips").
-HARD_KINDS = ("occluded", "distractor", "lively_motion", "lighting_change")
+HARD_KINDS = ("mixed", "occluded", "distractor", "short_apex")
 
 
 @dataclass(frozen=True)
