@@ -136,7 +136,11 @@ def test_predict_and_review_an_audit_in_chromium(server, browser, feat_videos, t
     kinds = {a.get_attribute("data-kind") for a in browser.find_elements(By.CSS_SELECTOR, "a.download")}
     assert {"json", "annotated video", "annotated image", "predictions.csv", "frames.csv"} <= kinds
     assert "trust" in video.find_element(By.CSS_SELECTOR, ".track .trust").text
+    ticks = lambda: [t.text for t in video.find_elements(By.CSS_SELECTOR, "svg.timeline text") if t.text.endswith(" s")]
+    whole = ticks()
     video.find_element(By.XPATH, ".//button[text()='zoom in']").click()  # the plot redraws a narrower window
+    seconds = [float(t.split()[0]) for t in ticks()]
+    assert float(whole[0].split()[0]) == 0 and seconds[0] > 0 and seconds[-1] < float(whole[-1].split()[0])
     browser.set_window_size(1280, 3600)  # the whole page in the screenshot
     _screenshot(browser, tmp_path, "app_predict.png")
     browser.set_window_size(1280, 2000)

@@ -250,7 +250,7 @@ function timelinePlot(track) {
     for (let t = Math.ceil(view[0] / step) * step; t <= view[1] + 1e-9; t += step) {
       svg.append(svgEl("line", {x1: x(t), x2: x(t), y1: H - B, y2: H - B + 4, stroke: "#888"}));
       const label = svgEl("text", {x: x(t), y: H - 8, "text-anchor": "middle"});
-      label.textContent = (step < 1 ? t.toFixed(2) : t.toFixed(0)) + " s"; svg.append(label);
+      label.textContent = t.toFixed(step >= 1 ? 0 : step >= 0.1 ? 1 : 2) + " s"; svg.append(label);
     }
     svg.append(svgEl("rect", {x: L, y: T, width: W - L - R, height: H - T - B, fill: "none", stroke: "#bbb"}));
   }
