@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from fixtures_data import write_frames
 
-from rdfer.analysis.audit import (HARD, MISLABELLED, OK, OutOfFold, judge, percentile_ranks, precision_recall_f1,
-                                  ranking, rdfer_issues, read_out_of_fold, score_lists, write_label_issues)
+from rdfer.analysis.audit import (HARD, MISLABELLED, OK, Evidence, OutOfFold, agreement_issues, judge, label_doubt,
+                                  percentile_ranks, pooled_probabilities, precision_recall_f1, ranking, rdfer_verdict,
+                                  read_evidence, read_out_of_fold, score_lists, write_label_issues)
 from rdfer.cli import main
 from rdfer.config import load_config
 from rdfer.engine.audit import collect_clips, stratified_folds
@@ -29,18 +30,18 @@ AGREEMENT = np.array([1.0, 1.0, 0.5, 0.75, 0.75])
 GIVEN_SHARE = np.array([0.0, 1.0, 0.25, 0.75, 0.25])
 
 
-def test_rdfer_verdicts_and_scores_match_hand_computed_values():
-    kinds, scores = rdfer_issues(PROBS, LABELS, AGREEMENT, 0.75, GIVEN_SHARE)
+def test_agreement_verdicts_and_scores_match_hand_computed_values():
+    kinds, scores = agreement_issues(PROBS, LABELS, AGREEMENT, 0.75, GIVEN_SHARE)
     assert list(kinds) == [MISLABELLED, OK, HARD, OK, MISLABELLED]
     np.testing.assert_allclose(scores, [0.9, 0.3, 0.4, 0.525, 0.6])
     # Without clip votes, clip 3 (video against the label, clips agreeing) is called mislabelled too.
-    kinds, _ = rdfer_issues(PROBS, LABELS, AGREEMENT, 0.75)
+    kinds, _ = agreement_issues(PROBS, LABELS, AGREEMENT, 0.75)
     assert list(kinds) == [MISLABELLED, OK, HARD, MISLABELLED, MISLABELLED]
     # At min_agreement 0.5 clip 2 counts as agreeing, and its prediction (2) is not its label.
-    kinds, _ = rdfer_issues(PROBS, LABELS, AGREEMENT, 0.5, GIVEN_SHARE)
+    kinds, _ = agreement_issues(PROBS, LABELS, AGREEMENT, 0.5, GIVEN_SHARE)
     assert list(kinds) == [MISLABELLED, OK, MISLABELLED, OK, MISLABELLED]
     with pytest.raises(RdferError, match="min-agreement"):
-        rdfer_issues(PROBS, LABELS, AGREEMENT, 0.0)
+        agreement_issues(PROBS, LABELS, AGREEMENT, 0.0)
 
 
 def _table(probs, labels, agreement, given_share=None, clip_ids=None) -> OutOfFold:
@@ -54,16 +55,45 @@ def _table(probs, labels, agreement, given_share=None, clip_ids=None) -> OutOfFo
 
 def test_rankings_and_combined_score_by_hand():
     judged = judge(_table(PROBS, LABELS, AGREEMENT, GIVEN_SHARE))
-    # rdfer: its flagged clips first (0: 0.9, 4: 0.6), then the rest by score (3, 2, 1).
-    assert list(ranking(judged, "rdfer")) == [0, 4, 3, 2, 1]
-    # cleanlab's score is 1 - p_given: 0.9, 0.3, 0.8, 0.7, 0.8.
+    # cleanlab's score is 1 - p_given: 0.9, 0.3, 0.8, 0.7, 0.8; without per-epoch evidence rdfer's is the same.
     np.testing.assert_allclose(judged["cleanlab_score"], [0.9, 0.3, 0.8, 0.7, 0.8])
-    # Percentile ranks (ties share their mean): rdfer [5,1,2,3,4]/5; cleanlab [5,1,3.5,2,3.5]/5.
+    np.testing.assert_allclose(judged["rdfer_score"], judged["cleanlab_score"])
+    # Ranking: flagged clips first, each group by score; ties keep table order.
+    flagged = judged["rdfer_issue"]
+    order = list(ranking(judged, "rdfer"))
+    assert [flagged[i] for i in order] == sorted(flagged, reverse=True)
+    # Percentile ranks (ties share their mean): [5,1,3.5,2,3.5]/5.
     np.testing.assert_allclose(percentile_ranks(judged["cleanlab_score"]), [1.0, 0.2, 0.7, 0.4, 0.7])
-    np.testing.assert_allclose(judged["combined_score"], [1.0, 0.2, 0.55, 0.5, 0.75])
+    np.testing.assert_allclose(judged["combined_score"], [1.0, 0.2, 0.7, 0.4, 0.7])
     assert list(judged["combined_issue"]) == list(judged["rdfer_issue"] & judged["cleanlab_issue"])
+    # The paper's partition is measured beside it: clips 0 and 4 (see agreement_issues above).
+    assert list(np.flatnonzero(judged["agreement_issue"])) == [0, 4]
     with pytest.raises(RdferError, match="rank-by"):
         ranking(judged, "magic")
+
+
+def test_pooling_over_clips_and_epochs_and_the_doubt_score_by_hand():
+    """3 epochs, 2 clips, 2 classes: the last 2 epochs are pooled (2/3 of 3)."""
+    video = np.array([[[0.9, 0.1], [0.2, 0.8]],   # epoch 1: left out of the pool
+                      [[0.6, 0.4], [0.4, 0.6]],
+                      [[0.8, 0.2], [0.2, 0.8]]])  # (E=3, N=2, K=2)
+    clips = np.stack([video, video[..., ::-1]], axis=2)  # clip 1 = video, clip 2 = its mirror: (3, 2, 2, 2)
+    clips[:, 1, 1] = clips[:, 1, 0]  # clip 2 of clip-row 1 agrees with clip 1
+    evidence = Evidence(video, clips, train_p_label=np.array([[0.5, 0.5], [0.9, 0.1], [0.7, 0.3]]))
+    oof = _table(video[-1], np.array([0, 0]), np.ones(2))
+    pooled, votes = pooled_probabilities(oof, evidence)
+    # Row 0: video mean (0.7, 0.3); clips mean over (0.7,0.3) and (0.3,0.7) = (0.5, 0.5) -> (0.6, 0.4).
+    # Row 1: video mean (0.3, 0.7); both clips (0.3, 0.7) -> (0.3, 0.7).
+    np.testing.assert_allclose(pooled, [[0.6, 0.4], [0.3, 0.7]])
+    assert votes.tolist() == [[0, 1], [1, 1]]
+    # Doubt: 1 - (pooled p_label + mean training p_label of epochs 2-3) / 2.
+    np.testing.assert_allclose(label_doubt(oof, evidence, pooled), [1 - (0.6 + 0.8) / 2, 1 - (0.3 + 0.2) / 2])
+    verdict = rdfer_verdict(oof, evidence)
+    np.testing.assert_allclose(verdict["pooled_agreement"], [0.5, 1.0])
+    assert verdict["issue"].sum() == verdict["pooled_issue"].sum()
+    # Without training-pass evidence the doubt is the pooled held-out one alone.
+    bare = Evidence(video, clips)
+    np.testing.assert_allclose(label_doubt(oof, bare, pooled), [0.4, 0.7])
 
 
 def test_precision_recall_f1_and_hard_clips_called_mislabelled():
@@ -264,9 +294,15 @@ def test_audit_end_to_end_two_folds(tiny_synth, tmp_path, capsys):
         s = summary["scores"]["lists"][method]
         assert s["flagged"] == len(flagged) and s["correct"] == len(flagged & noisy)
         assert s["recall"] == pytest.approx(len(flagged & noisy) / len(noisy))
+    evidence = read_evidence(out / "oof_epochs.npz", len(oof))
+    assert evidence.probabilities.shape == (1, 30, 7) and evidence.clip_probabilities.shape == (1, 30, 4, 7)
+    assert evidence.train_p_label.shape == (1, 30) and 0 < evidence.train_p_label.min() < 1
+    # The last epoch's pooled video probabilities are the ones oof_predictions.csv holds.
+    np.testing.assert_allclose(evidence.probabilities[-1], oof.probabilities, atol=1e-4)
     assert {r["id"] for r in rows if r["kind"] == HARD} == set(np.array(oof.clip_id)[
-        judge(oof)["kind"] == HARD])
-    assert "| rdfer (agreement) |" in (out / "scores.md").read_text()
+        judge(oof, evidence=evidence)["kind"] == HARD])
+    assert {r["verdict"] for r in rows} <= {"mislabelled", "hard", "ok"}
+    assert "| rdfer (default verdict) |" in (out / "scores.md").read_text()
 
     # A rerun reuses both folds (nothing retrained) and may rank differently.
     before = (out / "folds" / "fold_1" / "predictions.csv").stat().st_mtime_ns

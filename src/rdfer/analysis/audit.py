@@ -1,18 +1,21 @@
 """`rdfer audit`, judging half: likely mislabelled and hard clips from out-of-fold predictions.
 
-Three lists are drawn from the same held-out probabilities (OUT/oof_predictions.csv):
+Three lists are drawn from the held-out predictions (OUT/oof_predictions.csv, and every
+epoch's in OUT/oof_epochs.npz):
 
-- rdfer (the paper's partition, applied to held-out predictions): a clip whose
-  4 clip predictions agree (agreement >= `min_agreement`, default 0.75: at
-  least 3 of 4) on a class that is not its given label, and whose video
-  prediction is not its given label either, is *likely mislabelled*; a clip
-  whose clip predictions disagree (agreement below `min_agreement`) is *hard*,
-  whatever its label. Score: agreement * (1 - p_given).
+- rdfer (the default verdict, `rdfer_verdict`): the held-out probabilities pooled over
+  the 4 clips, the video and the last 2/3 of the epochs; confident learning's per-class
+  thresholds on them say how many labels are wrong (n); the n clips whose label the
+  pooled held-out predictions and the training passes believe least are *likely
+  mislabelled*; of the rest, those whose pooled clip predictions disagree are *hard*.
 - cleanlab: `cleanlab.filter.find_label_issues` (confident learning,
-  prune_by_noise_rate); score 1 - self-confidence = 1 - p_given.
-- combined: flagged by both (cleanlab's issues that rdfer does not call hard
-  and whose prediction differs from the label); score the mean of the two
-  scores' percentile ranks.
+  prune_by_noise_rate) on the last epoch's video probabilities, as a cleanlab user
+  would run it; score 1 - self-confidence = 1 - p_given.
+- combined: flagged by both; score the mean of the two scores' percentile ranks.
+
+scores.md also measures the alternatives the default was chosen against
+(docs/audit.md): the paper's agreement partition (rdfer's verdict before), confident
+learning on the pooled probabilities, and rdfer's list less its disagreeing clips.
 
 OUT/label_issues.csv lists every clip that any of them flags (or calls hard),
 ordered by the `rank_by` method (its flagged clips first, then by its score).
@@ -37,7 +40,10 @@ from rdfer.utils.ground_truth import read_ground_truth
 RANK_BY = ("rdfer", "cleanlab", "combined")
 METHODS = ("rdfer", "cleanlab", "combined")
 MISLABELLED, HARD, OK = "likely mislabelled", "hard", "ok"
-ISSUE_COLUMNS = ("rank", "id", "given_label", "suggested_label", "score", "agreement", "kind",
+# Lists measured beside them in scores.md (see judge).
+MEASURED = METHODS + ("agreement", "pooled", "agreeing")
+VERDICT_WORDS = {MISLABELLED: "mislabelled", HARD: "hard", OK: "ok"}
+ISSUE_COLUMNS = ("rank", "id", "given_label", "suggested_label", "verdict", "score", "agreement", "kind",
                  "p_given", "p_suggested", "rdfer_issue", "rdfer_score", "cleanlab_issue", "cleanlab_score",
                  "combined_issue", "combined_score", "fold", "path")
 
@@ -86,9 +92,84 @@ def _share(clip_predictions: str, label: int) -> float:
     return sum(v == label for v in votes) / len(votes) if votes else float("nan")
 
 
-def rdfer_issues(probabilities: np.ndarray, labels: np.ndarray, agreement: np.ndarray,
-                 min_agreement: float = 0.75, given_share: Optional[np.ndarray] = None) -> tuple:
-    """rdfer's judgement of each clip.
+@dataclass(frozen=True)
+class Evidence:
+    """Every epoch's evidence (OUT/oof_epochs.npz), rows aligned with the OutOfFold table (E epochs).
+
+    probabilities (E, N, K) and clip_probabilities (E, N, n1, K): the held-out predictions after
+    each epoch of the fold that did not train on the clip. train_p_label (E, N): the clip's
+    probability of its given label in each epoch's training pass, averaged over the folds that
+    trained on it (None for an audit made before these were kept).
+    """
+
+    probabilities: np.ndarray
+    clip_probabilities: np.ndarray
+    train_p_label: Optional[np.ndarray] = None
+
+    @property
+    def epochs(self) -> int:
+        return self.probabilities.shape[0]
+
+
+def read_evidence(path, clips: int) -> Optional[Evidence]:
+    """OUT/oof_epochs.npz, or None when the audit has none (made before per-epoch predictions were kept)."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    with np.load(path) as data:
+        probabilities = data["probabilities"].astype(np.float64)
+        if probabilities.shape[1] != clips or np.isnan(probabilities).any():
+            raise RdferError(f"{path} does not match oof_predictions.csv ({probabilities.shape[1]} clips, not "
+                             f"{clips}); delete it and rerun rdfer audit")
+        train = data["train_p_label"].astype(np.float64) if "train_p_label" in data.files else None
+        return Evidence(probabilities, data["clip_probabilities"].astype(np.float64), train)
+
+
+# Chosen on the selection group of synthetic sets (docs/audit.md): the held-out predictions of
+# the last 2/3 of the epochs are pooled; so is the training-pass probability of the label.
+POOL_SHARE = 2 / 3
+
+
+def _window(epochs: int, share: float = POOL_SHARE) -> slice:
+    return slice(epochs - max(1, int(round(share * epochs))), epochs)
+
+
+def pooled_probabilities(oof: OutOfFold, evidence: Optional[Evidence]) -> tuple:
+    """Held-out class probabilities pooled over clips and epochs, and the pooled clip votes.
+
+    Returns:
+        (probabilities (N, K): the mean over the last POOL_SHARE of the epochs of
+        (video + mean of the n1 clip probabilities) / 2, rows summing to 1;
+        clip_votes (N, n1): each clip's class under its epoch-pooled probabilities, or None
+        without per-epoch evidence, when the last epoch's video probabilities are returned).
+    """
+    if evidence is None:
+        return oof.probabilities, None
+    window = _window(evidence.epochs)
+    video = evidence.probabilities[window].mean(0)
+    clips = evidence.clip_probabilities[window].mean(0)  # (N, n1, K)
+    pooled = 0.5 * video + 0.5 * clips.mean(1)
+    return pooled / pooled.sum(1, keepdims=True), clips.argmax(-1)
+
+
+def label_doubt(oof: OutOfFold, evidence: Optional[Evidence], pooled: np.ndarray) -> np.ndarray:
+    """rdfer's score, higher = more likely mislabelled: 1 - the mean of the pooled held-out probability
+    of the given label and its training-pass probability over the same epochs (a label the models
+    that train on it fit late or never is doubtful), or 1 - the pooled held-out one alone."""
+    held_out = pooled[np.arange(len(oof)), oof.label]
+    if evidence is None or evidence.train_p_label is None:
+        return 1.0 - held_out
+    trained = evidence.train_p_label[_window(evidence.epochs)].mean(0)
+    return 1.0 - 0.5 * (held_out + trained)
+
+
+def agreement_issues(probabilities: np.ndarray, labels: np.ndarray, agreement: np.ndarray,
+                     min_agreement: float = 0.75, given_share: Optional[np.ndarray] = None) -> tuple:
+    """The paper's partition on held-out predictions (rdfer's verdict before issue 19; measured beside it).
+
+    A clip whose clip predictions agree (agreement >= min_agreement) on a class that is
+    not its given label, and whose video prediction is not its label either, is
+    MISLABELLED; a clip whose clip predictions disagree is HARD.
 
     Args:
         probabilities: (N, K) held-out class probabilities.
@@ -102,8 +183,7 @@ def rdfer_issues(probabilities: np.ndarray, labels: np.ndarray, agreement: np.nd
         (kinds, scores): (N,) str array of MISLABELLED / HARD / OK and (N,) float
         agreement * (1 - p_given), higher = more likely mislabelled.
     """
-    if not 0.0 < min_agreement <= 1.0:
-        raise RdferError(f"--min-agreement {min_agreement} is outside (0, 1]: e.g. 0.75 = 3 of 4 clips agree")
+    check_min_agreement(min_agreement)
     rows = np.arange(len(labels))
     agree = agreement >= min_agreement - 1e-9  # agreement is written with 2 decimals
     kinds = np.full(len(labels), OK, dtype=object)
@@ -114,6 +194,11 @@ def rdfer_issues(probabilities: np.ndarray, labels: np.ndarray, agreement: np.nd
         against &= ~(given_share >= agreement - 1e-9)
     kinds[agree & against] = MISLABELLED
     return kinds, agreement * (1.0 - probabilities[rows, labels])
+
+
+def check_min_agreement(min_agreement: float) -> None:
+    if not 0.0 < min_agreement <= 1.0:
+        raise RdferError(f"--min-agreement {min_agreement} is outside (0, 1]: e.g. 0.75 = 3 of 4 clips agree")
 
 
 def cleanlab_issues(probabilities: np.ndarray, labels: np.ndarray) -> tuple:
@@ -132,6 +217,55 @@ def cleanlab_issues(probabilities: np.ndarray, labels: np.ndarray) -> tuple:
     return np.asarray(issues, bool), 1.0 - np.asarray(quality, np.float64)
 
 
+def top(scores: np.ndarray, count: int) -> np.ndarray:
+    """(N,) bool: the `count` highest scores (ties broken by position)."""
+    chosen = np.zeros(len(scores), bool)
+    chosen[np.argsort(-scores, kind="stable")[:count]] = True
+    return chosen
+
+
+def rdfer_verdict(oof: OutOfFold, evidence: Optional[Evidence], min_agreement: float = 0.75) -> dict:
+    """rdfer's verdict (the default list; docs/audit.md measures it against cleanlab and the alternatives).
+
+    1. Pool the held-out probabilities over the 4 clips and the video, and over the last
+       POOL_SHARE of the epochs (`pooled_probabilities`).
+    2. Confident learning's per-class thresholds on the pooled probabilities say how many
+       labels are wrong: n = the number of clips cleanlab's find_label_issues flags on them.
+    3. The n clips with the highest `label_doubt` (pooled held-out and training-pass
+       probability of the label) are *likely mislabelled*.
+    4. A clip not called mislabelled whose pooled clip predictions disagree (agreement below
+       `min_agreement`) is *hard*.
+
+    Without per-epoch evidence (an older audit) step 1 uses the last epoch's video
+    probabilities and step 3 their probability of the label.
+
+    Returns:
+        dict of (N,) arrays: pooled (N, K), suggested, kind, issue, score, pooled_agreement
+        and the measured alternatives pooled_issue (step 2's flags themselves) and
+        agreeing_issue (step 3 kept only where the pooled clip predictions agree).
+    """
+    check_min_agreement(min_agreement)
+    pooled, votes = pooled_probabilities(oof, evidence)
+    labels = oof.label
+    pooled_issue, _ = cleanlab_issues(pooled, labels)
+    score = label_doubt(oof, evidence, pooled)
+    issue = top(score, int(pooled_issue.sum()))
+    others = pooled.copy()
+    others[np.arange(len(oof)), labels] = -1.0
+    suggested = np.where(issue, others.argmax(1), pooled.argmax(1))
+    if votes is None:
+        agreement = oof.agreement
+    else:
+        agreement = (votes == np.asarray([np.bincount(v, minlength=pooled.shape[1]).argmax() for v in votes])[:, None]
+                     ).mean(1)
+    agreeing = agreement >= min_agreement - 1e-9
+    kind = np.full(len(oof), OK, dtype=object)
+    kind[~agreeing] = HARD
+    kind[issue] = MISLABELLED
+    return {"pooled": pooled, "suggested": suggested, "kind": kind, "issue": issue, "score": score,
+            "pooled_agreement": agreement, "pooled_issue": pooled_issue, "agreeing_issue": issue & agreeing}
+
+
 def percentile_ranks(scores: np.ndarray) -> np.ndarray:
     """Ranks scaled to (0, 1] (ties share their mean rank): the highest score gets 1."""
     from scipy.stats import rankdata
@@ -139,20 +273,31 @@ def percentile_ranks(scores: np.ndarray) -> np.ndarray:
     return rankdata(scores) / len(scores)
 
 
-def judge(oof: OutOfFold, min_agreement: float = 0.75) -> dict:
-    """Every list's verdict on every clip: arrays of length N keyed by column name."""
+def judge(oof: OutOfFold, min_agreement: float = 0.75, evidence: Optional[Evidence] = None) -> dict:
+    """Every list's verdict on every clip: arrays of length N keyed by column name.
+
+    The lists: rdfer (the default verdict, `rdfer_verdict`), cleanlab (find_label_issues on
+    the last epoch's video probabilities, as a user of cleanlab would run it), combined (both
+    flag), and, measured beside them, agreement (the paper's partition), pooled (confident
+    learning on the pooled probabilities) and agreeing (rdfer's list less the clips whose
+    pooled clip predictions disagree).
+    """
     probs, labels = oof.probabilities, oof.label
     rows = np.arange(len(oof))
-    kinds, rdfer_score = rdfer_issues(probs, labels, oof.agreement, min_agreement, oof.given_share)
+    verdict = rdfer_verdict(oof, evidence, min_agreement)
+    agreement_kind, agreement_score = agreement_issues(probs, labels, oof.agreement, min_agreement, oof.given_share)
     cl_issue, cl_score = cleanlab_issues(probs, labels)
-    suggested = probs.argmax(1)
-    rdfer_issue = kinds == MISLABELLED
+    suggested = verdict["suggested"]
+    pooled = verdict["pooled"]
     return {
-        "suggested": suggested, "p_given": probs[rows, labels], "p_suggested": probs[rows, suggested],
-        "kind": kinds, "rdfer_issue": rdfer_issue, "rdfer_score": rdfer_score,
+        "suggested": suggested, "p_given": pooled[rows, labels], "p_suggested": pooled[rows, suggested],
+        "kind": verdict["kind"], "rdfer_issue": verdict["issue"], "rdfer_score": verdict["score"],
+        "pooled_agreement": verdict["pooled_agreement"],
         "cleanlab_issue": cl_issue, "cleanlab_score": cl_score,
-        "combined_issue": rdfer_issue & cl_issue,
-        "combined_score": 0.5 * (percentile_ranks(rdfer_score) + percentile_ranks(cl_score)),
+        "combined_issue": verdict["issue"] & cl_issue,
+        "combined_score": 0.5 * (percentile_ranks(verdict["score"]) + percentile_ranks(cl_score)),
+        "agreement_issue": agreement_kind == MISLABELLED, "agreement_score": agreement_score,
+        "pooled_issue": verdict["pooled_issue"], "agreeing_issue": verdict["agreeing_issue"],
     }
 
 
@@ -174,7 +319,8 @@ def write_label_issues(path, oof: OutOfFold, judged: dict, rank_by: str) -> int:
         writer.writerow(ISSUE_COLUMNS)
         for rank, i in enumerate(order, 1):
             writer.writerow([rank, oof.clip_id[i], classes[oof.label[i]], classes[judged["suggested"][i]],
-                             f"{judged[f'{rank_by}_score'][i]:.4f}", f"{oof.agreement[i]:.2f}", judged["kind"][i],
+                             VERDICT_WORDS[judged["kind"][i]], f"{judged[f'{rank_by}_score'][i]:.4f}",
+                             f"{judged['pooled_agreement'][i]:.2f}", judged["kind"][i],
                              f"{judged['p_given'][i]:.4f}", f"{judged['p_suggested'][i]:.4f}",
                              int(judged["rdfer_issue"][i]), f"{judged['rdfer_score'][i]:.4f}",
                              int(judged["cleanlab_issue"][i]), f"{judged['cleanlab_score'][i]:.4f}",
@@ -217,7 +363,7 @@ def score_lists(judged: dict, noisy: np.ndarray, hard: np.ndarray, prediction: n
                 labels: np.ndarray) -> dict:
     """Each list against the truth; "disagrees" (prediction != given label) is a reference list."""
     clean_hard = hard & ~noisy  # a hard clip whose label is right: calling it mislabelled is wrong
-    lists = {name: judged[f"{name}_issue"] for name in METHODS}
+    lists = {name: judged[f"{name}_issue"] for name in MEASURED if f"{name}_issue" in judged}
     lists["disagrees"] = prediction != labels
     scores = {"clips": int(len(noisy)), "truly_mislabelled": int(noisy.sum()), "hard_not_flipped": int(clean_hard.sum()),
               "lists": {}}
@@ -232,8 +378,12 @@ def score_lists(judged: dict, noisy: np.ndarray, hard: np.ndarray, prediction: n
     return scores
 
 
-LIST_NAMES = {"rdfer": "rdfer (agreement)", "cleanlab": "cleanlab find_label_issues",
-              "combined": "combined (both flag)", "disagrees": "reference: prediction != label"}
+LIST_NAMES = {"rdfer": "rdfer (default verdict)", "cleanlab": "cleanlab find_label_issues",
+              "combined": "combined (both flag)",
+              "agreement": "measured: the paper's partition (clip predictions agree, not on the label)",
+              "pooled": "measured: confident learning on clip- and epoch-pooled probabilities",
+              "agreeing": "measured: rdfer's list less clips whose pooled clip predictions disagree",
+              "disagrees": "reference: prediction != label"}
 
 
 def scores_markdown(scores: dict) -> str:
@@ -265,10 +415,13 @@ def audit_report(out_dir, *, rank_by: str = "rdfer", min_agreement: float = 0.75
     """
     out_dir = Path(out_dir)
     oof = read_out_of_fold(out_dir / "oof_predictions.csv")
-    judged = judge(oof, min_agreement)
+    evidence = read_evidence(out_dir / "oof_epochs.npz", len(oof))
+    judged = judge(oof, min_agreement, evidence)
     listed = write_label_issues(out_dir / "label_issues.csv", oof, judged, rank_by)
     summary = {"clips": len(oof), "folds": int(oof.fold.max()), "rank_by": rank_by, "min_agreement": min_agreement,
                "listed": listed, "accuracy_vs_given": float((oof.prediction == oof.label).mean()),
+               "evidence": "none (last epoch only)" if evidence is None else (
+                   f"{evidence.epochs} epochs" + ("" if evidence.train_p_label is not None else ", held-out only")),
                "flagged": {name: int(judged[f"{name}_issue"].sum()) for name in METHODS},
                "hard": int((judged["kind"] == HARD).sum())}
     scores: Optional[dict] = None
@@ -394,7 +547,7 @@ def fig_contact_sheet(oof: OutOfFold, judged: dict, indices, out_path, title: st
             if c == 0:
                 ax.set_title(f"clip {oof.clip_id[i]}: given {classes[oof.label[i]]}, suggested "
                              f"{classes[judged['suggested'][i]]} (p {judged['p_suggested'][i]:.2f}), agreement "
-                             f"{oof.agreement[i]:.2f}, p_given {judged['p_given'][i]:.2f}",
+                             f"{judged['pooled_agreement'][i]:.2f}, p_given {judged['p_given'][i]:.2f}",
                              loc="left", fontsize=8, x=0.0)
     fig.suptitle(title, x=0.01, y=1 - 0.1 / height, ha="left", va="top", fontsize=10)
     return _save(fig, out_path), notes
@@ -412,14 +565,14 @@ def write_audit_report(out_dir, oof: OutOfFold, judged: dict, rank_by: str, *, s
     order = ranking(judged, rank_by)
     top_issues = [i for i in order if flagged[i]][:top]
     hard = np.flatnonzero(judged["kind"] == HARD)
-    top_hard = hard[np.lexsort((judged["p_given"][hard], oof.agreement[hard]))][:top]  # least agreement, then loss
+    top_hard = hard[np.lexsort((judged["p_given"][hard], judged["pooled_agreement"][hard]))][:top]  # least agreement, then loss
 
     lines = ["# Dataset audit", "",
              f"{len(oof)} clips, each judged by a model that did not train on it ({int(oof.fold.max())} folds). "
              f"Held-out accuracy against the given labels: {(oof.prediction == oof.label).mean():.1%}.", "",
-             f"- rdfer, likely mislabelled (clip predictions agree, not on the label; prediction != label): "
-             f"{int(judged['rdfer_issue'].sum())}",
-             f"- rdfer, hard (clip predictions disagree): {len(hard)}",
+             f"- rdfer, likely mislabelled (the labels pooled held-out and training predictions believe least, "
+             f"as many as confident learning counts): {int(judged['rdfer_issue'].sum())}",
+             f"- rdfer, hard (pooled clip predictions disagree): {len(hard)}",
              f"- cleanlab find_label_issues: {int(judged['cleanlab_issue'].sum())}",
              f"- flagged by both: {int(judged['combined_issue'].sum())}", "",
              f"`label_issues.csv` is ranked by **{rank_by}**.", ""]

@@ -13,10 +13,15 @@ def register(subparsers) -> None:
         description="Train K folds of CONFIG on the given labels (DFEW/MAFW: their official folds), give every "
                     "labelled clip a held-out prediction, and write OUT/label_issues.csv (rdfer's and cleanlab's "
                     "verdicts) and OUT/report.md. Rerunning with the same OUT reuses finished folds. See docs/audit.md.")
-    p.add_argument("--config", required=True, help="training config: a file or a shipped config's name")
+    p.add_argument("--config", help="training config: a file or a shipped config's name (with --apply: the "
+                                     "dataset's config; default: the audit's, from audit.json beside DECISIONS)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field, e.g. --set data.root=/data/DFEW")
-    p.add_argument("--out", required=True, help="audit folder: new, empty, or an earlier audit's to finish or re-rank")
+    p.add_argument("--out", required=True, help="audit folder: new, empty, or an earlier audit's to finish or re-rank; "
+                                                "with --apply: a new folder for the corrected split lists")
+    p.add_argument("--apply", metavar="DECISIONS", help="apply a curator's decisions CSV (columns id, decision "
+                   "keep|relabel|drop, new_label): write corrected split lists in the dataset's own layout to "
+                   "OUT/corrected beside a copy of the originals in OUT/original (docs/audit.md)")
     p.add_argument("--folds", type=int, help="number of folds (default: DFEW/MAFW's official 5 folds, else 5 "
                                              "seeded class-stratified folds; a number replaces official folds)")
     p.add_argument("--rank-by", choices=RANK_BY, default="rdfer", help="order of label_issues.csv (default rdfer)")
@@ -29,12 +34,46 @@ def register(subparsers) -> None:
     p.set_defaults(func=audit)
 
 
+def apply(args) -> int:
+    """`rdfer audit --apply DECISIONS --out DIR`: corrected split lists from a curator's decisions."""
+    import json
+
+    from rdfer.config import load_config, resolve_config_path
+    from rdfer.data.relabel import applied_markdown, apply_decisions
+
+    if args.config:
+        data = load_config(resolve_config_path(args.config), tuple(args.overrides)).data
+        dataset, root = data.dataset, data.root
+    else:
+        marker = Path(args.apply).parent / "audit.json"
+        if not marker.is_file():
+            raise RdferError(f"--apply {args.apply}: no audit.json beside it to say which dataset it decides; give "
+                             "--config CFG --set data.root=ROOT")
+        data = json.loads(marker.read_text())["settings"]["config"]["data"]
+        dataset, root = data["dataset"], data["root"]
+        for override in args.overrides:
+            key, _, value = override.partition("=")
+            if key == "data.root":
+                root = value
+    if not root:
+        raise RdferError("data.root is not set: give --set data.root=PATH (the dataset whose lists to correct)")
+    applied = apply_decisions(dataset, root, args.apply, args.out)
+    text = applied_markdown(applied, dataset, root, args.apply)
+    (applied.out / "report.md").write_text("# Curator decisions applied\n\n" + text)
+    print(text, end="")
+    return 0
+
+
 def audit(args) -> int:
     from rdfer.analysis.audit import TRUTH_COLUMNS, audit_report, describe
     from rdfer.config import load_config, resolve_config_path
     from rdfer.engine.audit import run_audit_folds
     from rdfer.utils.ground_truth import read_ground_truth
 
+    if args.apply:
+        return apply(args)
+    if not args.config:
+        raise RdferError("--config is required (the training config of the audit's folds)")
     if not 0.0 < args.min_agreement <= 1.0:
         raise RdferError(f"--min-agreement {args.min_agreement} is outside (0, 1]: e.g. 0.75 = 3 of 4 clips agree")
     if args.top < 1:

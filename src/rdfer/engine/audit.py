@@ -18,8 +18,11 @@ OUT/
   clips.csv                  clip_id,path,label,fold: the audited clips, given labels (class names)
   folds/fold_K.csv           fold K's manifest for `fit` (dataset: csv)
   folds/fold_K/              fold K's run folder (predictions.csv = its held-out clips)
+  folds/fold_K/epochs/epoch_E.npz   fold K's held-out predictions after epoch E (every epoch)
   oof_predictions.csv        every clip's held-out prediction: clip_id,path,fold,label,prediction,
                              agreement,clip_predictions,p_<Class>... (label = given, class indices)
+  oof_epochs.npz             every epoch's held-out predictions, rows as in oof_predictions.csv:
+                             probabilities (E, N, K) and clip_probabilities (E, N, n1, K)
 
 A rerun with the same config and clips reuses finished folds and resumes an
 interrupted one; any other folder given as OUT is refused.
@@ -195,12 +198,39 @@ def write_fold_manifest(path: Path, classes, clips, fold: int) -> None:
 def fold_config(config: TrainConfig, manifest: Path) -> TrainConfig:
     """The training config of one fold: the user's, reading the fold's manifest.
 
-    The held-out split is evaluated once, after the last epoch (it is the
-    audit's input, not a model-selection signal), and no best.pt is kept.
+    The held-out split is predicted after every epoch (the verdict pools the
+    epochs; a test pass costs about a quarter of a fold's epoch, as the held-out
+    fold is a quarter of the training folds' size). It is the audit's input,
+    not a model-selection signal: no best.pt is kept.
     """
     data = replace(config.data, dataset="csv", csv=str(manifest), root=str(manifest.parent), fold=1,
                    train_split="train", test_split="test", ground_truth=None)
-    return replace(config, data=data, eval_every=config.optim.epochs, save_best=False)
+    return replace(config, data=data, eval_every=1, save_best=False)
+
+
+def _save_npz(target: Path, name: str, **arrays) -> None:
+    target.mkdir(parents=True, exist_ok=True)
+    tmp = target / f"{name}.part.npz"
+    np.savez(tmp, **arrays)
+    tmp.replace(target / f"{name}.npz")
+
+
+def epoch_savers(run_dir: Path) -> dict:
+    """fit's on_eval and on_train for one fold: RUN/epochs/epoch_E.npz (the held-out clips' paths and
+    probabilities) and RUN/epochs/train_E.npz (each training clip's probability of its given label
+    and how many of its clip predictions name it, as the model saw it in that epoch's training pass)."""
+    target = Path(run_dir) / "epochs"
+
+    def on_eval(epoch: int, result: dict, manifest) -> None:
+        _save_npz(target, f"epoch_{epoch}", path=np.array([manifest.records[int(i)].path for i in result["index"]]),
+                  probabilities=result["probabilities"].astype(np.float32),
+                  clip_probabilities=result["clip_probabilities"].astype(np.float32))
+
+    def on_train(epoch: int, rows: dict, manifest) -> None:
+        _save_npz(target, f"train_{epoch}", path=np.array([manifest.records[int(i)].path for i in rows["index"]]),
+                  p_label=rows["p_label"].astype(np.float32), clip_correct=rows["clip_correct"].astype(np.int8))
+
+    return {"on_eval": on_eval, "on_train": on_train}
 
 
 def run_audit_folds(config: TrainConfig, out_dir, *, folds: Optional[int] = None, progress: bool = True) -> Path:
@@ -223,7 +253,7 @@ def run_audit_folds(config: TrainConfig, out_dir, *, folds: Optional[int] = None
         print(f"fold {fold}/{k}: {'resuming' if resume else 'training'} on {len(clips) - held_out} clips, "
               f"holding out {held_out}, into {run_dir}", flush=True)
         started = time.time()
-        fit(fold_config(config, manifest), run_dir, resume=resume, progress=progress)
+        fit(fold_config(config, manifest), run_dir, resume=resume, progress=progress, **epoch_savers(run_dir))
         print(f"fold {fold}/{k}: done in {time.time() - started:.0f}s", flush=True)
     return gather_out_of_fold(out_dir, classes, clips)
 
@@ -258,4 +288,62 @@ def gather_out_of_fold(out_dir: Path, classes, clips) -> Path:
         writer.writerow(["clip_id", "path", "fold", "label", "prediction", "agreement", "clip_predictions"]
                         + [f"p_{name}" for name in classes])
         writer.writerows(rows[c.path] for c in clips)
+    gather_epochs(out_dir, clips)
     return target
+
+
+def gather_epochs(out_dir: Path, clips) -> Optional[Path]:
+    """OUT/oof_epochs.npz from the folds' epochs/epoch_E.npz, rows aligned with oof_predictions.csv.
+
+    Written only when every fold kept the same epochs (an audit made before
+    per-epoch predictions were kept has none: the verdict then uses the last epoch).
+    """
+    k = max(c.fold for c in clips)
+    epochs = None
+    for fold in range(1, k + 1):
+        found = sorted(int(p.stem.split("_")[1]) for p in (out_dir / "folds" / f"fold_{fold}" / "epochs").glob(
+            "epoch_*.npz") if not p.stem.endswith(".part"))
+        epochs = found if epochs is None else [e for e in epochs if e in found]
+    target = out_dir / "oof_epochs.npz"
+    if not epochs:
+        target.unlink(missing_ok=True)
+        return None
+    row = {str(Path(c.path).resolve()): i for i, c in enumerate(clips)}
+    probabilities = clip_probabilities = None
+    for e, epoch in enumerate(epochs):
+        for fold in range(1, k + 1):
+            with np.load(out_dir / "folds" / f"fold_{fold}" / "epochs" / f"epoch_{epoch}.npz") as data:
+                rows = [row[str(p)] for p in data["path"]]
+                if probabilities is None:
+                    probabilities = np.full((len(epochs), len(clips)) + data["probabilities"].shape[1:], np.nan,
+                                            np.float32)
+                    clip_probabilities = np.full((len(epochs), len(clips)) + data["clip_probabilities"].shape[1:],
+                                                 np.nan, np.float32)
+                probabilities[e, rows] = data["probabilities"]
+                clip_probabilities[e, rows] = data["clip_probabilities"]
+    train = _gather_training(out_dir, clips, row, epochs, k, n1=clip_probabilities.shape[2])
+    np.savez_compressed(target, epochs=np.array(epochs), probabilities=probabilities,
+                        clip_probabilities=clip_probabilities, **train)
+    return target
+
+
+def _gather_training(out_dir: Path, clips, row: dict, epochs: list, k: int, n1: int) -> dict:
+    """Each clip's training-pass evidence per epoch, averaged over the folds that trained on it:
+    train_p_label (E, N) and train_clip_correct (E, N, share of clip predictions naming the label).
+    Empty when a fold kept no training rows (an audit from before they were kept)."""
+    p_label = np.zeros((len(epochs), len(clips)))
+    clip_correct = np.zeros((len(epochs), len(clips)))
+    counts = np.zeros((len(epochs), len(clips)))
+    for e, epoch in enumerate(epochs):
+        for fold in range(1, k + 1):
+            path = out_dir / "folds" / f"fold_{fold}" / "epochs" / f"train_{epoch}.npz"
+            if not path.is_file():
+                return {}
+            with np.load(path) as data:
+                rows = np.array([row[str(p)] for p in data["path"]])
+                np.add.at(p_label[e], rows, data["p_label"])
+                np.add.at(clip_correct[e], rows, data["clip_correct"] / n1)
+                np.add.at(counts[e], rows, 1)
+    counts = np.maximum(counts, 1)
+    return {"train_p_label": (p_label / counts).astype(np.float32),
+            "train_clip_correct": (clip_correct / counts).astype(np.float32)}

@@ -15,7 +15,7 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 
@@ -52,12 +52,16 @@ def cosine_schedule(optimizer, *, lr: float, min_lr: float, total_steps: int, wa
 
 
 def fit(config: TrainConfig, run_dir, *, resume: bool = False, stop_after_epoch: Optional[int] = None,
-        progress: bool = True) -> dict:
+        progress: bool = True, on_eval: Optional[Callable] = None, on_train: Optional[Callable] = None) -> dict:
     """Train `config` into `run_dir` and return the contents of final.json.
 
     Args:
         resume: continue the run in `run_dir` from checkpoints/last.pt.
         stop_after_epoch: stop after this many epochs (as if killed), for tests.
+        on_eval: called as on_eval(epoch, evaluate's result, test manifest) after each test pass
+            (main process; `rdfer audit` keeps every epoch's held-out predictions with it).
+        on_train: called as on_train(epoch, the epoch's per-sample training rows, train manifest)
+            after each training epoch (main process; `rdfer audit` keeps them).
     """
     run_dir = Path(run_dir)
     config = absolute_paths(config)  # the saved config.yaml must work from any folder
@@ -151,6 +155,8 @@ def fit(config: TrainConfig, run_dir, *, resume: bool = False, stop_after_epoch:
                                     epoch=epoch, device=device, amp=config.amp, generator=generator,
                                     grad_clip=optim.grad_clip, dist_info=dist_info, desc=desc, progress=progress)
             loss_fn.end_epoch()
+            if on_train is not None and dist_info.is_main:
+                on_train(epoch + 1, stats["rows"], train_manifest)
             record = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"]}
             record.update({k: v for k, v in stats.items() if k != "rows"})
             record.update(train_metrics(stats["rows"], ground_truth, model_config.n1))
@@ -167,6 +173,8 @@ def fit(config: TrainConfig, run_dir, *, resume: bool = False, stop_after_epoch:
                     raise RdferError(f"{error} (epoch {epoch + 1}'s training is saved: once that is fixed, "
                                      f"rdfer train --resume {run_dir} goes on from it)") from None
                 last_summary = _summary(last_eval, classes, epoch + 1)
+                if on_eval is not None and dist_info.is_main:
+                    on_eval(epoch + 1, last_eval, test_manifest)
                 record.update(war=last_summary["war"], uar=last_summary["uar"], **eval_metrics(last_eval))
             record["time_s"] = round(time.time() - started, 2)
             improved = "war" in record and (best is None or record["war"] > best["war"])

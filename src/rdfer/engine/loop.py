@@ -48,13 +48,14 @@ def train_one_epoch(
         replaced while loading), `samples`, and `rows`: per-sample numpy arrays
         of every sample seen on every rank, sorted by index: "index", "label"
         (the given label), "prediction" (video), "clip_correct" (how many of the
-        n1 clips predict the given label), "agreement", "kind" (ORDINARY / HARD /
-        NOISY) and "weight" (the loss weight it got).
+        n1 clips predict the given label), "p_label" (the video's probability of the
+        given label), "agreement", "kind" (ORDINARY / HARD / NOISY) and "weight"
+        (the loss weight it got).
     """
     model.train()
     total_loss, seen, bad_frames = 0.0, 0, 0
-    rows: dict[str, list] = {k: [] for k in ("index", "label", "prediction", "clip_correct", "agreement", "kind",
-                                             "weight")}
+    rows: dict[str, list] = {k: [] for k in ("index", "label", "prediction", "clip_correct", "p_label", "agreement",
+                                             "kind", "weight")}
     bar = progress_bar(loader, enabled=progress and dist_info.is_main, desc=desc, leave=False, dynamic_ncols=True)
     for batch in bar:
         video = preset(batch["video"].to(device, non_blocking=True), generator=generator)  # (B, T, C, H, W)
@@ -81,6 +82,7 @@ def train_one_epoch(
         rows["label"].append(batch["label"])
         rows["prediction"].append(out.logits.detach().argmax(-1).cpu())
         rows["clip_correct"].append((clip_predictions == targets[:, None]).sum(1).cpu())
+        rows["p_label"].append(out.logits.detach().float().softmax(-1).gather(1, targets[:, None])[:, 0].cpu())
         rows["agreement"].append(info["agreement"].cpu())
         rows["kind"].append(info["kinds"].cpu())
         rows["weight"].append(info["weights"].float().cpu())
@@ -120,14 +122,15 @@ def evaluate(
     Returns:
         dict of numpy arrays sorted by dataset index: `index` (N,), `label` (N,),
         `prediction` (N,), `probabilities` (N, C), `agreement` (N,),
-        `clip_predictions` (N, n1) (each clip's class), `clip_majority` (N,)
+        `clip_predictions` (N, n1) (each clip's class), `clip_probabilities` (N, n1, C),
+        `clip_majority` (N,)
         (their most frequent class, see `rdfer.losses.clip_majority`), `mu` (N,),
         `delta` (N,) (NaN for models without re-sampling), `features` (N, D),
         and the int `bad_frames`.
     """
     model.eval()
     rows: dict[str, list] = {k: [] for k in ("index", "label", "probabilities", "agreement", "clip_predictions",
-                                             "clip_majority", "mu", "delta", "features")}
+                                             "clip_probabilities", "clip_majority", "mu", "delta", "features")}
     bad_frames = 0
     bar = progress_bar(loader, enabled=progress and dist_info.is_main, desc=desc, leave=False, dynamic_ncols=True)
     for batch in bar:
@@ -141,6 +144,7 @@ def evaluate(
         rows["probabilities"].append(out.logits.float().softmax(-1).cpu())
         rows["agreement"].append(agreement(out.clip_logits.float()).cpu())
         rows["clip_predictions"].append(out.clip_logits.argmax(-1).cpu())  # (B, n1)
+        rows["clip_probabilities"].append(out.clip_logits.float().softmax(-1).cpu())  # (B, n1, C)
         rows["clip_majority"].append(clip_majority(out.clip_logits.float()).cpu())
         rows["mu"].append(nan if out.mu is None else out.mu.float().cpu())
         rows["delta"].append(nan if out.delta is None else out.delta.float().cpu())
