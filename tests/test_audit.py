@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from fixtures_data import write_frames
 
-from rdfer.analysis.audit import (HARD, MISLABELLED, OK, Evidence, OutOfFold, agreement_issues, judge, label_doubt,
+from rdfer.analysis.audit import (HARD, MISLABELLED, OK, Evidence, OutOfFold, agreement_issues, clip_vote_share, judge, label_doubt,
                                   percentile_ranks, pooled_probabilities, precision_recall_f1, ranking, rdfer_verdict,
                                   read_evidence, read_out_of_fold, score_lists, write_label_issues)
 from rdfer.cli import main
@@ -90,10 +90,30 @@ def test_pooling_over_clips_and_epochs_and_the_doubt_score_by_hand():
     np.testing.assert_allclose(label_doubt(oof, evidence, pooled), [1 - (0.6 + 0.8) / 2, 1 - (0.3 + 0.2) / 2])
     verdict = rdfer_verdict(oof, evidence)
     np.testing.assert_allclose(verdict["pooled_agreement"], [0.5, 1.0])
-    assert verdict["issue"].sum() == verdict["pooled_issue"].sum()
+    assert verdict["doubt_issue"].sum() == verdict["pooled_issue"].sum()
+    assert np.array_equal(verdict["issue"], verdict["doubt_issue"] & verdict["votes_issue"])
     # Without training-pass evidence the doubt is the pooled held-out one alone.
     bare = Evidence(video, clips)
     np.testing.assert_allclose(label_doubt(oof, bare, pooled), [0.4, 0.7])
+
+
+def test_clip_vote_share_is_confident_learning_over_clip_and_video_samples():
+    """2 epochs (both pooled: round(2/3 * 2) = 1 -> the last one only), 2 clips per video."""
+    from cleanlab.filter import find_label_issues
+
+    rng = np.random.default_rng(1)
+    n, k = 40, 3
+    labels = np.arange(n) % k
+    video = rng.dirichlet(np.ones(k), size=(2, n))
+    video[:, np.arange(n), labels] += 1.5
+    video /= video.sum(-1, keepdims=True)
+    clips = rng.dirichlet(np.ones(k), size=(2, n, 2))
+    oof = _table(video[-1], labels, np.ones(n))
+    share = clip_vote_share(oof, Evidence(video, clips))
+    samples = np.concatenate([clips[1], video[1][:, None]], axis=1)  # (N, 3, K): clip 1, clip 2, video
+    flags = find_label_issues(np.repeat(labels, 3), samples.reshape(-1, k), filter_by="prune_by_noise_rate")
+    np.testing.assert_allclose(share, flags.reshape(n, 3).mean(1))
+    assert 0 < share.mean() < 1
 
 
 def test_precision_recall_f1_and_hard_clips_called_mislabelled():

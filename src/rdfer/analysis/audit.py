@@ -5,9 +5,11 @@ epoch's in OUT/oof_epochs.npz):
 
 - rdfer (the default verdict, `rdfer_verdict`): the held-out probabilities pooled over
   the 4 clips, the video and the last 2/3 of the epochs; confident learning's per-class
-  thresholds on them say how many labels are wrong (n); the n clips whose label the
-  pooled held-out predictions and the training passes believe least are *likely
-  mislabelled*; of the rest, those whose pooled clip predictions disagree are *hard*.
+  thresholds on them say how many labels are wrong (n); of the n clips whose label the
+  pooled held-out predictions and the training passes believe least, those that
+  confident learning over clip-level samples (4 clips and the video, every pooled
+  epoch) flags at least half the time are *likely mislabelled*; of the rest, those
+  whose pooled clip predictions disagree are *hard*.
 - cleanlab: `cleanlab.filter.find_label_issues` (confident learning,
   prune_by_noise_rate) on the last epoch's video probabilities, as a cleanlab user
   would run it; score 1 - self-confidence = 1 - p_given.
@@ -41,7 +43,7 @@ RANK_BY = ("rdfer", "cleanlab", "combined")
 METHODS = ("rdfer", "cleanlab", "combined")
 MISLABELLED, HARD, OK = "likely mislabelled", "hard", "ok"
 # Lists measured beside them in scores.md (see judge).
-MEASURED = METHODS + ("agreement", "pooled", "agreeing")
+MEASURED = METHODS + ("agreement", "pooled", "doubt", "votes", "agreeing")
 VERDICT_WORDS = {MISLABELLED: "mislabelled", HARD: "hard", OK: "ok"}
 ISSUE_COLUMNS = ("rank", "id", "given_label", "suggested_label", "verdict", "score", "agreement", "kind",
                  "p_given", "p_suggested", "rdfer_issue", "rdfer_score", "cleanlab_issue", "cleanlab_score",
@@ -224,46 +226,75 @@ def top(scores: np.ndarray, count: int) -> np.ndarray:
     return chosen
 
 
+def clip_vote_share(oof: OutOfFold, evidence: Optional[Evidence]) -> np.ndarray:
+    """Confident learning over clip-level probabilities: (N,) share of a clip's samples it flags.
+
+    Each video contributes, for every epoch of the pooling window, its n1 clip probability
+    vectors and its video probability vector as samples with the video's given label;
+    cleanlab's find_label_issues (per-class thresholds = the mean probability of the class
+    over the samples labelled with it) judges every sample, and a clip's share is the
+    share of its samples flagged. Without per-epoch evidence: the last epoch's video
+    probabilities alone (the share is 0 or 1).
+    """
+    labels = oof.label
+    if evidence is None:
+        return cleanlab_issues(oof.probabilities, labels)[0].astype(float)
+    window = _window(evidence.epochs)
+    clips = evidence.clip_probabilities[window]  # (E', N, n1, K)
+    video = evidence.probabilities[window][:, :, None, :]  # (E', N, 1, K)
+    samples = np.concatenate([clips, video], axis=2).transpose(1, 0, 2, 3)  # (N, E', n1 + 1, K)
+    n, k = samples.shape[0], samples.shape[-1]
+    samples = samples.reshape(n, -1, k)
+    per_clip = samples.shape[1]
+    rows = samples.reshape(-1, k)
+    flags, _ = cleanlab_issues(rows / rows.sum(1, keepdims=True), np.repeat(labels, per_clip))
+    return flags.reshape(n, per_clip).mean(1)
+
+
 def rdfer_verdict(oof: OutOfFold, evidence: Optional[Evidence], min_agreement: float = 0.75) -> dict:
     """rdfer's verdict (the default list; docs/audit.md measures it against cleanlab and the alternatives).
 
     1. Pool the held-out probabilities over the 4 clips and the video, and over the last
-       POOL_SHARE of the epochs (`pooled_probabilities`).
-    2. Confident learning's per-class thresholds on the pooled probabilities say how many
-       labels are wrong: n = the number of clips cleanlab's find_label_issues flags on them.
-    3. The n clips with the highest `label_doubt` (pooled held-out and training-pass
-       probability of the label) are *likely mislabelled*.
+       POOL_SHARE of the epochs (`pooled_probabilities`). Confident learning on them says
+       how many labels are wrong: n = the number of clips find_label_issues flags.
+    2. `label_doubt`: how little the pooled held-out predictions and the training passes
+       believe the label. The n most doubtful clips are candidates.
+    3. A candidate is *likely mislabelled* when confident learning over its clip-level
+       probabilities flags at least half of its samples (`clip_vote_share` >= 0.5).
     4. A clip not called mislabelled whose pooled clip predictions disagree (agreement below
        `min_agreement`) is *hard*.
 
-    Without per-epoch evidence (an older audit) step 1 uses the last epoch's video
-    probabilities and step 3 their probability of the label.
+    Without per-epoch evidence (an older audit) the last epoch's video probabilities
+    stand in for the pooled ones and the training passes are left out.
 
     Returns:
-        dict of (N,) arrays: pooled (N, K), suggested, kind, issue, score, pooled_agreement
-        and the measured alternatives pooled_issue (step 2's flags themselves) and
-        agreeing_issue (step 3 kept only where the pooled clip predictions agree).
+        dict of (N,) arrays: pooled (N, K), suggested, kind, issue, score (the doubt),
+        pooled_agreement, and the measured alternatives pooled_issue (confident learning on
+        the pooled probabilities), doubt_issue (step 2 alone), votes_issue (step 3 alone)
+        and agreeing_issue (the verdict less the clips whose pooled clip predictions disagree).
     """
     check_min_agreement(min_agreement)
     pooled, votes = pooled_probabilities(oof, evidence)
     labels = oof.label
     pooled_issue, _ = cleanlab_issues(pooled, labels)
     score = label_doubt(oof, evidence, pooled)
-    issue = top(score, int(pooled_issue.sum()))
+    doubt_issue = top(score, int(pooled_issue.sum()))
+    votes_issue = clip_vote_share(oof, evidence) >= 0.5
+    issue = doubt_issue & votes_issue
     others = pooled.copy()
     others[np.arange(len(oof)), labels] = -1.0
     suggested = np.where(issue, others.argmax(1), pooled.argmax(1))
     if votes is None:
         agreement = oof.agreement
     else:
-        agreement = (votes == np.asarray([np.bincount(v, minlength=pooled.shape[1]).argmax() for v in votes])[:, None]
-                     ).mean(1)
+        agreement = np.array([np.bincount(v).max() / len(v) for v in votes])
     agreeing = agreement >= min_agreement - 1e-9
     kind = np.full(len(oof), OK, dtype=object)
     kind[~agreeing] = HARD
     kind[issue] = MISLABELLED
     return {"pooled": pooled, "suggested": suggested, "kind": kind, "issue": issue, "score": score,
-            "pooled_agreement": agreement, "pooled_issue": pooled_issue, "agreeing_issue": issue & agreeing}
+            "pooled_agreement": agreement, "pooled_issue": pooled_issue, "doubt_issue": doubt_issue,
+            "votes_issue": votes_issue, "agreeing_issue": issue & agreeing}
 
 
 def percentile_ranks(scores: np.ndarray) -> np.ndarray:
@@ -279,8 +310,9 @@ def judge(oof: OutOfFold, min_agreement: float = 0.75, evidence: Optional[Eviden
     The lists: rdfer (the default verdict, `rdfer_verdict`), cleanlab (find_label_issues on
     the last epoch's video probabilities, as a user of cleanlab would run it), combined (both
     flag), and, measured beside them, agreement (the paper's partition), pooled (confident
-    learning on the pooled probabilities) and agreeing (rdfer's list less the clips whose
-    pooled clip predictions disagree).
+    learning on the pooled probabilities), doubt and votes (the two halves of rdfer's
+    verdict alone) and agreeing (rdfer's list less the clips whose pooled clip predictions
+    disagree).
     """
     probs, labels = oof.probabilities, oof.label
     rows = np.arange(len(oof))
@@ -297,7 +329,7 @@ def judge(oof: OutOfFold, min_agreement: float = 0.75, evidence: Optional[Eviden
         "combined_issue": verdict["issue"] & cl_issue,
         "combined_score": 0.5 * (percentile_ranks(verdict["score"]) + percentile_ranks(cl_score)),
         "agreement_issue": agreement_kind == MISLABELLED, "agreement_score": agreement_score,
-        "pooled_issue": verdict["pooled_issue"], "agreeing_issue": verdict["agreeing_issue"],
+        **{f"{name}_issue": verdict[f"{name}_issue"] for name in ("pooled", "doubt", "votes", "agreeing")},
     }
 
 
@@ -382,6 +414,8 @@ LIST_NAMES = {"rdfer": "rdfer (default verdict)", "cleanlab": "cleanlab find_lab
               "combined": "combined (both flag)",
               "agreement": "measured: the paper's partition (clip predictions agree, not on the label)",
               "pooled": "measured: confident learning on clip- and epoch-pooled probabilities",
+              "doubt": "measured: the n most doubtful labels (held-out + training passes)",
+              "votes": "measured: confident learning over clip-level samples, >= half flagged",
               "agreeing": "measured: rdfer's list less clips whose pooled clip predictions disagree",
               "disagrees": "reference: prediction != label"}
 
