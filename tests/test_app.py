@@ -12,10 +12,12 @@ from test_app_support import AUDIT_ROWS, make_audit_folder, read_decisions, wait
 from test_predict_support import feat_videos, read_frames, write_video  # noqa: F401
 
 import rdfer
+from rdfer.analysis.audit import ISSUE_COLUMNS
 from rdfer.app.server import STATIC, create_app
 from rdfer.cli import main
 from rdfer.labels import DFEW_CLASSES
 from rdfer.models.checkpoint import model_state
+from rdfer.synth import write_synthetic
 
 
 @pytest.fixture
@@ -189,8 +191,8 @@ def test_audit_page_lists_clips_by_score_and_writes_every_decision(client, tmp_p
     assert [r["id"] for r in opened["rows"]] == ["00003", "00042", "00017", "00101"]  # score, highest first
     first = opened["rows"][0]
     assert (first["given_label"], first["suggested_label"], first["agreement"], first["kind"]) == \
-        ("Neutral", "Angry", 1.0, "likely mislabelled")
-    assert opened["classes"] == list(DFEW_CLASSES) and opened["kinds"] == ["hard", "likely mislabelled"]
+        ("Neutral", "Angry", 1.0, "mislabelled")
+    assert opened["classes"] == list(DFEW_CLASSES) and opened["kinds"] == ["hard", "mislabelled"]
     assert first["flagged_by"] == ["rdfer", "combined"]
     home = client.app.state.work.root / "audits" / key
     assert opened["decisions_file"] == str(home / "decisions.csv")
@@ -294,3 +296,36 @@ def test_an_unexpected_failure_is_one_line_not_a_traceback(tmp_path, monkeypatch
     reply = TestClient(app, raise_server_exceptions=False).post("/api/audit/open", json={"folder": "x"})
     assert reply.status_code == 500 and "Traceback" not in reply.text
     assert reply.json()["error"].startswith("internal error (ValueError: disk on fire)")
+
+
+def test_the_pages_decisions_are_what_rdfer_audit_apply_reads(client, tmp_path, capsys):
+    """The loop a curator runs: an audit folder, two clicks on the page, then `rdfer audit --apply`."""
+    root = tmp_path / "synth"
+    write_synthetic(root, layout="dfew", clips=20, noise=0.3, seed=5, size=16, progress=False, workers=1)
+    with open(root / "ground_truth.csv") as f:
+        truth = {r["video_name"]: r for r in csv.DictReader(f)}
+    relabel, drop = sorted(c for c, r in truth.items() if r["given_label"] != "3")[:2]
+    audit = tmp_path / "audit"
+    audit.mkdir()
+    (audit / "audit.json").write_text(json.dumps({"settings": {"config": {"data": {"dataset": "dfew",
+                                                                                    "root": str(root)}}}}))
+    with open(audit / "label_issues.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(ISSUE_COLUMNS)
+        for rank, clip in enumerate((relabel, drop), 1):
+            given = DFEW_CLASSES[int(truth[clip]["given_label"]) - 1]
+            row = {"rank": rank, "id": clip, "given_label": given, "suggested_label": "Neutral", "score": 1 / rank,
+                   "verdict": "mislabelled", "kind": "likely mislabelled"}
+            writer.writerow([row.get(c, "") for c in ISSUE_COLUMNS])
+    key = client.post("/api/audit/open", json={"folder": str(audit)}).json()["key"]
+    client.post(f"/api/audit/{key}/decide", json={"id": relabel, "decision": "relabel", "new_label": "Neutral"})
+    client.post(f"/api/audit/{key}/decide", json={"id": drop, "decision": "drop"})
+    decisions = client.app.state.work.root / "audits" / key / "decisions.csv"
+    capsys.readouterr()
+    assert main(["audit", "--apply", str(decisions), "--out", str(tmp_path / "fixed")]) == 0  # no --config needed
+    printed = capsys.readouterr().out
+    assert "keep 0, relabel 1, drop 1" in printed and "2 clip(s) changed" in printed
+    with open(tmp_path / "fixed" / "changes.csv") as f:
+        changes = list(csv.DictReader(f))
+    assert {(r["id"], r["decision"], r["new_label"]) for r in changes} == {(relabel, "relabel", "Neutral"),
+                                                                           (drop, "drop", "")}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from fixtures_data import write_frames
 
-from rdfer.analysis.audit import HARD, ISSUE_COLUMNS, MISLABELLED
+from rdfer.analysis.audit import HARD, ISSUE_COLUMNS, MISLABELLED, VERDICT_WORDS
 from rdfer.labels import DFEW_CLASSES
 
 # (clip_id, given, suggested, score, agreement, kind): deliberately not in score order in the file.
@@ -30,7 +30,8 @@ def make_audit_folder(root: Path) -> Path:
             frames = root / "clips" / clip_id
             write_frames(frames, 10, size=64)
             values = {"rank": rank, "id": clip_id, "clip_id": clip_id, "given_label": given, "suggested_label": suggested,
-                      "score": score, "agreement": agreement, "kind": kind, "p_given": 0.1, "p_suggested": 0.8,
+                      "score": score, "agreement": agreement, "kind": kind, "verdict": VERDICT_WORDS[kind],
+                      "p_given": 0.1, "p_suggested": 0.8,
                       "fold": 1, "path": str(frames), "rdfer_issue": int(kind == MISLABELLED),
                       "combined_issue": int(kind == MISLABELLED)}
             writer.writerow([values.get(c, 0) for c in ISSUE_COLUMNS] + ["looked at it"])

@@ -70,7 +70,9 @@ class AuditFolder:
         for n, row in enumerate(rows):
             self.rows.append({
                 "index": n, "id": row[id_column], "given_label": row.get("given_label") or "",
-                "suggested_label": row.get("suggested_label") or "", "kind": row.get("kind") or "",
+                "suggested_label": row.get("suggested_label") or "",
+                # rdfer's verdict: mislabelled / hard / ok (the column kind says it in words; older lists have only kind)
+                "kind": row.get("verdict") or row.get("kind") or "",
                 "score": _number(row.get("score")), "agreement": _number(row.get("agreement")),
                 "p_given": _number(row.get("p_given")), "p_suggested": _number(row.get("p_suggested")),
                 "rank": _number(row.get("rank")), "path": row.get("path") or "",
