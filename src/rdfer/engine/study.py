@@ -95,7 +95,8 @@ def run_study(out, *, jobs: int = 2, seeds=SEEDS, strategies=STRATEGIES, setting
         prepare_data(out / "data" / setting.name, setting, clips, progress, data)
     prepared = time.time()
 
-    tasks = [(setting.name, strategy, seed) for setting in settings for strategy in strategies for seed in seeds]
+    # Seed by seed: a study stopped early has whole seeds finished (rerun it with --seeds to tabulate them).
+    tasks = [(setting.name, strategy, seed) for seed in seeds for setting in settings for strategy in strategies]
     todo = [t for t in tasks if not (_run_dir(out, *t) / "final.json").is_file()]
     print(f"{len(tasks)} runs ({len(tasks) - len(todo)} already finished), {jobs} at a time", flush=True)
     arguments = [(str(out), *t, tuple(overrides)) for t in todo]
