@@ -18,13 +18,13 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import cv2
-from tqdm import tqdm
 
 from rdfer.data.files import is_video_file, list_frames
 from rdfer.data.frames import read_bytes
 from rdfer.data.layouts import LAYOUTS
 from rdfer.data.manifest import csv_splits, scan_split
 from rdfer.data.records import Problem
+from rdfer.utils.progress import progress_bar
 
 COUNT_COLUMNS = ("listed", "found", "missing", "empty", "unreadable", "damaged", "unknown_label",
                  "malformed", "duplicate", "overlap")
@@ -131,8 +131,8 @@ def check_dataset(dataset: str, root, fold: int = 1, csv_path=None, classes=None
         records = []
         with ThreadPoolExecutor(workers or os.cpu_count()) as pool:
             statuses = pool.map(lambda record: decode_clip(record.path), scan.records)
-            for record, status in zip(scan.records, tqdm(statuses, total=len(scan.records), desc=f"check {split}",
-                                                         unit="clip", disable=not progress)):
+            for record, status in zip(scan.records, progress_bar(statuses, enabled=progress, total=len(scan.records),
+                                                                 desc=f"check {split}", unit="clip")):
                 problem = _clip_problem(record, scan, status)
                 if problem is not None:
                     scan.problems.append(problem)

@@ -35,12 +35,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from rdfer.data.frames import FolderClip, FrameDecoder, VideoClip, read_bytes
 from rdfer.data.files import is_video_file
 from rdfer.data.records import ClipRecord, Manifest
 from rdfer.errors import RdferError
+from rdfer.utils.progress import progress_bar
 
 MAGIC = b"RDFPACK1"
 _FOOTER = struct.Struct("<qqq8s")
@@ -117,8 +117,8 @@ def _write_pack_body(tmp, manifest, load_size, quality, fold, workers, progress,
         handle.write(MAGIC)
         encoded = pool.map(lambda record: _clip_frame_bytes(record, load_size, quality),
                            manifest.records)
-        bar = tqdm(encoded, total=len(manifest.records), desc=f"pack {manifest.split}",
-                   unit="clip", disable=not progress)
+        bar = progress_bar(encoded, enabled=progress, total=len(manifest.records), desc=f"pack {manifest.split}",
+                           unit="clip")
         for record, frames in zip(manifest.records, bar):
             if not any(frames):
                 reason = f"clip {record.clip_id}: none of its {len(frames)} frames can be decoded ({record.path})"
