@@ -50,6 +50,7 @@ LAZY_ALLOWED = {
     ("rdfer.inference.predictors", "rdfer.models.checkpoint"): "the models package (every model) " + _PREDICT_START,
     ("rdfer.inference.predict", "rdfer.losses"): "losses (and config's omegaconf) " + _PREDICT_START,
     ("rdfer.inference.predict", "rdfer.data.sampling"): "the data package (its datasets) " + _PREDICT_START,
+    ("rdfer.inference.predict", "rdfer.models.detector"): "the models package (every model) " + _PREDICT_START,
     # inference/startup.py times `rdfer predict`'s imports in a fresh process: the imports
     # inside its probe() are what it measures.
     ("rdfer.inference.startup", "rdfer.inference.runner"): "measured",

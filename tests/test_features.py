@@ -92,6 +92,6 @@ def test_frozen_model_takes_frames_or_their_features():
     from_features = model(model.frame_features(video))
     torch.testing.assert_close(from_frames.logits, from_features.logits)
     from_features.logits.sum().backward()  # the detector still learns where to look
-    assert model.detector.locate.bias.grad.abs().sum() > 0
+    assert model.detector.locate.weight.grad.abs().sum() > 0
     with pytest.raises(RdferError, match="takes features"):
         model(torch.rand(2, 64, 64))

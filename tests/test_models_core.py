@@ -103,9 +103,10 @@ def _dense(batch=2, frames=64, size=4, dtype=torch.float32, seed=0):
     return torch.randn(batch, frames, 3, size, size, generator=generator, dtype=dtype)
 
 
-def test_first_resampling_is_uniform_whatever_the_input():
+@pytest.mark.parametrize("locator, kernel", [("moments", "gaussian"), ("linear", "linear")])
+def test_first_resampling_is_uniform_whatever_the_input(locator, kernel):
     torch.manual_seed(0)
-    detector = KeyExpressionDetector(out_features=8)
+    detector = KeyExpressionDetector(out_features=8, locator=locator, context=3, kernel=kernel)
     dense = _dense(size=16)
     out = detector(dense)
     other = detector(_dense(size=16, seed=1) * 3)
@@ -114,7 +115,12 @@ def test_first_resampling_is_uniform_whatever_the_input():
         torch.testing.assert_close(result["delta"], torch.full((2,), 4.0))
         # Uniform: 16 frames, 4 apart, centred on the clip (2, 6, ..., 62).
         torch.testing.assert_close(result["positions"], torch.arange(2.0, 64, 4).expand(2, 16), atol=1e-4, rtol=0)
-    torch.testing.assert_close(out["frames"], dense[:, 2::4], atol=1e-4, rtol=0)
+    if kernel == "linear":
+        torch.testing.assert_close(out["frames"], dense[:, 2::4], atol=1e-4, rtol=0)
+    else:  # each frame is the Gaussian mean (sd = delta / 2 = 2 frames) around its position
+        weights = torch.exp(-0.5 * ((torch.arange(64.0) - 34) / 2) ** 2)
+        expected = (weights[:, None, None, None] * dense[0]).sum(0) / weights.sum()
+        torch.testing.assert_close(out["frames"][0, 8], expected, atol=1e-4, rtol=0)
     assert out["summary"].shape == (2, 8) and ((out["summary"] > 0) & (out["summary"] < 1)).all()
 
 
@@ -155,19 +161,24 @@ def test_resampling_gradcheck(mu, delta):
     assert torch.autograd.gradcheck(resample, (mu, delta), eps=1e-6, atol=1e-5)
 
 
-def test_detector_learns_mu_and_delta_through_the_frames():
+@pytest.mark.parametrize("locator, kernel", [("moments", "gaussian"), ("linear", "linear")])
+def test_detector_learns_mu_and_delta_through_the_frames(locator, kernel):
     torch.manual_seed(0)
-    detector = KeyExpressionDetector(out_features=8)
+    detector = KeyExpressionDetector(out_features=8, locator=locator, kernel=kernel)
     dense = _dense(size=16)
-    detector(dense)["frames"].square().mean().backward()
-    bias_grad = detector.locate.bias.grad
-    assert bias_grad is not None and (bias_grad.abs() > 0).all()  # both a (mu) and b (delta)
+    out = detector(dense)
+    mu_grad, delta_grad = torch.autograd.grad(out["frames"].square().mean(), (out["mu"], out["delta"]),
+                                              retain_graph=True)
+    assert (mu_grad.abs() > 0).all() and (delta_grad.abs() > 0).all()
+    out["frames"].square().mean().backward()
     # F_d starts with zero weights, so its weights learn first (the backbone from the next step on).
     assert detector.locate.weight.grad.abs().sum() > 0
+    if locator == "linear":
+        assert (detector.locate.bias.grad.abs() > 0).all()  # both a (mu) and b (delta)
 
 
 def test_detector_options():
-    detector = KeyExpressionDetector(out_features=8, summary=False, d_max=4.0)
+    detector = KeyExpressionDetector(out_features=8, summary=False, d_max=4.0, locator="linear")
     out = detector(_dense(size=16))
     assert out["summary"] is None and detector.summary is None
     assert (out["delta"] < 4.0).all() and (out["delta"] > 3.9).all()  # d_max = 4: nearest reachable start

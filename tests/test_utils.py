@@ -42,10 +42,11 @@ def test_ground_truth_flags_are_parsed_one_way_by_every_reader(tmp_path):
 
     # The engine (per training clip), the audit and curate read the same flags from it;
     # curate used to count only "1" and "True", the others also "true".
-    manifest = SimpleNamespace(records=[SimpleNamespace(clip_id=c) for c in ("1", "2", "3", "4", "9")])
+    manifest = SimpleNamespace(records=[SimpleNamespace(clip_id=c, num_frames=20) for c in ("1", "2", "3", "4", "9")])
     truth = ground_truth_for(SimpleNamespace(ground_truth=str(path), root=""), manifest)
     assert truth.noisy.tolist() == [True, True, False, True, False]  # clip 9 is not listed: clean
     assert truth.true_label.tolist() == [1, 2, 3, 0, -1]
+    assert truth.apex[0].tolist() == [0.15, 0.5] and np.isnan(truth.apex[4]).all()  # frames 3-9 of 20
     noisy, hard = read_truth(path, ["00001", "00002", "00003", "00004"])
     assert noisy.tolist() == [True, True, False, True] and hard.tolist() == [False, True, False, False]
 

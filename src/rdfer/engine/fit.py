@@ -28,7 +28,7 @@ from rdfer.engine.checkpoint import (
     atomic_save, atomic_write_text, load_training_checkpoint, rng_state, set_rng_state,
 )
 from rdfer.engine.loop import evaluate, train_one_epoch
-from rdfer.engine.outputs import eval_metrics, ground_truth_for, train_metrics, write_predictions
+from rdfer.engine.outputs import eval_metrics, ground_truth_for, train_metrics, window_metrics, write_predictions
 from rdfer.engine.tracking import RunTracker
 from rdfer.errors import RdferError
 from rdfer.losses import ReweightedLoss
@@ -111,6 +111,7 @@ def fit(config: TrainConfig, run_dir, *, resume: bool = False, stop_after_epoch:
             train_model = torch.compile(train_model)
 
         ground_truth = ground_truth_for(config.data, train_manifest)
+        test_truth = ground_truth_for(config.data, test_manifest)
         generator = torch.Generator(device=device)
         start_epoch, best = 0, None
         if resume:
@@ -175,7 +176,9 @@ def fit(config: TrainConfig, run_dir, *, resume: bool = False, stop_after_epoch:
                 last_summary = _summary(last_eval, classes, epoch + 1)
                 if on_eval is not None and dist_info.is_main:
                     on_eval(epoch + 1, last_eval, test_manifest)
-                record.update(war=last_summary["war"], uar=last_summary["uar"], **eval_metrics(last_eval))
+                record.update(war=last_summary["war"], uar=last_summary["uar"], **eval_metrics(last_eval),
+                              **window_metrics(last_eval, test_truth, model_config.num_frames,
+                                               model_config.n1 * model_config.n2))
             record["time_s"] = round(time.time() - started, 2)
             improved = "war" in record and (best is None or record["war"] > best["war"])
             if improved:
@@ -294,6 +297,9 @@ def _print_epoch(record: dict) -> None:
         parts += [f"WAR {record['war']:.2f}", f"UAR {record['uar']:.2f}", f"clip acc {record['clip_acc']:.0%}",
                   f"majority=video {record['majority_match']:.0%}",
                   "agreement " + "/".join(f"{v:.0%}" for v in record["test_agreement"].values())]
+    if record.get("mu_apex_corr") is not None:
+        parts.append(f"mu~apex r {record['mu_apex_corr']:.2f} (sd {record['mu_sd']:.3f}), "
+                     f"delta {record['delta_mean']:.2f}, window on apex {record['window_on_apex']:.0%}")
     if "noisy_precision" in record:
         parts += [f"noisy P/R {record['noisy_precision']:.2f}/{record['noisy_recall']:.2f}"]
     if record.get("memorised") is not None:

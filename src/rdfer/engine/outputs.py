@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
+import torch
 
 from rdfer.errors import RdferError
 from rdfer.labels import clip_key
 from rdfer.losses import NOISY, agreement_histogram, noisy_precision_recall
+from rdfer.models.detector import window_fractions
 from rdfer.utils.ground_truth import GROUND_TRUTH_FILE, KIND_COLUMNS, read_ground_truth
 
 
@@ -57,6 +59,8 @@ class GroundTruth:
     hard: np.ndarray  # bool (N,): is_hard (holds a difficulty of rdfer.synth.plan.HARD_KINDS)
     true_label: np.ndarray  # int (N,): the true class (0-based), -1 where unknown
     kinds: Optional[dict] = None  # {kind: bool (N,)} per KIND_COLUMNS; None for files without them
+    apex: Optional[np.ndarray] = None  # float (N, 2): the apex's first and last frame as fractions of the clip
+                                       # (frame j of L spans [j / L, (j + 1) / L]), NaN where unknown
 
 
 def ground_truth_for(data_config, manifest) -> Optional[GroundTruth]:
@@ -64,8 +68,8 @@ def ground_truth_for(data_config, manifest) -> Optional[GroundTruth]:
 
     Reads `data.ground_truth`, or ROOT/ground_truth.csv when that exists
     (`rdfer.utils.ground_truth`). Needs the columns video_name and is_noisy;
-    is_hard and true_label are used when present. Clips the file does not list
-    count as clean, not hard, true label unknown.
+    is_hard, true_label and apex_start/apex_end are used when present. Clips the
+    file does not list count as clean, not hard, true label and apex unknown.
     """
     path = data_config.ground_truth or (Path(data_config.root) / GROUND_TRUTH_FILE if data_config.root else None)
     if path is None or not Path(path).is_file():
@@ -77,6 +81,7 @@ def ground_truth_for(data_config, manifest) -> Optional[GroundTruth]:
     noisy, hard, true_label = np.zeros(count, bool), np.zeros(count, bool), np.full(count, -1)
     has_kinds = any(row.kinds is not None for row in by_key.values())
     kinds = {kind: np.zeros(count, bool) for kind in KIND_COLUMNS} if has_kinds else None
+    apex = np.full((count, 2), np.nan)
     for i, record in enumerate(manifest.records):
         row = by_key.get(clip_key(record.clip_id))
         if row is None:
@@ -86,7 +91,9 @@ def ground_truth_for(data_config, manifest) -> Optional[GroundTruth]:
             true_label[i] = row.true_class
         for kind in row.kinds or ():
             kinds[kind][i] = True
-    return GroundTruth(noisy, hard, true_label, kinds)
+        if row.apex_start is not None and row.apex_end is not None and record.num_frames > 0:
+            apex[i] = row.apex_start / record.num_frames, (row.apex_end + 1) / record.num_frames
+    return GroundTruth(noisy, hard, true_label, kinds, apex)
 
 
 def train_metrics(rows: dict, ground_truth: Optional[GroundTruth], n1: int) -> dict:
@@ -139,6 +146,46 @@ def eval_metrics(result: dict) -> dict:
     return {"clip_acc": _share(clips == result["label"][:, None]),
             "majority_match": _share(result["clip_majority"] == result["prediction"]),
             "test_agreement": agreement_histogram(result["agreement"], clips.shape[1])}
+
+
+def window_metrics(result: dict, ground_truth: Optional[GroundTruth], num_dense: int, num_out: int) -> dict:
+    """Where the re-sampled window lies against the true apex, for an `evaluate` result.
+
+    Times are fractions of the clip; the 16 re-sampled frames of a model with
+    re-sampling lie at `window_fractions(mu, delta)`, those of a model without at
+    the centres of 16 equal segments. Empty without apex ground truth; else
+    `apex_covered` (share of clips whose window, first to last re-sampled frame,
+    covers the apex: at least half of the shorter of the two lies inside the other,
+    so a wide window holds half the apex and a narrow one lies half inside it),
+    `window_on_apex` (mean share of the re-sampled frames
+    that fall inside the apex), and, with re-sampling, `mu_apex_corr` (Pearson
+    correlation of mu with the apex centre; None when either is constant), `mu_sd`,
+    `apex_sd` and `delta_mean` (dense frames).
+    """
+    if ground_truth is None or ground_truth.apex is None:
+        return {}
+    apex = ground_truth.apex[result["index"].astype(int)]  # (N, 2)
+    known = ~np.isnan(apex).any(axis=1)
+    if not known.any():
+        return {}
+    apex, mu, delta = apex[known], result["mu"][known], result["delta"][known]
+    centre = apex.mean(axis=1)
+    resampled = not np.isnan(mu).any()
+    if resampled:
+        times = window_fractions(torch.as_tensor(mu, dtype=torch.float64), torch.as_tensor(delta, dtype=torch.float64),
+                                 num_dense, num_out).numpy()  # (N, K)
+    else:
+        times = np.broadcast_to((np.arange(num_out) + 0.5) / num_out, (len(apex), num_out))
+    inside = (times >= apex[:, :1]) & (times <= apex[:, 1:])  # (N, K)
+    overlap = np.minimum(times[:, -1], apex[:, 1]) - np.maximum(times[:, 0], apex[:, 0])
+    shorter = np.minimum(times[:, -1] - times[:, 0], apex[:, 1] - apex[:, 0])
+    metrics = {"apex_covered": _share(overlap >= shorter / 2),
+               "window_on_apex": float(inside.mean())}
+    if resampled:
+        constant = np.std(mu) < 1e-9 or np.std(centre) < 1e-9
+        metrics.update(mu_apex_corr=None if constant else float(np.corrcoef(mu, centre)[0, 1]),
+                       mu_sd=float(np.std(mu)), apex_sd=float(np.std(centre)), delta_mean=float(np.mean(delta)))
+    return metrics
 
 
 def _share(mask: np.ndarray) -> Optional[float]:

@@ -176,16 +176,19 @@ def _dense_window_seconds(mu: float, delta: float, num_dense: int, num_resampled
                           dense_times: np.ndarray) -> tuple[float, float]:
     """Seconds spanned by the re-sampled positions p_k = T * mu + (k - (n-1)/2) * delta (docs/method.md).
 
-    The window is shifted (not clipped) into [0, T - 1], as the model does; the
-    fractional first and last positions are mapped to times by linear
+    The positions are the model's own (`resample_positions`: shifted, not clipped,
+    into [0, T - 1]); the first and last are mapped to times by linear
     interpolation between the timestamps of the dense frames.
     """
-    half = (num_resampled - 1) / 2 * delta
-    first, last = num_dense * mu - half, num_dense * mu + half
-    shift = max(0.0, -first) - max(0.0, last - (num_dense - 1))
-    first, last = max(first + shift, 0.0), min(last + shift, num_dense - 1.0)
-    positions = np.arange(num_dense)
-    return float(np.interp(first, positions, dense_times)), float(np.interp(last, positions, dense_times))
+    import torch
+
+    from rdfer.models.detector import resample_positions
+
+    positions = resample_positions(torch.tensor([float(mu)], dtype=torch.float64),
+                                   torch.tensor([float(delta)], dtype=torch.float64), num_dense, num_resampled)[0]
+    first, last = float(positions[0]), float(positions[-1])
+    frames = np.arange(num_dense)
+    return float(np.interp(first, frames, dense_times)), float(np.interp(last, frames, dense_times))
 
 
 def _clip_model_summary(predictor, face_times: np.ndarray, crops: np.ndarray, fps: float,

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from rdfer.errors import RdferError
-from rdfer.models.detector import KeyExpressionDetector
+from rdfer.models.detector import KERNELS, LOCATORS, KeyExpressionDetector
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -41,6 +41,14 @@ class VideoConfig:
     detector_pretrained: Optional[str] = None  # F_b weights, like `pretrained`
     d_min: float = 0.5  # smallest stride delta, dense frames
     d_max: float = 4.0625  # largest stride; docs/method.md says 4, but sigmoid never reaches it (detector.py)
+    # How the detector finds and re-samples the key expression (detector.py, docs/method.md): F_d
+    # "moments" (per-frame scores, mu and delta their mean and spread over time) or "linear" (SPEC 2:
+    # one linear layer over the flattened (16, D)); a temporal convolution this many scanned frames
+    # wide in front of F_d (1: none); re-sampling by a "gaussian" of width delta / 2 or a "linear"
+    # blend of two neighbours. The defaults are the variant that learned where the apex is (issue 17).
+    detector_locator: str = "moments"
+    detector_context: int = 3
+    detector_kernel: str = "gaussian"
     n1: int = 4  # clips (and clip logits) per video
     n2: int = 4  # frames per clip; the model's temporal part sees n1 * n2 frames
 
@@ -50,6 +58,11 @@ class VideoConfig:
         object.__setattr__(self, "std", tuple(float(v) for v in self.std))
         object.__setattr__(self, "summary", self.summary and self.resample)
         clip_frames = self.n1 * self.n2
+        if (self.detector_locator not in LOCATORS or self.detector_kernel not in KERNELS
+                or self.detector_context < 1 or self.detector_context % 2 == 0):
+            raise RdferError(f"model {self.name}: detector_locator must be one of {', '.join(LOCATORS)}, "
+                             f"detector_kernel one of {', '.join(KERNELS)} and detector_context odd and >= 1; "
+                             f"got {self.detector_locator!r}, {self.detector_kernel!r}, {self.detector_context}")
         if self.num_frames is None:
             object.__setattr__(self, "num_frames", 64 if self.resample else clip_frames)
         if not self.resample and self.num_frames != clip_frames:
@@ -117,6 +130,7 @@ class VideoModel(nn.Module):
             summary_width, config.detector_encoder, num_dense=config.num_frames,
             num_out=config.n1 * config.n2, d_min=config.d_min, d_max=config.d_max,
             summary=config.summary, pretrained=config.detector_pretrained, feature_width=feature_width,
+            locator=config.detector_locator, context=config.detector_context, kernel=config.detector_kernel,
         )
 
     def check_video(self, video: torch.Tensor) -> None:

@@ -23,6 +23,10 @@ from rdfer.models._factory import create_model
 from rdfer.utils.checkpoint import read_checkpoint
 
 CHECKPOINT_KEYS = ("model_name", "model_config", "model")
+# Config fields added after checkpoints were written, with the values that rebuild what those
+# files hold: before issue 17 the detector's F_d was one linear layer over the time mean (its
+# weights are spread over the 16 time positions on loading, detector.py) and blended two frames.
+LEGACY_FIELDS = {"detector_locator": "linear", "detector_context": 1, "detector_kernel": "linear"}
 
 
 def model_state(model: nn.Module) -> dict:
@@ -53,8 +57,10 @@ def load_model(path_or_dict: Union[str, Path, dict], map_location="cpu") -> nn.M
         raise RdferError(f"{where} is not an rdfer model checkpoint (it lacks {', '.join(missing)}); "
                          "pass a checkpoints/last.pt or best.pt written by `rdfer train`")
 
-    config = {key: tuple(value) if isinstance(value, list) else value
-              for key, value in state["model_config"].items() if key != "name"}
+    stored = state["model_config"]
+    if "d_max" in stored:  # a model with the detector's fields (VideoConfig)
+        stored = {**LEGACY_FIELDS, **stored}
+    config = {key: tuple(value) if isinstance(value, list) else value for key, value in stored.items() if key != "name"}
     weights_names = {key: config[key] for key in config if key.endswith("pretrained")}
     try:
         model = create_model(state["model_name"], **{**config, **dict.fromkeys(weights_names)})

@@ -3,15 +3,24 @@
 A tiny backbone looks at every 4th of the 64 dense frames and predicts where the
 key expression is: a centre `mu` and a stride `delta`. Sixteen frames are then
 re-sampled around `mu` with stride `delta`, by linear blending so that `mu` and
-`delta` are learned by back-propagation. The same feature also yields the global
+`delta` are learned by back-propagation. The same features also yield the global
 summary `S` that gates the dual-stream feature.
 
-    f        = F_b(V)                     eq. (3): mean over time of the backbone features
-    mu, delta = F_d(f)                    eq. (4): one linear layer -> (a, b)
-        mu    = sigmoid(a)                         centre, a fraction of the dense clip
-        delta = d_min + (d_max - d_min) * sigmoid(b)   stride in dense-frame units
+    F        = F_b(V)                     eq. (3): the backbone's features of the 16 scanned
+                                                   frames, (16, D), time positions kept
+    mu, delta = F_d(F)                    eq. (4), `locator`:
+      "linear"   one linear layer over the flattened F -> (a, b)   (SPEC 2)
+                 mu = sigmoid(a); delta = d_min + (d_max - d_min) * sigmoid(b)
+      "moments"  one linear layer scores each scanned frame; w = softmax over time;
+                 mu = the w-weighted mean time, delta = kappa * the w-weighted sd of time
+                 (kappa makes uniform scores give delta = 4)
     p_k = T * mu + (k - 7.5) * delta      k = 0..15, window shifted to lie in [0, T-1]
-    S        = sigmoid(F_s(f))            eq. (5)
+    S        = sigmoid(F_s(f))            eq. (5), f = the mean of F over time
+
+`context` > 1 puts a temporal convolution (that many scanned frames wide) with a
+ReLU in front of F_d, `kernel="gaussian"` re-samples with a Gaussian of time
+whose width follows delta instead of blending two neighbours (options of issue
+17; docs/method.md says which are used and why).
 """
 
 import math
@@ -21,6 +30,9 @@ import torch
 from torch import nn
 
 from rdfer.models.encoders import build_frame_encoder
+
+LOCATORS = ("linear", "moments")
+KERNELS = ("linear", "gaussian")
 
 
 def resample_positions(mu: torch.Tensor, delta: torch.Tensor, num_dense: int, num_out: int) -> torch.Tensor:
@@ -45,6 +57,15 @@ def resample_positions(mu: torch.Tensor, delta: torch.Tensor, num_dense: int, nu
     return (positions + shift).clamp(0, last)
 
 
+def window_fractions(mu: torch.Tensor, delta: torch.Tensor, num_dense: int, num_out: int) -> torch.Tensor:
+    """Times of the re-sampled frames as fractions of the clip, (B, num_out) in (0, 1).
+
+    Dense frame i is sampled at the centre of the i-th of num_dense equal segments
+    (`rdfer.data.sampling.sample_indices` in evaluation), at time (i + 0.5) / num_dense.
+    """
+    return (resample_positions(mu, delta, num_dense, num_out) + 0.5) / num_dense
+
+
 def blend_frames(dense: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
     """Frames at fractional positions: linear blend of the two neighbouring frames.
 
@@ -63,6 +84,27 @@ def blend_frames(dense: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
     weight = (positions - left.to(positions.dtype)).view(*positions.shape, *[1] * (dense.dim() - 2))  # (B, K, 1..)
     rows = torch.arange(batch, device=dense.device)[:, None]  # (B, 1)
     return (1 - weight) * dense[rows, left] + weight * dense[rows, left + 1]  # (B, K, ...)
+
+
+def gaussian_frames(dense: torch.Tensor, positions: torch.Tensor, width: torch.Tensor) -> torch.Tensor:
+    """Frames at fractional positions: a Gaussian-weighted mean of the dense frames around each.
+
+    frame(p) = sum_i g_i dense[i] / sum_i g_i, g_i = exp(-(i - p)^2 / (2 width^2)): each
+    re-sampled frame summarises the stretch of the clip it stands for, and the gradient
+    w.r.t. p sees about 2 * width frames on either side instead of one neighbour.
+
+    Args:
+        dense: (B, T, ...).
+        positions: (B, K) in [0, T - 1].
+        width: (B,) the Gaussian's sd in dense frames.
+    Returns:
+        (B, K, ...).
+    """
+    batch, num_dense = dense.shape[:2]
+    times = torch.arange(num_dense, dtype=positions.dtype, device=positions.device)
+    logits = -0.5 * ((times[None, None, :] - positions[..., None]) / width[:, None, None]) ** 2  # (B, K, T)
+    weights = logits.softmax(dim=-1)
+    return torch.bmm(weights, dense.flatten(2)).view(batch, positions.shape[1], *dense.shape[2:])
 
 
 class FeatureInput(nn.Module):
@@ -92,6 +134,9 @@ class KeyExpressionDetector(nn.Module):
         d_min, d_max: range of the stride delta in dense frames (see the init below for d_max).
         summary: whether to compute S (eq. 5); False for the "no summary" ablation.
         pretrained: weights of the backbone (see `build_frame_encoder`).
+        locator: F_d, "linear" or "moments" (module docstring).
+        context: width of the temporal convolution in front of F_d, in scanned frames; 1: none.
+        kernel: "linear" (blend two neighbours) or "gaussian" (sd = delta / 2).
     """
 
     def __init__(
@@ -105,35 +150,67 @@ class KeyExpressionDetector(nn.Module):
         summary: bool = True,
         pretrained: Optional[str] = None,
         feature_width: Optional[int] = None,
+        locator: str = "linear",
+        context: int = 1,
+        kernel: str = "linear",
     ):
         super().__init__()
         if num_dense % num_out:
             raise ValueError(f"num_dense ({num_dense}) must be a multiple of num_out ({num_out})")
         if not 0 < d_min < d_max:
             raise ValueError(f"need 0 < d_min < d_max, got d_min={d_min}, d_max={d_max}")
+        if locator not in LOCATORS or kernel not in KERNELS or context < 1 or context % 2 == 0:
+            raise ValueError(f"need locator in {LOCATORS}, kernel in {KERNELS} and an odd context >= 1, "
+                             f"got {locator!r}, {kernel!r}, {context}")
         self.num_dense, self.num_out = num_dense, num_out
         self.d_min, self.d_max = d_min, d_max
+        self.locator, self.kernel = locator, kernel
         if feature_width is None:
             self.backbone = build_frame_encoder(encoder, pretrained)  # F_b
         else:
             self.backbone = FeatureInput(feature_width)
-        self.locate = nn.Linear(self.backbone.out_features, 2)  # F_d -> (a, b)
-        self.summary = nn.Linear(self.backbone.out_features, out_features) if summary else None  # F_s
+        width = self.backbone.out_features
+        self.context = None
+        if context > 1:  # a temporal convolution over the scanned frames, in front of F_d
+            self.context = nn.Sequential(nn.Conv1d(width, width, context, padding=context // 2), nn.ReLU())
+        stride = num_dense // num_out
+        # Time of scanned frame j, in dense frames: the middle of the j-th uniform stride.
+        self.register_buffer("scan_times", torch.arange(num_out) * stride + stride / 2, persistent=False)
+        if locator == "linear":
+            self.locate = nn.Linear(num_out * width, 2)  # F_d: flattened (16, D) -> (a, b)
+        else:
+            self.locate = nn.Linear(width, 1, bias=False)  # F_d: one score per scanned frame (a bias would cancel)
+        self.summary = nn.Linear(width, out_features) if summary else None  # F_s
+        self._register_load_state_dict_pre_hook(self._upgrade_state)
 
         # Start from the uniform re-sampling: every output sees the whole clip at the
-        # detector's own stride (mu = 0.5, delta = num_dense / num_out = 4), whatever f is.
-        # Zero weights make (a, b) equal to the biases; a = 0 gives mu = 0.5 exactly.
-        # b = logit((4 - d_min) / (d_max - d_min)) gives delta = 4 up to float rounding
-        # (~1e-6 frames) but only when d_max > 4: sigmoid never reaches 1, so with
-        # the spec's d_max = 4 the uniform stride is unreachable. We therefore default to
-        # d_max = 4.0625 (a sixteenth of a frame above; b starts at 4.03 where sigmoid's
-        # slope is still 0.017, not at a saturated +inf); with d_max <= 4 we start
-        # at sigmoid(b) = 0.99, the nearest stride that still has a usable gradient.
-        uniform_stride = num_dense / num_out
-        share = min((uniform_stride - d_min) / (d_max - d_min), 0.99)
+        # detector's own stride (mu = 0.5, delta = num_dense / num_out = 4), whatever F is.
+        # Zero weights make (a, b) equal to the biases ("linear"), or the scores equal
+        # ("moments": w uniform, mu = 0.5 and delta = kappa * sd = 4 by the choice of kappa).
         nn.init.zeros_(self.locate.weight)
-        with torch.no_grad():
-            self.locate.bias.copy_(torch.tensor([0.0, math.log(share / (1 - share))]))
+        # Uniform weights on times stride * j + c, j = 0..n-1, have sd stride * sqrt((n^2 - 1) / 12).
+        self.kappa = 1 / math.sqrt((num_out ** 2 - 1) / 12)
+        if locator == "linear":
+            # a = 0 gives mu = 0.5 exactly. b = logit((4 - d_min) / (d_max - d_min)) gives
+            # delta = 4 up to float rounding (~1e-6 frames) but only when d_max > 4: sigmoid
+            # never reaches 1, so with the spec's d_max = 4 the uniform stride is unreachable.
+            # We therefore default to d_max = 4.0625 (a sixteenth of a frame above; b starts at
+            # 4.03 where sigmoid's slope is still 0.017, not at a saturated +inf); with
+            # d_max <= 4 we start at sigmoid(b) = 0.99, the nearest stride that still has a
+            # usable gradient.
+            share = min((stride - d_min) / (d_max - d_min), 0.99)
+            with torch.no_grad():
+                self.locate.bias.copy_(torch.tensor([0.0, math.log(share / (1 - share))]))
+
+    def _upgrade_state(self, state: dict, prefix: str, *args) -> None:
+        """Checkpoints written before F_d saw time (issue 17) hold a linear layer over the mean
+        of the 16 scanned features, (2, D): the same map over the flattened (16, D) is that
+        weight / 16 at every time position, so they load and compute what they computed."""
+        key = prefix + "locate.weight"
+        weight = state.get(key)
+        expected = self.locate.weight.shape
+        if self.locator == "linear" and weight is not None and weight.shape == (2, expected[1] // self.num_out):
+            state[key] = (weight / self.num_out).repeat(1, self.num_out)
 
     def forward(self, dense: torch.Tensor) -> dict:
         """Locate the key expression and re-sample it.
@@ -150,15 +227,27 @@ class KeyExpressionDetector(nn.Module):
         if num_dense != self.num_dense:
             raise ValueError(f"the detector takes {self.num_dense} dense frames, got {num_dense}")
         sparse = dense[:, :: num_dense // self.num_out]  # (B, 16, ...): frames 0, 4, ..., 60
-        frame_features = self.backbone(sparse.flatten(0, 1))  # (B*16, D)
-        f = frame_features.view(batch, self.num_out, -1).mean(dim=1)  # (B, D)      eq. (3)
-
-        a, b = self.locate(f).unbind(dim=1)  # (B,), (B,)                            eq. (4)
-        mu = torch.sigmoid(a)
-        delta = self.d_min + (self.d_max - self.d_min) * torch.sigmoid(b)
+        scanned = self.backbone(sparse.flatten(0, 1)).view(batch, self.num_out, -1)  # (B, 16, D)   eq. (3)
+        f = scanned.mean(dim=1)  # (B, D)
+        located = scanned if self.context is None else self.context(scanned.transpose(1, 2)).transpose(1, 2)
+        mu, delta = self.window(located)  # (B,), (B,)                                         eq. (4)
 
         positions = resample_positions(mu, delta, num_dense, self.num_out)  # (B, 16)
-        frames = blend_frames(dense, positions)  # (B, 16, ...)
+        if self.kernel == "linear":
+            frames = blend_frames(dense, positions)  # (B, 16, ...)
+        else:
+            frames = gaussian_frames(dense, positions, delta / 2)
 
         summary = torch.sigmoid(self.summary(f)) if self.summary is not None else None  # eq. (5)
         return {"frames": frames, "positions": positions, "mu": mu, "delta": delta, "summary": summary}
+
+    def window(self, located: torch.Tensor) -> tuple:
+        """(mu, delta), each (B,), from the scanned features (B, 16, D')."""
+        if self.locator == "linear":
+            a, b = self.locate(located.flatten(1)).unbind(dim=1)  # (B,), (B,)
+            return torch.sigmoid(a), self.d_min + (self.d_max - self.d_min) * torch.sigmoid(b)
+        weights = self.locate(located).squeeze(-1).softmax(dim=1)  # (B, 16)
+        centre = (weights * self.scan_times).sum(dim=1)  # (B,) in dense frames
+        spread = (weights * (self.scan_times - centre[:, None]) ** 2).sum(dim=1).clamp_min(1e-6).sqrt()
+        delta = (self.kappa * spread).clamp(self.d_min, self.d_max)
+        return centre / self.num_dense, delta

@@ -33,6 +33,8 @@ class TruthRow:
     true_class: Optional[int]  # 0-based class index (the file's true_label - 1)
     given_class: Optional[int]  # 0-based class index (the file's given_label - 1)
     kinds: Optional[frozenset] = None  # the KIND_COLUMNS flagged 1; None for files without those columns
+    apex_start: Optional[int] = None  # first frame of the apex (0-based; frame 00001.jpg is 0)
+    apex_end: Optional[int] = None  # last frame of the apex, inclusive
 
 
 def read_ground_truth(path, needed=("video_name", "is_noisy"), missing_hint: str = "") -> dict:
@@ -63,7 +65,9 @@ def read_ground_truth(path, needed=("video_name", "is_noisy"), missing_hint: str
                 video_name=row["video_name"],
                 noisy=_cell(row, "is_noisy", _flag, path, line), hard=_cell(row, "is_hard", _flag, path, line),
                 true_class=_cell(row, "true_label", _class, path, line),
-                given_class=_cell(row, "given_label", _class, path, line), kinds=kinds)
+                given_class=_cell(row, "given_label", _class, path, line), kinds=kinds,
+                apex_start=_cell(row, "apex_start", _frame, path, line),
+                apex_end=_cell(row, "apex_end", _frame, path, line))
     return rows
 
 
@@ -75,6 +79,12 @@ def _class(text: str) -> int:
     return int(text) - 1
 
 
+def _frame(text: str) -> int:
+    if int(text) < 0:
+        raise ValueError(text)
+    return int(text)
+
+
 def _cell(row: dict, column: str, parse, path: Path, line: int):
     text = (row.get(column) or "").strip()
     if not text:
@@ -82,5 +92,5 @@ def _cell(row: dict, column: str, parse, path: Path, line: int):
     try:
         return parse(text)
     except (KeyError, ValueError):
-        what = "1 or 0" if parse is _flag else "a class number (1-based)"
+        what = {_flag: "1 or 0", _class: "a class number (1-based)"}.get(parse, "a frame index (0-based)")
         raise RdferError(f"{path} line {line}: {column} = {text!r} is not {what}") from None
