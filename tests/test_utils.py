@@ -76,7 +76,7 @@ def test_hard_kinds_are_read_and_scored_per_kind(tmp_path):
     old = tmp_path / "old.csv"
     old.write_text(GROUND_TRUTH)
     assert all(r.kinds is None for r in read_ground_truth(old).values())  # files written before the kinds
-    manifest = SimpleNamespace(records=[SimpleNamespace(clip_id=c) for c in ("1", "2", "3", "4")])
+    manifest = SimpleNamespace(records=[SimpleNamespace(clip_id=c, num_frames=20) for c in ("1", "2", "3", "4")])
     truth = ground_truth_for(SimpleNamespace(ground_truth=str(path), root=""), manifest)
     rows = {"index": np.arange(4), "label": np.zeros(4, int), "prediction": np.zeros(4, int),
             "clip_correct": np.full(4, 4), "agreement": np.ones(4), "kind": np.zeros(4, int),
