@@ -107,6 +107,11 @@ def _demo_report(description: str, comparison: str, runs: dict, seconds: float) 
     for name in runs:
         lines += [f"**{name}**", "", f"![agreement, {name}](runs/{name}/report_files/agreement_histograms.png)",
                   "", f"![training curves, {name}](runs/{name}/report_files/training_curves.png)", ""]
+    lines += ["## Where the detector puts the key-expression window", "",
+              "Each test clip's re-sampled window (mu, and a bar from its first to its last frame) against the "
+              "centre of its true apex, and per evaluated epoch how well they match (`rdfer report`).", ""]
+    for name in runs:
+        lines += [f"**{name}**", "", f"![window vs apex, {name}](runs/{name}/report_files/window_vs_apex.png)", ""]
     test_labels = read_predictions(next(iter(runs.values())) / "predictions.csv").label
     lines += ["", _verdict(max(scores["war"] for scores in last.values()), test_labels), "",
               "One seed and one noise setting decide nothing about the strategies: `rdfer study --out DIR` "

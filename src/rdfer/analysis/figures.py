@@ -4,6 +4,7 @@ fig_tsne             Fig. 4: t-SNE of the features, coloured by class, one panel
 fig_confusion        Fig. 5: row-normalised confusion matrix, annotated
 fig_sample_frames    Fig. 3: a strip of frames of a few clips per agreement level
 fig_training_curves  loss, WAR/UAR, hard/noisy shares, noisy-set precision/recall per epoch
+fig_window_vs_apex   the key-expression window (mu, delta) against the true apex, per clip and per epoch
 
 Each returns the path of the PNG written, or None with a reason when it cannot
 be drawn (no features, unreadable frames, ...): see `Skipped`.
@@ -377,6 +378,52 @@ def fig_training_curves(history: list, out_path, *, warmup_epochs: Optional[int]
     if warmup_epochs:
         axes[0].annotate("reweighting starts", xy=(warmup_epochs + 0.5, 1.0), xycoords=("data", "axes fraction"),
                          xytext=(3, -12), textcoords="offset points", fontsize=8, color="#666666")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, out_path)
+
+
+def fig_window_vs_apex(predictions: Predictions, apex: Optional[np.ndarray], history: list, out_path, *,
+                       num_dense: int = T_DENSE, num_out: int = T_PLAIN, title: str = "") -> Path:
+    """Does the detector find the key expression? Left: each test clip's mu (its re-sampled
+    window as a bar, first to last frame) against the centre of its true apex; right, per
+    evaluated epoch (metrics.jsonl): the correlation of mu with the apex centre, the share of
+    clips whose window covers the apex and the share of re-sampled frames inside it.
+
+    Args:
+        apex: (N, 2) true apex spans as fractions of the clip (`rdfer.analysis.run.read_apex`).
+    """
+    if np.isnan(predictions.mu).all():
+        raise Skipped("the model has no key-expression re-sampling (no mu)")
+    if apex is None:
+        raise Skipped("no apex frames in the ground truth (the synthetic benchmark's ground_truth.csv has them)")
+    known = ~np.isnan(apex).any(axis=1) & ~np.isnan(predictions.mu)
+    mu, delta, apex = predictions.mu[known], predictions.delta[known], apex[known]
+    centre = apex.mean(axis=1)
+    window = ((resample_positions(torch.tensor(mu), torch.tensor(delta), num_dense, num_out) + 0.5)
+              / num_dense).numpy()  # (N, K) times of the re-sampled frames
+    fig = Figure(figsize=(9.0, 3.8))
+    left, right = fig.subplots(1, 2)
+    left.vlines(centre, window[:, 0], window[:, -1], color="#1f77b4", alpha=0.25, linewidth=1,
+                label="re-sampled window")
+    left.scatter(centre, mu, s=9, color="#1f77b4", label="mu")
+    left.plot([0, 1], [0, 1], color="#888888", linestyle="--", linewidth=1, label="mu = apex centre")
+    r = np.corrcoef(mu, centre)[0, 1] if np.std(mu) > 1e-9 and np.std(centre) > 1e-9 else float("nan")
+    left.set(xlim=(0, 1), ylim=(0, 1), xlabel="true apex centre (fraction of the clip)",
+             ylabel="mu (fraction of the clip)")
+    left.set_title(f"{len(mu)} test clips: r = {r:.2f}, sd(mu) = {np.std(mu):.3f}", fontsize=11)
+    left.legend(fontsize=8, loc="upper left")
+    lines = [("mu_apex_corr", "corr(mu, apex centre)"), ("apex_covered", "window covers the apex"),
+             ("window_on_apex", "re-sampled frames on the apex")]
+    for key, label in lines:
+        series = _series(history, key)
+        if series:
+            right.plot(*series, marker="o", markersize=3.5, label=label)
+    right.set(ylim=(-0.2, 1.05), xlabel="epoch", title="per evaluated epoch")
+    right.grid(alpha=0.3)
+    if right.lines:
+        right.legend(fontsize=8)
     if title:
         fig.suptitle(title)
     fig.tight_layout()

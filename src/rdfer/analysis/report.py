@@ -14,8 +14,9 @@ from rdfer.analysis.figures import (
     fig_sample_frames,
     fig_training_curves,
     fig_tsne,
+    fig_window_vs_apex,
 )
-from rdfer.analysis.run import Run, load_run, read_config, read_final, read_history
+from rdfer.analysis.run import Run, load_run, read_apex, read_config, read_final, read_history
 from rdfer.analysis.tables import table_v, table_vii, write_table
 from rdfer.errors import RdferError
 from rdfer.metrics import confusion_matrix, summarize
@@ -119,6 +120,8 @@ def write_report(run_dir, out_dir=None, *, seed: int = 0, tsne_points: int = 200
     tsne = figure("t-SNE", fig_tsne, p, run.features, files / "tsne_by_agreement.png", max_points=tsne_points,
                   seed=seed)
     samples = figure("Sample frames", fig_sample_frames, p, files / "samples_by_agreement.png", seed=seed)
+    window = figure("Key-expression window", fig_window_vs_apex, p, read_apex(run), run.history,
+                    files / "window_vs_apex.png", title=run.name)
     t5, t7 = table_v(p), table_vii(p)
     write_table(t5, files, "table_v_agreement_share")
     write_table(t7, files, "table_vii_agreement_accuracy")
@@ -146,7 +149,14 @@ def write_report(run_dir, out_dir=None, *, seed: int = 0, tsne_points: int = 200
              f"## {t7.title} (paper Table VII)", "", t7.to_markdown(), "",
              f"CSV: [table_vii_agreement_accuracy.csv]({ASSETS}/table_vii_agreement_accuracy.csv)", "",
              "## t-SNE of features per agreement level (paper Fig. 4)", "", *image(tsne, "t-SNE"),
-             "## Sample clips per agreement level (paper Fig. 3)", "", *image(samples, "sample frames")]
+             "## Sample clips per agreement level (paper Fig. 3)", "", *image(samples, "sample frames"),
+             "## Does the detector find the key expression?", "",
+             "Each test clip's re-sampled window (centre mu, a bar from its first to its last frame) against the "
+             "centre of its true apex (synthetic benchmark: `ground_truth.csv`), and per evaluated epoch the "
+             "correlation of mu with the apex centre, the share of clips whose window covers the apex (at least "
+             "half of the shorter of the two inside the other) and the share of re-sampled frames inside the "
+             "apex. A detector that finds nothing puts every window in the same place.", "",
+             *image(window, "window vs apex")]
     if notes:
         lines += ["## Notes", "", *(f"- {n}" for n in notes), ""]
     path = out / "report.md"
@@ -170,13 +180,15 @@ def comparison_table(runs: dict) -> str:
 
     Returns:
         The table and its notes. Columns: loss strategy, last epoch WAR/UAR, best epoch
-        WAR/UAR and the last logged epoch's noisy-set precision/recall (synthetic benchmark only).
+        WAR/UAR, the last logged epoch's noisy-set precision/recall and where the re-sampled
+        window lies against the true apex (synthetic benchmark only).
     """
     if not runs:
         raise RdferError("compare needs at least one NAME=RUN")
     rows = ["| run | strategy | last epoch | WAR (%) | UAR (%) | clip acc (%) | best epoch | WAR (%) | UAR (%) "
-            "| flipped: given label (%) | noisy precision (%) | noisy recall (%) |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+            "| flipped: given label (%) | noisy precision (%) | noisy recall (%) | mu-apex r | apex covered (%) "
+            "| frames on apex (%) |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, run_dir in runs.items():
         directory = Path(run_dir)
         if not directory.is_dir():
@@ -189,13 +201,18 @@ def comparison_table(runs: dict) -> str:
         noisy = last_noisy_scores(history) or {}
         evaluated = [r for r in history if r.get("clip_acc") is not None]
         noisy["clip_acc"] = evaluated[-1]["clip_acc"] if evaluated else None
+        window = {k: evaluated[-1].get(k) if evaluated else None
+                  for k in ("mu_apex_corr", "apex_covered", "window_on_apex")}
         strategy = (read_config(directory).get("loss") or {}).get("strategy", "–")
         percent = {k: 100 * noisy[k] if noisy.get(k) is not None else None
                    for k in ("noisy_precision", "noisy_recall", "memorised", "clip_acc")}
         rows.append(f"| {name} | {strategy} | {last.get('epoch', '–')} | {_num(last.get('war'))} | "
                     f"{_num(last.get('uar'))} | {_num(percent['clip_acc'], 1)} | {best.get('epoch', '–')} | "
                     f"{_num(best.get('war'))} | {_num(best.get('uar'))} | {_num(percent['memorised'], 1)} | "
-                    f"{_num(percent['noisy_precision'], 1)} | {_num(percent['noisy_recall'], 1)} |")
+                    f"{_num(percent['noisy_precision'], 1)} | {_num(percent['noisy_recall'], 1)} | "
+                    f"{_num(window['mu_apex_corr'])} | "
+                    + " | ".join(_num(None if window[k] is None else 100 * window[k], 1)
+                                 for k in ("apex_covered", "window_on_apex")) + " |")
     return "\n".join([
         *rows, "",
         "WAR/UAR on the test split. 'best' is the epoch with the highest test WAR (selected on the test "
@@ -205,4 +222,8 @@ def comparison_table(runs: dict) -> str:
         "(memorisation; synthetic benchmark only).", "",
         "Noisy precision/recall: the training clips ranked noisy (highest agreement, highest loss) in the "
         "last logged epoch against the truly flipped labels (known on the synthetic benchmark only). "
-        "Under the 'ce' strategy the noisy set is ranked but not down-weighted.", ""])
+        "Under the 'ce' strategy the noisy set is ranked but not down-weighted.", "",
+        "Key-expression window, last evaluated epoch, against the true apex (synthetic benchmark only): the "
+        "correlation of mu with the apex centre (none without re-sampling), the test clips whose window "
+        "covers the apex (at least half of the shorter of the two inside the other) and the re-sampled "
+        "frames that fall inside the apex (without re-sampling: the 16 uniform frames).", ""])

@@ -22,7 +22,10 @@ from typing import Optional
 import numpy as np
 import yaml
 
+from rdfer.data.files import count_video_frames, is_video_file, list_frames
 from rdfer.errors import RdferError
+from rdfer.labels import clip_key
+from rdfer.utils.ground_truth import GROUND_TRUTH_FILE, read_ground_truth
 
 PREDICTION_COLUMNS = ("clip_id", "path", "label", "prediction", "agreement")
 
@@ -209,3 +212,23 @@ def load_run(run_dir) -> Run:
                              f"({len(predictions)}, D), one row per line of predictions.csv")
     return Run(directory, predictions, features, read_final(directory), read_history(directory / "metrics.jsonl"),
                config)
+
+
+def read_apex(run: Run) -> Optional[np.ndarray]:
+    """Each test clip's true apex as fractions of the clip, (N, 2) aligned with predictions.csv
+    (NaN where unknown), from the run's ground_truth.csv (data.ground_truth, or
+    data.root/ground_truth.csv) and the clips' frame counts; None without apex frames."""
+    data = run.config.get("data") or {}
+    path = data.get("ground_truth") or (Path(data["root"]) / GROUND_TRUTH_FILE if data.get("root") else None)
+    if path is None or not Path(path).is_file():
+        return None
+    rows = read_ground_truth(path, needed=("video_name", "apex_start", "apex_end"))
+    apex = np.full((len(run.predictions), 2), np.nan)
+    for i, (clip, source) in enumerate(zip(run.predictions.clip_id, run.predictions.path)):
+        row = rows.get(clip_key(clip))
+        if row is None or row.apex_start is None or row.apex_end is None or not Path(source).exists():
+            continue
+        frames = count_video_frames(source) if is_video_file(source) else len(list_frames(source))
+        if frames:
+            apex[i] = row.apex_start / frames, (row.apex_end + 1) / frames
+    return apex if not np.isnan(apex).all() else None
