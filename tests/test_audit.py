@@ -354,3 +354,12 @@ def test_audit_refuses_bad_input_before_training(tiny_synth, tmp_path, capsys):
     assert "min-agreement" in capsys.readouterr().err
     assert main(_audit_args(tiny_synth, tmp_path / "new", "--set", "data.dataset=packed")) == 2
     assert "packed" in capsys.readouterr().err
+
+
+def test_settings_added_to_rdfer_since_an_audit_do_not_block_its_reuse():
+    from rdfer.engine.audit import _differences
+
+    before = {"config": {"loss": {"t_h": 0.2}, "seed": 0}}
+    assert _differences(before, {"config": {"loss": {"t_h": 0.2, "gce_q": 0.7}, "seed": 0}}) == []
+    assert _differences(before, {"config": {"loss": {"t_h": 0.3}, "seed": 0}}) == ["config.loss.t_h"]
+    assert _differences(before, {"config": {"loss": {}, "seed": 0}}) == ["config.loss.t_h"]

@@ -11,8 +11,9 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "audit", help="k-fold held-out predictions for every labelled clip, then likely mislabelled and hard clips",
         description="Train K folds of CONFIG on the given labels (DFEW/MAFW: their official folds), give every "
-                    "labelled clip a held-out prediction, and write OUT/label_issues.csv (rdfer's and cleanlab's "
-                    "verdicts) and OUT/report.md. Rerunning with the same OUT reuses finished folds. See docs/audit.md.")
+                    "labelled clip a held-out prediction after every epoch, and write OUT/label_issues.csv (rdfer's "
+                    "and cleanlab's verdicts) and OUT/report.md. Rerunning with the same OUT reuses finished folds. "
+                    "With --apply DECISIONS: write corrected split lists from a curator's decisions. See docs/audit.md.")
     p.add_argument("--config", help="training config: a file or a shipped config's name (with --apply: the "
                                      "dataset's config; default: the audit's, from audit.json beside DECISIONS)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -26,7 +27,8 @@ def register(subparsers) -> None:
                                              "seeded class-stratified folds; a number replaces official folds)")
     p.add_argument("--rank-by", choices=RANK_BY, default="rdfer", help="order of label_issues.csv (default rdfer)")
     p.add_argument("--min-agreement", type=float, default=0.75,
-                   help="agreement from which rdfer counts the clip predictions as agreeing (default 0.75: 3 of 4)")
+                   help="agreement from which the pooled clip predictions count as agreeing; a clip not called "
+                        "mislabelled below it is hard (default 0.75: 3 of 4)")
     p.add_argument("--ground-truth", help="ground_truth.csv (synthetic benchmark) to score the lists: writes "
                                           "OUT/scores.md (default: data.ground_truth, or ROOT/ground_truth.csv)")
     p.add_argument("--top", type=int, default=12, help="clips per contact sheet in the report (default 12)")

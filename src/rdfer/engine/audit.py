@@ -175,11 +175,15 @@ def prepare_out(out_dir: Path, config: TrainConfig, classes, clips, official: bo
 
 
 def _differences(a, b, prefix: str = "") -> list:
-    """Dotted keys whose values differ between two nested dicts."""
+    """Dotted keys whose values differ between two nested dicts (a: the earlier audit's).
+
+    A key the earlier audit does not record is a setting added to rdfer since: it is
+    not a difference, so that an audit survives an upgrade of rdfer.
+    """
     if isinstance(a, dict) and isinstance(b, dict):
         out = []
-        for key in sorted(set(a) | set(b)):
-            out += _differences(a.get(key), b.get(key), f"{prefix}{key}.")
+        for key in sorted(a):
+            out += _differences(a[key], b.get(key), f"{prefix}{key}.")
         return out
     return [] if a == b else [prefix.rstrip(".")]
 
