@@ -54,3 +54,5 @@ def test_study_refuses_a_foreign_folder_and_bad_options(tmp_path, capsys):
     assert "magic" in capsys.readouterr().err
     assert main(["study", "--out", str(tmp_path / "s"), "--seeds", "a,b"]) == 2
     assert "--seeds" in capsys.readouterr().err
+    assert main(["study", "--out", str(tmp_path / "s"), "--settings", "symmetric_20,uniform_90"]) == 2
+    assert "uniform_90" in capsys.readouterr().err

@@ -29,6 +29,8 @@ def register(subparsers) -> None:
     p.add_argument("--quick", action="store_true",
                    help="nine strategies: ce, bigloss_weaken, agreement, gce, sce, elr and their agreement "
                         "combinations (leaves out the Table IV ablations)")
+    p.add_argument("--settings", help="comma-separated subset of the noise settings symmetric_20, symmetric_40, "
+                                      "pair_30 (default: all three)")
     p.add_argument("--clips", type=int, default=1000, help="clips per benchmark (default 1000)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a field of configs/study.yaml for every run, e.g. --set optim.epochs=40")
@@ -48,7 +50,7 @@ def features(args) -> int:
 
 
 def study(args) -> int:
-    from rdfer.engine.study import QUICK_STRATEGIES, default_jobs, run_study
+    from rdfer.engine.study import QUICK_STRATEGIES, SETTINGS, default_jobs, run_study
     from rdfer.errors import RdferError
     from rdfer.losses import STRATEGIES
 
@@ -58,11 +60,17 @@ def study(args) -> int:
     unknown = sorted(set(strategies) - set(STRATEGIES))
     if unknown:
         raise RdferError(f"--strategies: unknown {', '.join(unknown)}; choose from {', '.join(STRATEGIES)}")
+    names = {setting.name: setting for setting in SETTINGS}
+    chosen = args.settings.split(",") if args.settings else list(names)
+    if set(chosen) - set(names):
+        raise RdferError(f"--settings: unknown {', '.join(sorted(set(chosen) - set(names)))}; choose from "
+                         f"{', '.join(names)}")
     if args.jobs is not None and args.jobs < 1:
         raise RdferError(f"--jobs must be at least 1, got {args.jobs}")
     if args.clips < 50:
         raise RdferError(f"--clips must be at least 50 (5 folds of 7 classes), got {args.clips}")
     run_study(args.out, jobs=args.jobs or default_jobs(), seeds=seeds, strategies=strategies,
+              settings=tuple(names[name] for name in chosen),
               overrides=tuple(args.overrides), clips=args.clips, progress=not args.no_progress)
     return 0
 
