@@ -103,7 +103,7 @@ def gaussian_frames(dense: torch.Tensor, positions: torch.Tensor, width: torch.T
     batch, num_dense = dense.shape[:2]
     times = torch.arange(num_dense, dtype=positions.dtype, device=positions.device)
     logits = -0.5 * ((times[None, None, :] - positions[..., None]) / width[:, None, None]) ** 2  # (B, K, T)
-    weights = logits.softmax(dim=-1)
+    weights = logits.softmax(dim=-1).to(dense.dtype)
     return torch.bmm(weights, dense.flatten(2)).view(batch, positions.shape[1], *dense.shape[2:])
 
 
@@ -134,7 +134,7 @@ class KeyExpressionDetector(nn.Module):
         d_min, d_max: range of the stride delta in dense frames (see the init below for d_max).
         summary: whether to compute S (eq. 5); False for the "no summary" ablation.
         pretrained: weights of the backbone (see `build_frame_encoder`).
-        locator: F_d, "linear" or "moments" (module docstring).
+        locator: F_d, "moments" or "linear" (module docstring; the defaults are docs/method.md's).
         context: width of the temporal convolution in front of F_d, in scanned frames; 1: none.
         kernel: "linear" (blend two neighbours) or "gaussian" (sd = delta / 2).
     """
@@ -150,9 +150,9 @@ class KeyExpressionDetector(nn.Module):
         summary: bool = True,
         pretrained: Optional[str] = None,
         feature_width: Optional[int] = None,
-        locator: str = "linear",
-        context: int = 1,
-        kernel: str = "linear",
+        locator: str = "moments",
+        context: int = 3,
+        kernel: str = "gaussian",
     ):
         super().__init__()
         if num_dense % num_out:

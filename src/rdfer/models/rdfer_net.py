@@ -3,8 +3,9 @@
 Read top to bottom, a forward pass is the paper's Fig. 2:
 
     video (B, 64, 3, H, W) in [0, 1] --normalise-->
-    KeyExpressionDetector (detector.py): f = F_b(V) eq. (3); mu, delta = F_d(f) eq. (4);
-        16 frames re-sampled around mu with stride delta; S = sigmoid(F_s(f)) eq. (5)
+    KeyExpressionDetector (detector.py): F = F_b(V) of 16 scanned frames, time kept, eq. (3);
+        mu, delta = F_d(F) eq. (4); 16 frames re-sampled around mu with stride delta;
+        S = sigmoid(F_s(f)), f the time mean of F, eq. (5)
     frame encoder (encoders.py) -> (B, 16, D)
     DualStreamHierarchical (dual_stream.py), Algorithm 1 -> f (B, C'), clip features u (B, 4, C')
     f * S (the summary gate) -> classifier -> logits
@@ -21,7 +22,7 @@ Frozen-encoder mode (`frozen_encoder=True`, a CPU-friendly departure from the
 paper, which trains the encoder end to end): the frame encoder is fixed (eval
 mode, no gradient) and encodes every input frame, all 64 dense ones; the detector
 locates the key expression from those features (F_b is the frozen encoder) and
-re-samples *features* by the same linear blending. Because a frame's feature then
+re-samples *features* the way it re-samples frames. Because a frame's feature then
 depends on that frame alone, the model also takes precomputed features
 (B, T, D) instead of video, which is what `rdfer features` caches: cached and
 uncached runs compute the same thing.
