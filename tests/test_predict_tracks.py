@@ -129,6 +129,11 @@ def test_shot_cuts_fire_on_a_new_scene_not_on_small_changes():
     frames += [np.roll(other, k, axis=1) for k in range(20)]  # a slow pan over another scene
     cuts = ShotCuts()
     assert [k for k, image in enumerate(frames) if cuts.is_cut(image)] == [20]
+    # A cut between two black-and-white shots: no hue or saturation changes, brightness does.
+    grey_a = cv2.cvtColor(cv2.cvtColor(scene, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR) // 3 + 60
+    grey_b = cv2.cvtColor(cv2.cvtColor(other, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+    cuts = ShotCuts()
+    assert [k for k, image in enumerate([grey_a] * 10 + [grey_b] * 10) if cuts.is_cut(image)] == [10]
     # Two cuts closer than a minimum shot length: the second is taken as a flash.
     cuts = ShotCuts(min_shot=8)
     flicker = [scene] * 10 + [other] * 3 + [scene] * 10

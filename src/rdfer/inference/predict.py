@@ -52,6 +52,7 @@ FACES = ("all", "main")
 NUM_CLIPS = 4  # clips of the agreement measure (n1 in the paper)
 THUMBNAIL_SIZE = 64
 MAX_THUMBNAILS = 48
+SHARPNESS_EVERY = 5  # the sharpness of a track is the median over every 5th of its crops
 
 
 @dataclass(frozen=True)
@@ -418,7 +419,8 @@ def predict_video(path, checkpoint=None, *, options: PredictOptions | None = Non
                     track.boxes.append(box)
                     thumb = crop if crop.shape[0] == THUMBNAIL_SIZE else cv2.resize(
                         crop, (THUMBNAIL_SIZE, THUMBNAIL_SIZE), interpolation=cv2.INTER_AREA)
-                    track.sharpness.append(sharpness(cv2.cvtColor(thumb, cv2.COLOR_RGB2GRAY)))
+                    if len(track.frames) % SHARPNESS_EVERY == 1:  # a sample is enough for a median
+                        track.sharpness.append(sharpness(cv2.cvtColor(thumb, cv2.COLOR_RGB2GRAY)))
                     track.thumbs.push((time_s, thumb))
                     if predictor.kind == "frame":
                         batch.append(crop)

