@@ -154,3 +154,24 @@ def test_annotated_video_is_h264_with_the_source_audio(tmp_path, feat_videos):  
         samples = sum(f.samples for f in annotated.decode(streams["audio"]))
         assert samples == pytest.approx(44100, rel=0.1)
     assert len(read_frames(tmp_path / "out" / "talk_annotated.mp4")) == 30
+
+
+def test_photos_folder_json_and_tables_by_default_and_renamed_outputs_named(feat_videos, tmp_path, capsys):  # noqa: F811
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("multi_face.jpg", "45-m7-di-ph.jpg"):
+        (photos / name).symlink_to(feat_videos[name])
+    out = tmp_path / "out"
+    assert main(["predict", str(photos), "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "2 input(s): 2 ok, 0 no_face, 0 error; 6 face track(s)" in captured.out
+    line = next(x for x in captured.err.splitlines() if "multi_face.jpg: ok" in x)
+    assert " p=" in line and " trust=" in line and "5 faces" in line  # label, probability, trust on the console
+    assert {p.name for p in out.iterdir()} == {"multi_face.json", "45-m7-di-ph.json", "predictions.csv", "frames.csv"}
+    assert "names taken" not in captured.out
+
+    assert main(["predict", str(photos / "multi_face.jpg"), "--out", str(out), "--no-progress"]) == 0
+    summary = capsys.readouterr().out
+    assert "multi_face.jpg -> multi_face-2.*" in summary
+    assert "predictions.csv -> predictions-2.csv, frames.csv -> frames-2.csv" in summary
+    assert (out / "multi_face-2.json").is_file() and (out / "predictions-2.csv").is_file()
