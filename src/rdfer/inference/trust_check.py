@@ -1,6 +1,7 @@
 """Does the trust score rank right calls above wrong ones? Measured on labelled faces.
 
-    python -m rdfer.inference.trust_check SYNTH_DIR [--stills DIR] [--out trust.csv]
+    python -m rdfer.inference.trust_check SYNTH_DIR [--degrade] [--stills DIR] [--out trust.csv]
+    python -m rdfer.inference.trust_check --fit A.csv B.csv ...     (pool saved calls, fit, score)
 
 SYNTH_DIR is a benchmark written by `rdfer synth` (DFEW layout, ground_truth.csv):
 each clip's frames become a video (25 fps), `predict_video` runs on it with the
@@ -16,6 +17,11 @@ trust (the shipped weights), of a logistic regression refitted on the first
 half and scored on the second (what refitting would gain), and of each
 feature alone (margin, agreement, ...). AUROC 0.5 = no better than chance,
 1 = every right call ranked above every wrong one.
+
+`--fit` reads CSVs written by `--out`, fits a logistic regression of "right"
+on the five features over the first half of each file's rows (in file
+order), and prints the AUROC on the second halves of the fitted weights, the
+shipped ones and the margin alone: how the shipped WEIGHTS were chosen.
 """
 
 import argparse
@@ -103,14 +109,44 @@ def _fit(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
     return model.coef_[0], float(model.intercept_[0])
 
 
+def fit_saved(paths) -> None:
+    """Fit on the first half of each saved CSV, score the second halves (see the module docstring)."""
+    first, second = [], []
+    for path in paths:
+        with open(path) as f:
+            rows = list(csv.DictReader(f))
+        first += rows[:len(rows) // 2]
+        second += [dict(r, file=Path(path).name) for r in rows[len(rows) // 2:]]
+
+    def xy(rows):
+        return (np.array([[float(r[k]) for k in FEATURES] for r in rows]), np.array([r["right"] == "1" for r in rows]))
+
+    x, y = xy(first)
+    w, b = _fit(x, y)
+    print(f"fitted on {len(first)} calls ({y.mean():.3f} right): "
+          + ", ".join(f"{k} {v:.2f}" for k, v in zip(FEATURES, w)) + f", bias {b:.2f}")
+    for name in sorted({r["file"] for r in second}) + ["all"]:
+        part = [r for r in second if name in ("all", r["file"])]
+        x2, y2 = xy(part)
+        fitted = [trust_score(dict(zip(FEATURES, row)), dict(zip(FEATURES, w)), b) for row in x2]
+        shipped = [trust_score(dict(zip(FEATURES, row))) for row in x2]
+        print(f"  second half of {name}: {len(part)} calls, {y2.mean():.3f} right; AUROC fitted {auroc(fitted, y2):.3f}, "
+              f"shipped {auroc(shipped, y2):.3f}, margin alone {auroc(x2[:, 0], y2):.3f}, "
+              f"agreement alone {auroc(x2[:, 1], y2):.3f}")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("synth", nargs="?", type=Path)
+    parser.add_argument("--fit", nargs="+", type=Path, metavar="CSV", help="fit and score saved calls (see above)")
     parser.add_argument("--stills", type=Path)
     parser.add_argument("--limit", type=int, help="only the first N synthetic clips")
     parser.add_argument("--degrade", action="store_true", help="vary face size and blur per clip (see above)")
     parser.add_argument("--out", type=Path, help="CSV of every call: source, name, truth, label, right, trust, features")
     args = parser.parse_args(argv)
+    if args.fit:
+        fit_saved(args.fit)
+        return 0
     rows, no_face = [], 0
     for source, name, truth, record in _rows(args.synth, args.stills, args.limit, args.degrade):
         if record.status != "ok":
