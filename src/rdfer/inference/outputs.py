@@ -199,10 +199,10 @@ def timeline_figure(record, max_tracks: int = 4):
             winner = name == track.label
             values = np.array([e["probabilities"][name] for e in track.timeline])
             ax.plot(times, values, color=colours(k), lw=2.4 if winner else 1.2, alpha=1.0 if winner else 0.8,
-                    label=name + (" (label)" if winner else ""))
+                    label=name)
             if winner:
                 raw = np.array([e["raw_probabilities"][name] for e in track.timeline])
-                ax.plot(times, raw, color=colours(k), lw=0.8, ls=":", alpha=0.9, label=f"{name}, per frame")
+                ax.plot(times, raw, color=colours(k), lw=0.8, ls=":", alpha=0.9, label="the face's label, per frame")
         ax.axvspan(track.key_expression["start_s"], track.key_expression["end_s"], color="gold", alpha=0.25,
                    label="key expression")
         for cut in record.cuts:
@@ -214,7 +214,8 @@ def timeline_figure(record, max_tracks: int = 4):
         if row == 0:
             ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False)
         if row == rows - 1:
-            ax.set_xlabel("time (s)" + ("; dashed: shot cuts" if record.cuts else ""))
+            ax.set_xlabel("time (s); thick: each face's label (smoothed), dotted: its value per frame"
+                          + ("; dashed: shot cuts" if record.cuts else ""))
     more = len(record.tracks) - len(tracks)
     model = record.model.split(" (")[0]
     fig.suptitle(f"{Path(record.video).name}: {record.status}, {len(record.tracks)} face track(s)"
