@@ -1,5 +1,7 @@
 """Fixtures shared by several test files."""
 
+import shutil
+
 import pytest
 import torch
 
@@ -24,4 +26,12 @@ def tiny_dfew(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("synth") / "dfew"
     write_synthetic(root, layout="dfew", clips=30, noise=0.2, seed=3, size=40, progress=False)
+    return root
+
+
+@pytest.fixture()
+def data(tiny_dfew, tmp_path):
+    """A private copy of `tiny_dfew` (tests corrupt it)."""
+    root = tmp_path / "data"
+    shutil.copytree(tiny_dfew, root)
     return root

@@ -20,23 +20,6 @@ from rdfer.errors import RdferError
 CONFIGS = Path(__file__).resolve().parents[1] / "src" / "rdfer" / "configs"
 
 
-@pytest.fixture(scope="module")
-def synth(tmp_path_factory):
-    from rdfer.synth import write_synthetic
-
-    root = tmp_path_factory.mktemp("synth") / "dfew"
-    write_synthetic(root, layout="dfew", clips=24, noise=0.2, seed=5, size=40, progress=False)
-    return root
-
-
-@pytest.fixture()
-def data(synth, tmp_path):
-    """A private copy of the benchmark (tests corrupt it)."""
-    root = tmp_path / "data"
-    shutil.copytree(synth, root)
-    return root
-
-
 def config_args(root, epochs=1):
     return [f"data.root={root}", "data.num_workers=0", f"optim.epochs={epochs}", "optim.batch_size=8",
             "loss.warmup_epochs=0", "model.options.input_size=32", "device=cpu"]

@@ -11,8 +11,11 @@ every run folder as `config.yaml`, so a run can be repeated from it alone.
 Every value is checked against its field's type when the config is read
 (OmegaConf structured configs do the coercion: `"1e-3"` becomes the float
 0.001, `1.5` for an int field or `maybe` for a bool is refused), then against
-its range (`_check`). A bad value stops with one line naming where it came
-from (file or `--set`), the key, the value and what is expected. New
+its range: every number must be finite (no .nan or .inf), and a section's
+`RANGES` ({field: Range}, `rdfer.utils.ranges`) bound its fields, model
+configs' too (`typed_fields`); `_check` adds the checks across fields. A
+bad value stops with one line naming where it came from (file or `--set`),
+the key, the value and what is expected. New
 dataclass fields are picked up without any change here. `model.options` is a
 free mapping: the model's own config dataclass checks it.
 """
@@ -22,13 +25,14 @@ import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import ClassVar, Optional
 
 import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from rdfer.errors import RdferError
+from rdfer.utils.ranges import Range, check_fields
 
 # The YAML recipes shipped with rdfer (`--config NAME` finds them by name); files whose name
 # starts with "_" are bases for the others, not recipes of their own.
@@ -69,19 +73,23 @@ class ReweightConfig:
     elr_beta: float = 0.7  # ELR's target momentum (its paper's CIFAR-10 default)
     elr_lambda: float = 3.0  # ELR's regularisation weight (its paper's CIFAR-10 default)
 
+    RANGES: ClassVar[dict] = {"t_h": Range(0, 1), "t_n": Range(0, 1), "label_smoothing": Range(0, 1),
+                              "w_hard": Range(0, 100), "w_noisy": Range(0, 100), "warmup_epochs": Range(0),
+                              "clip_weight": Range(0, 100), "gce_q": Range(0, 1, low_open=True),
+                              "elr_beta": Range(0, 1), "elr_lambda": Range(0, 1000), "sce_alpha": Range(0, 1000),
+                              "sce_beta": Range(0, 1000), "sce_a": Range(-1000, 0)}
+
     def __post_init__(self):
         if self.strategy not in STRATEGIES:
             raise RdferError(f"unknown loss strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
         if self.mode not in MODES:
             raise RdferError(f"unknown reweighting mode {self.mode!r}; choose 'batch' or 'epoch'")
-        for name in ("t_h", "t_n", "label_smoothing"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise RdferError(f"loss option {name} = {getattr(self, name)} must lie in [0, 1]")
-        if self.w_hard < 0 or self.w_noisy < 0 or self.warmup_epochs < 0 or self.clip_weight < 0:
-            raise RdferError("loss options w_hard, w_noisy, warmup_epochs and clip_weight must not be negative")
-        if not (0.0 < self.gce_q <= 1.0 and 0.0 <= self.elr_beta < 1.0 and self.sce_a < 0):
-            raise RdferError(f"loss options need 0 < gce_q <= 1, 0 <= elr_beta < 1 and sce_a < 0; got gce_q="
-                             f"{self.gce_q}, elr_beta={self.elr_beta}, sce_a={self.sce_a}")
+        broken = check_fields(ReweightConfig, {f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
+        if broken:
+            raise RdferError(f"loss.{broken[0]} = {broken[1]!r}: {broken[2]}")
+        if not (self.elr_beta < 1.0 and self.sce_a < 0):
+            raise RdferError(f"loss options need elr_beta < 1 and sce_a < 0; got elr_beta={self.elr_beta}, "
+                             f"sce_a={self.sce_a}")
 
 
 @dataclass(frozen=True)
@@ -105,6 +113,8 @@ class DataConfig:
     # None = decode frames. Needs a model with frozen_encoder=true and the same encoder.
     features: Optional[str] = None
 
+    RANGES: ClassVar[dict] = {"load_size": Range(1, 4096), "num_workers": Range(0, 256)}
+
 
 @dataclass(frozen=True)
 class ModelSection:
@@ -127,6 +137,14 @@ class OptimConfig:
     # pretrained CLIP ViT wants a smaller one (configs/*clip*.yaml). The cosine scales both alike.
     encoder_lr: Optional[float] = None
 
+    # Bounds well beyond any working recipe, to catch typos (1e3 for 1e-3); a weight decay above 1
+    # removes more than the whole weight per step at lr 1 (AdamW multiplies each weight by
+    # 1 - lr * weight_decay). A run that diverges all the same stops at its first nan/inf loss (engine.fit).
+    RANGES: ClassVar[dict] = {"epochs": Range(1, 100_000), "batch_size": Range(1, 1_000_000),
+                              "lr": Range(0, 10, low_open=True), "min_lr": Range(0, 10),
+                              "lr_warmup_epochs": Range(0, 100_000), "weight_decay": Range(0, 1),
+                              "grad_clip": Range(0, low_open=True), "encoder_lr": Range(0, 10)}
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -144,6 +162,8 @@ class TrainConfig:
     # Also log every epoch to Weights & Biases under this project (needs `pip install wandb`); None = off.
     # TensorBoard event files are written into every run folder either way (rdfer.engine.tracking).
     wandb: Optional[str] = None
+
+    RANGES: ClassVar[dict] = {"seed": Range(0, 2**32 - 1), "threads": Range(1, 1024), "eval_every": Range(1)}
 
 
 # Fields that name files: a relative path is resolved against the current folder when a run
@@ -282,6 +302,9 @@ def typed_fields(cls, values: dict, where: str) -> dict:
         hint = hints[key]
         if isinstance(coerced, list) and (hint is tuple or typing.get_origin(hint) is tuple):
             coerced = tuple(coerced)
+        broken = check_fields(cls, {key: coerced})
+        if broken:
+            raise RdferError(f"{where}: {key} = {value!r}: {broken[2]}")
         typed[key] = coerced
     return typed
 
@@ -450,6 +473,14 @@ def _check(config: TrainConfig, origins: Optional[dict] = None) -> None:
             source = (origins or {}).get(key, "the default config")
             raise RdferError(f"{source}: {key} = {value!r}: {what}")
 
+    for prefix, section in (("", config), ("data.", config.data), ("loss.", config.loss),
+                            ("optim.", config.optim)):
+        values = {f.name: getattr(section, f.name) for f in dataclasses.fields(section)
+                  if not dataclasses.is_dataclass(getattr(section, f.name))}
+        broken = check_fields(type(section), values)
+        if broken:
+            key, value, advice = broken
+            need(False, prefix + key, list(value) if isinstance(value, tuple) else value, advice)
     data, optim = config.data, config.optim
     need(config.loss.strategy in STRATEGIES, "loss.strategy", config.loss.strategy,
          f"use one of {', '.join(STRATEGIES)}")
@@ -459,26 +490,56 @@ def _check(config: TrainConfig, origins: Optional[dict] = None) -> None:
     need(data.dataset in DATASETS, "data.dataset", data.dataset, f"use one of {', '.join(DATASETS)}")
     if data.dataset in ("dfew", "mafw"):
         need(1 <= data.fold <= 5, "data.fold", data.fold, "DFEW and MAFW folds are 1..5")
-    need(data.load_size is None or data.load_size >= 1, "data.load_size", data.load_size,
-         "give a side in pixels (at least 1), or null")
     low, high = data.crop_scale
     need(0 < low <= high <= 1, "data.crop_scale", list(data.crop_scale),
          "give [min, max] area shares with 0 < min <= max <= 1, e.g. [0.08, 1.0]")
-    need(data.num_workers >= 0, "data.num_workers", data.num_workers, "give 0 (load in the main process) or more")
-    need(optim.epochs >= 1, "optim.epochs", optim.epochs, "give at least 1")
-    need(optim.batch_size >= 1, "optim.batch_size", optim.batch_size, "give at least 1")
-    need(optim.lr > 0, "optim.lr", optim.lr, "give a positive learning rate, e.g. 7e-4")
-    need(0 <= optim.min_lr <= optim.lr, "optim.min_lr", optim.min_lr, f"give 0 .. optim.lr ({optim.lr})")
-    need(optim.lr_warmup_epochs >= 0, "optim.lr_warmup_epochs", optim.lr_warmup_epochs, "give 0 or more")
-    need(optim.encoder_lr is None or optim.encoder_lr >= 0, "optim.encoder_lr", optim.encoder_lr,
-         "give 0 (a fixed encoder) or a positive learning rate, or null for optim.lr")
-    need(optim.weight_decay >= 0, "optim.weight_decay", optim.weight_decay, "give 0 or more")
-    need(optim.grad_clip is None or optim.grad_clip > 0, "optim.grad_clip", optim.grad_clip,
-         "give a positive norm, or null for no clipping")
-    need(config.threads is None or config.threads >= 1, "threads", config.threads,
-         "give at least 1, or null for torch's default")
-    need(config.eval_every >= 1, "eval_every", config.eval_every, "give at least 1 (evaluate every N epochs)")
-    need(0 <= config.seed < 2**32, "seed", config.seed, "give 0 .. 2**32 - 1")
+    need(optim.min_lr <= optim.lr, "optim.min_lr", optim.min_lr, f"give 0 .. optim.lr ({optim.lr})")
+
+
+# What may differ between a finished (or interrupted) run and a rerun that reuses it: how the work
+# is done, not what it computes.
+REUSE_IGNORED = ("data.num_workers", "device", "threads")
+
+
+def _flat(values: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = list(value) if isinstance(value, tuple) else value
+    return flat
+
+
+def config_differences(saved: dict, config: TrainConfig, ignore=REUSE_IGNORED) -> list:
+    """'key saved -> now' for each field a saved config.yaml and `config` disagree on (`ignore` aside).
+
+    Paths are compared made absolute, as runs save them; run facts (data.classes) are left out.
+    """
+    try:  # through the current defaults, so that a field added since the run was saved is no difference
+        saved = config_to_dict(config_from_dict(saved))
+    except RdferError:
+        pass
+    before = {k: v for k, v in _flat(saved if isinstance(saved, dict) else {}).items() if k != "data.classes"}
+    now = _flat(config_to_dict(absolute_paths(config)))
+    return [f"{key} {before.get(key, 'unset')!r} -> {now.get(key, 'unset')!r}"
+            for key in sorted(set(before) | set(now)) if key not in ignore and before.get(key) != now.get(key)]
+
+
+def check_reusable(run_dir, config: TrainConfig, ignore=REUSE_IGNORED) -> None:
+    """Stop unless the run in `run_dir` (if any) was made with `config`: its work may then be reused.
+
+    Raises:
+        RdferError: one line naming the run, up to four differing fields and what to do.
+    """
+    saved_path = Path(run_dir) / "config.yaml"
+    if not saved_path.is_file():
+        return
+    differences = config_differences(read_config_file(saved_path), config, ignore)
+    if differences:
+        more = f" and {len(differences) - 4} more" if len(differences) > 4 else ""
+        raise RdferError(f"{run_dir} was trained with other settings ({'; '.join(differences[:4])}{more}), so its "
+                         f"results cannot stand for these: give a new --out (or delete {run_dir} to train it again)")
 
 
 def absolute_paths(config: TrainConfig, base: Optional[Path] = None) -> TrainConfig:

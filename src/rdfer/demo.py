@@ -23,9 +23,12 @@ from pathlib import Path
 
 from rdfer.analysis.report import compare_runs, comparison_table, write_report
 from rdfer.analysis.run import read_predictions
+from rdfer.config import check_reusable
 from rdfer.engine import fit
 from rdfer.engine.study import NoiseSetting, prepare_data, run_config
+from rdfer.errors import RdferError
 from rdfer.synth import describe_synthetic
+from rdfer.utils.runlock import run_lock
 
 DEMO_CLIPS = 1000
 DEMO_NOISE = 0.2
@@ -33,11 +36,20 @@ STRATEGIES = {"vanilla_ce": "ce", "agreement": "agreement"}
 
 
 def run_demo(out, overrides=(), clips=None) -> Path:
-    """Run the demo into `out`; returns the path of its report.md."""
+    """Run the demo into `out`; returns the path of its report.md (one demo at a time holds `out`)."""
     out = Path(out)
+    with run_lock(out, "demo"):
+        return _run(out, overrides, clips)
+
+
+def _run(out: Path, overrides, clips) -> Path:
     data_dir = out / "data"
     started = time.time()
     if (data_dir / "features.npz").exists():
+        made = json.loads((data_dir / "synth.json").read_text()).get("clips") if (data_dir / "synth.json").is_file() \
+            else None
+        if clips and made and made != clips:
+            raise RdferError(f"{out} holds a demo of {made} clips, not --clips {clips}: give a new --out")
         print(f"[1/3] reusing the synthetic benchmark and its feature cache in {data_dir}", flush=True)
     else:
         print(f"[1/3] rendering {clips or DEMO_CLIPS} synthetic clips ({DEMO_NOISE:.0%} of training labels "
@@ -51,13 +63,15 @@ def run_demo(out, overrides=(), clips=None) -> Path:
     for step, (name, strategy) in enumerate(STRATEGIES.items(), start=2):
         run_dir = out / "runs" / name
         runs[name] = run_dir
+        config = run_config(data_dir, strategy, overrides)
+        check_reusable(run_dir, config)  # a finished run stands for these settings only
         if (run_dir / "final.json").exists():
             print(f"[{step}/3] reusing the finished run {run_dir}", flush=True)
             continue
         resume = (run_dir / "checkpoints" / "last.pt").exists()
         print(f"[{step}/3] training rdfer_tiny (frozen mini-Xception features) with loss.strategy={strategy} "
               f"into {run_dir}" + (" (resuming)" if resume else ""), flush=True)
-        fit(run_config(data_dir, strategy, overrides), run_dir, resume=resume)
+        fit(config, run_dir, resume=resume)
         write_report(run_dir)
 
     compare_runs(runs, out / "comparison.md")  # the table alone, as `rdfer compare` writes it

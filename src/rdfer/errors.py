@@ -7,3 +7,11 @@ class RdferError(Exception):
     The message must say what was wrong, where (file, line, clip id) and what
     to do about it.
     """
+
+
+class NonFiniteLoss(RdferError):
+    """The training loss became nan or inf at `step` (1-based, in the epoch): the weights are no longer usable."""
+
+    def __init__(self, value: float, step: int):
+        super().__init__(f"the loss became {value} at step {step}")
+        self.value, self.step = value, step

@@ -27,6 +27,7 @@ from rdfer.errors import RdferError
 from rdfer.labels import clip_key
 from rdfer.losses import HARD, NOISY, noisy_precision_recall, partition
 from rdfer.utils.ground_truth import read_ground_truth
+from rdfer.utils.outputs import refuse_overwriting_inputs
 
 
 def curate(prediction_files, out_dir, *, t_h: float = 0.2, t_n: float = 0.1, ground_truth=None) -> dict:
@@ -57,6 +58,8 @@ def curate(prediction_files, out_dir, *, t_h: float = 0.2, t_n: float = 0.1, gro
     kinds = partition(torch.from_numpy(agreement).float(), torch.from_numpy(loss).float(), t_h, t_n).numpy()
 
     out_dir = Path(out_dir)
+    refuse_overwriting_inputs([out_dir / name for name in ("suspected_mislabelled.csv", "hard.csv", "curate.json")],
+                              [*prediction_files, ground_truth])
     out_dir.mkdir(parents=True, exist_ok=True)
     fields = ["clip_id", "path", "given_label", "predicted", "p_predicted", "p_given", "agreement", "loss", "source"]
 

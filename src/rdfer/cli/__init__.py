@@ -11,19 +11,22 @@ import os
 import sys
 
 from rdfer.errors import RdferError
+from rdfer.utils.ranges import bounded
 
 SUBCOMMAND_MODULES = ("data", "models", "train", "analysis", "predict", "audit", "study", "app")
 
 
-def at_least(**values) -> None:
-    """One-line errors for numeric options below their minimum: `at_least(workers=(args.workers, 0))`."""
-    for name, (value, minimum) in values.items():
-        if value is not None and value < minimum:
-            raise RdferError(f"--{name.replace('_', '-')} {value}: give at least {minimum}")
-
-
 class _Parser(argparse.ArgumentParser):
-    """argparse with rdfer's error style: one line `rdfer CMD: error: ...` and exit status 2."""
+    """argparse with rdfer's error style: one line `rdfer CMD: error: ...` and exit status 2.
+
+    Numeric options state their range with `type=bounded(int, low, high)` (rdfer.utils.ranges);
+    a plain `type=int` / `type=float` still refuses nan and inf.
+    """
+
+    def add_argument(self, *args, **kwargs):
+        if kwargs.get("type") in (int, float):
+            kwargs["type"] = bounded(kwargs["type"])
+        return super().add_argument(*args, **kwargs)
 
     def error(self, message):
         print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from rdfer.errors import RdferError
+from rdfer.utils.ranges import bounded
 
 
 def register(subparsers) -> None:
@@ -12,8 +13,9 @@ def register(subparsers) -> None:
                     "and write report.md with the paper's agreement tables and figures beside it.")
     p.add_argument("run", help="run folder of `rdfer train --out RUN` (or an `rdfer eval` output folder)")
     p.add_argument("--out", help="folder for report.md and report_files/ (default: RUN itself)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the t-SNE and of the sample clips shown")
-    p.add_argument("--tsne-points", type=int, default=2000, help="at most this many clips in the t-SNE")
+    p.add_argument("--seed", type=bounded(int, 0, 2**32 - 1), default=0,
+                   help="seed of the t-SNE and of the sample clips shown")
+    p.add_argument("--tsne-points", type=bounded(int, 1), default=2000, help="at most this many clips in the t-SNE")
     p.set_defaults(func=_report)
 
     p = subparsers.add_parser(

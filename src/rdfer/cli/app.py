@@ -1,7 +1,6 @@
 """Subcommand: app (a local web page over predict and audit; docs/app.md)."""
 
-from rdfer.cli import at_least
-from rdfer.errors import RdferError
+from rdfer.utils.ranges import bounded
 
 
 def register(subparsers) -> None:
@@ -14,13 +13,13 @@ def register(subparsers) -> None:
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 opens it to your "
                         "network, with no password)")
-    p.add_argument("--port", type=int, default=8765, help="port (default 8765; 0: any free port)")
+    p.add_argument("--port", type=bounded(int, 0, 65535), default=8765, help="port (default 8765; 0: any free port)")
     p.add_argument("--work", default="rdfer_app",
                    help="work folder: uploads, outputs, decisions files (default ./rdfer_app); the server writes "
                         "nowhere else and serves no file outside it")
-    p.add_argument("--max-upload-mb", type=float, default=500.0,
+    p.add_argument("--max-upload-mb", type=bounded(float, 1, 1_000_000), default=500.0,
                    help="largest file the page accepts (default 500 MB; give a folder for bigger ones)")
-    p.add_argument("--threads", type=int, metavar="N",
+    p.add_argument("--threads", type=bounded(int, 1, 1024), metavar="N",
                    help="CPU threads for torch and OpenCV (default 1: the built-in model gains nothing from more)")
     p.set_defaults(func=app)
 
@@ -31,9 +30,6 @@ def app(args) -> int:
 
     from rdfer.app.server import serve
 
-    at_least(max_upload_mb=(args.max_upload_mb, 1), threads=(args.threads, 1))
-    if not 0 <= args.port <= 65535:
-        raise RdferError(f"--port {args.port}: give a port from 0 (any free one) to 65535")
     torch.set_num_threads(args.threads or 1)
     cv2.setNumThreads(args.threads or 1)
     serve(args.host, args.port, args.work, max_upload_mb=args.max_upload_mb)

@@ -3,6 +3,8 @@
 from pathlib import Path
 
 from rdfer.errors import RdferError
+from rdfer.utils.ranges import bounded
+from rdfer.utils.runlock import run_lock
 
 
 def register(subparsers) -> None:
@@ -23,15 +25,17 @@ def register(subparsers) -> None:
     p.add_argument("--apply", metavar="DECISIONS", help="apply a curator's decisions CSV (columns id, decision "
                    "keep|relabel|drop, new_label): write corrected split lists in the dataset's own layout to "
                    "OUT/corrected beside a copy of the originals in OUT/original (docs/audit.md)")
-    p.add_argument("--folds", type=int, help="number of folds (default: DFEW/MAFW's official 5 folds, else 5 "
+    p.add_argument("--folds", type=bounded(int, 2, 1000),
+                   help="number of folds (default: DFEW/MAFW's official 5 folds, else 5 "
                                              "seeded class-stratified folds; a number replaces official folds)")
     p.add_argument("--rank-by", choices=RANK_BY, default="rdfer", help="order of label_issues.csv (default rdfer)")
-    p.add_argument("--min-agreement", type=float, default=0.75,
+    p.add_argument("--min-agreement", type=bounded(float, 0, 1, low_open=True), default=0.75,
                    help="agreement from which the pooled clip predictions count as agreeing; a clip not called "
                         "mislabelled below it is hard (default 0.75: 3 of 4)")
     p.add_argument("--ground-truth", help="ground_truth.csv (synthetic benchmark) to score the lists: writes "
                                           "OUT/scores.md (default: data.ground_truth, or ROOT/ground_truth.csv)")
-    p.add_argument("--top", type=int, default=12, help="clips per contact sheet in the report (default 12)")
+    p.add_argument("--top", type=bounded(int, 1, 10_000), default=12,
+                   help="clips per contact sheet in the report (default 12)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=audit)
 
@@ -76,10 +80,6 @@ def audit(args) -> int:
         return apply(args)
     if not args.config:
         raise RdferError("--config is required (the training config of the audit's folds)")
-    if not 0.0 < args.min_agreement <= 1.0:
-        raise RdferError(f"--min-agreement {args.min_agreement} is outside (0, 1]: e.g. 0.75 = 3 of 4 clips agree")
-    if args.top < 1:
-        raise RdferError(f"--top {args.top}: give at least 1")
     config = load_config(resolve_config_path(args.config), tuple(args.overrides))
     ground_truth = args.ground_truth or config.data.ground_truth
     if ground_truth is None and config.data.root and (Path(config.data.root) / "ground_truth.csv").is_file():
@@ -87,8 +87,9 @@ def audit(args) -> int:
         print(f"scoring against {ground_truth}", flush=True)
     if ground_truth is not None:
         read_ground_truth(ground_truth, TRUTH_COLUMNS)  # a bad file stops the audit before the training, not after
-    run_audit_folds(config, args.out, folds=args.folds, progress=not args.no_progress)
-    summary = audit_report(args.out, rank_by=args.rank_by, min_agreement=args.min_agreement,
-                           ground_truth=ground_truth, top=args.top)
+    with run_lock(args.out, "audit"):  # the folds and the report: one audit at a time
+        run_audit_folds(config, args.out, folds=args.folds, progress=not args.no_progress)
+        summary = audit_report(args.out, rank_by=args.rank_by, min_agreement=args.min_agreement,
+                               ground_truth=ground_truth, top=args.top)
     print(describe(summary, args.out))
     return 0

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from rdfer.cli import at_least
 from rdfer.data.layouts import DATASETS, SYNTH_LAYOUTS
+from rdfer.utils.ranges import bounded
+from rdfer.utils.runlock import run_lock
 
 
 def _add_dataset_args(parser, split: bool = False) -> None:
     parser.add_argument("--dataset", required=True, choices=DATASETS)
     parser.add_argument("--root", help="dataset root (csv: the CSV file, or use --csv)")
-    parser.add_argument("--fold", type=int, default=1, help="DFEW/MAFW fold 1..5 (default 1)")
+    parser.add_argument("--fold", type=bounded(int, 1, 5), default=1, help="DFEW/MAFW fold 1..5 (default 1)")
     parser.add_argument("--csv", dest="csv_path", help="CSV manifest (path,label[,split])")
     parser.add_argument("--classes", help="CSV only: dfew, mafw, or comma-separated class names")
     if split:
@@ -21,7 +22,6 @@ def _add_dataset_args(parser, split: bool = False) -> None:
 def _root(args):
     from rdfer.errors import RdferError
 
-    at_least(fold=(args.fold, 1))
     if args.root is None and not (args.dataset == "csv" and args.csv_path):
         raise RdferError(f"--root is required for --dataset {args.dataset}")
     return args.root
@@ -37,7 +37,6 @@ def _manifest(args):
 def check_dataset_command(args) -> int:
     from rdfer.data.check import check_dataset, format_report
 
-    at_least(max_problems=(args.max_problems, 0), workers=(args.workers, 1))
     report = check_dataset(args.dataset, _root(args), fold=args.fold, csv_path=args.csv_path,
                            classes=args.classes, workers=args.workers)
     print(format_report(report, max_problems=args.max_problems))
@@ -45,16 +44,14 @@ def check_dataset_command(args) -> int:
 
 
 def pack_command(args) -> int:
+    from rdfer.data.manifest import dataset_files
     from rdfer.data.pack import write_pack
-    from rdfer.errors import RdferError
 
-    at_least(load_size=(args.load_size, 0), workers=(args.workers, 1))
-    if not 1 <= args.quality <= 100:
-        raise RdferError(f"--quality {args.quality}: give a JPEG quality 1..100")
     manifest = _manifest(args)
     load_size = None if args.load_size == 0 else args.load_size
     stats = write_pack(manifest, args.out, load_size=load_size, quality=args.quality,
-                       fold=args.fold, workers=args.workers, skip_bad=args.skip_bad)
+                       fold=args.fold, workers=args.workers, skip_bad=args.skip_bad,
+                       protect=dataset_files(args.dataset, args.root))
     print(f"packed {stats['clips']} clips, {stats['frames']} frames "
           f"({stats['bytes'] / 2**20:.1f} MiB, {stats['unreadable']} unreadable frames stored "
           f"empty) into {args.out}")
@@ -67,9 +64,6 @@ def bench_data_command(args) -> int:
     from rdfer.data import build_manifest
     from rdfer.data.bench import bench_data, format_bench
 
-    at_least(clips=(args.clips, 1), workers=(args.workers, 0), frames=(args.frames, 1),
-              batch_size=(args.batch_size, 1), load_size=(args.load_size, 1), seed=(args.seed, 0),
-              threads=(args.threads, 0))
     manifest = _manifest(args)
     packed = build_manifest("packed", args.packed, args.split) if args.packed else None
     result = bench_data(manifest, clips=args.clips, workers=args.workers, frames=args.frames,
@@ -83,12 +77,12 @@ def bench_data_command(args) -> int:
 def synth_command(args) -> int:
     from rdfer.synth import describe_synthetic, write_synthetic
 
-    at_least(seed=(args.seed, 0))
     options = dict(layout=args.layout, clips=args.clips, noise=args.noise, noise_type=args.noise_type,
                    seed=args.seed, full_scale=args.full_scale, size=args.size, actors=args.actors,
                    nuisance=args.nuisance)
     # Options left unset keep write_synthetic's own defaults.
-    write_synthetic(args.out, **{key: value for key, value in options.items() if value is not None})
+    with run_lock(args.out, "synth"):
+        write_synthetic(args.out, **{key: value for key, value in options.items() if value is not None})
     print(describe_synthetic(args.out))
     return 0
 
@@ -101,8 +95,9 @@ def register(subparsers) -> None:
         "are cut short), duplicated, in both train and test; per-class counts, and (DFEW/FERV39K) the "
         "official split sizes. Exit status 1 when any problem is found.")
     _add_dataset_args(parser)
-    parser.add_argument("--max-problems", type=int, default=30, help="problems to list")
-    parser.add_argument("--workers", type=int, default=None, help="decoding threads (default: CPU count)")
+    parser.add_argument("--max-problems", type=bounded(int, 0), default=30, help="problems to list")
+    parser.add_argument("--workers", type=bounded(int, 1, 1024), default=None,
+                        help="decoding threads (default: CPU count)")
     parser.set_defaults(func=check_dataset_command)
 
     parser = subparsers.add_parser(
@@ -111,10 +106,10 @@ def register(subparsers) -> None:
         "an index); read it with build_manifest('packed', FILE, split).")
     _add_dataset_args(parser, split=True)
     parser.add_argument("--out", required=True, help="output pack file")
-    parser.add_argument("--load-size", type=int, default=128,
+    parser.add_argument("--load-size", type=bounded(int, 0, 4096), default=128,
                         help="side frames are stored at (0: keep the source files' bytes)")
-    parser.add_argument("--quality", type=int, default=90, help="JPEG quality of re-encoded frames")
-    parser.add_argument("--workers", type=int, default=None, help="encoding threads")
+    parser.add_argument("--quality", type=bounded(int, 1, 100), default=90, help="JPEG quality of re-encoded frames")
+    parser.add_argument("--workers", type=bounded(int, 1, 1024), default=None, help="encoding threads")
     parser.set_defaults(func=pack_command)
 
     parser = subparsers.add_parser(
@@ -123,14 +118,14 @@ def register(subparsers) -> None:
         "per-frame PIL/torchvision loader in the style of public DFER code; print both "
         "clips/s and their ratio.")
     _add_dataset_args(parser, split=True)
-    parser.add_argument("--clips", type=int, default=64)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--frames", type=int, default=64, help="frames per clip (64 dense)")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--load-size", type=int, default=128)
+    parser.add_argument("--clips", type=bounded(int, 1), default=64)
+    parser.add_argument("--workers", type=bounded(int, 0, 256), default=2)
+    parser.add_argument("--frames", type=bounded(int, 1, 100_000), default=64, help="frames per clip (64 dense)")
+    parser.add_argument("--batch-size", type=bounded(int, 1, 1_000_000), default=8)
+    parser.add_argument("--load-size", type=bounded(int, 1, 4096), default=128)
     parser.add_argument("--packed", help="a pack of the same split for rdfer's loader")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1,
+    parser.add_argument("--seed", type=bounded(int, 0, 2**32 - 1), default=0)
+    parser.add_argument("--threads", type=bounded(int, 0, 1024), default=1,
                         help="torch/OpenCV threads of the main process while timing (0: leave)")
     parser.set_defaults(func=bench_data_command)
 
@@ -140,19 +135,19 @@ def register(subparsers) -> None:
         "in an official dataset layout, plus DIR/ground_truth.csv.")
     parser.add_argument("--out", required=True)
     parser.add_argument("--layout", choices=SYNTH_LAYOUTS, default="dfew")
-    parser.add_argument("--clips", type=int, default=None, help="clips to render")
-    parser.add_argument("--noise", type=float, default=0.0, help="share of train labels flipped")
+    parser.add_argument("--clips", type=bounded(int, 1, 10_000_000), default=None, help="clips to render")
+    parser.add_argument("--noise", type=bounded(float, 0, 1), default=0.0, help="share of train labels flipped")
     parser.add_argument("--noise-type", choices=("symmetric", "pair"), default=None,
                         help="symmetric (default): a flipped label becomes a uniformly drawn other class; "
                              "pair: its most confusable class (Fear<->Surprise, Angry<->Disgust, "
                              "Sad<->Neutral, Happy->Neutral)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=bounded(int, 0, 2**32 - 1), default=0)
     parser.add_argument("--full-scale", action="store_true",
                         help="DFEW's fold structure, label and frame counts")
-    parser.add_argument("--size", type=int, default=None, help="frame side in pixels")
-    parser.add_argument("--actors", type=int, default=None,
+    parser.add_argument("--size", type=bounded(int, 16, 4096), default=None, help="frame side in pixels")
+    parser.add_argument("--actors", type=bounded(int, 1), default=None,
                         help="draw each clip's person from a pool of this many actors (default: a new person per clip)")
-    parser.add_argument("--nuisance", type=float, default=None,
+    parser.add_argument("--nuisance", type=bounded(float, 0, 1), default=None,
                         help="0..1: how much head motion, lighting change, occlusion, subtle and distractor "
                              "expressions the clips carry (default 1, the full benchmark; lower is easier)")
     parser.set_defaults(func=synth_command)

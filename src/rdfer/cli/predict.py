@@ -3,7 +3,8 @@
 import contextlib
 import sys
 
-from rdfer.errors import RdferError
+from rdfer.utils.ranges import bounded
+from rdfer.utils.runlock import run_lock
 
 DEFAULT_MODEL_NOTE = ("Without --checkpoint the built-in FER2013 mini-Xception (trained on still photos, "
                       "not by rdfer) runs on every frame and its predictions are averaged over time.")
@@ -15,14 +16,15 @@ def _add_face_options(p) -> None:
     p.add_argument("--detector", choices=("mtcnn", "haar"), default="mtcnn",
                    help="face detector (default mtcnn: MTCNN with facenet-pytorch's weights, searched near the "
                         "followed face; haar: OpenCV's frontal-face cascade, misses turned heads)")
-    p.add_argument("--detect-every", type=int, default=5, metavar="K",
+    p.add_argument("--detect-every", type=bounded(int, 1, 100_000), default=5, metavar="K",
                    help="run the face detector on every K-th frame, track in between (default 5)")
-    p.add_argument("--min-face", type=float, default=40, metavar="PX",
+    p.add_argument("--min-face", type=bounded(float, 12, 100_000), default=40, metavar="PX",
                    help="smallest face searched, in pixels of the frame (default 40, at any frame size; "
                         "smaller finds smaller faces and is slower; at least 12)")
-    p.add_argument("--margin", type=float, default=0.2, help="face crop margin (default 0.2 = 20%% wider box)")
+    p.add_argument("--margin", type=bounded(float, 0, 10), default=0.2,
+                   help="face crop margin (default 0.2 = 20%% wider box)")
     p.add_argument("--device", default="cpu", help="torch device of the model: cpu (default), cuda, auto")
-    p.add_argument("--threads", type=int, metavar="N",
+    p.add_argument("--threads", type=bounded(int, 1, 1024), metavar="N",
                    help="CPU threads for torch and OpenCV (default: 1 for the built-in model, which gains "
                         "nothing from more; torch's default with --checkpoint)")
 
@@ -41,7 +43,7 @@ def register(subparsers) -> None:
     p.add_argument("--faces", choices=("all", "main"), default="all",
                    help="all (default): every face as a track; main: follow one face at a time and report the "
                         "track longest on screen")
-    p.add_argument("--smooth", type=float, default=0.5, metavar="S",
+    p.add_argument("--smooth", type=bounded(float, 0, 60), default=0.5, metavar="S",
                    help="smooth each face's per-frame timeline with a centred moving average over S seconds "
                         "(default 0.5; 0 = off; the raw values are kept beside)")
     p.add_argument("--plot", action="store_true", help="also write OUT/<input>_timeline.png (every face over time)")
@@ -49,7 +51,7 @@ def register(subparsers) -> None:
                    help="also write OUT/<video>_annotated.mp4 (H.264, plays in browsers, source audio kept; "
                         "images: OUT/<image>_annotated.jpg/.png) with each face's box, track, label")
     _add_face_options(p)
-    p.add_argument("--jobs", type=int, metavar="N",
+    p.add_argument("--jobs", type=bounded(int, 1, 256), metavar="N",
                    help="videos predicted at once, sharing one loaded model (default: CPU cores, at most 4; "
                         "1 with --checkpoint)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar or per-file lines")
@@ -58,7 +60,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "bench-predict", help="frames/s of decoding, face finding, model and end to end on one video")
     p.add_argument("video")
-    p.add_argument("--repeat", type=int, default=2, help="runs per stage; the fastest counts (default 2)")
+    p.add_argument("--repeat", type=bounded(int, 1, 1000), default=2,
+                   help="runs per stage; the fastest counts (default 2)")
     p.add_argument("--no-startup", action="store_true",
                    help="skip the start-up measurement (a fresh `rdfer predict` process up to its first frame)")
     _add_face_options(p)
@@ -98,7 +101,7 @@ def _options(args):
 def predict(args) -> int:
     from rdfer.inference.runner import predict_files
 
-    with _threads(args):
+    with _threads(args), run_lock(args.out, "predict"):  # one run at a time writes into --out
         _, code, summary = predict_files(args.inputs, args.out, checkpoint=args.checkpoint, fmt=args.format,
                                          plot=args.plot, annotate=args.annotate, options=_options(args),
                                          progress=not args.no_progress, jobs=args.jobs)
@@ -126,8 +129,6 @@ def bench_predict(args) -> int:
     from rdfer.inference.bench import bench_predict as run
     from rdfer.inference.startup import command
 
-    if args.repeat < 1:
-        raise RdferError(f"--repeat must be at least 1, got {args.repeat}")
     with _threads(args):
         r = run(args.video, checkpoint=args.checkpoint, options=_options(args), repeat=args.repeat,
                 startup_command=None if args.no_startup else (lambda v, flags: command(STARTUP_LAUNCHER, v, flags)))

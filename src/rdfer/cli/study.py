@@ -1,5 +1,7 @@
 """Subcommands: features (build a frozen-feature cache), study (the robustness study)."""
 
+from rdfer.utils.ranges import bounded
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -23,7 +25,8 @@ def register(subparsers) -> None:
                     "each (configs/study.yaml) and write study.md, study.csv and study.png. Rerunning reuses "
                     "finished work.")
     p.add_argument("--out", required=True, help="study folder")
-    p.add_argument("--jobs", type=int, help="runs trained at once (default: 2, or 1 on a 1-core machine)")
+    p.add_argument("--jobs", type=bounded(int, 1, 256),
+                   help="runs trained at once (default: 2, or 1 on a 1-core machine)")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds (default 0,1,2)")
     p.add_argument("--strategies", help="comma-separated subset of the loss strategies (default: all twelve)")
     p.add_argument("--quick", action="store_true",
@@ -31,7 +34,8 @@ def register(subparsers) -> None:
                         "combinations (leaves out the Table IV ablations)")
     p.add_argument("--settings", help="comma-separated subset of the noise settings symmetric_20, symmetric_40, "
                                       "pair_30 (default: all three)")
-    p.add_argument("--clips", type=int, default=1000, help="clips per benchmark (default 1000)")
+    p.add_argument("--clips", type=bounded(int, 50, 10_000_000), default=1000,
+                   help="clips per benchmark (default 1000)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a field of configs/study.yaml for every run, e.g. --set optim.epochs=40")
     p.add_argument("--no-progress", action="store_true")
@@ -42,8 +46,9 @@ def features(args) -> int:
     from rdfer.config import load_config, resolve_config_path
     from rdfer.engine.features import build_feature_cache
 
-    config = load_config(resolve_config_path(args.config), tuple(args.overrides))
-    done = build_feature_cache(config, args.out, progress=not args.no_progress)
+    config_file = resolve_config_path(args.config)
+    config = load_config(config_file, tuple(args.overrides))
+    done = build_feature_cache(config, args.out, inputs=(config_file,), progress=not args.no_progress)
     print(f"{done['clips']} clips, {done['frames']} frames encoded in {done['seconds']:.0f}s: {done['path']}; "
           f"train with --set data.features={done['path']}")
     return 0
@@ -65,10 +70,6 @@ def study(args) -> int:
     if set(chosen) - set(names):
         raise RdferError(f"--settings: unknown {', '.join(sorted(set(chosen) - set(names)))}; choose from "
                          f"{', '.join(names)}")
-    if args.jobs is not None and args.jobs < 1:
-        raise RdferError(f"--jobs must be at least 1, got {args.jobs}")
-    if args.clips < 50:
-        raise RdferError(f"--clips must be at least 50 (5 folds of 7 classes), got {args.clips}")
     run_study(args.out, jobs=args.jobs or default_jobs(), seeds=seeds, strategies=strategies,
               settings=tuple(names[name] for name in chosen),
               overrides=tuple(args.overrides), clips=args.clips, progress=not args.no_progress)

@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from rdfer.cli import at_least
 from rdfer.data.layouts import DATASETS
 from rdfer.errors import RdferError
+from rdfer.utils.ranges import bounded
 
 
 def register(subparsers) -> None:
@@ -28,11 +28,11 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, help="folder for predictions.csv, features.npy, metrics.json")
     p.add_argument("--dataset", choices=DATASETS, help="default: the training data")
     p.add_argument("--root", help="dataset root (default: the training data's)")
-    p.add_argument("--fold", type=int)
+    p.add_argument("--fold", type=bounded(int, 1, 5))
     p.add_argument("--csv", help="manifest file for --dataset csv")
     p.add_argument("--split", default="test")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--batch-size", type=bounded(int, 1, 1_000_000), default=32)
+    p.add_argument("--workers", type=bounded(int, 0, 256), default=2)
     p.add_argument("--device", default="auto")
     p.add_argument("--skip-bad", action="store_true", help="leave out unusable clips with a warning naming each")
     p.add_argument("--no-progress", action="store_true")
@@ -55,14 +55,15 @@ def register(subparsers) -> None:
     p.add_argument("--checkpoint", help="or: predict the clips now with this checkpoint")
     p.add_argument("--dataset", choices=DATASETS)
     p.add_argument("--root")
-    p.add_argument("--fold", type=int)
+    p.add_argument("--fold", type=bounded(int, 1, 5))
     p.add_argument("--csv", help="manifest file for --dataset csv")
     p.add_argument("--split", default="train", help="split to judge with --checkpoint (default train)")
     p.add_argument("--out", required=True)
-    p.add_argument("--t-h", type=float, default=0.2, help="share called hard (default 0.2)")
-    p.add_argument("--t-n", type=float, default=0.1, help="share called likely mislabelled (default 0.1)")
+    p.add_argument("--t-h", type=bounded(float, 0, 1), default=0.2, help="share called hard (default 0.2)")
+    p.add_argument("--t-n", type=bounded(float, 0, 1), default=0.1,
+                   help="share called likely mislabelled (default 0.1)")
     p.add_argument("--ground-truth", help="ground_truth.csv of the synthetic benchmark, to score the list")
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--workers", type=bounded(int, 0, 256), default=2)
     p.add_argument("--device", default="auto")
     p.add_argument("--skip-bad", action="store_true", help="with --checkpoint: leave out unusable clips")
     p.set_defaults(func=curate)
@@ -71,13 +72,13 @@ def register(subparsers) -> None:
     p.add_argument("--model", default="rdfer_tiny")
     p.add_argument("--option", dest="options", action="append", default=[], metavar="KEY=VALUE",
                    help="model option, e.g. --option resample=false")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--steps", type=int, default=10)
-    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--batch-size", type=bounded(int, 1, 1_000_000), default=16)
+    p.add_argument("--steps", type=bounded(int, 1), default=10)
+    p.add_argument("--warmup", type=bounded(int, 0), default=3)
     p.add_argument("--dataset", default="dfew", choices=DATASETS)
     p.add_argument("--root", help="dataset root (default: render a small synthetic one)")
-    p.add_argument("--fold", type=int, default=1)
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--fold", type=bounded(int, 1, 5), default=1)
+    p.add_argument("--workers", type=bounded(int, 0, 256), default=2)
     p.add_argument("--device", default="auto")
     p.add_argument("--amp", default="bf16", choices=("bf16", "fp16", "off"))
     p.add_argument("--compile", action="store_true")
@@ -87,7 +88,7 @@ def register(subparsers) -> None:
     p.add_argument("--out", default="demo_out")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a field of the demo's training config (both runs)")
-    p.add_argument("--clips", type=int, help="synthetic clips (default: the demo's size)")
+    p.add_argument("--clips", type=bounded(int, 1, 10_000_000), help="synthetic clips (default: the demo's size)")
     p.set_defaults(func=demo)
 
 
@@ -172,9 +173,6 @@ def curate(args) -> int:
 
     if bool(args.predictions) == bool(args.checkpoint):
         raise RdferError("give either --predictions FILE... or --checkpoint CKPT")
-    if not (0 <= args.t_h <= 1 and 0 <= args.t_n <= 1):
-        raise RdferError(f"--t-h {args.t_h} / --t-n {args.t_n}: give shares in [0, 1]")
-    at_least(workers=(args.workers, 0))
     files = args.predictions
     if args.checkpoint:
         from rdfer.engine import evaluate_checkpoint
@@ -192,8 +190,6 @@ def curate(args) -> int:
 def bench_train(args) -> int:
     from rdfer.engine.bench import bench_train as run
 
-    at_least(batch_size=(args.batch_size, 1), steps=(args.steps, 1), warmup=(args.warmup, 0),
-              workers=(args.workers, 0), fold=(args.fold, 1))
     run(args.model, _parse_options(args.options), batch_size=args.batch_size, steps=args.steps, warmup=args.warmup,
         dataset=args.dataset, root=args.root, fold=args.fold, num_workers=args.workers, device=args.device,
         amp=args.amp, compile=args.compile)

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 
-from rdfer.data.files import is_video_file, list_frames
+from rdfer.data.files import EXACT_COUNT_EXTENSIONS, is_video_file, list_frames, opencv_path
 from rdfer.data.frames import read_bytes
 from rdfer.data.layouts import LAYOUTS
 from rdfer.data.manifest import csv_splits, scan_split
@@ -59,20 +59,24 @@ def decode_clip(path: str) -> tuple:
     """Decode every frame of a clip as the loader would.
 
     Returns:
-        (frames, undecodable, truncated): frames listed (a video: frames its
-        container reports, or those decoded if more), frames that do not
-        decode, frames that decode but lack their end marker (cut short).
+        (frames, undecodable, truncated): frames listed (a video: those decoded, or
+        the count its container's header gives where that is exact, an .mp4's,
+        if more: the rest is cut off), frames that do not decode, frames that
+        decode but lack their end marker (cut short).
     """
     if is_video_file(path) and os.path.isfile(path):
-        capture = cv2.VideoCapture(path)
-        try:
-            reported = max(int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), 0) if capture.isOpened() else 0
-            decoded = 0
-            while capture.isOpened() and capture.grab() and capture.retrieve()[0]:
-                decoded += 1
-        finally:
-            capture.release()
-        frames = max(reported, decoded)
+        with opencv_path(path) as readable:
+            capture = cv2.VideoCapture(readable)
+            try:
+                reported = max(int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0), 0) if capture.isOpened() else 0
+                decoded = 0
+                while capture.isOpened() and capture.grab() and capture.retrieve()[0]:
+                    decoded += 1
+            finally:
+                capture.release()
+        # A WebM or Matroska header holds at most a duration: OpenCV's count from it is an estimate
+        # (0 without one, wrong for a variable frame rate), never a sign of missing frames.
+        frames = max(reported, decoded) if path.lower().endswith(EXACT_COUNT_EXTENSIONS) else decoded
         return frames, frames - decoded, 0
     names = list_frames(path)
     undecodable = truncated = 0

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import torch
 
-from rdfer.data.files import list_frames
+from rdfer.data.files import list_frames, opencv_path
 from rdfer.errors import RdferError
 
 
@@ -119,15 +119,16 @@ class VideoClip:
 
     def __init__(self, path: str, load_size: int | None):
         self.frames = []
-        capture = cv2.VideoCapture(path)
-        try:
-            while capture.isOpened():
-                ok, image = capture.read()
-                if not ok:
-                    break
-                self.frames.append(cv2.cvtColor(resize_frame(image, load_size), cv2.COLOR_BGR2RGB))
-        finally:
-            capture.release()
+        with opencv_path(path) as readable:
+            capture = cv2.VideoCapture(readable)
+            try:
+                while capture.isOpened():
+                    ok, image = capture.read()
+                    if not ok:
+                        break
+                    self.frames.append(cv2.cvtColor(resize_frame(image, load_size), cv2.COLOR_BGR2RGB))
+            finally:
+                capture.release()
 
     @property
     def num_frames(self) -> int:

@@ -27,8 +27,10 @@ import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from rdfer.data.files import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, count_video_frames, is_video_file, list_frames
-from rdfer.data.layouts import DFEW, FERV39K, MAFW, SOURCES
+from rdfer.data.files import (
+    IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, count_video_frames, is_video_file, list_frames, special_file_kind,
+)
+from rdfer.data.layouts import DFEW, FERV39K, LAYOUTS, MAFW, SOURCES, SPLITS
 from rdfer.data.pack import read_pack_manifest
 from rdfer.data.records import ClipRecord, ListEntry, Manifest, Problem
 from rdfer.errors import RdferError
@@ -76,6 +78,11 @@ def _check_clip(entry: ListEntry, scan: Scan) -> None:
         scan.problems.append(Problem(
             "missing", detail=f"{entry.path} is a file but neither a frame folder nor a video "
             f"({'/'.join(VIDEO_EXTENSIONS)})", **where))
+        return
+    elif special_file_kind(entry.path):
+        scan.problems.append(Problem(
+            "missing", detail=f"{entry.path} is {special_file_kind(entry.path)}, not a frame folder or a video "
+            "file", **where))
         return
     else:
         scan.problems.append(Problem(
@@ -165,6 +172,12 @@ def _label_lookup(classes: tuple) -> dict:
     return lookup
 
 
+# The columns of a CSV manifest, and words that mark a first line as a header of some other naming.
+CSV_COLUMNS = ("path", "label", "split")
+HEADER_WORDS = {*CSV_COLUMNS, "video", "file", "filename", "clip", "clip_id", "frames", "folder", "class",
+                "emotion", "expression", "category", "target", "fold", "set", "subset"}
+
+
 def _csv_rows(csv_file: Path) -> tuple:
     """(rows, problems): rows are (line, path, label, split or None)."""
     rows, problems = [], []
@@ -183,6 +196,10 @@ def _csv_rows(csv_file: Path) -> tuple:
             columns = {name: lowered.index(name) for name in ("path", "label", "split")
                        if name in lowered}
             continue
+        if number == 1 and set(lowered) & HEADER_WORDS:  # a header, but not rdfer's: never a clip of class "label"
+            raise RdferError(f"{csv_file}:1: the header {','.join(fields)!r} is not one rdfer reads: a CSV "
+                             f"manifest's columns are {', '.join(CSV_COLUMNS)} (split optional, any order; "
+                             "or no header: path,label[,split]); rename its columns")
         width = max(columns.values()) + 1
         if len(fields) < min(width, 2) or len(fields) > max(width, 3) \
                 or not fields[columns["path"]] or not fields[columns["label"]]:
@@ -380,7 +397,17 @@ def build_manifest(dataset: str, root, split: str, fold: int = 1, skip_bad: bool
         raise RdferError(f"{where}: no usable clips in {scan.list_file}")
     return Manifest(dataset=scan.dataset, split=split, classes=tuple(scan.classes),
                     records=tuple(scan.records), root=scan.root,
-                    skipped=tuple(str(problem) for problem in scan.problems))
+                    skipped=tuple(str(problem) for problem in scan.problems), sources=(scan.list_file,))
+
+
+def dataset_files(dataset: str, root) -> list:
+    """The split lists of every split and fold of a dataset root, and its ground_truth.csv, where they exist:
+    files an output must never replace, whichever split a command reads."""
+    layout = LAYOUTS.get(str(dataset).lower())
+    if layout is None or not root or not Path(root).is_dir():
+        return []
+    candidates = [layout.list_file(Path(root), split, fold) for split in SPLITS for fold in (layout.folds or (1,))]
+    return [str(path) for path in [*candidates, Path(root) / "ground_truth.csv"] if path.is_file()]
 
 
 def load_manifests(data) -> tuple:

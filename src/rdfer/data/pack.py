@@ -40,7 +40,9 @@ from rdfer.data.frames import FolderClip, FrameDecoder, VideoClip, read_bytes
 from rdfer.data.files import is_video_file
 from rdfer.data.records import ClipRecord, Manifest
 from rdfer.errors import RdferError
+from rdfer.utils.outputs import atomic_output, refuse_overwriting_inputs
 from rdfer.utils.progress import progress_bar
+from rdfer.utils.runlock import run_lock
 
 MAGIC = b"RDFPACK1"
 _FOOTER = struct.Struct("<qqq8s")
@@ -73,7 +75,7 @@ def _clip_frame_bytes(record: ClipRecord, load_size: int | None, quality: int) -
 
 def write_pack(manifest: Manifest, out, load_size: int | None = 128, quality: int = 90,
                fold: int | None = None, workers: int | None = None, progress: bool = True,
-               skip_bad: bool = False) -> dict:
+               skip_bad: bool = False, protect=()) -> dict:
     """Write every clip of `manifest` into one pack file.
 
     Args:
@@ -86,26 +88,24 @@ def write_pack(manifest: Manifest, out, load_size: int | None = 128, quality: in
         progress: show a tqdm bar on stderr.
         skip_bad: leave out (and name on stderr) a clip none of whose frames
             decodes, instead of stopping.
+        protect: more files `out` must not be (the dataset's other split lists).
 
     Returns:
         dict with clips, frames, bytes, unreadable (frames stored empty), skipped
         (clip ids left out).
 
     Raises:
-        RdferError: a clip none of whose frames decodes (without skip_bad); the
-            partial file is removed.
+        RdferError: `out` is a file the split is read from (its list, a clip); a
+            clip none of whose frames decodes (without skip_bad); a write that
+            fails (a full disk): the partial file is removed.
     """
     out = Path(out)
+    refuse_overwriting_inputs([out], [*manifest.inputs(), *protect])
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
     clips, offsets, skipped = [], [len(MAGIC)], []
-    try:
+    with run_lock(out, "pack"), atomic_output(out, ".tmp") as tmp:
         _write_pack_body(tmp, manifest, load_size, quality, fold, workers, progress, skip_bad, clips, offsets,
                          skipped)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, out)
     unreadable = sum(1 for start, end in zip(offsets, offsets[1:]) if start == end)
     return {"clips": len(clips), "frames": len(offsets) - 1, "bytes": out.stat().st_size,
             "unreadable": unreadable, "skipped": skipped}

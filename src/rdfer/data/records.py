@@ -38,6 +38,7 @@ class Manifest:
         skipped: human-readable problems of the clips left out (skip_bad=True).
         packed: path of the `rdfer pack` file the frames are read from, or None
             when frames are read from `record.path`.
+        sources: the files the split was read from (split list, CSV manifest).
     """
 
     dataset: str
@@ -47,9 +48,14 @@ class Manifest:
     root: str
     skipped: tuple = ()
     packed: str | None = None
+    sources: tuple = ()
 
     def __len__(self) -> int:
         return len(self.records)
+
+    def inputs(self) -> list:
+        """Every file or folder reading this split touches: its sources, its pack or its clips."""
+        return [*self.sources, self.packed] if self.packed else [*self.sources, *(r.path for r in self.records)]
 
     def class_counts(self) -> dict:
         """Clips per class name, in class order."""

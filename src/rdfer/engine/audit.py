@@ -43,6 +43,7 @@ from rdfer.data import build_manifest
 from rdfer.data.layouts import LAYOUTS, SPLITS
 from rdfer.engine.fit import fit
 from rdfer.errors import RdferError
+from rdfer.utils.runlock import run_lock
 
 MARKER = "audit.json"
 OFFICIAL_FOLDS = tuple(name for name, layout in LAYOUTS.items() if layout.folds)  # dfew, mafw
@@ -238,8 +239,15 @@ def epoch_savers(run_dir: Path) -> dict:
 
 
 def run_audit_folds(config: TrainConfig, out_dir, *, folds: Optional[int] = None, progress: bool = True) -> Path:
-    """Train every fold (reusing finished ones) and write OUT/oof_predictions.csv; returns its path."""
+    """Train every fold (reusing finished ones) and write OUT/oof_predictions.csv; returns its path.
+
+    One audit at a time holds OUT (rdfer.utils.runlock)."""
     out_dir = Path(out_dir)
+    with run_lock(out_dir, "audit"):
+        return _audit_folds(config, out_dir, folds, progress)
+
+
+def _audit_folds(config: TrainConfig, out_dir: Path, folds: Optional[int], progress: bool) -> Path:
     classes, clips, official = collect_clips(config, folds)
     prepare_out(out_dir, config, classes, clips, official)
     k = max(c.fold for c in clips)

@@ -6,28 +6,45 @@ from pathlib import Path
 
 import numpy as np
 
-from rdfer.config import TrainConfig
+from rdfer.config import TrainConfig, check_reusable
 from rdfer.engine.fit import fit
+from rdfer.errors import RdferError
+from rdfer.utils.runlock import run_lock
+
+# The datasets with official folds (data.fold); the others have one train/test split.
+FOLDED = ("dfew", "mafw")
 
 
 def run_cv(config: TrainConfig, out_dir, folds=(1, 2, 3, 4, 5), progress: bool = True) -> dict:
     """Train and test every fold into OUT/fold_K, then write OUT/cv_summary.{json,md}.
 
     A fold whose final.json exists is not trained again, and a fold with a
-    last.pt but no final.json is resumed: finished work is never lost.
+    last.pt but no final.json is resumed: finished work is never lost. Either
+    is reused only when its config.yaml is this config (else one line says what
+    differs); one cv run at a time holds OUT.
     """
+    if config.data.dataset not in FOLDED:
+        raise RdferError(f"rdfer cv trains the official folds of DFEW and MAFW; data.dataset {config.data.dataset} "
+                         f"has none (each fold would train the same split again): use rdfer train for its split, or "
+                         "rdfer audit --folds K for k-fold held-out predictions")
     out_dir = Path(out_dir)
+    with run_lock(out_dir, "cv"):
+        return _run_folds(config, out_dir, folds, progress)
+
+
+def _run_folds(config: TrainConfig, out_dir: Path, folds, progress: bool) -> dict:
     results = {}
     for fold in folds:
         run_dir = out_dir / f"fold_{fold}"
+        fold_config = replace(config, data=replace(config.data, fold=fold))
+        check_reusable(run_dir, fold_config)
         if (run_dir / "final.json").exists():
             print(f"fold {fold}: already finished, reading {run_dir / 'final.json'}", flush=True)
             results[fold] = json.loads((run_dir / "final.json").read_text())
             continue
         print(f"fold {fold}: training into {run_dir}", flush=True)
         resume = (run_dir / "checkpoints" / "last.pt").exists()
-        results[fold] = fit(replace(config, data=replace(config.data, fold=fold)), run_dir, resume=resume,
-                            progress=progress)
+        results[fold] = fit(fold_config, run_dir, resume=resume, progress=progress)
     summary = summarize_folds(results)
     (out_dir / "cv_summary.json").write_text(json.dumps(summary, indent=2))
     (out_dir / "cv_summary.md").write_text(folds_markdown(summary))

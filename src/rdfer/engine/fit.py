@@ -11,8 +11,10 @@ RUN/
   features.npy            their features, rows aligned with predictions.csv
 """
 
+import contextlib
 import json
 import math
+import os
 import time
 from pathlib import Path
 from typing import Callable, Optional
@@ -30,13 +32,19 @@ from rdfer.engine.checkpoint import (
 from rdfer.engine.loop import evaluate, train_one_epoch
 from rdfer.engine.outputs import eval_metrics, ground_truth_for, train_metrics, window_metrics, write_predictions
 from rdfer.engine.tracking import RunTracker
-from rdfer.errors import RdferError
+from rdfer.errors import NonFiniteLoss, RdferError
 from rdfer.losses import ReweightedLoss
 from rdfer.metrics import summarize
 from rdfer.models import create_model
 from rdfer.models.checkpoint import model_state
 from rdfer.utils.device import resolve_device
 from rdfer.utils.distributed import DistInfo, barrier, init_distributed, shutdown_distributed
+from rdfer.utils.outputs import refuse_overwriting_inputs
+from rdfer.utils.runlock import run_lock
+
+# What a run writes into its folder (see the module docstring): never one of the files it reads.
+RUN_FILES = ("config.yaml", "metrics.jsonl", "final.json", "predictions.csv", "features.npy",
+             "checkpoints/last.pt", "checkpoints/best.pt")
 
 
 def cosine_schedule(optimizer, *, lr: float, min_lr: float, total_steps: int, warmup_steps: int):
@@ -62,7 +70,19 @@ def fit(config: TrainConfig, run_dir, *, resume: bool = False, stop_after_epoch:
             (main process; `rdfer audit` keeps every epoch's held-out predictions with it).
         on_train: called as on_train(epoch, the epoch's per-sample training rows, train manifest)
             after each training epoch (main process; `rdfer audit` keeps them).
+
+    Raises:
+        RdferError: among others, another run holds `run_dir` (rdfer.utils.runlock), or the loss
+            became nan or inf (the epoch and step named; checkpoints/last.pt keeps the last good epoch).
     """
+    main_process = int(os.environ.get("RANK", "0")) == 0  # under torchrun, rank 0 holds the lock
+    with run_lock(run_dir, "train") if main_process else contextlib.nullcontext():
+        return _fit(config, run_dir, resume=resume, stop_after_epoch=stop_after_epoch, progress=progress,
+                    on_eval=on_eval, on_train=on_train)
+
+
+def _fit(config: TrainConfig, run_dir, *, resume: bool, stop_after_epoch: Optional[int], progress: bool,
+         on_eval: Optional[Callable], on_train: Optional[Callable]) -> dict:
     run_dir = Path(run_dir)
     config = absolute_paths(config)  # the saved config.yaml must work from any folder
     device = resolve_device(config.device, "--set device=")
@@ -84,6 +104,9 @@ def fit(config: TrainConfig, run_dir, *, resume: bool = False, stop_after_epoch:
             torch.set_num_threads(config.threads)
         torch.manual_seed(config.seed)
         train_manifest, test_manifest = load_manifests(config.data)
+        refuse_overwriting_inputs([run_dir / name for name in RUN_FILES],
+                                  [*train_manifest.inputs(), *test_manifest.inputs(), config.data.ground_truth,
+                                   config.data.features])
         classes = list(train_manifest.classes)
         model = create_model(config.model.name, num_classes=len(classes), **config.model.options).to(device)
         model_config = model.config
@@ -152,9 +175,16 @@ def fit(config: TrainConfig, run_dir, *, resume: bool = False, stop_after_epoch:
             # The augmentation stream of epoch e depends only on (seed, e): see rdfer/data/loader.py.
             generator.manual_seed(config.seed * 100_003 + epoch)
             desc = f"epoch {epoch + 1}/{optim.epochs}"
-            stats = train_one_epoch(train_model, train_loader, train_preset, loss_fn, optimizer, scheduler, scaler,
-                                    epoch=epoch, device=device, amp=config.amp, generator=generator,
-                                    grad_clip=optim.grad_clip, dist_info=dist_info, desc=desc, progress=progress)
+            try:
+                stats = train_one_epoch(train_model, train_loader, train_preset, loss_fn, optimizer, scheduler,
+                                        scaler, epoch=epoch, device=device, amp=config.amp, generator=generator,
+                                        grad_clip=optim.grad_clip, dist_info=dist_info, desc=desc, progress=progress)
+            except NonFiniteLoss as error:  # nothing of this epoch is saved: last.pt keeps the last good one
+                kept = (f"checkpoints/last.pt keeps epoch {epoch}, the last good one" if epoch
+                        else "no epoch had finished, so nothing was saved")
+                raise RdferError(f"{run_dir}: {error} of epoch {epoch + 1} (lr {optimizer.param_groups[0]['lr']:.3g}):"
+                                 f" training stopped; {kept}; lower optim.lr or set optim.grad_clip, and train "
+                                 "again into a new --out") from None
             loss_fn.end_epoch()
             if on_train is not None and dist_info.is_main:
                 on_train(epoch + 1, stats["rows"], train_manifest)

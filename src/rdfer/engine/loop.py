@@ -10,6 +10,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
+from rdfer.errors import NonFiniteLoss
 from rdfer.losses import HARD, NOISY, agreement, clip_majority
 from rdfer.utils.distributed import DistInfo, gather_objects
 from rdfer.utils.progress import progress_bar
@@ -51,19 +52,24 @@ def train_one_epoch(
         n1 clips predict the given label), "p_label" (the video's probability of the
         given label), "agreement", "kind" (ORDINARY / HARD / NOISY) and "weight"
         (the loss weight it got).
+
+    Raises:
+        NonFiniteLoss: the loss of a batch is nan or inf (named with its step).
     """
     model.train()
     total_loss, seen, bad_frames = 0.0, 0, 0
     rows: dict[str, list] = {k: [] for k in ("index", "label", "prediction", "clip_correct", "p_label", "agreement",
                                              "kind", "weight")}
     bar = progress_bar(loader, enabled=progress and dist_info.is_main, desc=desc, leave=False, dynamic_ncols=True)
-    for batch in bar:
+    for step, batch in enumerate(bar, 1):
         video = preset(batch["video"].to(device, non_blocking=True), generator=generator)  # (B, T, C, H, W)
         targets = batch["label"].to(device)
         indices = batch["index"].to(device)
         with autocast(device, amp):
             out = model(video)
         loss, info = loss_fn(out.logits.float(), out.clip_logits.float(), targets, indices, epoch)
+        if not torch.isfinite(loss):  # before the step: the weights stay those of the last good step
+            raise NonFiniteLoss(loss.item(), step)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         if grad_clip:

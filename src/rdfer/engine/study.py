@@ -36,6 +36,7 @@ from rdfer.errors import RdferError
 from rdfer.losses import STRATEGIES
 from rdfer.synth import write_synthetic
 from rdfer.utils.progress import progress_bar
+from rdfer.utils.runlock import run_lock
 
 STUDY_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "study.yaml"
 SEEDS = (0, 1, 2)
@@ -80,12 +81,27 @@ COLUMNS = {
 
 def run_study(out, *, jobs: int = 2, seeds=SEEDS, strategies=STRATEGIES, settings=SETTINGS, overrides=(),
               clips: int = HARD_DATA["clips"], progress: bool = True, data: dict = HARD_DATA) -> Path:
-    """Run the study into `out`; returns the path of study.md."""
+    """Run the study into `out`; returns the path of study.md (one study at a time holds `out`)."""
     out = Path(out)
+    with run_lock(out, "study"):
+        return _run_study(out, jobs=jobs, seeds=seeds, strategies=strategies, settings=settings,
+                          overrides=overrides, clips=clips, progress=progress, data=data)
+
+
+def _run_study(out: Path, *, jobs, seeds, strategies, settings, overrides, clips, progress, data) -> Path:
     if out.exists() and not out.is_dir():
         raise RdferError(f"--out {out} is a file; give a folder")
     if out.is_dir() and any(out.iterdir()) and not (out / "study.json").is_file():
         raise RdferError(f"--out {out} is not empty and holds no earlier study (study.json); choose a new folder")
+    if (out / "study.json").is_file():  # finished runs are reused only for the same data and training settings
+        before = json.loads((out / "study.json").read_text())
+        if before.get("clips") != clips or list(before.get("overrides", [])) != list(overrides):
+            raise RdferError(f"{out} holds a study of --clips {before.get('clips')} with --set "
+                             f"{before.get('overrides') or 'none'}, not --clips {clips} with --set "
+                             f"{list(overrides) or 'none'}: its runs cannot be reused; give a new --out")
+        if before.get("data", data) != json.loads(json.dumps(data)):
+            raise RdferError(f"{out} holds a study of other benchmark data ({before.get('data')}); its runs cannot "
+                             "be reused: give a new --out")
     out.mkdir(parents=True, exist_ok=True)
     (out / "study.json").write_text(json.dumps({"clips": clips, "seeds": list(seeds), "strategies": list(strategies),
                                                 "settings": [s.name for s in settings], "data": data,

@@ -149,7 +149,8 @@ class CsvTables:
         with atomic_path(path) as temp:
             if not fresh:
                 shutil.copyfile(path, temp)
-            with open(temp, "a", newline="") as f:
+            # A file name with bytes that are not UTF-8 is written escaped (\udce9), not refused.
+            with open(temp, "a", newline="", encoding="utf-8", errors="backslashreplace") as f:
                 f.write(text.getvalue())
 
     def add(self, record) -> None:

@@ -19,6 +19,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
+from rdfer.data.files import opencv_path, special_file_kind
 from rdfer.errors import RdferError
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".webm", ".mkv", ".m4v", ".mpg", ".mpeg", ".wmv")
@@ -76,10 +77,14 @@ class VideoReader:
     def __init__(self, path, manual_rotation: bool = False):
         self.path = Path(path)
         if not self.path.is_file():
+            kind = special_file_kind(self.path)
+            if kind:  # OpenCV would wait on a pipe forever
+                raise RdferError(f"{self.path}: this is {kind}, not a video file; save the video to a file first")
             raise RdferError(f"{self.path}: no such video file; check the path")
         if self.path.stat().st_size == 0:
             raise RdferError(f"{self.path}: the file is empty (0 bytes); it holds no video")
-        self._capture = cv2.VideoCapture(str(self.path))
+        with opencv_path(self.path) as readable:  # a name OpenCV can take (non-UTF-8 names crashed it)
+            self._capture = cv2.VideoCapture(readable)
         if not self._capture.isOpened():
             raise RdferError(
                 f"{self.path}: OpenCV cannot open this file as a video (corrupt, or a format "

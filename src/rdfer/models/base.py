@@ -12,13 +12,14 @@ the same architecture with the same preprocessing.
 """
 
 from dataclasses import dataclass, fields
-from typing import Optional
+from typing import ClassVar, Optional
 
 import torch
 from torch import nn
 
 from rdfer.errors import RdferError
 from rdfer.models.detector import KERNELS, LOCATORS, KeyExpressionDetector
+from rdfer.utils.ranges import Range
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -52,11 +53,19 @@ class VideoConfig:
     n1: int = 4  # clips (and clip logits) per video
     n2: int = 4  # frames per clip; the model's temporal part sees n1 * n2 frames
 
+    # Checked when options are read (rdfer.config.typed_fields); strides are in dense frames.
+    RANGES: ClassVar[dict] = {"num_classes": Range(1, 100_000), "input_size": Range(8, 4096),
+                              "num_frames": Range(1, 100_000), "std": Range(0, low_open=True),
+                              "d_min": Range(0, low_open=True), "d_max": Range(0, low_open=True),
+                              "n1": Range(1, 1024), "n2": Range(1, 1024), "detector_context": Range(1, 255)}
+
     def __post_init__(self):
         # Checkpoints and YAML store lists; keep tuples so the config stays hashable.
         object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
         object.__setattr__(self, "std", tuple(float(v) for v in self.std))
         object.__setattr__(self, "summary", self.summary and self.resample)
+        if self.d_min >= self.d_max:
+            raise RdferError(f"model {self.name}: d_min ({self.d_min}) must be below d_max ({self.d_max})")
         clip_frames = self.n1 * self.n2
         if (self.detector_locator not in LOCATORS or self.detector_kernel not in KERNELS
                 or self.detector_context < 1 or self.detector_context % 2 == 0):
