@@ -215,10 +215,9 @@ def test_argparse_errors_are_one_line_exit_2(capsys):
     assert main(["train", "--no-such-option"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("rdfer train: error: unrecognized arguments: --no-such-option")
-    with pytest.raises(SystemExit) as exit_:
-        main(["eval", "--batch-size", "many"])
+    assert main(["eval", "--batch-size", "many"]) == 2
     err = capsys.readouterr().err
-    assert exit_.value.code == 2 and err.count("\n") == 1 and err.startswith("rdfer eval: error: ")
+    assert err.count("\n") == 1 and err.startswith("rdfer eval: error: argument --batch-size: 'many' is not an integer")
 
 
 def test_resume_of_a_run_killed_in_its_first_epoch_starts_it(data, tmp_path, capsys):

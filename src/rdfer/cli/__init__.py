@@ -47,7 +47,10 @@ def main(argv=None) -> int:
     if int(os.environ.get("RANK", "0") or 0) > 0:
         # Under torchrun only rank 0 prints results (errors still reach stderr from every rank).
         sys.stdout = open(os.devnull, "w")
-    args, extra = build_parser().parse_known_args(argv)
+    try:
+        args, extra = build_parser().parse_known_args(argv)
+    except SystemExit as stop:  # --help (0), or a bad option: its one line is printed already (2)
+        return stop.code if isinstance(stop.code, int) else 2
     if extra:  # reported by the top-level parser otherwise, without naming the command
         print(f"rdfer {args.command}: error: unrecognized arguments: {' '.join(extra)} "
               f"(see rdfer {args.command} --help)", file=sys.stderr)

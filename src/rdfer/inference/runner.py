@@ -25,6 +25,8 @@ from rdfer.inference.faces import make_detector
 from rdfer.inference.outputs import CsvTables, OutputNames, annotate_video, plot_timeline, write_json
 from rdfer.inference.predict import STATUSES, PredictOptions, predict_video
 from rdfer.inference.predictors import load_predictor
+from rdfer.inference.probe import probe_videos
+from rdfer.inference.records import VideoPrediction
 from rdfer.inference.video import is_image, list_videos
 
 FORMATS = ("both", "json", "csv")
@@ -163,7 +165,13 @@ def predict_files(paths, out_dir, *, checkpoint=None, fmt: str = "both", plot: b
         if table_name != "predictions":
             renamed.append(f"predictions.csv -> {videos_csv.name}, frames.csv -> {frames_csv.name}")
 
+    # A video that crashes OpenCV when opened would end the run and lose the rest of a batch: each is
+    # opened once in a separate process first, and one that crashes it is reported, not read here.
+    crashed = probe_videos([v for v in videos if not is_image(v)]) if len(videos) > 1 else {}
+
     def run(video, cancel):
+        if video in crashed:
+            return VideoPrediction(str(video), None, 0, 0, "error", crashed[video], predictor.description)
         return predict_video(video, options=options, predictor=predictor, face_detector=detector, cancel=cancel)
 
     records, started, cpu_started = [], time.perf_counter(), time.process_time()
