@@ -323,6 +323,22 @@ def test_features_on_a_full_disk_names_the_file_and_leaves_no_part(data, tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]  # no f.npz, no f.npz.part, no lock
 
 
+def test_a_checkpoint_on_a_full_disk_names_the_file_and_leaves_no_tmp(tmp_path):
+    import resource
+
+    def small_disk():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64_000, 64_000))
+
+    code = ("import torch; from rdfer.engine.checkpoint import atomic_save; from rdfer.errors import RdferError\n"
+            "try:\n    atomic_save({'w': torch.zeros(100_000)}, 'run/checkpoints/last.pt')\n"
+            "except RdferError as error:\n    print(error)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=ENV, capture_output=True, text=True,
+                          preexec_fn=small_disk, timeout=300)
+    assert done.stdout.startswith("cannot write run/checkpoints/last.pt"), (done.stdout, done.stderr[-500:])
+    assert list((tmp_path / "run" / "checkpoints").iterdir()) == []
+
+
 def _mkv_patched(path: Path, fourcc: str, duration_scale):
     """A 12-frame Matroska/WebM file whose header duration is scaled (a wrong, VFR-like estimate)
     or, with None, removed (as live encoders write WebM)."""

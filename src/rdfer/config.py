@@ -32,6 +32,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from rdfer.errors import RdferError
+from rdfer.utils.outputs import atomic_output
 from rdfer.utils.ranges import Range, check_fields
 
 # The YAML recipes shipped with rdfer (`--config NAME` finds them by name); files whose name
@@ -570,10 +571,8 @@ def save_config(config: TrainConfig, path: Path, extra: Optional[dict] = None) -
     values = config_to_dict(config)
     for section, items in (extra or {}).items():
         values.setdefault(section, {}).update(items)
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(values, sort_keys=False))
-    tmp.replace(path)
+    with atomic_output(path, ".tmp") as tmp:
+        tmp.write_text(yaml.safe_dump(values, sort_keys=False))
 
 
 def config_from_dict(values: dict, where: str = "the run's config") -> TrainConfig:

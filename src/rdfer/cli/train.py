@@ -5,6 +5,7 @@ from pathlib import Path
 from rdfer.data.layouts import DATASETS
 from rdfer.errors import RdferError
 from rdfer.utils.ranges import bounded
+from rdfer.utils.runlock import run_lock
 
 
 def register(subparsers) -> None:
@@ -138,9 +139,10 @@ def train(args) -> int:
 def evaluate(args) -> int:
     from rdfer.engine import evaluate_checkpoint
 
-    metrics = evaluate_checkpoint(args.checkpoint, args.out, split=args.split, data_overrides=_data_overrides(args),
-                                  batch_size=args.batch_size, num_workers=args.workers, device=args.device,
-                                  progress=not args.no_progress)
+    with run_lock(args.out, "eval"):
+        metrics = evaluate_checkpoint(args.checkpoint, args.out, split=args.split,
+                                      data_overrides=_data_overrides(args), batch_size=args.batch_size,
+                                      num_workers=args.workers, device=args.device, progress=not args.no_progress)
     skipped = f" ({len(metrics['skipped'])} left out: see metrics.json)" if metrics["skipped"] else ""
     print(f"{metrics['clips']} clips{skipped}: WAR {metrics['war']:.2f} UAR {metrics['uar']:.2f}; "
           f"predictions in {Path(args.out) / 'predictions.csv'}")
@@ -169,10 +171,19 @@ def _data_overrides(args) -> dict:
 
 
 def curate(args) -> int:
-    from rdfer.analysis.curate import curate as run, describe
+    from rdfer.analysis.curate import describe
 
     if bool(args.predictions) == bool(args.checkpoint):
         raise RdferError("give either --predictions FILE... or --checkpoint CKPT")
+    with run_lock(args.out, "curate"):
+        summary = _curate(args)
+    print(describe(summary, args.out))
+    return 0
+
+
+def _curate(args) -> dict:
+    from rdfer.analysis.curate import curate as run
+
     files = args.predictions
     if args.checkpoint:
         from rdfer.engine import evaluate_checkpoint
@@ -182,9 +193,7 @@ def curate(args) -> int:
         evaluate_checkpoint(args.checkpoint, Path(args.out) / "predictions", split=args.split,
                             data_overrides=_data_overrides(args), num_workers=args.workers, device=args.device)
         files = [Path(args.out) / "predictions" / "predictions.csv"]
-    summary = run(files, args.out, t_h=args.t_h, t_n=args.t_n, ground_truth=args.ground_truth)
-    print(describe(summary, args.out))
-    return 0
+    return run(files, args.out, t_h=args.t_h, t_n=args.t_n, ground_truth=args.ground_truth)
 
 
 def bench_train(args) -> int:

@@ -89,8 +89,8 @@ class FeatureCache:
                 self.stamps = data["stamps"] if "stamps" in data.files else None
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
             reason = " ".join(str(error).split()) or type(error).__name__
-            raise RdferError(f"{self.path} is not a whole feature cache made by rdfer features ({reason}): it may "
-                             "be cut off (a full disk, a copy that stopped); rebuild it with rdfer features") from None
+            raise RdferError(f"{self.path} is not a feature cache made by rdfer features, or it is cut off (a full "
+                             f"disk, a copy that stopped): {reason}; rebuild it with rdfer features") from None
 
     def check(self, model_config, load_size: int) -> None:
         """RdferError unless the cache was made by the encoder and preprocessing of `model_config`."""

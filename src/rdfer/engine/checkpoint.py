@@ -6,7 +6,7 @@ continue exactly where it stopped: optimizer, scheduler, grad scaler, loss
 statistics, epoch, best-so-far and the random number generator states.
 """
 
-import os
+import errno
 import random
 from pathlib import Path
 
@@ -15,23 +15,25 @@ import torch
 
 from rdfer.errors import RdferError
 from rdfer.utils.checkpoint import read_checkpoint
+from rdfer.utils.outputs import atomic_output
 
 
 def atomic_save(payload: dict, path: Path) -> None:
-    """torch.save to a temporary file, then rename: a kill leaves the old file intact."""
+    """torch.save to a temporary file, then rename: a kill leaves the old file intact; a failed write
+    (a full disk) leaves no temporary file and names the file (RdferError)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    with atomic_output(path, ".tmp") as tmp:
+        try:
+            torch.save(payload, tmp)
+        except RuntimeError as error:  # torch's zip writer reports a failed write (ENOSPC) this way
+            raise OSError(errno.EIO, " ".join(str(error).split())) from None
 
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Write a text file through a temporary file and a rename: readers see the old or the new one whole."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    with atomic_output(path, ".tmp") as tmp:
+        tmp.write_text(text)
 
 
 def rng_state() -> dict:

@@ -5,4 +5,8 @@
 - `distributed`: the DDP set-up under torchrun and every all-gather (objects, tensor rows).
 - `checkpoint.read_checkpoint`: the one guarded `torch.load(weights_only=True)`.
 - `ground_truth.read_ground_truth`: the synthetic benchmark's ground_truth.csv, parsed one way.
+- `ranges`: the ranges of numeric options (config fields' `RANGES`, the CLI's `bounded`), checked one way.
+- `runlock.run_lock`: one run per output at a time (flock; released by the OS when a run dies).
+- `outputs`: `refuse_overwriting_inputs` (an output is never a file the command reads) and
+  `atomic_output` (whole files or none; a failed write names the file and leaves no part file).
 """

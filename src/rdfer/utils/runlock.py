@@ -33,9 +33,13 @@ _held: dict = {}  # lock file -> how many times this process holds it
 
 
 def lock_file_for(target) -> Path:
-    """The lock file of an output folder or file: `.NAME.lock` beside it (the path resolved)."""
+    """The lock file of an output folder or file: `.NAME.lock` beside it (the path resolved); inside an
+    existing folder whose parent cannot be written (`--out .` in a home folder)."""
     target = Path(target).resolve()
-    return target.with_name(f".{target.name}.lock")
+    beside = target.with_name(f".{target.name}.lock")
+    if target.is_dir() and not os.access(target.parent, os.W_OK):
+        return target / ".rdfer.lock"
+    return beside
 
 
 def _holder(path: Path) -> str:
