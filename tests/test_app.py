@@ -249,7 +249,7 @@ def test_audit_bad_input_is_a_message(client, tmp_path):
 
 def test_cli_refuses_bad_options_with_one_line(capsys):
     assert main(["app", "--port", "70000"]) == 2
-    assert "--port 70000" in capsys.readouterr().err
+    assert "--port: 70000" in capsys.readouterr().err
     assert main(["app", "--max-upload-mb", "0"]) == 2
 
 

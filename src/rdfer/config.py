@@ -534,7 +534,8 @@ def check_reusable(run_dir, config: TrainConfig, ignore=REUSE_IGNORED) -> None:
         RdferError: one line naming the run, up to four differing fields and what to do.
     """
     saved_path = Path(run_dir) / "config.yaml"
-    if not saved_path.is_file():
+    finished_work = ("final.json", "checkpoints/last.pt")  # a run stopped before its first epoch has none
+    if not saved_path.is_file() or not any((Path(run_dir) / name).exists() for name in finished_work):
         return
     differences = config_differences(read_config_file(saved_path), config, ignore)
     if differences:

@@ -70,7 +70,8 @@ def probe_videos(paths, timeout_s: float = 600.0) -> dict:
         if child.returncode == 0 and done == len(pending):
             return crashed
         if done < len(pending):
-            crashed[pending[done]] = (f"{pending[done]}: reading this file crashed OpenCV ({_describe(child.returncode)}) "
-                                      "in a separate probe; left out so that the other inputs go on")
+            how = _describe(child.returncode)
+            crashed[pending[done]] = (f"{pending[done]}: reading this file crashed OpenCV ({how}) in a separate "
+                                      "probe; left out so that the other inputs go on")
         pending = pending[done + 1:]
     return crashed

@@ -48,7 +48,8 @@ def _holder(path: Path) -> str:
         pid, _, command = path.read_text().strip().partition(" ")
     except OSError:
         pid, command = "", ""
-    return ", ".join(([f"rdfer {command}"] if command else []) + [f"process {pid}" if pid.isdigit() else ""]).strip(", ")
+    parts = ([f"rdfer {command}"] if command else []) + ([f"process {pid}"] if pid.isdigit() else [])
+    return ", ".join(parts)
 
 
 @contextlib.contextmanager
@@ -67,9 +68,13 @@ def run_lock(target, command: str):
         finally:
             _held[path] -= 1
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as error:  # e.g. --out under a file, or in a folder without write permission
+            raise RdferError(f"{target} cannot be written ({error.strerror or error}); choose a folder you can "
+                             "write to") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
