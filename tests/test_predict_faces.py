@@ -172,6 +172,9 @@ def test_photos_folder_json_and_tables_by_default_and_renamed_outputs_named(feat
     assert " p=" in line and " trust=" in line and "5 faces" in line  # label, probability, trust on the console
     assert {p.name for p in out.iterdir()} == {"multi_face.json", "45-m7-di-ph.json", "predictions.csv", "frames.csv"}
     assert "names taken" not in captured.out
+    tracks = json.loads((out / "multi_face.json").read_text())["tracks"]
+    sizes = [t["face_size_px"] for t in tracks]
+    assert sizes[0] == max(sizes)  # in a photo every face is on one frame: the main face is the largest
 
     assert main(["predict", str(photos / "multi_face.jpg"), "--out", str(out), "--no-progress"]) == 0
     summary = capsys.readouterr().out

@@ -459,7 +459,7 @@ def predict_video(path, checkpoint=None, *, options: PredictOptions | None = Non
     starts, lengths = _shot_lengths(len(times), tracker.cut_frames)
     end_s = times[-1] + 1.0 / fps
     results = [_track_result(t, predictor, fps, end_s, starts, lengths, options) for t in kept]
-    results.sort(key=lambda r: (-r.num_frames, r.id))  # the main track first
+    results.sort(key=lambda r: (-r.num_frames, -r.face_size_px, r.id))  # the main track first (photo: largest face)
     if options.faces == "main":
         results = results[:1]
     record.tracks = results
