@@ -58,12 +58,13 @@ def test_out_that_cannot_be_written_fails_fast(clips, tmp_path, capsys, monkeypa
     (tmp_path / "file").write_text("x")
     _no_model_loaded(monkeypatch)
     assert main(["predict", str(clips[0]), "--out", str(tmp_path / "file" / "out"), "--no-progress"]) == 2
-    _one_line_error(capsys, "--out", "cannot write there")
+    # The run lock (utils/runlock.py) is taken first and says it: the folder named, and what to do.
+    _one_line_error(capsys, str(tmp_path / "file" / "out"), "cannot be written", "choose a folder")
     if os.geteuid() != 0:  # root writes into read-only folders anyway
         locked = tmp_path / "locked"
         locked.mkdir(mode=0o555)
         assert main(["predict", str(clips[0]), "--out", str(locked), "--no-progress"]) == 2
-        _one_line_error(capsys, "cannot write there")
+        _one_line_error(capsys, str(locked), "write")
 
 
 @pytest.mark.parametrize("jobs", ["1", "2"])
