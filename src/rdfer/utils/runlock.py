@@ -72,9 +72,9 @@ def run_lock(target, command: str):
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError:  # --out under a file, or in a folder without write permission: the command's own
-            yield None   # check of its --out says so, in its words (nothing can be written there to race on)
-            return
+        except OSError as error:  # e.g. --out under a file, or in a folder without write permission
+            raise RdferError(f"--out {target} cannot be written ({error.strerror or error}); choose a folder you "
+                             "can write to") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
