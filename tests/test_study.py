@@ -13,14 +13,14 @@ from rdfer.utils.ground_truth import KIND_COLUMNS
 def test_tiny_study_writes_table_csv_and_plot_and_reuses_runs(tmp_path, capsys):
     out = tmp_path / "study"
     overrides = ("optim.epochs=2", "loss.warmup_epochs=1", "optim.batch_size=16")
-    report = run_study(out, jobs=1, seeds=(0, 1), strategies=("ce", "bigloss_weaken", "agreement"),
-                       overrides=overrides, clips=60, progress=False)
+    report = run_study(out, jobs=1, seeds=(0, 1), strategies=("ce", "agreement"), overrides=overrides, clips=60,
+                       progress=False)
     text = report.read_text()
     for setting in ("20% symmetric noise", "40% symmetric noise", "30% pair noise"):
         assert f"## {setting}" in text
     with open(out / "study.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == len(SETTINGS) * 3 * 2  # settings x strategies x seeds
+    assert len(rows) == len(SETTINGS) * 2 * 2  # settings x strategies x seeds
     assert {r["epochs"] for r in rows} == {"2"}
     # Vanilla CE weights nothing 0: its w=0 columns are empty, never a made-up number.
     ce_rows = [r for r in rows if r["strategy"] == "ce"]
@@ -39,9 +39,9 @@ def test_tiny_study_writes_table_csv_and_plot_and_reuses_runs(tmp_path, capsys):
     assert sum(int(r["is_noisy"]) for r in gt) == round(0.3 * 60)
 
     capsys.readouterr()
-    run_study(out, jobs=1, seeds=(0, 1), strategies=("ce", "bigloss_weaken", "agreement"), overrides=overrides,
-              clips=60, progress=False)
-    assert "18 runs (18 already finished)" in capsys.readouterr().out
+    run_study(out, jobs=1, seeds=(0, 1), strategies=("ce", "agreement"), overrides=overrides, clips=60,
+              progress=False)
+    assert "12 runs (12 already finished)" in capsys.readouterr().out
 
 
 def test_study_refuses_a_foreign_folder_and_bad_options(tmp_path, capsys):

@@ -4,7 +4,8 @@ Each takes logits (B, S, C) (S = 1 for the video, n1 for its clips), targets (B,
 ids (B,) and returns per-sample losses (B, S); `ReweightedLoss` weights and averages them.
 
 - ``ce``: cross-entropy with label smoothing (the paper's loss).
-- ``gce``: generalized cross-entropy L_q = (1 - p_y^q) / q (Zhang & Sabuncu, NeurIPS 2018), q = 0.7.
+- ``gce``: generalized cross-entropy L_q = (1 - p_y^q) / q (Zhang & Sabuncu, NeurIPS 2018), q = 0.7; the
+  plain L_q, not its truncated variant.
 - ``sce``: symmetric cross-entropy alpha * CE + beta * RCE, RCE = -A (1 - p_y) with A = log 0 := -4
   (Wang et al., ICCV 2019); alpha = 0.1, beta = 1.0, its CIFAR-10 setting (10 classes, the nearest
   to 7).
