@@ -13,6 +13,7 @@ import rdfer
 
 from rdfer.cli import main
 from rdfer.inference import predict_video
+from rdfer.inference.runner import predict_files
 from rdfer.inference.faces import HaarDetector, MTCNNDetector, _downscale, box_iou, search_scale
 from rdfer.inference.video import VideoReader
 from test_predict_support import facenet_mtcnn, feat_videos, read_frames, set_mp4_rotation, write_video  # noqa: F401
@@ -299,3 +300,11 @@ def test_checkpoint_without_resampling_reports_its_best_window(feat_videos, tmp_
     assert r.status == "ok" and list(r.probabilities) == DFEW_ORDER  # classes default to DFEW's
     assert "unknown data" in r.model  # a bare model_state records no training data
     assert 0 <= r.key_expression["start_s"] < r.key_expression["end_s"] <= 40 / 30 + 1e-6
+
+
+def test_progress_to_a_file_keeps_the_per_file_line_and_draws_no_bar(feat_videos, tmp_path, capsys):  # noqa: F811
+    """`rdfer predict ... 2> log`: stderr is no terminal, so no bar updates land in the log (issue 22)."""
+    predict_files([feat_videos["45-m7-di-ph.jpg"]], tmp_path / "out", progress=True)
+    err = capsys.readouterr().err
+    assert "45-m7-di-ph.jpg: ok" in err  # the per-file line still prints
+    assert "rdfer predict:" not in err and "video/s" not in err  # tqdm's bar would write both

@@ -28,6 +28,7 @@ from rdfer.inference.predictors import load_predictor
 from rdfer.inference.probe import probe_videos
 from rdfer.inference.records import VideoPrediction
 from rdfer.inference.video import is_image, list_videos
+from rdfer.utils.progress import progress_bar
 
 FORMATS = ("both", "json", "csv")
 
@@ -129,7 +130,7 @@ def predict_files(paths, out_dir, *, checkpoint=None, fmt: str = "both", plot: b
         plot, annotate: also write DIR/<name>_timeline.png / DIR/<name>_annotated.mp4 (images:
             DIR/<name>_annotated.<suffix>).
         options: PredictOptions (detector, detect_every, ...).
-        progress: show a tqdm bar and per-file lines on stderr.
+        progress: per-file lines on stderr, and a bar when stderr is a terminal.
         jobs: videos predicted at once (threads sharing the model); default `default_jobs()`
             for the built-in model, 1 with a checkpoint.
 
@@ -140,8 +141,6 @@ def predict_files(paths, out_dir, *, checkpoint=None, fmt: str = "both", plot: b
             or an output that cannot be written (e.g. a full disk; the outputs of the videos
             finished before it are complete on disk).
     """
-    from tqdm import tqdm
-
     if fmt not in FORMATS:
         raise RdferError(f"unknown --format {fmt!r}; choose both, json or csv")
     if jobs is not None and jobs < 1:
@@ -175,7 +174,8 @@ def predict_files(paths, out_dir, *, checkpoint=None, fmt: str = "both", plot: b
         return predict_video(video, options=options, predictor=predictor, face_detector=detector, cancel=cancel)
 
     records, started, cpu_started = [], time.perf_counter(), time.process_time()
-    bar = tqdm(total=len(videos), desc="rdfer predict", unit="video", disable=not progress, file=sys.stderr)
+    # Drawn on a terminal only: `rdfer predict ... > log` keeps the per-video lines, not every bar update.
+    bar = progress_bar(total=len(videos), enabled=progress, desc="rdfer predict", unit="video", file=sys.stderr)
     results = _ordered(videos, run, jobs)
     try:
         for video, record in zip(videos, results):
