@@ -9,6 +9,9 @@ from rdfer.config import config_to_dict
 from rdfer.engine.outputs import GroundTruth, window_metrics
 from rdfer.models import create_model
 from rdfer.models.checkpoint import LEGACY_FIELDS, load_model, model_state
+from rdfer.config import ReweightConfig
+from rdfer.losses import ReweightedLoss
+from rdfer.losses.guide import guide_loss
 from rdfer.models.detector import window_fractions
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -35,20 +38,20 @@ def toy_clips(count: int, width: int, generator: torch.Generator):
     return features, labels, apex.numpy()
 
 
-def test_mu_follows_an_apex_that_moves_from_clip_to_clip():
+def trained_on_toy(steps: int, loss_of, trainable) -> tuple:
+    """Train rdfer_tiny on `toy_clips` for `steps` batches of 32 with `loss_of(model, x, y)`, updating
+    `trainable(model)`; its window metrics on 128 test clips and its test accuracy."""
     torch.manual_seed(0)
     model = create_model("rdfer_tiny", num_classes=CLASSES, encoder="tiny", frozen_encoder=True)
     generator = torch.Generator().manual_seed(1)
     width = model.encoder.out_features
     train_x, train_y, _ = toy_clips(256, width, generator)
     test_x, test_y, test_apex = toy_clips(128, width, generator)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3, weight_decay=0)
+    optimizer = torch.optim.AdamW([p for p in trainable(model) if p.requires_grad], lr=3e-3, weight_decay=0)
     model.train()
-    for _ in range(150):
+    for _ in range(steps):
         batch = torch.randint(256, (32,), generator=generator)
-        out = model(train_x[batch])
-        loss = F.cross_entropy(out.logits, train_y[batch]) + F.cross_entropy(
-            out.clip_logits.flatten(0, 1), train_y[batch].repeat_interleave(4))
+        loss = loss_of(model, train_x[batch], train_y[batch])
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -57,11 +60,21 @@ def test_mu_follows_an_apex_that_moves_from_clip_to_clip():
         out = model(test_x)
     result = {"index": np.arange(128), "mu": out.mu.numpy(), "delta": out.delta.numpy()}
     truth = GroundTruth(np.zeros(128, bool), np.zeros(128, bool), test_y.numpy(), apex=test_apex)
-    metrics = window_metrics(result, truth, num_dense=64, num_out=16)
+    accuracy = (out.logits.argmax(-1) == test_y).float().mean().item()
+    return window_metrics(result, truth, num_dense=64, num_out=16), accuracy
+
+
+def test_mu_follows_an_apex_that_moves_from_clip_to_clip():
+    # The classification loss alone (no guide) trains the detector through re-sampling.
+    def classification(model, x, y):
+        out = model(x)
+        return F.cross_entropy(out.logits, y) + F.cross_entropy(out.clip_logits.flatten(0, 1), y.repeat_interleave(4))
+
+    metrics, accuracy = trained_on_toy(150, classification, lambda model: model.parameters())
     assert metrics["mu_apex_corr"] >= 0.8, metrics
     assert metrics["apex_covered"] >= 0.8, metrics
     assert metrics["mu_sd"] >= 0.1 and metrics["delta_mean"] < 3, metrics  # the window moved and narrowed
-    assert (out.logits.argmax(-1) == test_y).float().mean() > 0.8
+    assert accuracy > 0.8
 
 
 def test_window_metrics_against_the_apex():
@@ -102,3 +115,64 @@ def test_checkpoints_from_before_the_detector_saw_time_load_and_compute_the_same
     # A new checkpoint keeps its own detector.
     new = create_model("rdfer_tiny", num_classes=3, encoder="tiny", frozen_encoder=True)
     assert load_model(model_state(new)).config.detector_locator == "moments"
+    assert load_model(model_state(new)).config.detector_guide
+
+
+def test_checkpoints_from_before_the_guide_load_without_an_evidence_head():
+    torch.manual_seed(0)
+    model = create_model("rdfer_tiny", num_classes=3, encoder="tiny", frozen_encoder=True, detector_guide=False)
+    state = model_state(model)
+    state["model_config"] = {k: v for k, v in config_to_dict(model.config).items() if k != "detector_guide"}
+    loaded = load_model(state)
+    assert not loaded.config.detector_guide and loaded.detector.evidence is None
+    features = torch.randn(2, 64, model.encoder.out_features)
+    torch.testing.assert_close(loaded(features).mu, model.eval()(features).mu)
+    assert loaded(features).evidence is None
+
+
+def test_guide_loss_against_hand_worked_values():
+    # One video of label 0, two scanned frames: p(label) = 0.5 and 0.75.
+    evidence = torch.tensor([[[0.0, 0.0], [float(np.log(3.0)), 0.0]]])
+    log_weights = torch.log(torch.tensor([[0.5, 0.5]]))
+    targets = torch.tensor([0])
+    frame_ce = -(np.log(0.5) + np.log(0.75)) / 2
+    # tau = 1: the teacher is p(label) normalised over time, (0.4, 0.6).
+    kl = 0.4 * np.log(0.4 / 0.5) + 0.6 * np.log(0.6 / 0.5)
+    assert guide_loss(evidence, log_weights, targets, 1.0).item() == pytest.approx(frame_ce + kl, rel=1e-6)
+    # tau = 0.5 squares the ratios: (0.25, 0.5625) / 0.8125.
+    q = np.array([0.25, 0.5625]) / 0.8125
+    kl = float((q * np.log(q / 0.5)).sum())
+    assert guide_loss(evidence, log_weights, targets, 0.5).item() == pytest.approx(frame_ce + kl, rel=1e-6)
+    # Weights equal to the teacher leave only the evidence head's CE.
+    teacher = torch.log(torch.tensor([[0.4, 0.6]]))
+    assert guide_loss(evidence, teacher, targets, 1.0).item() == pytest.approx(frame_ce, rel=1e-6)
+
+
+def test_the_guide_alone_moves_the_window_onto_the_label_and_off_the_distractor():
+    # Only the guide trains the detector: no classification loss reaches mu.
+    def guide(model, x, y):
+        detected = model.detector(x)
+        return guide_loss(detected["evidence"], detected["log_weights"], y, 0.1).mean()
+
+    metrics, _ = trained_on_toy(80, guide, lambda model: model.detector.parameters())
+    assert metrics["mu_apex_corr"] >= 0.9 and metrics["mu_sd"] >= 0.1, metrics
+    assert metrics["apex_covered"] >= 0.9 and metrics["delta_mean"] < 3, metrics
+
+
+def test_the_reweighted_loss_adds_the_guide_per_sample_and_not_for_weight_0():
+    torch.manual_seed(0)
+    logits, clip_logits = torch.randn(4, 3), torch.randn(4, 4, 3)
+    evidence, log_weights = torch.randn(4, 16, 3), torch.randn(4, 16).log_softmax(1)
+    targets, indices = torch.tensor([0, 1, 2, 0]), torch.arange(4)
+    plain = ReweightedLoss(ReweightConfig(strategy="ce", guide_weight=0.5), 4)
+    base, _ = plain(logits, clip_logits, targets, indices, 0)
+    guided, _ = plain(logits, clip_logits, targets, indices, 0, evidence=evidence, log_weights=log_weights)
+    expected = base + 0.5 * guide_loss(evidence, log_weights, targets, 0.1).mean()
+    torch.testing.assert_close(guided, expected)
+    # bigloss_weaken weighs the top-loss sample 0 (t_n = 0.25 of 4): its guide is not added.
+    weaken = ReweightedLoss(ReweightConfig(strategy="bigloss_weaken", t_n=0.25, warmup_epochs=0), 4)
+    base, info = weaken(logits, clip_logits, targets, indices, 0)
+    guided, _ = weaken(logits, clip_logits, targets, indices, 0, evidence=evidence, log_weights=log_weights)
+    per_sample = guide_loss(evidence, log_weights, targets, 0.1)
+    assert (info["weights"] == 0).sum() == 1
+    torch.testing.assert_close(guided, base + (info["weights"] * per_sample).sum() / 4)

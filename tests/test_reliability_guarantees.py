@@ -278,8 +278,8 @@ def test_a_loss_that_becomes_nan_stops_the_run_and_keeps_the_last_good_epoch(dat
 
     forward = ReweightedLoss.forward
 
-    def diverging(self, logits, clip_logits, targets, indices, epoch):
-        loss, info = forward(self, logits, clip_logits, targets, indices, epoch)
+    def diverging(self, logits, clip_logits, targets, indices, epoch, **guide):
+        loss, info = forward(self, logits, clip_logits, targets, indices, epoch, **guide)
         return (loss * float("nan") if epoch == 1 else loss), info
 
     monkeypatch.setattr(ReweightedLoss, "forward", diverging)

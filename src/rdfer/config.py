@@ -73,12 +73,17 @@ class ReweightConfig:
     sce_a: float = -4.0  # SCE's log 0 (A in its paper)
     elr_beta: float = 0.7  # ELR's target momentum (its paper's CIFAR-10 default)
     elr_lambda: float = 3.0  # ELR's regularisation weight (its paper's CIFAR-10 default)
+    # The detector's guide (rdfer.losses.guide), for models with detector_guide: its weight in the loss
+    # (per sample, times the strategy's weight; 0 turns it off) and its teacher's temperature.
+    guide_weight: float = 1.0
+    guide_tau: float = 0.1
 
     RANGES: ClassVar[dict] = {"t_h": Range(0, 1), "t_n": Range(0, 1), "label_smoothing": Range(0, 1),
                               "w_hard": Range(0, 100), "w_noisy": Range(0, 100), "warmup_epochs": Range(0),
                               "clip_weight": Range(0, 100), "gce_q": Range(0, 1, low_open=True),
                               "elr_beta": Range(0, 1), "elr_lambda": Range(0, 1000), "sce_alpha": Range(0, 1000),
-                              "sce_beta": Range(0, 1000), "sce_a": Range(-1000, 0)}
+                              "sce_beta": Range(0, 1000), "sce_a": Range(-1000, 0),
+                              "guide_weight": Range(0, 1000), "guide_tau": Range(0, 100, low_open=True)}
 
     def __post_init__(self):
         if self.strategy not in STRATEGIES:

@@ -66,7 +66,7 @@ def bench_train(model_name: str, options: Optional[dict] = None, *, batch_size: 
             with autocast(device, amp):
                 out = step_model(video)
             loss, _ = loss_fn(out.logits.float(), out.clip_logits.float(), labels.to(device),
-                              indices.to(device), 1)
+                              indices.to(device), 1, evidence=out.evidence, log_weights=out.log_weights)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

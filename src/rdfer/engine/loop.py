@@ -67,7 +67,8 @@ def train_one_epoch(
         indices = batch["index"].to(device)
         with autocast(device, amp):
             out = model(video)
-        loss, info = loss_fn(out.logits.float(), out.clip_logits.float(), targets, indices, epoch)
+        loss, info = loss_fn(out.logits.float(), out.clip_logits.float(), targets, indices, epoch,
+                             evidence=out.evidence, log_weights=out.log_weights)
         if not torch.isfinite(loss):  # before the step: the weights stay those of the last good step
             raise NonFiniteLoss(loss.item(), step)
         optimizer.zero_grad(set_to_none=True)

@@ -7,14 +7,16 @@ losses GCE, SCE and ELR, alone and under the agreement partition (docs/method.md
     ...
     loss_fn.end_epoch()   # once per epoch, on every rank (needed in "epoch" mode)
 
-The returned loss is the mean over the batch of `w_i * (L_i + lambda * L^clip_i)`,
+The returned loss is the mean over the batch of `w_i * (L_i + lambda * L^clip_i + g * G_i)`,
 L the strategy's per-sample loss (CE with label smoothing, or GCE / SCE / ELR),
 divided by the batch size and not by the sum of weights, so dropping noisy
 samples does not enlarge the step of the others. `L^clip_i` is
 the mean over the n1 clips of the loss of clip i's logits against the video label:
 the clip loss that trains the clip predictions whose agreement drives the
 ranking (without it the classifier never learns to read a clip feature and the
-agreement is noise). A noisy sample (w = 0) teaches neither.
+agreement is noise). `G_i` is the detector's guide (`rdfer.losses.guide`, weight
+g = `guide_weight`) for models whose detector has one. A noisy sample (w = 0)
+teaches none of them.
 """
 
 import torch
@@ -23,6 +25,7 @@ from torch import nn
 
 from rdfer.config import STRATEGIES, ReweightConfig  # noqa: F401 (the loss: section, re-exported)
 from rdfer.losses.agreement import HARD, NOISY, ORDINARY, agreement, partition, top_loss
+from rdfer.losses.guide import guide_loss
 from rdfer.losses.robust import make_sample_loss
 from rdfer.utils.distributed import gather_rows
 
@@ -165,7 +168,7 @@ class ReweightedLoss(nn.Module):
             self.video_loss = make_sample_loss(self.sample_loss, config, self.num_samples)
             self.clip_loss = make_sample_loss(self.sample_loss, config, self.num_samples)
 
-    def forward(self, logits, clip_logits, targets, indices, epoch: int):
+    def forward(self, logits, clip_logits, targets, indices, epoch: int, evidence=None, log_weights=None):
         """Weighted loss of one batch.
 
         Args:
@@ -174,10 +177,11 @@ class ReweightedLoss(nn.Module):
             targets: (B,) class indices.
             indices: (B,) sample ids in the training set.
             epoch: 0-based epoch; epochs below `warmup_epochs` weigh every sample 1.
+            evidence, log_weights: a guided detector's outputs (`ModelOutput`), or None.
 
         Returns:
-            loss: scalar, sum_i w_i * (L_i + clip_weight * L^clip_i) / B, L the strategy's
-                per-sample loss.
+            loss: scalar, sum_i w_i * (L_i + clip_weight * L^clip_i + guide_weight * G_i) / B, L the
+                strategy's per-sample loss, G the guide (0 without one).
             info: detached tensors on the device of `logits`: "kinds" (B,) long
                 (ORDINARY / HARD / NOISY, also during warm-up and for every
                 strategy: always the agreement partition), "weights" (B,)
@@ -217,7 +221,10 @@ class ReweightedLoss(nn.Module):
         if self.sample_loss != "ce":
             video_loss = self.video_loss(logits[:, None], targets, indices)[:, 0]
             clip_loss = self.clip_loss(clip_logits, targets, indices).mean(1)
-        loss = (weights * (video_loss + cfg.clip_weight * clip_loss)).sum() / batch
+        sample = video_loss + cfg.clip_weight * clip_loss
+        if evidence is not None and cfg.guide_weight > 0:
+            sample = sample + cfg.guide_weight * guide_loss(evidence, log_weights, targets, cfg.guide_tau)
+        loss = (weights * sample).sum() / batch
         info = {"kinds": kinds, "weights": weights, "agreement": agreements, "ce": ce.detach(),
                 "clip_ce": clip_ce.detach()}
         return loss, info

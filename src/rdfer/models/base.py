@@ -50,6 +50,9 @@ class VideoConfig:
     detector_locator: str = "moments"
     detector_context: int = 3
     detector_kernel: str = "gaussian"
+    # The evidence head that guides the detector's scores towards the frames that show the label
+    # (rdfer.losses.guide; loss.guide_weight weighs it); needs detector_locator "moments".
+    detector_guide: bool = True
     n1: int = 4  # clips (and clip logits) per video
     n2: int = 4  # frames per clip; the model's temporal part sees n1 * n2 frames
 
@@ -72,6 +75,9 @@ class VideoConfig:
             raise RdferError(f"model {self.name}: detector_locator must be one of {', '.join(LOCATORS)}, "
                              f"detector_kernel one of {', '.join(KERNELS)} and detector_context odd and >= 1; "
                              f"got {self.detector_locator!r}, {self.detector_kernel!r}, {self.detector_context}")
+        if self.resample and self.detector_guide and self.detector_locator != "moments":
+            raise RdferError(f"model {self.name}: detector_guide needs detector_locator 'moments' (per-frame "
+                             f"scores to guide), got {self.detector_locator!r}; set detector_guide: false")
         if self.num_frames is None:
             object.__setattr__(self, "num_frames", 64 if self.resample else clip_frames)
         if not self.resample and self.num_frames != clip_frames:
@@ -92,6 +98,8 @@ class ModelOutput:
     features: (B, D), the classifier's input.
     mu, delta: (B,), the key expression window's centre and stride, or None
         without re-sampling.
+    evidence, log_weights: a guided detector's (B, 16, C) class logits of each
+        scanned frame and (B, 16) log-softmax of its scores (rdfer.losses.guide), or None.
     """
 
     logits: torch.Tensor
@@ -99,6 +107,8 @@ class ModelOutput:
     features: torch.Tensor
     mu: Optional[torch.Tensor] = None
     delta: Optional[torch.Tensor] = None
+    evidence: Optional[torch.Tensor] = None
+    log_weights: Optional[torch.Tensor] = None
 
     def to(self, device) -> "ModelOutput":
         """The same outputs on `device` (None stays None)."""
@@ -140,6 +150,7 @@ class VideoModel(nn.Module):
             num_out=config.n1 * config.n2, d_min=config.d_min, d_max=config.d_max,
             summary=config.summary, pretrained=config.detector_pretrained, feature_width=feature_width,
             locator=config.detector_locator, context=config.detector_context, kernel=config.detector_kernel,
+            guide=config.detector_guide, num_classes=config.num_classes,
         )
 
     def check_video(self, video: torch.Tensor) -> None:
@@ -158,20 +169,20 @@ class VideoModel(nn.Module):
         self.check_video(video)
         return self.normalise(video)
 
-    def detect(self, x: torch.Tensor):
-        """Re-sample the key expression (eqs. 3-5): (x, mu, delta, summary).
+    def detect(self, x: torch.Tensor) -> dict:
+        """Re-sample the key expression (eqs. 3-5).
 
         Args:
             x: (B, num_frames, ...) normalised frames or frame features.
         Returns:
-            x re-sampled to (B, n1 * n2, ...), mu and delta (B,), the summary S (B, C)
-            or None when the config has no summary; without re-sampling x unchanged
-            and three Nones.
+            the detector's dict (`KeyExpressionDetector.forward`): "frames", x re-sampled to
+            (B, n1 * n2, ...), "mu", "delta", "summary" (None when the config has none) and the
+            guide's "evidence" and "log_weights"; without re-sampling "frames" is x unchanged
+            and the rest None.
         """
         if self.detector is None:
-            return x, None, None, None
-        detected = self.detector(x)
-        return detected["frames"], detected["mu"], detected["delta"], detected["summary"]
+            return {"frames": x, **dict.fromkeys(("mu", "delta", "summary", "evidence", "log_weights"))}
+        return self.detector(x)
 
     def fuse_summary(self, f: torch.Tensor, summary: Optional[torch.Tensor]) -> torch.Tensor:
         """The summary gate f * S; f unchanged without a summary.
@@ -184,7 +195,8 @@ class VideoModel(nn.Module):
             return f
         return f * (summary if f.dim() == 2 else summary[:, None])  # (B, C) or (B, n1, C)
 
-    def classify(self, features: torch.Tensor, clip_features: torch.Tensor,
-                 mu: Optional[torch.Tensor], delta: Optional[torch.Tensor]) -> ModelOutput:
-        """The linear head on the video feature (B, D) and on each clip feature (B, n1, D)."""
-        return ModelOutput(self.classifier(features), self.classifier(clip_features), features, mu, delta)
+    def classify(self, features: torch.Tensor, clip_features: torch.Tensor, detected: dict) -> ModelOutput:
+        """The linear head on the video feature (B, D) and on each clip feature (B, n1, D); the
+        window and the guide's outputs from `detect`'s dict."""
+        return ModelOutput(self.classifier(features), self.classifier(clip_features), features, detected["mu"],
+                           detected["delta"], detected["evidence"], detected["log_weights"])

@@ -234,10 +234,11 @@ class BaselineNet(VideoModel):
 
     def forward(self, video: torch.Tensor) -> ModelOutput:
         x = self.inputs(video)  # (B, T, 3, H, W) normalised
-        x, mu, delta, summary = self.detect(x)  # 64 dense -> 16 re-sampled frames, S
-        features, u = self.backbone(x)  # (B, D) video feature, (B, n1, D) clip features
+        detected = self.detect(x)  # 64 dense -> 16 re-sampled frames, mu, delta, S
+        features, u = self.backbone(detected["frames"])  # (B, D) video feature, (B, n1, D) clip features
         # The summary gate, as RDFERNet applies it to f and to every u_i.
-        return self.classify(self.fuse_summary(features, summary), self.fuse_summary(u, summary), mu, delta)
+        summary = detected["summary"]
+        return self.classify(self.fuse_summary(features, summary), self.fuse_summary(u, summary), detected)
 
 
 class FerMiniXceptionNet(VideoModel):

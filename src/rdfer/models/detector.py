@@ -21,6 +21,13 @@ summary `S` that gates the dual-stream feature.
 ReLU in front of F_d, `kernel="gaussian"` re-samples with a Gaussian of time
 whose width follows delta instead of blending two neighbours (options of issue
 17; docs/method.md says which are used and why).
+
+`guide=True` (with "moments") adds an evidence head, one linear layer from each
+scanned frame's feature to class logits, and returns its logits with the
+scores' log-softmax: `rdfer.losses.guide` trains the head on the video's label
+and pulls the scores towards the frames whose evidence for that label is
+strongest. Only training uses the label; at test time the scores alone place
+the window (docs/method.md, "Where the key expression is").
 """
 
 import math
@@ -137,6 +144,8 @@ class KeyExpressionDetector(nn.Module):
         locator: F_d, "moments" or "linear" (module docstring; the defaults are docs/method.md's).
         context: width of the temporal convolution in front of F_d, in scanned frames; 1: none.
         kernel: "linear" (blend two neighbours) or "gaussian" (sd = delta / 2).
+        guide: add the evidence head that guides the scores (module docstring); needs "moments".
+        num_classes: classes of the evidence head.
     """
 
     def __init__(
@@ -153,6 +162,8 @@ class KeyExpressionDetector(nn.Module):
         locator: str = "moments",
         context: int = 3,
         kernel: str = "gaussian",
+        guide: bool = False,
+        num_classes: int = 7,
     ):
         super().__init__()
         if num_dense % num_out:
@@ -162,6 +173,8 @@ class KeyExpressionDetector(nn.Module):
         if locator not in LOCATORS or kernel not in KERNELS or context < 1 or context % 2 == 0:
             raise ValueError(f"need locator in {LOCATORS}, kernel in {KERNELS} and an odd context >= 1, "
                              f"got {locator!r}, {kernel!r}, {context}")
+        if guide and locator != "moments":
+            raise ValueError(f"the guide needs per-frame scores: locator 'moments', got {locator!r}")
         self.num_dense, self.num_out = num_dense, num_out
         self.d_min, self.d_max = d_min, d_max
         self.locator, self.kernel = locator, kernel
@@ -181,6 +194,8 @@ class KeyExpressionDetector(nn.Module):
         else:
             self.locate = nn.Linear(width, 1, bias=False)  # F_d: one score per scanned frame (a bias would cancel)
         self.summary = nn.Linear(width, out_features) if summary else None  # F_s
+        # Each scanned frame's class logits, from F_b's feature (the guide's teacher, rdfer.losses.guide).
+        self.evidence = nn.Linear(width, num_classes) if guide else None
         self._register_load_state_dict_pre_hook(self._upgrade_state)
 
         # Start from the uniform re-sampling: every output sees the whole clip at the
@@ -220,8 +235,10 @@ class KeyExpressionDetector(nn.Module):
                 features (B, num_dense, D) with `feature_width`.
         Returns:
             dict with "frames" (B, num_out, ...) like `dense`, "positions" (B, num_out),
-            "mu" (B,) in [0, 1], "delta" (B,) in dense frames, and "summary"
-            (B, out_features) = S in (0, 1), or None without the summary.
+            "mu" (B,) in [0, 1], "delta" (B,) in dense frames, "summary"
+            (B, out_features) = S in (0, 1), or None without the summary, and with the
+            guide "evidence" (B, num_out, num_classes), each scanned frame's class logits,
+            and "log_weights" (B, num_out), the log-softmax of the scores (else both None).
         """
         batch, num_dense = dense.shape[:2]
         if num_dense != self.num_dense:
@@ -230,7 +247,8 @@ class KeyExpressionDetector(nn.Module):
         scanned = self.backbone(sparse.flatten(0, 1)).view(batch, self.num_out, -1)  # (B, 16, D)   eq. (3)
         f = scanned.mean(dim=1)  # (B, D)
         located = scanned if self.context is None else self.context(scanned.transpose(1, 2)).transpose(1, 2)
-        mu, delta = self.window(located)  # (B,), (B,)                                         eq. (4)
+        scores = None if self.locator == "linear" else self.locate(located).squeeze(-1)  # (B, 16)
+        mu, delta = self.window(located, scores)  # (B,), (B,)                                 eq. (4)
 
         positions = resample_positions(mu, delta, num_dense, self.num_out)  # (B, 16)
         if self.kernel == "linear":
@@ -239,14 +257,17 @@ class KeyExpressionDetector(nn.Module):
             frames = gaussian_frames(dense, positions, delta / 2)
 
         summary = torch.sigmoid(self.summary(f)) if self.summary is not None else None  # eq. (5)
-        return {"frames": frames, "positions": positions, "mu": mu, "delta": delta, "summary": summary}
+        guided = self.evidence is not None
+        return {"frames": frames, "positions": positions, "mu": mu, "delta": delta, "summary": summary,
+                "evidence": self.evidence(scanned) if guided else None,  # (B, 16, C)
+                "log_weights": scores.log_softmax(dim=1) if guided else None}  # (B, 16)
 
-    def window(self, located: torch.Tensor) -> tuple:
-        """(mu, delta), each (B,), from the scanned features (B, 16, D')."""
+    def window(self, located: torch.Tensor, scores: Optional[torch.Tensor]) -> tuple:
+        """(mu, delta), each (B,), from the scanned features (B, 16, D') ("linear") or their scores (B, 16)."""
         if self.locator == "linear":
             a, b = self.locate(located.flatten(1)).unbind(dim=1)  # (B,), (B,)
             return torch.sigmoid(a), self.d_min + (self.d_max - self.d_min) * torch.sigmoid(b)
-        weights = self.locate(located).squeeze(-1).softmax(dim=1)  # (B, 16)
+        weights = scores.softmax(dim=1)  # (B, 16)
         centre = (weights * self.scan_times).sum(dim=1)  # (B,) in dense frames
         spread = (weights * (self.scan_times - centre[:, None]) ** 2).sum(dim=1).clamp_min(1e-6).sqrt()
         delta = (self.kappa * spread).clamp(self.d_min, self.d_max)

@@ -117,7 +117,8 @@ class RDFERNet(VideoModel):
             (B,) or None without re-sampling.
         """
         x = self.inputs(video)  # (B, T, 3, H, W) normalised frames, or (B, T, D) frozen features
-        x, mu, delta, summary = self.detect(x)  # eqs. (3)-(5): 16 re-sampled frames (or features), S
+        detected = self.detect(x)  # eqs. (3)-(5): 16 re-sampled frames (or features), mu, delta, S
+        x, summary = detected["frames"], detected["summary"]
         if x.dim() == 5:
             batch, frames = x.shape[:2]  # frames = n1 * n2 = 16
             x = self.encoder(x.flatten(0, 1)).view(batch, frames, -1)  # (B, 16, D)
@@ -130,7 +131,7 @@ class RDFERNet(VideoModel):
         if self.dual_stream.out_features != u.shape[-1]:
             u = torch.cat([u, u], dim=-1)  # (B, n1, 2 C')
         clip_features = self.fuse_summary(u, summary)  # (B, n1, out_features)
-        return self.classify(features, clip_features, mu, delta)
+        return self.classify(features, clip_features, detected)
 
     def inputs(self, video: torch.Tensor) -> torch.Tensor:
         """Check the input; normalised frames, or (frozen encoder) the features of every frame."""
