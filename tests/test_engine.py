@@ -159,13 +159,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_ddp_two_cpu_processes_cover_the_whole_test_set(tiny_dfew, tmp_path):
+@pytest.mark.parametrize("guide_weight", ["1", "0"])  # 0: the detector's evidence head is left out of training
+def test_ddp_two_cpu_processes_cover_the_whole_test_set(tiny_dfew, tmp_path, guide_weight):
     run = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
            f"--master_port={_free_port()}", "-m", "rdfer", "train", "--config", str(CONFIGS / "demo.yaml"),
            "--out", str(run), "--no-progress", "--set", f"data.root={tiny_dfew}", "--set", "data.num_workers=0",
            "--set", "optim.epochs=2", "--set", "optim.batch_size=8", "--set", "loss.warmup_epochs=0",
-           "--set", "model.options.input_size=32"]
+           "--set", "model.options.input_size=32", "--set", f"loss.guide_weight={guide_weight}"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -110,6 +110,9 @@ def _fit(config: TrainConfig, run_dir, *, resume: bool, stop_after_epoch: Option
         classes = list(train_manifest.classes)
         model = create_model(config.model.name, num_classes=len(classes), **config.model.options).to(device)
         model_config = model.config
+        evidence = getattr(getattr(model, "detector", None), "evidence", None)
+        if evidence is not None and config.loss.guide_weight == 0:
+            evidence.requires_grad_(False)  # no guide loss trains it (and DDP wants every trained parameter used)
         cache = _feature_cache(config, model_config)
         loader_args = dict(num_frames=model_config.num_frames, seed=config.seed, num_workers=config.data.num_workers,
                            load_size=load_size_for(model_config.input_size, config.data.load_size),
