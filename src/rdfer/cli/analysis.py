@@ -19,10 +19,17 @@ def register(subparsers) -> None:
     p.set_defaults(func=_report)
 
     p = subparsers.add_parser(
-        "compare", help="side-by-side Markdown table of several runs (WAR, UAR, noisy-set precision/recall)",
-        description="Compare finished runs, e.g. `rdfer compare ce=runs/ce agreement=runs/agr --out cmp.md`.")
-    p.add_argument("runs", nargs="+", metavar="NAME=RUN", help="a name for the column and a run folder")
-    p.add_argument("--out", required=True, help="Markdown file to write")
+        "compare", help="B minus A with intervals and McNemar (RUN_A RUN_B), or a table of runs (NAME=RUN ...)",
+        description="Two run folders (`rdfer compare RUN_A RUN_B --out DIR`): pair their test predictions by "
+                    "clip id and write DIR/compare.json with war_diff, uar_diff (B minus A, points), their "
+                    "paired-bootstrap intervals and the exact McNemar p (docs/statistics.md). "
+                    "Named runs (`rdfer compare ce=runs/ce agreement=runs/agr --out cmp.md`): a side-by-side "
+                    "Markdown table.")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="RUN_A RUN_B, or several NAME=RUN")
+    p.add_argument("--out", required=True, help="folder for compare.json (RUN_A RUN_B), or the Markdown file "
+                                                "to write (NAME=RUN ...)")
+    p.add_argument("--resamples", type=bounded(int, 100), default=2000, help="bootstrap resamples (RUN_A RUN_B)")
+    p.add_argument("--seed", type=bounded(int, 0, 2**32 - 1), default=0, help="bootstrap seed (RUN_A RUN_B)")
     p.set_defaults(func=_compare)
 
 
@@ -35,13 +42,21 @@ def _report(args) -> int:
 
 
 def _compare(args) -> int:
+    if len(args.runs) == 2 and not any(_is_named(item) for item in args.runs):
+        from rdfer.analysis.compare import format_comparison, write_comparison
+
+        path, result = write_comparison(args.runs[0], args.runs[1], args.out, resamples=args.resamples,
+                                        seed=args.seed)
+        print(format_comparison(result))
+        print(f"wrote {path}")
+        return 0
     from rdfer.analysis import compare_runs
 
     runs = {}
     for item in args.runs:
         name, sep, run = item.partition("=")
         if not sep or not name or not run:
-            raise RdferError(f"expected NAME=RUN (e.g. ce=runs/ce), got {item!r}")
+            raise RdferError(f"expected RUN_A RUN_B, or NAME=RUN for each run (e.g. ce=runs/ce), got {item!r}")
         if name in runs:
             raise RdferError(f"run name {name!r} given twice")
         runs[name] = Path(run)
@@ -49,3 +64,8 @@ def _compare(args) -> int:
     print(path.read_text(), end="")
     print(f"wrote {path}")
     return 0
+
+
+def _is_named(item: str) -> bool:
+    """NAME=RUN (a folder whose own name holds '=' counts as a plain RUN)."""
+    return "=" in item and not Path(item).is_dir()
