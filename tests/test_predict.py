@@ -307,4 +307,4 @@ def test_progress_to_a_file_keeps_the_per_file_line_and_draws_no_bar(feat_videos
     predict_files([feat_videos["45-m7-di-ph.jpg"]], tmp_path / "out", progress=True)
     err = capsys.readouterr().err
     assert "45-m7-di-ph.jpg: ok" in err  # the per-file line still prints
-    assert "rdfer predict:" not in err and "video/s" not in err  # tqdm's bar would write both
+    assert "\r" not in err and "video/s" not in err  # tqdm's bar would redraw its line, with a rate
