@@ -194,7 +194,9 @@ def test_cv_reports_each_fold_and_keeps_finished_folds(tiny_dfew, tmp_path, caps
     wars = [summary["folds"][f]["last_war"] for f in ("1", "2")]
     assert summary["mean"]["last_war"] == pytest.approx(np.mean(wars))
     assert summary["std"]["last_war"] == pytest.approx(np.std(wars, ddof=1))
-    assert "mean +- std" in (tmp_path / "cv" / "cv_summary.md").read_text()
+    half = 12.706204736 * np.std(wars, ddof=1) / np.sqrt(2)  # t(0.975, 1 df) from a table
+    assert summary["ci95"]["last_war"] == pytest.approx([np.mean(wars) - half, np.mean(wars) + half])
+    assert "mean ± sample sd" in (tmp_path / "cv" / "cv_summary.md").read_text()
     run_cv(config, tmp_path / "cv", folds=(1, 2), progress=False)
     assert capsys.readouterr().out.count("already finished") == 2
 

@@ -50,6 +50,10 @@ def test_sample_sd_uses_ddof_one():
     assert stats.mean_sd([50, 52, 57]) == pytest.approx((53.0, math.sqrt(13.0)))
     with pytest.raises(ValueError):
         stats.sample_sd([1.0, float("nan")])
+    # t(0.975, 2 df) = 4.302653 from a table: 53 +- 4.302653 * sqrt(13) / sqrt(3).
+    half = 4.302653 * math.sqrt(13) / math.sqrt(3)
+    assert stats.mean_ci([50, 52, 57]) == pytest.approx([53 - half, 53 + half], abs=1e-4)
+    assert all(math.isnan(x) for x in stats.mean_ci([50]))
 
 
 def test_paired_tests_by_hand():

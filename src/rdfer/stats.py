@@ -188,6 +188,20 @@ def mean_sd(values) -> tuple[float, float]:
     return float(values.mean()), sample_sd(values)
 
 
+def mean_ci(values, level: float = DEFAULT_LEVEL) -> list[float]:
+    """The t interval of the mean of figures over seeds or folds: mean +- t(level, n-1) * sd / sqrt(n).
+
+    This is how far the mean over this many seeds or folds may lie from the mean over many more; NaN
+    bounds for fewer than 2 values.
+    """
+    values = np.asarray(values, dtype=np.float64).ravel()
+    mean, sd = mean_sd(values)
+    if values.size < 2:
+        return [float("nan"), float("nan")]
+    half = float(_scipy_stats.t.ppf(0.5 + level / 2, values.size - 1)) * sd / math.sqrt(values.size)
+    return [mean - half, mean + half]
+
+
 def paired_tests(a, b) -> dict:
     """Paired tests of B against A where the runs pair up (same seed, same fold).
 

@@ -1,11 +1,10 @@
-"""`rdfer cv`: the 5 folds of DFEW or MAFW, each fold and mean +- std."""
+"""`rdfer cv`: the 5 folds of DFEW or MAFW, each fold, and mean +- sample sd with a 95% interval."""
 
 import json
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
+from rdfer import stats
 from rdfer.config import TrainConfig, check_reusable
 from rdfer.engine.fit import fit
 from rdfer.errors import RdferError
@@ -53,15 +52,16 @@ def _run_folds(config: TrainConfig, out_dir: Path, folds, progress: bool) -> dic
 
 
 def summarize_folds(results: dict) -> dict:
-    """Per-fold WAR/UAR (last and best epoch) and their mean and sample std."""
-    summary = {"folds": {}, "mean": {}, "std": {}}
+    """Per-fold WAR/UAR (last and best epoch), their mean, sample sd (ddof 1) and the 95% t interval
+    of the mean (rdfer.stats)."""
+    summary = {"folds": {}, "mean": {}, "std": {}, "ci95": {}}
     for fold, final in results.items():
         summary["folds"][str(fold)] = {f"{which}_{m}": final[which][m] for which in ("last", "best")
                                        for m in ("war", "uar")}
     for key in ("last_war", "last_uar", "best_war", "best_uar"):
-        values = np.array([f[key] for f in summary["folds"].values()], dtype=float)
-        summary["mean"][key] = float(values.mean())
-        summary["std"][key] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+        values = [f[key] for f in summary["folds"].values()]
+        summary["mean"][key], summary["std"][key] = stats.mean_sd(values)
+        summary["ci95"][key] = stats.mean_ci(values)
     return summary
 
 
@@ -70,6 +70,12 @@ def folds_markdown(summary: dict) -> str:
     lines = ["| fold | WAR (last) | UAR (last) | WAR (best) | UAR (best) |", "|---|---|---|---|---|"]
     for fold, values in summary["folds"].items():
         lines.append(f"| {fold} | " + " | ".join(f"{values[k]:.2f}" for k in keys) + " |")
-    lines.append("| mean +- std | " + " | ".join(f"{summary['mean'][k]:.2f} +- {summary['std'][k]:.2f}"
-                                                for k in keys) + " |")
+    lines.append("| mean ± sample sd | " + " | ".join(f"{summary['mean'][k]:.2f} ± {summary['std'][k]:.2f}"
+                                                      for k in keys) + " |")
+    lines.append("| 95% interval of the mean | " + " | ".join(
+        "-" if summary["ci95"][k][0] != summary["ci95"][k][0] else
+        f"[{summary['ci95'][k][0]:.2f}, {summary['ci95'][k][1]:.2f}]" for k in keys) + " |")
+    lines += ["", "sd: sample standard deviation over folds (ddof 1); interval: mean ± t(0.975, folds - 1) × sd / "
+              "√folds (docs/statistics.md). 'best': the epoch chosen on the validation part of the training "
+              "set, scored on the test fold."]
     return "\n".join(lines) + "\n"

@@ -7,8 +7,10 @@ train, 200 clean test), caches its frozen mini-Xception features once
 ELR and their combinations with the agreement partition; `QUICK_STRATEGIES`
 with --quick) with 3 seeds (configs/study.yaml) and writes:
 
-    DIR/study.md    the tables, mean +- sd over seeds, and what each column means
+    DIR/study.md    the tables, mean +- sample sd over seeds, what each column means, and each
+                    strategy against CE: paired over seeds, pooled McNemar, Holm-corrected
     DIR/study.csv   one row per (noise, strategy, seed)
+    DIR/comparisons.csv   each strategy against CE (the figures behind study.md's wording)
     DIR/study.png   last WAR per strategy; memorisation of flipped labels per epoch
     DIR/data/NAME/  the benchmarks and their feature caches
     DIR/runs/NAME/STRATEGY/seed_K/   ordinary run folders (metrics.jsonl per epoch)
@@ -29,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rdfer import stats
+from rdfer.analysis.compare import pair_predictions
 from rdfer.config import load_config
 from rdfer.engine.features import build_feature_cache
 from rdfer.engine.fit import fit
@@ -133,10 +137,12 @@ def _run_study(out: Path, *, jobs, seeds, strategies, settings, overrides, clips
     rows = [_row(out, *t) for t in tasks]
     _write_csv(out / "study.csv", rows)
     summary = _summarise(rows, settings, strategies, _columns(rows))
+    comparisons = compare_strategies(rows, lambda *t: _correctness(out, *t), settings, strategies)
+    _write_csv(out / "comparisons.csv", comparisons)
     _plot(out / "study.png", summary, out, settings, strategies, seeds)
     report = out / "study.md"
     report.write_text(_report(summary, settings, strategies, seeds, clips, data, prepared - started,
-                              time.time() - prepared))
+                              time.time() - prepared, comparisons))
     print(f"study finished in {time.time() - started:.0f}s: open {report}", flush=True)
     return report
 
@@ -200,7 +206,7 @@ def _write_csv(path: Path, rows: list) -> None:
 
 
 def _summarise(rows: list, settings, strategies, columns) -> dict:
-    """{(setting, strategy): {column: (mean, sd) or None}} over seeds."""
+    """{(setting, strategy): {column: (mean, sample sd) or None}} over seeds."""
     summary = {}
     for setting in settings:
         for strategy in strategies:
@@ -208,9 +214,66 @@ def _summarise(rows: list, settings, strategies, columns) -> dict:
             cells = {}
             for key in columns:
                 values = [r[key] for r in mine if r.get(key) is not None]
-                cells[key] = (float(np.mean(values)), float(np.std(values))) if values else None
+                cells[key] = stats.mean_sd(values) if values else None
             summary[setting.name, strategy] = cells
     return summary
+
+
+def _correctness(out: Path, setting: str, reference: str, strategy: str, seed: int):
+    """(reference right, strategy right) per test clip of one seed's two runs, paired by clip id."""
+    paired = pair_predictions(_run_dir(out, setting, reference, seed), _run_dir(out, setting, strategy, seed))
+    return paired["label"] == paired["pred_a"], paired["label"] == paired["pred_b"]
+
+
+def compare_strategies(rows: list, correctness, settings, strategies, reference: str = "ce",
+                       alpha: float = 0.05) -> list:
+    """Each strategy against `reference` in each setting: last-epoch test WAR, B minus reference.
+
+    Two tests per comparison, each Holm-corrected over the whole table (every setting and strategy):
+    - paired over seeds: the paired t-test of the per-seed WAR differences (the runs of one seed share
+      the seed); this is the test the wording follows, since a seed is what a rerun changes;
+    - pooled McNemar: the exact McNemar test on the per-clip correctness of every seed's pair,
+      pooled (the runs of a setting share one test set); it speaks to test-clip noise only.
+
+    Args:
+        rows: study.csv's rows (noise, strategy, seed, war, ...).
+        correctness: called as correctness(setting, reference, strategy, seed) -> (ref right, B right),
+            two (N,) bool arrays over the same clips.
+
+    Returns:
+        One dict per comparison: noise, strategy, reference, seeds, war_diff (mean over seeds),
+        sd_diff (sample sd), t_p, t_holm_p, only_reference, only_strategy, mcnemar_p, mcnemar_holm_p,
+        verdict (the words the report uses).
+    """
+    war = {(r["noise"], r["strategy"], r["seed"]): r["war"] for r in rows if r.get("war") is not None}
+    found = []
+    if reference not in strategies:
+        return found
+    for setting in settings:
+        for strategy in strategies:
+            if strategy == reference:
+                continue
+            seeds = sorted(seed for (noise, name, seed) in war if noise == setting.name and name == strategy
+                           and (noise, reference, seed) in war)
+            paired = stats.paired_tests([war[setting.name, reference, s] for s in seeds],
+                                        [war[setting.name, strategy, s] for s in seeds])
+            only_reference = only_strategy = 0
+            for seed in seeds:
+                mcnemar = stats.mcnemar_exact(*correctness(setting.name, reference, strategy, seed))
+                only_reference += mcnemar["only_a"]
+                only_strategy += mcnemar["only_b"]
+            pooled = stats.mcnemar_exact([True] * only_reference + [False] * only_strategy,
+                                         [False] * only_reference + [True] * only_strategy)
+            found.append({"noise": setting.name, "strategy": strategy, "reference": reference, "seeds": len(seeds),
+                          "war_diff": paired["mean_diff"], "sd_diff": paired["sd_diff"], "t_p": paired["t_p"],
+                          "only_reference": only_reference, "only_strategy": only_strategy,
+                          "mcnemar_p": pooled["p"]})
+    for key in ("t_p", "mcnemar_p"):
+        for item, adjusted in zip(found, stats.holm([c[key] for c in found])):
+            item[key.replace("_p", "_holm_p")] = adjusted
+    for item in found:
+        item["verdict"] = stats.verdict(item["war_diff"], item["t_holm_p"], reference, alpha).words
+    return found
 
 
 def _cell(value, key: str) -> str:
@@ -225,7 +288,7 @@ def _cell(value, key: str) -> str:
 
 
 def _report(summary: dict, settings, strategies, seeds, clips: int, data: dict, prepare_s: float,
-            train_s: float) -> str:
+            train_s: float, comparisons: list = ()) -> str:
     flags = f"--nuisance {data['nuisance']:g}" + (f" --actors {data['actors']}" if data.get("actors") else "")
     lines = [
         "# rdfer study: loss strategies under known label noise",
@@ -233,7 +296,7 @@ def _report(summary: dict, settings, strategies, seeds, clips: int, data: dict, 
         f"Synthetic DFER benchmark (`rdfer synth {flags} --size {data['size']}`, {clips} clips, fold 1: "
         f"{round(0.8 * clips)} train with flipped labels, {round(0.2 * clips)} clean test), `configs/study.yaml` "
         "(rdfer_tiny over frozen, cached mini-Xception features), "
-        f"{len(seeds)} seeds; mean ± sd over seeds of the last epoch.",
+        f"{len(seeds)} seeds; mean ± sample sd (ddof 1) over seeds of the last epoch.",
         "",
         "- **WAR / UAR**: test set, last epoch. **best WAR / best epoch**: the evaluated epoch with the highest "
         "test WAR (selected on the test set, as the public DFER repositories do).",
@@ -257,6 +320,8 @@ def _report(summary: dict, settings, strategies, seeds, clips: int, data: dict, 
             cells = summary[setting.name, strategy]
             lines.append(f"| {strategy} | " + " | ".join(_cell(cells[k], k) for k in COLUMNS) + " |")
         lines.append("")
+    if comparisons:
+        lines += _comparison_section(comparisons, settings)
     kinds = [k[len("zeroed_"):] for k in next(iter(summary.values())) if k.startswith("zeroed_")
              and k not in COLUMNS]
     if kinds:
@@ -274,6 +339,34 @@ def _report(summary: dict, settings, strategies, seeds, clips: int, data: dict, 
               f"Wall time: {prepare_s:.0f} s rendering and caching, {train_s:.0f} s training "
               "(steps finished by an earlier call are reused).", ""]
     return "\n".join(lines)
+
+
+def _comparison_section(comparisons: list, settings) -> list:
+    reference = comparisons[0]["reference"]
+    lines = [f"## Against {reference}", "",
+             f"Last-epoch test WAR, strategy minus {reference}, in points. **paired over seeds**: mean and sample "
+             f"sd of the per-seed differences (each seed's runs share it) and the paired t-test; **pooled "
+             f"McNemar**: the test clips right by one run of a seed's pair only, summed over seeds, and the exact "
+             f"McNemar test on them (test-clip noise only). Both p are Holm-corrected over the "
+             f"{len(comparisons)} comparisons of this table. The verdict follows the corrected paired t-test at "
+             "0.05 (rdfer.stats, docs/statistics.md); with 3 seeds only a large, steady difference can pass it.", ""]
+    for setting in settings:
+        mine = [c for c in comparisons if c["noise"] == setting.name]
+        if not mine:
+            continue
+        lines += [f"### {setting.noise:.0%} {setting.noise_type} noise", "",
+                  f"| strategy | seeds | WAR diff | sd | paired t p | Holm p | right alone: strategy / {reference} "
+                  "| McNemar p | Holm p | verdict |", "|---|---|---|---|---|---|---|---|---|---|"]
+        for c in mine:
+            lines.append(f"| {c['strategy']} | {c['seeds']} | {c['war_diff']:+.1f} | {c['sd_diff']:.1f} | "
+                         f"{_p(c['t_p'])} | {_p(c['t_holm_p'])} | {c['only_strategy']} / {c['only_reference']} | "
+                         f"{_p(c['mcnemar_p'])} | {_p(c['mcnemar_holm_p'])} | {c['verdict']} |")
+        lines.append("")
+    return lines
+
+
+def _p(value) -> str:
+    return "-" if value is None or not np.isfinite(value) else f"{value:.2g}"
 
 
 def _mean(value) -> str:
