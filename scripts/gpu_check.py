@@ -14,7 +14,7 @@ machine's own torch is used: nothing here pins a torch version). Steps, each tim
   3. bench-data   rdfer's loader with 16 workers against the PIL reference loader
   4. bench-train  rdfer_r50, batch 128: model-only (tensors in memory) against end to end (the
                   loader), eager and torch.compile
-  5. train        two epochs of the paper config (configs/dfew_rdfer_r50.yaml, random weights:
+  5. train        two epochs of the paper config (configs/dfew_rdfer_plus_r50.yaml, random weights:
                   nothing is downloaded) on fold 1: epoch time, projected 100-epoch time, peak memory
   6. predict      `rdfer predict --device cuda` on a video: frames/s (and bench-predict's stages)
   7. clip         the CLIP ViT-B/16 model (rdfer_clip_b16): training and inference clips/s, peak memory
@@ -48,11 +48,11 @@ SIZES = {
     "gpu": dict(models=("rdfer_r50", "rdfer_r18", "rdfer_tiny", "rdfer_clip_b16", "cnn_lstm", "r3d_18", "former_dfer"),
                 model_size=None, full_scale_clips=None, render_size=128, render_workers=16, data_clips=512,
                 data_workers=16, bench_model="rdfer_r50", bench_batch=128, bench_steps=10, bench_warmup=3,
-                bench_workers=16, compile=True, train_config="dfew_rdfer_r50", train_batch=128, train_workers=16,
+                bench_workers=16, compile=True, train_config="dfew_rdfer_plus_r50", train_batch=128, train_workers=16,
                 train_options=(), clip_batch=32, clip_options={}, clip_steps=5, resume_clips=60, predict_clips=4),
     "cpu": dict(models=("rdfer_tiny", "rdfer_clip_b16"), model_size=32, full_scale_clips=40, render_size=40,
                 render_workers=2, data_clips=8, data_workers=2, bench_model="rdfer_tiny", bench_batch=4,
-                bench_steps=2, bench_warmup=1, bench_workers=0, compile=False, train_config="dfew_rdfer_r50",
+                bench_steps=2, bench_warmup=1, bench_workers=0, compile=False, train_config="dfew_rdfer_plus_r50",
                 train_batch=8, train_workers=0,
                 train_options=("model.name=rdfer_tiny", "model.options.input_size=32"),
                 clip_batch=2, clip_options={"input_size": 32}, clip_steps=1, resume_clips=20, predict_clips=1),

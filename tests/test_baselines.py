@@ -40,8 +40,9 @@ def test_forward_backward_shapes(name):
         torch.testing.assert_close(out.logits, out.clip_logits.mean(dim=1), rtol=1e-4, atol=1e-5)
     if framework:
         assert out.mu.shape == (2,) and out.delta.shape == (2,)
-        # Uniform re-sampling at initialisation (SPEC 2): mu = 0.5, delta = 4 dense frames.
-        torch.testing.assert_close(out.mu, torch.full((2,), 0.5))
+        # Uniform re-sampling at initialisation (SPEC 2): delta = 4 dense frames over the scanned
+        # frames 0, 4, ..., 60 (the default "moments" locator: mu their mean time, 30 / 64).
+        torch.testing.assert_close(out.mu, torch.full((2,), 30 / 64))
         torch.testing.assert_close(out.delta, torch.full((2,), 4.0), atol=1e-4, rtol=0)
     else:
         assert out.mu is None and out.delta is None

@@ -161,11 +161,11 @@ def test_frozen_clip_trains_the_same_from_the_feature_cache(tiny_synth, tmp_path
     frozen = ("model.options.frozen_encoder=true", "optim.encoder_lr=null", "optim.epochs=2",
               f"model.options.pretrained={weights}")
     cache = tmp_path / "features.npz"
-    done = build_feature_cache(tiny_run_config("dfew_rdfer_clip_b16", tiny_synth, *frozen), cache, progress=False)
+    done = build_feature_cache(tiny_run_config("dfew_rdfer_plus_clip_b16", tiny_synth, *frozen), cache, progress=False)
     assert done["clips"] == 24
-    fit(tiny_run_config("dfew_rdfer_clip_b16", tiny_synth, *frozen, f"data.features={cache}"), tmp_path / "cached",
+    fit(tiny_run_config("dfew_rdfer_plus_clip_b16", tiny_synth, *frozen, f"data.features={cache}"), tmp_path / "cached",
         progress=False)
-    fit(tiny_run_config("dfew_rdfer_clip_b16", tiny_synth, *frozen), tmp_path / "uncached", progress=False)
+    fit(tiny_run_config("dfew_rdfer_plus_clip_b16", tiny_synth, *frozen), tmp_path / "uncached", progress=False)
     read = lambda run: [json.loads(l) for l in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]  # noqa
     for a, b in zip(read("cached"), read("uncached")):
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
@@ -174,7 +174,7 @@ def test_frozen_clip_trains_the_same_from_the_feature_cache(tiny_synth, tmp_path
     assert np.allclose(features[0], features[1], atol=1e-4)
 
 
-@pytest.mark.parametrize("config", ["dfew_rdfer_clip_b16", "dfew_ce_clip_b16"])
+@pytest.mark.parametrize("config", ["dfew_rdfer_plus_clip_b16", "dfew_ce_clip_b16"])
 def test_clip_configs_train_with_their_own_encoder_learning_rate(tiny_synth, tmp_path, config):
     shipped = load_config(resolve_config_path(config), ("data.root=.",))
     assert shipped.model.name == "rdfer_clip_b16" and shipped.model.options["pretrained"] == "openai"
@@ -189,7 +189,7 @@ def test_clip_configs_train_with_their_own_encoder_learning_rate(tiny_synth, tmp
 
 def test_every_clip_config_loads():
     names = sorted(p.stem for p in CONFIGS.glob("*clip*.yaml"))
-    assert names == ["dfew_ce_clip_b16", "dfew_rdfer_clip_b16", "ferv39k_ce_clip_b16", "ferv39k_rdfer_clip_b16"]
+    assert names == ["dfew_ce_clip_b16", "dfew_rdfer_plus_clip_b16", "ferv39k_ce_clip_b16", "ferv39k_rdfer_plus_clip_b16"]
     for name in names:
         config = load_config(resolve_config_path(name), ("data.root=.",))
         assert config.loss.strategy == ("ce" if "_ce_" in name else "agreement")

@@ -176,3 +176,27 @@ def test_the_reweighted_loss_adds_the_guide_per_sample_and_not_for_weight_0():
     per_sample = guide_loss(evidence, log_weights, targets, 0.1)
     assert (info["weights"] == 0).sum() == 1
     torch.testing.assert_close(guided, base + (info["weights"] * per_sample).sum() / 4)
+
+
+@pytest.mark.parametrize("frame", [0, 5, 15])
+def test_a_score_peaked_on_a_scanned_frame_centres_the_window_on_that_frame(frame):
+    # The detector scans dense frames 0, 4, ..., 60; a score that puts all its weight on scanned
+    # frame j must give mu = 4j / 64, the position of dense frame 4j (positions = 64 * mu), not 4j + 2.
+    torch.manual_seed(0)
+    model = create_model("rdfer_tiny", num_classes=3, encoder="tiny", frozen_encoder=True, detector_context=1,
+                         detector_guide=False)
+    detector = model.detector
+    width = model.encoder.out_features
+    features = torch.zeros(1, 64, width)
+    features[0, 4 * frame, 0] = 1.0  # only scanned frame `frame` has a feature the scores read
+    features[0, 4 * frame + 1: 4 * frame + 4, 0] = 1.0  # dense frames between scans are never read
+    with torch.no_grad():
+        detector.locate.weight.zero_()
+        detector.locate.weight[0, 0] = 1e4  # softmax over time: all weight on that frame
+        out = detector(features)
+    assert out["mu"].item() == pytest.approx(4 * frame / 64, abs=1e-6)
+    # Checkpoints from before the fix keep their time of 4j + 2 (LEGACY_FIELDS).
+    state = model_state(model)
+    state["model_config"] = {k: v for k, v in state["model_config"].items() if k != "detector_scan_offset"}
+    with torch.no_grad():
+        assert load_model(state).detector(features)["mu"].item() == pytest.approx((4 * frame + 2) / 64, abs=1e-6)

@@ -43,7 +43,7 @@ def test_every_shipped_config_loads_and_names_a_registered_model():
     for path in files:
         config = load_config(path)
         assert config.model.name in models, f"{path.name} names unknown model {config.model.name}"
-    paper = load_config(CONFIGS / "dfew_rdfer_r50.yaml")
+    paper = load_config(CONFIGS / "dfew_rdfer_plus_r50.yaml")
     assert (paper.optim.epochs, paper.optim.batch_size, paper.optim.lr, paper.optim.min_lr) == (100, 128, 7e-4, 7e-6)
     assert (paper.loss.t_h, paper.loss.t_n, paper.loss.w_hard, paper.loss.warmup_epochs) == (0.2, 0.1, 1.5, 10)
 

@@ -103,22 +103,24 @@ def _dense(batch=2, frames=64, size=4, dtype=torch.float32, seed=0):
     return torch.randn(batch, frames, 3, size, size, generator=generator, dtype=dtype)
 
 
-@pytest.mark.parametrize("locator, kernel", [("moments", "gaussian"), ("linear", "linear")])
-def test_first_resampling_is_uniform_whatever_the_input(locator, kernel):
+# "linear" starts at mu = 0.5 (dense positions 2, 6, ..., 62); "moments" at the mean time of the
+# scanned frames, 30 / 64 (positions 0, 4, ..., 60: the scanned frames themselves).
+@pytest.mark.parametrize("locator, kernel, first", [("moments", "gaussian", 0.0), ("linear", "linear", 2.0)])
+def test_first_resampling_is_uniform_whatever_the_input(locator, kernel, first):
     torch.manual_seed(0)
     detector = KeyExpressionDetector(out_features=8, locator=locator, context=3, kernel=kernel)
     dense = _dense(size=16)
     out = detector(dense)
     other = detector(_dense(size=16, seed=1) * 3)
     for result in (out, other):
-        torch.testing.assert_close(result["mu"], torch.full((2,), 0.5))
+        torch.testing.assert_close(result["mu"], torch.full((2,), (first + 30) / 64))
         torch.testing.assert_close(result["delta"], torch.full((2,), 4.0))
-        # Uniform: 16 frames, 4 apart, centred on the clip (2, 6, ..., 62).
-        torch.testing.assert_close(result["positions"], torch.arange(2.0, 64, 4).expand(2, 16), atol=1e-4, rtol=0)
+        # Uniform: 16 frames, 4 apart.
+        torch.testing.assert_close(result["positions"], torch.arange(first, 64, 4).expand(2, 16), atol=1e-4, rtol=0)
     if kernel == "linear":
         torch.testing.assert_close(out["frames"], dense[:, 2::4], atol=1e-4, rtol=0)
     else:  # each frame is the Gaussian mean (sd = delta / 2 = 2 frames) around its position
-        weights = torch.exp(-0.5 * ((torch.arange(64.0) - 34) / 2) ** 2)
+        weights = torch.exp(-0.5 * ((torch.arange(64.0) - 32) / 2) ** 2)
         expected = (weights[:, None, None, None] * dense[0]).sum(0) / weights.sum()
         torch.testing.assert_close(out["frames"][0, 8], expected, atol=1e-4, rtol=0)
     assert out["summary"].shape == (2, 8) and ((out["summary"] > 0) & (out["summary"] < 1)).all()

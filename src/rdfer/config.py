@@ -3,7 +3,8 @@
 A run's configuration is one `TrainConfig`. It is read from a YAML file whose
 sections mirror the dataclasses below (a file may start from another with
 `base: FILE`, one level: the shipped paper configs state only what differs
-from `configs/_base_paper.yaml`), then `--set key=value` overrides are
+from `configs/_base_rdfer_plus.yaml` or
+`configs/_base_paper_as_written.yaml`), then `--set key=value` overrides are
 applied (dotted keys, values parsed as YAML: `--set optim.lr=1e-3`,
 `--set model.options.resample=false`). The resolved configuration is saved in
 every run folder as `config.yaml`, so a run can be repeated from it alone.
@@ -22,6 +23,7 @@ free mapping: the model's own config dataclass checks it.
 
 import dataclasses
 import re
+import sys
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -358,14 +360,32 @@ def _parse_override(item: str) -> dict:
     return nested
 
 
+# Shipped configs renamed when the paper as written got presets of its own: the configs carrying
+# rdfer's additions say so ("rdfer_plus"). The old names still load, with a one-line note.
+RENAMED_CONFIGS = {"_base_paper": "_base_rdfer_plus", "dfew_rdfer_r50": "dfew_rdfer_plus_r50",
+                   "ferv39k_rdfer_r50": "ferv39k_rdfer_plus_r50", "mafw_rdfer_r50": "mafw_rdfer_plus_r50",
+                   "dfew_rdfer_clip_b16": "dfew_rdfer_plus_clip_b16",
+                   "ferv39k_rdfer_clip_b16": "ferv39k_rdfer_plus_clip_b16"}
+
+
 def resolve_config_path(name):
     """A config file path, or the name of a config shipped with rdfer (with or without .yaml).
+
+    A renamed config's old name (`RENAMED_CONFIGS`) gives the new file and prints a note.
 
     Raises:
         RdferError: neither a file nor a shipped config (listing the shipped ones).
     """
     if name is None or Path(name).is_file():
         return name
+    old = str(name).removesuffix(".yaml")
+    if old in RENAMED_CONFIGS:
+        new = RENAMED_CONFIGS[old]
+        paper = new.replace("_rdfer_plus", "_paper_as_written" if old.startswith("_") else "_rdfer_as_written")
+        paper = f"; the paper as written: {paper}" if (SHIPPED_CONFIGS / f"{paper}.yaml").is_file() else ""
+        print(f"note: config {old} is now {new} (rdfer's additions on{paper}); the old name will go",
+              file=sys.stderr)
+        name = new
     for candidate in (SHIPPED_CONFIGS / name, SHIPPED_CONFIGS / f"{name}.yaml"):
         if candidate.is_file():
             return str(candidate)
@@ -407,7 +427,7 @@ def config_file_sources(path) -> list:
 
     `base: FILE` names a config that this one starts from; a relative FILE is read from
     the config's folder, then from the shipped configs (so a config of your own may say
-    `base: _base_paper`, the paper's recipe). One level only: a base file has no `base:`
+    `base: _base_paper_as_written`, the paper's recipe and method). One level only: a base file has no `base:`
     of its own (a shipped paper config cannot be a base; its own base can).
     Every key then names the file it came from in error messages.
     """

@@ -53,6 +53,9 @@ class VideoConfig:
     # The evidence head that guides the detector's scores towards the frames that show the label
     # (rdfer.losses.guide; loss.guide_weight weighs it); needs detector_locator "moments".
     detector_guide: bool = True
+    # Dense frames added to the time of each scanned frame (locator "moments"): 0, scanned frame j is
+    # at 4j, the frame it is; checkpoints written before that was fixed load with 2 (checkpoint.py).
+    detector_scan_offset: float = 0.0
     n1: int = 4  # clips (and clip logits) per video
     n2: int = 4  # frames per clip; the model's temporal part sees n1 * n2 frames
 
@@ -60,7 +63,8 @@ class VideoConfig:
     RANGES: ClassVar[dict] = {"num_classes": Range(1, 100_000), "input_size": Range(8, 4096),
                               "num_frames": Range(1, 100_000), "std": Range(0, low_open=True),
                               "d_min": Range(0, low_open=True), "d_max": Range(0, low_open=True),
-                              "n1": Range(1, 1024), "n2": Range(1, 1024), "detector_context": Range(1, 255)}
+                              "n1": Range(1, 1024), "n2": Range(1, 1024), "detector_context": Range(1, 255),
+                              "detector_scan_offset": Range(0, 64)}
 
     def __post_init__(self):
         # Checkpoints and YAML store lists; keep tuples so the config stays hashable.
@@ -150,7 +154,7 @@ class VideoModel(nn.Module):
             num_out=config.n1 * config.n2, d_min=config.d_min, d_max=config.d_max,
             summary=config.summary, pretrained=config.detector_pretrained, feature_width=feature_width,
             locator=config.detector_locator, context=config.detector_context, kernel=config.detector_kernel,
-            guide=config.detector_guide, num_classes=config.num_classes,
+            guide=config.detector_guide, num_classes=config.num_classes, scan_offset=config.detector_scan_offset,
         )
 
     def check_video(self, video: torch.Tensor) -> None:

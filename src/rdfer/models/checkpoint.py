@@ -26,9 +26,10 @@ CHECKPOINT_KEYS = ("model_name", "model_config", "model")
 # Config fields added after checkpoints were written, with the values that rebuild what those
 # files hold: before issue 17 the detector's F_d was one linear layer over the time mean (its
 # weights are spread over the 16 time positions on loading, detector.py) and blended two frames;
-# before the guide (issue 17 too) the detector had no evidence head.
+# before the guide (issue 17 too) the detector had no evidence head; before the scan-time fix the
+# "moments" locator timed scanned frame j at 4j + 2 instead of 4j, the frame it scans.
 LEGACY_FIELDS = {"detector_locator": "linear", "detector_context": 1, "detector_kernel": "linear",
-                 "detector_guide": False}
+                 "detector_guide": False, "detector_scan_offset": 2.0}
 
 
 def model_state(model: nn.Module) -> dict:

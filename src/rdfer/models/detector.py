@@ -13,7 +13,9 @@ summary `S` that gates the dual-stream feature.
                  mu = sigmoid(a); delta = d_min + (d_max - d_min) * sigmoid(b)
       "moments"  one linear layer scores each scanned frame; w = softmax over time;
                  mu = the w-weighted mean time, delta = kappa * the w-weighted sd of time
-                 (kappa makes uniform scores give delta = 4)
+                 (kappa makes uniform scores give delta = 4); the time of scanned frame j
+                 is 4j, the dense frame it is (plus `scan_offset`, 2 in checkpoints written
+                 before that was fixed), so a score peaked on frame j centres the window there
     p_k = T * mu + (k - 7.5) * delta      k = 0..15, window shifted to lie in [0, T-1]
     S        = sigmoid(F_s(f))            eq. (5), f = the mean of F over time
 
@@ -146,6 +148,8 @@ class KeyExpressionDetector(nn.Module):
         kernel: "linear" (blend two neighbours) or "gaussian" (sd = delta / 2).
         guide: add the evidence head that guides the scores (module docstring); needs "moments".
         num_classes: classes of the evidence head.
+        scan_offset: dense frames added to the time of each scanned frame ("moments"): 0, the
+            frame scanned (4j); older checkpoints load with 2 (`checkpoint.LEGACY_FIELDS`).
     """
 
     def __init__(
@@ -164,6 +168,7 @@ class KeyExpressionDetector(nn.Module):
         kernel: str = "gaussian",
         guide: bool = False,
         num_classes: int = 7,
+        scan_offset: float = 0.0,
     ):
         super().__init__()
         if num_dense % num_out:
@@ -187,8 +192,9 @@ class KeyExpressionDetector(nn.Module):
         if context > 1:  # a temporal convolution over the scanned frames, in front of F_d
             self.context = nn.Sequential(nn.Conv1d(width, width, context, padding=context // 2), nn.ReLU())
         stride = num_dense // num_out
-        # Time of scanned frame j, in dense frames: the middle of the j-th uniform stride.
-        self.register_buffer("scan_times", torch.arange(num_out) * stride + stride / 2, persistent=False)
+        # Time of scanned frame j, in dense frames: the frame scanned, stride * j (`forward` scans
+        # dense[:, ::stride]). Checkpoints written before this held stride * j + stride / 2 (scan_offset).
+        self.register_buffer("scan_times", torch.arange(num_out) * stride + scan_offset, persistent=False)
         if locator == "linear":
             self.locate = nn.Linear(num_out * width, 2)  # F_d: flattened (16, D) -> (a, b)
         else:
@@ -199,9 +205,10 @@ class KeyExpressionDetector(nn.Module):
         self._register_load_state_dict_pre_hook(self._upgrade_state)
 
         # Start from the uniform re-sampling: every output sees the whole clip at the
-        # detector's own stride (mu = 0.5, delta = num_dense / num_out = 4), whatever F is.
-        # Zero weights make (a, b) equal to the biases ("linear"), or the scores equal
-        # ("moments": w uniform, mu = 0.5 and delta = kappa * sd = 4 by the choice of kappa).
+        # detector's own stride (delta = num_dense / num_out = 4), whatever F is. Zero weights
+        # make (a, b) equal to the biases ("linear": mu = 0.5, dense positions 2, 6, ..., 62), or
+        # the scores equal ("moments": w uniform, mu = the mean scanned time 30 / 64, so the
+        # positions are the scanned frames 0, 4, ..., 60, and delta = kappa * sd = 4 by kappa).
         nn.init.zeros_(self.locate.weight)
         # Uniform weights on times stride * j + c, j = 0..n-1, have sd stride * sqrt((n^2 - 1) / 12).
         self.kappa = 1 / math.sqrt((num_out ** 2 - 1) / 12)
