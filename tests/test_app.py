@@ -12,8 +12,8 @@ from test_app_support import AUDIT_ROWS, make_audit_folder, read_decisions, wait
 from test_predict_support import feat_videos, read_frames, write_video  # noqa: F401
 
 import rdfer
-from rdfer.analysis.audit import ISSUE_COLUMNS
 from rdfer.app.server import STATIC, create_app
+from rdfer.audit.verdict import ISSUE_COLUMNS
 from rdfer.cli import main
 from rdfer.labels import DFEW_CLASSES
 from rdfer.models.checkpoint import model_state

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from fixtures_data import write_frames
 
-from rdfer.analysis.audit import HARD, ISSUE_COLUMNS, MISLABELLED, VERDICT_WORDS
+from rdfer.audit.verdict import HARD, ISSUE_COLUMNS, MISLABELLED, VERDICT_WORDS
 from rdfer.labels import DFEW_CLASSES
 
 # (clip_id, given, suggested, score, agreement, kind): deliberately not in score order in the file.

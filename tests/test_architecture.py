@@ -25,6 +25,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 # stay inside their own package (docs/architecture.md draws this).
 LAYERS = {
     "cli": 3, "__main__": 3, "app": 3,  # app: the web page, beside the command line
+    "audit": 2,  # label auditing, one package: folds (engine's fit), verdict, report, figures, review, relabel
     "engine": 2, "inference": 2, "analysis": 2, "demo": 2,
     "models": 1, "losses": 1, "data": 1, "synth": 1,
     "config": 0, "labels": 0, "metrics": 0, "stats": 0, "errors": 0, "utils": 0, "": 0,  # "": rdfer/__init__.py

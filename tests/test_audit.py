@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 from fixtures_data import write_frames
 
-from rdfer.analysis.audit import (HARD, MISLABELLED, OK, Evidence, OutOfFold, agreement_issues, clip_vote_share, judge, label_doubt,
-                                  percentile_ranks, pooled_probabilities, precision_recall_f1, ranking, rdfer_verdict,
-                                  read_evidence, read_out_of_fold, score_lists, write_label_issues)
+from rdfer.audit.folds import collect_clips, stratified_folds
+from rdfer.audit.report import write_label_issues
+from rdfer.audit.verdict import (HARD, MISLABELLED, OK, Evidence, OutOfFold, agreement_issues, clip_vote_share, judge,
+                                 label_doubt, percentile_ranks, pooled_probabilities, precision_recall_f1, ranking,
+                                 rdfer_verdict, read_evidence, read_out_of_fold, score_lists)
 from rdfer.cli import main
 from rdfer.config import load_config
-from rdfer.engine.audit import collect_clips, stratified_folds
 from rdfer.errors import RdferError
 
 CONFIGS = Path(__file__).resolve().parents[1] / "src" / "rdfer" / "configs"
@@ -357,7 +358,7 @@ def test_audit_refuses_bad_input_before_training(tiny_synth, tmp_path, capsys):
 
 
 def test_settings_added_to_rdfer_since_an_audit_do_not_block_its_reuse():
-    from rdfer.engine.audit import _differences
+    from rdfer.audit.folds import _differences
 
     before = {"config": {"loss": {"t_h": 0.2}, "seed": 0}}
     assert _differences(before, {"config": {"loss": {"t_h": 0.2, "gce_q": 0.7}, "seed": 0}}) == []

@@ -8,7 +8,7 @@ import pytest
 from rdfer.cli import main
 from rdfer.data import build_manifest
 from rdfer.data.layouts import DFEW, MAFW
-from rdfer.data.relabel import _relabel_line, apply_decisions, dataset_lists
+from rdfer.audit.relabel import _relabel_line, apply_decisions, dataset_lists
 from rdfer.errors import RdferError
 from rdfer.labels import DFEW_CLASSES
 

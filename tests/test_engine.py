@@ -213,7 +213,7 @@ def test_bench_train_prints_both_figures_and_their_ratio(tiny_dfew, capsys):
 
 
 def test_curate_ranks_confident_disagreement_as_mislabelled(tmp_path):
-    from rdfer.analysis.curate import curate
+    from rdfer.audit.curate import curate
 
     classes = ["Happy", "Sad"]
     # (clip, label, p_Happy, agreement): clip 3 is confidently Sad with 4 agreeing clips but labelled Happy.
@@ -238,6 +238,20 @@ def test_curate_ranks_confident_disagreement_as_mislabelled(tmp_path):
     assert (summary["noisy_precision"], summary["noisy_recall"]) == (1.0, 1.0)
     with pytest.raises(RdferError, match="not found"):
         curate([tmp_path / "nope.csv"], tmp_path / "out")
+
+
+def test_rdfer_curate_is_a_deprecated_alias_that_still_runs(tmp_path, capsys):
+    from rdfer.cli import main
+
+    path = tmp_path / "predictions.csv"
+    rows = ["clip_id,path,label,prediction,agreement,mu,delta,p_Happy,p_Sad"]
+    rows += [f"c{i},,{i % 2},{i % 2},1.0,,,{0.9 - 0.8 * (i % 2)},{0.1 + 0.8 * (i % 2)}" for i in range(10)]
+    path.write_text("\n".join(rows) + "\n")
+    assert main(["curate", "--predictions", str(path), "--out", str(tmp_path / "out")]) == 0
+    captured = capsys.readouterr()
+    deprecations = [line for line in captured.err.splitlines() if "deprecated" in line]
+    assert len(deprecations) == 1 and "rdfer audit" in deprecations[0]
+    assert "10 clips judged" in captured.out and (tmp_path / "out" / "suspected_mislabelled.csv").is_file()
 
 
 def test_demo_pipeline_end_to_end_and_reuses_finished_work(tmp_path, capsys):

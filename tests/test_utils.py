@@ -29,8 +29,8 @@ GROUND_TRUTH = ("video_name,true_label,given_label,is_noisy,is_hard,apex_start,a
 
 
 def test_ground_truth_flags_are_parsed_one_way_by_every_reader(tmp_path):
-    from rdfer.analysis.audit import read_truth
-    from rdfer.analysis.curate import curate
+    from rdfer.audit.curate import curate
+    from rdfer.audit.verdict import read_truth
     from rdfer.engine.outputs import ground_truth_for
 
     path = tmp_path / "ground_truth.csv"

@@ -3,8 +3,8 @@
 Reads only files (predictions.csv, features.npy, final.json, metrics.jsonl,
 config.yaml); never a live model or dataset.
 
-The public names are imported on first use: importing a submodule (the CLI's
-`rdfer.analysis.audit` for its --rank-by choices) does not load matplotlib.
+The public names are imported on first use: importing one submodule (say
+`rdfer.analysis.run`) does not load matplotlib.
 """
 
 import importlib

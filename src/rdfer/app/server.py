@@ -19,9 +19,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.requests import ClientDisconnect
 
-from rdfer.app.audit import AuditFolders
 from rdfer.app.predict import ACCEPTED, Busy, PredictJobs, TooLarge
-from rdfer.app.work import WorkFolder
+from rdfer.app.work import AuditFolders, WorkFolder
 from rdfer.errors import RdferError
 
 STATIC = Path(__file__).resolve().parent / "static"

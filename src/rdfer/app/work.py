@@ -2,15 +2,16 @@
 
     work = WorkFolder("rdfer_app")
     work.inside("jobs/ab12/out/clip.json")     # a Path under the folder, or RdferError
-    write_text_atomic(path, text)              # temp file, fsync, rename: never a cut-off file
+    AuditFolders(work).open("/data/audit")      # (key, rdfer.audit.review.AuditFolder), its home in WORK/audits/
 """
 
-import os
+import hashlib
 import re
+import threading
 from pathlib import Path
 
+from rdfer.audit.review import ISSUES_FILE, AuditFolder
 from rdfer.errors import RdferError
-from rdfer.inference.outputs import atomic_path
 
 
 class WorkFolder:
@@ -42,15 +43,6 @@ class WorkFolder:
         return path
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write `text` to a temporary file beside `path`, flush it to disk, then rename it to `path`."""
-    with atomic_path(path) as temp:
-        with open(temp, "w", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-
-
 _UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
 
 
@@ -59,3 +51,36 @@ def safe_name(name: str, fallback: str = "file") -> str:
     base = re.split(r"[\\/]", name or "")[-1]
     base = _UNSAFE.sub("_", base).strip(" .")
     return base[:120] or fallback
+
+
+class AuditFolders:
+    """The audit folders opened in this server, each with its home in WORK/audits/."""
+
+    def __init__(self, work: WorkFolder):
+        self.work = work
+        self._open: dict[str, AuditFolder] = {}
+        self._lock = threading.Lock()
+
+    def open(self, folder: str) -> tuple[str, AuditFolder]:
+        """(key, AuditFolder) of an `rdfer audit` output folder; RdferError (one line) for anything else."""
+        if not folder or not folder.strip():
+            raise RdferError("give the path of a folder written by `rdfer audit --out FOLDER`")
+        source = Path(folder.strip()).expanduser()
+        if not source.is_dir():
+            raise RdferError(f"{source}: no such folder")
+        if not (source / ISSUES_FILE).is_file():
+            raise RdferError(f"{source} is not an rdfer audit folder: it holds no {ISSUES_FILE} "
+                             "(run `rdfer audit --config CFG --out FOLDER` first)")
+        source = source.resolve()
+        key = f"{safe_name(source.name, 'audit')}-{hashlib.sha1(str(source).encode()).hexdigest()[:8]}"
+        with self._lock:
+            home = self.work.folder("audits", key)
+            # Reopening reads the files again (a rerun of the audit may have re-ranked the list).
+            self._open[key] = AuditFolder(source, home)
+            return key, self._open[key]
+
+    def get(self, key: str) -> AuditFolder:
+        with self._lock:
+            if key not in self._open:
+                raise RdferError("this audit folder is not open (the server restarted?): open it again")
+            return self._open[key]

@@ -1,14 +1,16 @@
-"""Subcommand: audit (likely mislabelled and hard clips from out-of-fold predictions, with cleanlab)."""
+"""Subcommands: audit (likely mislabelled and hard clips from out-of-fold predictions, with cleanlab), and
+curate, its deprecated predecessor (the paper's partition of predictions already made)."""
 
 from pathlib import Path
 
+from rdfer.data.layouts import DATASETS
 from rdfer.errors import RdferError
 from rdfer.utils.ranges import bounded
 from rdfer.utils.runlock import run_lock
 
 
 def register(subparsers) -> None:
-    from rdfer.analysis.audit import RANK_BY
+    from rdfer.audit.verdict import RANK_BY
 
     p = subparsers.add_parser(
         "audit", help="k-fold held-out predictions for every labelled clip, then likely mislabelled and hard clips",
@@ -39,13 +41,34 @@ def register(subparsers) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=audit)
 
+    p = subparsers.add_parser("curate", help="deprecated: use `rdfer audit` (ranks clips of predictions.csv files by the paper's partition)",
+                              description="Rank clips by the agreement of their 4 clip predictions and their loss "
+                                          "against the given label. Best from held-out predictions: "
+                                          "rdfer curate --predictions CV/fold_*/predictions.csv --out DIR")
+    p.add_argument("--predictions", nargs="+", help="predictions.csv files (from rdfer eval, train or cv)")
+    p.add_argument("--checkpoint", help="or: predict the clips now with this checkpoint")
+    p.add_argument("--dataset", choices=DATASETS)
+    p.add_argument("--root")
+    p.add_argument("--fold", type=bounded(int, 1, 5))
+    p.add_argument("--csv", help="manifest file for --dataset csv")
+    p.add_argument("--split", default="train", help="split to judge with --checkpoint (default train)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--t-h", type=bounded(float, 0, 1), default=0.2, help="share called hard (default 0.2)")
+    p.add_argument("--t-n", type=bounded(float, 0, 1), default=0.1,
+                   help="share called likely mislabelled (default 0.1)")
+    p.add_argument("--ground-truth", help="ground_truth.csv of the synthetic benchmark, to score the list")
+    p.add_argument("--workers", type=bounded(int, 0, 256), default=2)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--skip-bad", action="store_true", help="with --checkpoint: leave out unusable clips")
+    p.set_defaults(func=curate)
+
 
 def apply(args) -> int:
     """`rdfer audit --apply DECISIONS --out DIR`: corrected split lists from a curator's decisions."""
     import json
 
     from rdfer.config import load_config, resolve_config_path
-    from rdfer.data.relabel import applied_markdown, apply_decisions
+    from rdfer.audit.relabel import applied_markdown, apply_decisions
 
     if args.config:
         data = load_config(resolve_config_path(args.config), tuple(args.overrides)).data
@@ -71,9 +94,10 @@ def apply(args) -> int:
 
 
 def audit(args) -> int:
-    from rdfer.analysis.audit import TRUTH_COLUMNS, audit_report, describe
+    from rdfer.audit.folds import run_audit_folds
+    from rdfer.audit.report import audit_report, describe
+    from rdfer.audit.verdict import TRUTH_COLUMNS
     from rdfer.config import load_config, resolve_config_path
-    from rdfer.engine.audit import run_audit_folds
     from rdfer.utils.ground_truth import read_ground_truth
 
     if args.apply:
@@ -93,3 +117,38 @@ def audit(args) -> int:
                                ground_truth=ground_truth, top=args.top)
     print(describe(summary, args.out))
     return 0
+
+
+CURATE_DEPRECATED = ("rdfer curate is deprecated and will be removed: `rdfer audit --config CFG --out DIR` judges "
+                     "held-out predictions with rdfer's verdict and cleanlab's (docs/audit.md)")
+
+
+def curate(args) -> int:
+    """`rdfer curate` (deprecated): the paper's partition of given predictions; `rdfer audit` does the whole job."""
+    import sys
+
+    from rdfer.audit.curate import describe
+
+    print(CURATE_DEPRECATED, file=sys.stderr)
+    if bool(args.predictions) == bool(args.checkpoint):
+        raise RdferError("give either --predictions FILE... or --checkpoint CKPT")
+    with run_lock(args.out, "curate"):
+        summary = _curate(args)
+    print(describe(summary, args.out))
+    return 0
+
+
+def _curate(args) -> dict:
+    from rdfer.audit.curate import curate as run
+    from rdfer.cli.train import _data_overrides
+
+    files = args.predictions
+    if args.checkpoint:
+        from rdfer.engine import evaluate_checkpoint
+
+        print("note: a model judging the clips it was trained on has memorised their labels, wrong ones too; "
+              "held-out predictions (rdfer cv, then --predictions) find more label errors", flush=True)
+        evaluate_checkpoint(args.checkpoint, Path(args.out) / "predictions", split=args.split,
+                            data_overrides=_data_overrides(args), num_workers=args.workers, device=args.device)
+        files = [Path(args.out) / "predictions" / "predictions.csv"]
+    return run(files, args.out, t_h=args.t_h, t_n=args.t_n, ground_truth=args.ground_truth)

@@ -1,4 +1,4 @@
-"""Subcommands: train, eval, cv, curate, bench-train, demo."""
+"""Subcommands: train, eval, cv, bench-train, demo."""
 
 from pathlib import Path
 
@@ -47,27 +47,6 @@ def register(subparsers) -> None:
     p.add_argument("--skip-bad", action="store_true", help="same as --set data.skip_bad=true")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cv)
-
-    p = subparsers.add_parser("curate", help="list likely mislabelled and hard clips of a labelled set",
-                              description="Rank clips by the agreement of their 4 clip predictions and their loss "
-                                          "against the given label. Best from held-out predictions: "
-                                          "rdfer curate --predictions CV/fold_*/predictions.csv --out DIR")
-    p.add_argument("--predictions", nargs="+", help="predictions.csv files (from rdfer eval, train or cv)")
-    p.add_argument("--checkpoint", help="or: predict the clips now with this checkpoint")
-    p.add_argument("--dataset", choices=DATASETS)
-    p.add_argument("--root")
-    p.add_argument("--fold", type=bounded(int, 1, 5))
-    p.add_argument("--csv", help="manifest file for --dataset csv")
-    p.add_argument("--split", default="train", help="split to judge with --checkpoint (default train)")
-    p.add_argument("--out", required=True)
-    p.add_argument("--t-h", type=bounded(float, 0, 1), default=0.2, help="share called hard (default 0.2)")
-    p.add_argument("--t-n", type=bounded(float, 0, 1), default=0.1,
-                   help="share called likely mislabelled (default 0.1)")
-    p.add_argument("--ground-truth", help="ground_truth.csv of the synthetic benchmark, to score the list")
-    p.add_argument("--workers", type=bounded(int, 0, 256), default=2)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--skip-bad", action="store_true", help="with --checkpoint: leave out unusable clips")
-    p.set_defaults(func=curate)
 
     p = subparsers.add_parser("bench-train", help="training clips/s: synthetic tensors vs the real loader")
     p.add_argument("--model", default="rdfer_tiny")
@@ -168,32 +147,6 @@ def _data_overrides(args) -> dict:
     skip_bad = True if getattr(args, "skip_bad", False) else None
     return {k: v for k, v in (("dataset", args.dataset), ("root", args.root), ("fold", args.fold),
                               ("csv", args.csv), ("skip_bad", skip_bad)) if v is not None}
-
-
-def curate(args) -> int:
-    from rdfer.analysis.curate import describe
-
-    if bool(args.predictions) == bool(args.checkpoint):
-        raise RdferError("give either --predictions FILE... or --checkpoint CKPT")
-    with run_lock(args.out, "curate"):
-        summary = _curate(args)
-    print(describe(summary, args.out))
-    return 0
-
-
-def _curate(args) -> dict:
-    from rdfer.analysis.curate import curate as run
-
-    files = args.predictions
-    if args.checkpoint:
-        from rdfer.engine import evaluate_checkpoint
-
-        print("note: a model judging the clips it was trained on has memorised their labels, wrong ones too; "
-              "held-out predictions (rdfer cv, then --predictions) find more label errors", flush=True)
-        evaluate_checkpoint(args.checkpoint, Path(args.out) / "predictions", split=args.split,
-                            data_overrides=_data_overrides(args), num_workers=args.workers, device=args.device)
-        files = [Path(args.out) / "predictions" / "predictions.csv"]
-    return run(files, args.out, t_h=args.t_h, t_n=args.t_n, ground_truth=args.ground_truth)
 
 
 def bench_train(args) -> int:

@@ -100,6 +100,15 @@ def atomic_path(path: Path):
         raise
 
 
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write `text` to a temporary file beside `path`, flush it to disk, then rename it to `path`."""
+    with atomic_path(path) as temp:
+        with open(temp, "w", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+
+
 def write_json(record, path: Path) -> None:
     with atomic_path(path) as temp:
         temp.write_text(json.dumps(record.to_dict(), indent=1) + "\n")

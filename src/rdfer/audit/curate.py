@@ -1,4 +1,4 @@
-"""`rdfer curate`: likely mislabelled and hard clips of a labelled set.
+"""`rdfer curate` (deprecated for `rdfer audit`): likely mislabelled and hard clips of a labelled set.
 
 The paper's partition applied to a whole dataset instead of a batch: a clip
 whose 4 clip predictions agree with each other but not with its label (high
@@ -9,7 +9,7 @@ Predictions of a model that was trained on the very clips it judges have
 memorised their labels, noisy ones included. Judge held-out clips instead:
 `rdfer cv` gives every DFEW/MAFW clip a prediction from the fold that did not
 train on it, and `rdfer curate --predictions cv/fold_*/predictions.csv` reads
-them all. `rdfer audit` (rdfer.engine.audit, rdfer.analysis.audit) does the
+them all. `rdfer audit` (rdfer.audit.folds, rdfer.audit.verdict) does the
 whole job instead: held-out predictions on the given labels (`rdfer cv`'s test
 predictions carry the test lists' labels, which on the synthetic benchmark are
 the true ones), cleanlab's second opinion, and scores against a ground truth.

@@ -1,8 +1,8 @@
-"""The audit page's data: an `rdfer audit` folder's flagged clips and the curator's decisions.
+"""Reviewing an audit: an `rdfer audit` folder's flagged clips and the curator's decisions (`rdfer app`'s page).
 
-    folder = AuditFolders(work).open("/data/audit")     # RdferError (one line) if it is not an audit
+    folder = AuditFolder(Path("/data/audit"), home)     # RdferError (one line) if it is not an audit
     folder.clips()                                      # rows of label_issues.csv, by score, highest first
-    folder.decide("00123", "relabel", "Happy")          # written at once to the decisions file
+    folder.decide("00123", "relabel", "Happy")          # written at once to HOME/decisions.csv
 
 The decisions file is the CSV `rdfer audit --apply DECISIONS` reads: a header with
 `id` and `decision` (keep / relabel / drop; empty = undecided) and `new_label` (a
@@ -15,7 +15,6 @@ a reload, a crash or a killed server loses nothing that was acknowledged.
 """
 
 import csv
-import hashlib
 import io
 import math
 import threading
@@ -25,8 +24,8 @@ import cv2
 import numpy as np
 
 from rdfer.analysis.figures import FrameSource, Skipped
-from rdfer.app.work import WorkFolder, safe_name, write_text_atomic
 from rdfer.errors import RdferError
+from rdfer.inference.outputs import write_text_atomic
 
 ISSUES_FILE = "label_issues.csv"
 DECISIONS_FILE = "decisions.csv"
@@ -181,36 +180,3 @@ class AuditFolder:
         tmp.write_bytes(encoded.tobytes())
         tmp.replace(path)
         return path
-
-
-class AuditFolders:
-    """The audit folders opened in this server, each with its home in WORK/audits/."""
-
-    def __init__(self, work: WorkFolder):
-        self.work = work
-        self._open: dict[str, AuditFolder] = {}
-        self._lock = threading.Lock()
-
-    def open(self, folder: str) -> tuple[str, AuditFolder]:
-        """(key, AuditFolder) of an `rdfer audit` output folder; RdferError (one line) for anything else."""
-        if not folder or not folder.strip():
-            raise RdferError("give the path of a folder written by `rdfer audit --out FOLDER`")
-        source = Path(folder.strip()).expanduser()
-        if not source.is_dir():
-            raise RdferError(f"{source}: no such folder")
-        if not (source / ISSUES_FILE).is_file():
-            raise RdferError(f"{source} is not an rdfer audit folder: it holds no {ISSUES_FILE} "
-                             "(run `rdfer audit --config CFG --out FOLDER` first)")
-        source = source.resolve()
-        key = f"{safe_name(source.name, 'audit')}-{hashlib.sha1(str(source).encode()).hexdigest()[:8]}"
-        with self._lock:
-            home = self.work.folder("audits", key)
-            # Reopening reads the files again (a rerun of the audit may have re-ranked the list).
-            self._open[key] = AuditFolder(source, home)
-            return key, self._open[key]
-
-    def get(self, key: str) -> AuditFolder:
-        with self._lock:
-            if key not in self._open:
-                raise RdferError("this audit folder is not open (the server restarted?): open it again")
-            return self._open[key]
