@@ -78,7 +78,7 @@ RESOLVED = Path(__file__).resolve().parent / "data" / "resolved_configs.json"
 def test_every_shipped_config_resolves_to_its_recorded_values():
     import json
 
-    from rdfer.config import config_to_dict
+    from rdfer.schema import config_to_dict
 
     recorded = json.loads(RESOLVED.read_text())
     shipped = sorted(p.name for p in CONFIGS.glob("*.yaml") if not p.name.startswith("_"))
@@ -115,7 +115,7 @@ def _flat(values, prefix=""):
 
 
 def test_the_two_paper_bases_differ_only_in_rdfers_additions():
-    from rdfer.config import config_to_dict
+    from rdfer.schema import config_to_dict
 
     plus, written = (_flat(config_to_dict(load_config(CONFIGS / f"{base}.yaml"))) for base in BASES)
     assert {key for key in plus if plus[key] != written.get(key)} == set(AS_WRITTEN)
@@ -131,7 +131,7 @@ def test_the_two_paper_bases_differ_only_in_rdfers_additions():
                                         ("mafw_rdfer_as_written_r50", "mafw_rdfer_plus_r50"),
                                         ("study_as_written", "study")])
 def test_as_written_presets_are_their_rdfer_plus_twin_with_each_addition_off(name, plus):
-    from rdfer.config import config_to_dict
+    from rdfer.schema import config_to_dict
 
     written = _flat(config_to_dict(load_config(CONFIGS / f"{name}.yaml")))
     other = _flat(config_to_dict(load_config(CONFIGS / f"{plus}.yaml")))
@@ -147,7 +147,8 @@ def test_as_written_presets_are_their_rdfer_plus_twin_with_each_addition_off(nam
 
 
 def test_renamed_configs_still_load_with_a_note(capsys):
-    from rdfer.config import RENAMED_CONFIGS, config_to_dict, resolve_config_path
+    from rdfer.config import RENAMED_CONFIGS, resolve_config_path
+    from rdfer.schema import config_to_dict
 
     for old, new in RENAMED_CONFIGS.items():
         assert resolve_config_path(old) == str(CONFIGS / f"{new}.yaml")
@@ -210,7 +211,7 @@ def test_shipped_config_names_leave_out_the_bases():
 
 def test_config_accepts_the_dataset_names_the_layouts_declare():
     # config.py sits below data/ and cannot import the registry: the names must agree.
-    from rdfer.config import DATASETS
+    from rdfer.schema import DATASETS
     from rdfer.data.layouts import SOURCES
 
     assert DATASETS == SOURCES

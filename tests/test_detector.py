@@ -5,14 +5,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rdfer.config import config_to_dict
 from rdfer.engine.outputs import GroundTruth, window_metrics
-from rdfer.models import create_model
-from rdfer.models.checkpoint import LEGACY_FIELDS, load_model, model_state
-from rdfer.config import ReweightConfig
 from rdfer.losses import ReweightedLoss
 from rdfer.losses.guide import guide_loss
+from rdfer.models import create_model
+from rdfer.models.checkpoint import LEGACY_FIELDS, load_model, model_state
 from rdfer.models.detector import window_fractions
+from rdfer.schema import ReweightConfig, config_to_dict
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -115,7 +115,7 @@ def test_seed_out_of_range_is_refused_at_read_time():
 def test_typed_fields_coerces_a_model_config_mapping():
     from dataclasses import dataclass
 
-    from rdfer.config import typed_fields
+    from rdfer.schema import typed_fields
 
     @dataclass(frozen=True)
     class Net:

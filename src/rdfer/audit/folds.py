@@ -38,11 +38,11 @@ from typing import Optional
 import numpy as np
 
 from rdfer.analysis.run import read_predictions
-from rdfer.config import TrainConfig, config_to_dict
 from rdfer.data import build_manifest
 from rdfer.data.layouts import LAYOUTS, SPLITS
 from rdfer.engine.fit import fit
 from rdfer.errors import RdferError
+from rdfer.schema import TrainConfig, config_to_dict
 from rdfer.utils.runlock import run_lock
 
 MARKER = "audit.json"

@@ -411,7 +411,7 @@ def dataset_files(dataset: str, root) -> list:
 
 
 def load_manifests(data) -> tuple:
-    """The (train, test) manifests of a config's data section (`rdfer.config.DataConfig`),
+    """The (train, test) manifests of a config's data section (`rdfer.schema.DataConfig`),
     the clips of the test split left out of (or, without skip_bad, stopping) the train one."""
     if not data.root and data.dataset != "csv":
         raise RdferError("data.root is not set: give --set data.root=PATH (the dataset's root folder)")

@@ -5,9 +5,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from rdfer import stats
-from rdfer.config import TrainConfig, check_reusable
+from rdfer.config import check_reusable
 from rdfer.engine.fit import fit
 from rdfer.errors import RdferError
+from rdfer.schema import TrainConfig
 from rdfer.utils.runlock import run_lock
 
 # The datasets with official folds (data.fold); the others have one train/test split.

@@ -5,7 +5,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
-from rdfer.config import DataConfig
 from rdfer.data.loader import build_loader, load_size_for
 from rdfer.data.manifest import build_manifest
 from rdfer.data.transforms import EvalPreset
@@ -15,6 +14,7 @@ from rdfer.engine.outputs import write_predictions
 from rdfer.errors import RdferError
 from rdfer.metrics import summarize
 from rdfer.models.checkpoint import load_model
+from rdfer.schema import DataConfig
 from rdfer.utils.checkpoint import read_checkpoint
 from rdfer.utils.device import resolve_device
 

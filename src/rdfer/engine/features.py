@@ -14,7 +14,6 @@ from pathlib import Path
 
 import torch
 
-from rdfer.config import TrainConfig
 from rdfer.data.dataset import ClipDataset
 from rdfer.data.features import cache_meta, clip_key, save_feature_cache
 from rdfer.data.files import clip_stamp
@@ -24,6 +23,7 @@ from rdfer.data.manifest import dataset_files, load_manifests
 from rdfer.data.transforms import EvalPreset
 from rdfer.errors import RdferError
 from rdfer.models import create_model
+from rdfer.schema import TrainConfig
 from rdfer.utils.outputs import refuse_overwriting_inputs
 from rdfer.utils.progress import progress_bar
 from rdfer.utils.runlock import run_lock

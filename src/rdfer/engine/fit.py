@@ -21,7 +21,7 @@ from typing import Callable, Optional
 
 import torch
 
-from rdfer.config import TrainConfig, absolute_paths, config_to_dict, save_config
+from rdfer.config import absolute_paths, save_config
 from rdfer.data.features import FeatureCache, identity_preset
 from rdfer.data.loader import build_loader, load_size_for
 from rdfer.data.manifest import load_manifests
@@ -37,6 +37,7 @@ from rdfer.losses import ReweightedLoss
 from rdfer.metrics import summarize
 from rdfer.models import create_model
 from rdfer.models.checkpoint import model_state
+from rdfer.schema import TrainConfig, config_to_dict
 from rdfer.utils.device import resolve_device
 from rdfer.utils.distributed import DistInfo, barrier, init_distributed, shutdown_distributed
 from rdfer.utils.outputs import refuse_overwriting_inputs

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import torch
 
 from rdfer.errors import RdferError
 from rdfer.inference.faces import DETECTORS, MIN_FACE, check_min_face, make_detector, square_crop
@@ -46,6 +47,7 @@ from rdfer.inference.records import TrackPrediction, VideoPrediction
 from rdfer.inference.tracks import FaceTracker
 from rdfer.inference.trust import sharpness, trust_features, trust_score
 from rdfer.inference.video import average_fps, open_media
+from rdfer.losses.agreement import agreement
 
 STATUSES = ("ok", "no_face", "error")
 FACES = ("all", "main")
@@ -115,9 +117,6 @@ def clip_agreement(clip_probs: np.ndarray) -> float:
 
     clip_probs: (n1, C) probabilities (or logits) of the n1 clips.
     """
-    from rdfer.losses import agreement
-    import torch
-
     return float(agreement(torch.from_numpy(np.asarray(clip_probs, np.float32))[None])[0])
 
 
@@ -181,8 +180,6 @@ def _dense_window_seconds(mu: float, delta: float, num_dense: int, num_resampled
     into [0, T - 1]); the first and last are mapped to times by linear
     interpolation between the timestamps of the dense frames.
     """
-    import torch
-
     from rdfer.models.detector import resample_positions
 
     positions = resample_positions(torch.tensor([float(mu)], dtype=torch.float64),

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rdfer.config import STRATEGIES, ReweightConfig  # noqa: F401 (the loss: section, re-exported)
+from rdfer.schema import STRATEGIES, ReweightConfig  # noqa: F401 (the loss: section, re-exported)
 from rdfer.losses.agreement import HARD, NOISY, ORDINARY, agreement, partition, top_loss
 from rdfer.losses.guide import guide_loss
 from rdfer.losses.robust import make_sample_loss
@@ -34,7 +34,7 @@ class Strategy:
     """One `loss.strategy`: its per-sample loss (`sample_loss`, see `rdfer.losses.robust`) and its weights.
 
     A new strategy is a subclass registered under its name (`@register("name")`); its name must
-    also be listed in `rdfer.config.STRATEGIES`, which the config check reads.
+    also be listed in `rdfer.schema.STRATEGIES`, which the config check reads.
     """
 
     sample_loss = "ce"

@@ -5,10 +5,10 @@ from typing import Callable
 
 from torch import nn
 
-from rdfer.config import typed_fields
 from rdfer.errors import RdferError
 from rdfer.models.base import VideoConfig
 from rdfer.models.mini_xception import MiniXceptionEncoder
+from rdfer.schema import typed_fields
 
 
 def build_video_model(model_cls: Callable[[VideoConfig], nn.Module], config_cls: type, name: str,

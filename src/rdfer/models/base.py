@@ -59,7 +59,7 @@ class VideoConfig:
     n1: int = 4  # clips (and clip logits) per video
     n2: int = 4  # frames per clip; the model's temporal part sees n1 * n2 frames
 
-    # Checked when options are read (rdfer.config.typed_fields); strides are in dense frames.
+    # Checked when options are read (rdfer.schema.typed_fields); strides are in dense frames.
     RANGES: ClassVar[dict] = {"num_classes": Range(1, 100_000), "input_size": Range(8, 4096),
                               "num_frames": Range(1, 100_000), "std": Range(0, low_open=True),
                               "d_min": Range(0, low_open=True), "d_max": Range(0, low_open=True),

@@ -17,9 +17,9 @@ from typing import Union
 
 from torch import nn
 
-from rdfer.config import config_to_dict
 from rdfer.errors import RdferError
 from rdfer.models._factory import create_model
+from rdfer.schema import config_to_dict
 from rdfer.utils.checkpoint import read_checkpoint
 
 CHECKPOINT_KEYS = ("model_name", "model_config", "model")

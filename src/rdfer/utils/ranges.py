@@ -6,7 +6,7 @@
 
 Every number must be finite (no nan, no inf: `--set optim.lr=.inf` stops at
 once), then lie in its field's range. Config dataclasses declare their ranges
-in a class attribute `RANGES` ({field: Range}); `rdfer.config` checks every
+in a class attribute `RANGES` ({field: Range}); `rdfer.schema` checks every
 section's and every model config's fields against them when a config is read,
 and the CLI's numeric options use `bounded` (argparse then prints one line and
 exits 2). Only the standard library here: the CLI parser imports it.
