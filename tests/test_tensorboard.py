@@ -14,7 +14,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from rdfer.config import load_config
 from rdfer.engine import fit
-from rdfer.engine.tracking import RunTracker, scalar_tags
+from rdfer.engine.run_log import RunLog, scalar_tags
 from rdfer.errors import RdferError
 from rdfer.utils.progress import progress_bar
 
@@ -82,18 +82,18 @@ def test_scalar_tags_group_train_test_and_run_values_and_skip_the_rest():
                                    "train/hard_kinds/mixed/n": 3, "train/hard_kinds/mixed/upweighted": 0.5}
 
 
-def test_a_tracker_that_is_not_enabled_writes_nothing(tmp_path):
-    tracker = RunTracker(tmp_path, start_epoch=0, classes=["a", "b"], n1=4, enabled=False)
-    tracker.log_epoch({"epoch": 1, "train_loss": 1.0}, train_agreement=np.ones(3))
-    tracker.close()
+def test_a_run_log_that_is_not_enabled_writes_nothing(tmp_path):
+    run_log = RunLog(tmp_path, start_epoch=0, classes=["a", "b"], n1=4, enabled=False)
+    run_log.log_epoch({"epoch": 1, "train_loss": 1.0}, train_agreement=np.ones(3))
+    run_log.close()
     assert list(tmp_path.iterdir()) == []
 
 
 def test_wandb_is_imported_only_when_asked_and_missing_wandb_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "wandb", None)  # `import wandb` raises ImportError
-    RunTracker(tmp_path / "off", start_epoch=0, classes=["a"], n1=4).close()  # off by default: no import
+    RunLog(tmp_path / "off", start_epoch=0, classes=["a"], n1=4).close()  # off by default: no import
     with pytest.raises(RdferError, match="pip install wandb") as error:
-        RunTracker(tmp_path / "on", start_epoch=0, classes=["a"], n1=4, wandb_project="dfer")
+        RunLog(tmp_path / "on", start_epoch=0, classes=["a"], n1=4, wandb_project="dfer")
     assert "\n" not in str(error.value)
 
 
@@ -107,11 +107,11 @@ def test_wandb_gets_the_scalars_and_histograms_and_a_resumed_run_keeps_its_id(tm
     fake.Histogram = lambda values, num_bins: ("histogram", len(values), num_bins)
     monkeypatch.setitem(sys.modules, "wandb", fake)
     for start in (0, 1):
-        tracker = RunTracker(tmp_path, start_epoch=start, classes=["a", "b"], n1=4, wandb_project="dfer",
-                             config={"seed": 0})
-        tracker.log_epoch({"epoch": start + 1, "train_loss": 0.5, "war": 40.0}, train_agreement=np.full(6, 0.75),
+        run_log = RunLog(tmp_path, start_epoch=start, classes=["a", "b"], n1=4, wandb_project="dfer",
+                         config={"seed": 0})
+        run_log.log_epoch({"epoch": start + 1, "train_loss": 0.5, "war": 40.0}, train_agreement=np.full(6, 0.75),
                           test_agreement=np.full(2, 1.0), confusion=[[1, 0], [0, 1]])
-        tracker.close()
+        run_log.close()
     inits = [c[1] for c in calls if c[0] == "init"]
     assert inits[0]["project"] == "dfer" and inits[0]["id"] == inits[1]["id"] and inits[1]["resume"] == "allow"
     logs = [c for c in calls if c[0] == "log"]

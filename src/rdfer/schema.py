@@ -149,7 +149,7 @@ class TrainConfig:
     eval_every: int = 1  # evaluate on the test split every N epochs (and always at the end)
     save_best: bool = True  # keep checkpoints/best.pt (best test WAR, as the reference repos do)
     # Also log every epoch to Weights & Biases under this project (needs `pip install wandb`); None = off.
-    # TensorBoard event files are written into every run folder either way (rdfer.engine.tracking).
+    # TensorBoard event files are written into every run folder either way (rdfer.engine.run_log).
     wandb: Optional[str] = None
 
     RANGES: ClassVar[dict] = {"seed": Range(0, 2**32 - 1), "threads": Range(1, 1024), "eval_every": Range(1)}

@@ -31,7 +31,7 @@ from rdfer.engine.checkpoint import (
 )
 from rdfer.engine.loop import evaluate, train_one_epoch
 from rdfer.engine.outputs import eval_metrics, ground_truth_for, train_metrics, window_metrics, write_predictions
-from rdfer.engine.tracking import RunTracker
+from rdfer.engine.run_log import RunLog
 from rdfer.errors import NonFiniteLoss, RdferError
 from rdfer.losses import ReweightedLoss
 from rdfer.metrics import summarize
@@ -99,7 +99,7 @@ def _fit(config: TrainConfig, run_dir, *, resume: bool, stop_after_epoch: Option
         print(f"{run_dir} has already finished all its epochs: nothing to resume (results: "
               f"{run_dir / 'final.json'})", flush=True)
         return json.loads((run_dir / "final.json").read_text())
-    tracker = None
+    run_log = None
     try:
         if config.threads:
             torch.set_num_threads(config.threads)
@@ -157,8 +157,8 @@ def _fit(config: TrainConfig, run_dir, *, resume: bool, stop_after_epoch: Option
             save_config(config, run_dir / "config.yaml", extra={"data": {"classes": classes}})
         if dist_info.is_main:
             _truncate_metrics(run_dir / "metrics.jsonl", keep_epochs=start_epoch)
-        tracker = RunTracker(run_dir, start_epoch=start_epoch, classes=classes, n1=model_config.n1,
-                             wandb_project=config.wandb, config=config_to_dict(config), enabled=dist_info.is_main)
+        run_log = RunLog(run_dir, start_epoch=start_epoch, classes=classes, n1=model_config.n1,
+                         wandb_project=config.wandb, config=config_to_dict(config), enabled=dist_info.is_main)
         barrier(dist_info)
 
         def save(epoch: int, best, improved: bool) -> None:
@@ -221,7 +221,7 @@ def _fit(config: TrainConfig, run_dir, *, resume: bool, stop_after_epoch: Option
                 with open(run_dir / "metrics.jsonl", "a") as f:
                     f.write(json.dumps(record) + "\n")
                 evaluated = "war" in record
-                tracker.log_epoch(record, train_agreement=stats["rows"]["agreement"],
+                run_log.log_epoch(record, train_agreement=stats["rows"]["agreement"],
                                   test_agreement=last_eval["agreement"] if evaluated else None,
                                   confusion=last_summary["confusion"] if evaluated else None)
                 save(epoch, best, improved)
@@ -241,8 +241,8 @@ def _fit(config: TrainConfig, run_dir, *, resume: bool, stop_after_epoch: Option
             atomic_write_text(run_dir / "final.json", json.dumps(final, indent=2))  # last: it marks the run done
         return final
     finally:
-        if tracker is not None:
-            tracker.close()
+        if run_log is not None:
+            run_log.close()
         shutdown_distributed()
 
 

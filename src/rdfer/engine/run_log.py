@@ -13,7 +13,7 @@ into RUN/ (open it with `tensorboard --logdir RUN`, or a folder of runs):
 
 A resumed run opens its writer with `purge_step` = the first epoch it repeats, so
 TensorBoard drops what the killed run wrote for that epoch: the curves hold each
-epoch once. Only rank 0 writes under DDP (`fit` makes the other ranks' tracker a no-op).
+epoch once. Only rank 0 writes under DDP (`fit` makes the other ranks' RunLog a no-op).
 
 wandb (`--set wandb=PROJECT`, off by default) logs the same scalars and
 histograms; it is imported only then, and a missing package is a one-line error.
@@ -63,7 +63,7 @@ def _numbers(tag: str, value) -> dict:
     return {tag: value}
 
 
-class RunTracker:
+class RunLog:
     """Writes one run's epochs to TensorBoard (and wandb when asked); a no-op when not `enabled`.
 
     Args:
