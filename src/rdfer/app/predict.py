@@ -246,8 +246,10 @@ def _result(job: PredictJob, k: int, record, folder: Path) -> dict:
         downloads["json"] = _url(job, folder / f"{stem}.json")
     for annotated in sorted(folder.glob(f"{stem}_annotated.*"))[:1]:
         downloads["annotated " + data.get("media", "video")] = _url(job, annotated)
-    if "tracks" in data:  # every face as a track, the main one first
-        tracks = [_track(d["id"], d, d.get("timeline") or [], _thumbnails(job, folder, d["id"], t.thumbnails))
+    summary = data.get("summary") or {}
+    if "tracks" in data:  # every face as a track, longest on screen first
+        tracks = [_track(d["id"], d, d.get("timeline") or [], _thumbnails(job, folder, d["id"], t.thumbnails),
+                         main=d["id"] == summary.get("main_face"))
                   for t, d in zip(record.tracks, data["tracks"])]
     elif data.get("status") == "ok":  # a record of one face per video: one track
         tracks = [_track(1, data, data.get("timeline") or [], _thumbnails(job, folder, 1, record.thumbnails))]
@@ -257,16 +259,17 @@ def _result(job: PredictJob, k: int, record, folder: Path) -> dict:
             "status": data.get("status"), "error": data.get("error"),
             "warning": data.get("warning"), "model": data.get("model"), "fps": data.get("fps"),
             "num_frames": data.get("num_frames"), "frames_with_face": data.get("frames_with_face"),
+            "summary": summary.get("text"), "main_face": summary.get("main_face"),
             "tracks": tracks, "downloads": downloads}
 
 
-def _track(track_id, summary: dict, timeline: list, thumbnails: list) -> dict:
+def _track(track_id, summary: dict, timeline: list, thumbnails: list, main: bool = False) -> dict:
     """A face track for the page. `summary` holds label, probabilities, key_expression, agreement and
     (records with a trust score) trust; `timeline` one entry per frame: time_s, label, probabilities."""
     classes = list(summary.get("probabilities") or {})
     points = _thin(timeline, MAX_TIMELINE_POINTS)
     has_trust = "trust" in summary
-    return {"id": track_id, "label": summary.get("label"), "probabilities": summary.get("probabilities"),
+    return {"id": track_id, "main": main, "label": summary.get("label"), "probabilities": summary.get("probabilities"),
             "trust": summary.get("trust") if has_trust else summary.get("agreement"),
             "trust_name": "trust" if has_trust else "agreement of the 4 clips",
             "agreement": summary.get("agreement"), "key_expression": summary.get("key_expression"),

@@ -13,7 +13,7 @@ import sys
 from rdfer.errors import RdferError
 from rdfer.utils.ranges import bounded
 
-SUBCOMMAND_MODULES = ("data", "models", "train", "analysis", "predict", "audit", "study", "app")
+SUBCOMMAND_MODULES = ("data", "models", "train", "analysis", "predict", "export", "audit", "study", "app")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -13,6 +13,12 @@ DEFAULT_MODEL_NOTE = ("Without --checkpoint the built-in FER2013 mini-Xception (
 def _add_face_options(p) -> None:
     p.add_argument("--checkpoint", help="a checkpoint written by `rdfer train` (RUN/checkpoints/best.pt); "
                                         "default: the built-in FER2013 mini-Xception per frame")
+    p.add_argument("--model", metavar="FILE.onnx",
+                   help="your own expression model: an ONNX file (per face crop, or written by `rdfer export`), "
+                        "run by onnxruntime and fed as the sidecar beside it (FILE.json/.yaml) or --model-spec says")
+    p.add_argument("--model-spec", metavar="PRESET|FILE",
+                   help="how to feed --model: a preset (hsemotion-8, hsemotion-7, affectnet-8, fer2013-7) or a "
+                        "JSON/YAML file with classes, input_size, colour, mean/std/scale (docs/predict.md)")
     p.add_argument("--detector", choices=("mtcnn", "haar"), default="mtcnn",
                    help="face detector (default mtcnn: MTCNN with facenet-pytorch's weights, searched near the "
                         "followed face; haar: OpenCV's frontal-face cascade, misses turned heads)")
@@ -73,7 +79,7 @@ def _threads(args):
     """Limit torch and OpenCV threads for the command, then restore them (the CLI may run in-process)."""
     # The small per-frame model runs as fast on one thread as on two (measured), and on a
     # machine shared with other work extra threads wait for each other (3-5x slower).
-    threads = args.threads or (1 if args.checkpoint is None else None)
+    threads = args.threads or (1 if args.checkpoint is None else None)  # --model: one thread unless told
     if not threads:
         yield
         return
@@ -90,6 +96,15 @@ def _threads(args):
         cv2.setNumThreads(before[1])
 
 
+def _model(args):
+    """The model file of the run: --model or --checkpoint (None: the built-in model); both is an error."""
+    if args.model and args.checkpoint:
+        from rdfer.errors import RdferError
+
+        raise RdferError("give --model or --checkpoint, not both")
+    return args.model or args.checkpoint
+
+
 def _options(args):
     from rdfer.inference.predict import PredictOptions
 
@@ -102,7 +117,8 @@ def predict(args) -> int:
     from rdfer.inference.runner import predict_files
 
     with _threads(args), run_lock(args.out, "predict"):  # one run at a time writes into --out
-        _, code, summary = predict_files(args.inputs, args.out, checkpoint=args.checkpoint, fmt=args.format,
+        _, code, summary = predict_files(args.inputs, args.out, checkpoint=_model(args), spec=args.model_spec,
+                                         fmt=args.format,
                                          plot=args.plot, annotate=args.annotate, options=_options(args),
                                          progress=not args.no_progress, jobs=args.jobs)
     print(summary)
@@ -121,7 +137,8 @@ def startup_child(argv, started: float) -> None:
 
     spawned, rest = float(argv[0]), argv[1:]
     args = build_parser().parse_args(["predict", *rest])
-    probe(args.inputs[0], spawned=spawned, started=started, checkpoint=args.checkpoint, device=args.device,
+    probe(args.inputs[0], spawned=spawned, started=started, checkpoint=_model(args), spec=args.model_spec,
+          device=args.device,
           detector=args.detector, min_face=args.min_face, threads=args.threads)
 
 
@@ -130,7 +147,7 @@ def bench_predict(args) -> int:
     from rdfer.inference.startup import command
 
     with _threads(args):
-        r = run(args.video, checkpoint=args.checkpoint, options=_options(args), repeat=args.repeat,
+        r = run(args.video, checkpoint=_model(args), spec=args.model_spec, options=_options(args), repeat=args.repeat,
                 startup_command=None if args.no_startup else (lambda v, flags: command(STARTUP_LAUNCHER, v, flags)))
     print(f"{args.video}: {r['frames']} frames, {r['width']}x{r['height']}, {r['video_fps']:.2f} fps, "
           f"face in {r['frames_with_face']} ({r['tracks']} track(s), {r['face_crops']} face crops); "

@@ -17,7 +17,7 @@ from rdfer.inference.video import VideoReader, average_fps
 
 
 def measure_startup(video, startup_command, checkpoint=None, options: PredictOptions | None = None,
-                    repeat: int = 2) -> dict | None:
+                    repeat: int = 2, spec=None) -> dict | None:
     """Seconds from starting a fresh `rdfer predict` process to its first frame (the fastest of `repeat`).
 
     startup_command(video, flags) gives the child's command line (the CLI's launcher,
@@ -26,7 +26,8 @@ def measure_startup(video, startup_command, checkpoint=None, options: PredictOpt
     """
     options = options or PredictOptions()
     flags = ["--detector", options.detector, "--device", options.device, "--min-face", str(options.min_face)]
-    flags += ["--checkpoint", str(checkpoint)] if checkpoint else []
+    flags += ["--model", str(checkpoint)] if checkpoint else []
+    flags += ["--model-spec", str(spec)] if spec else []
     best = None
     for _ in range(repeat):
         done = subprocess.run(startup_command(video, flags), capture_output=True, text=True)
@@ -38,7 +39,7 @@ def measure_startup(video, startup_command, checkpoint=None, options: PredictOpt
 
 
 def bench_predict(video, checkpoint=None, options: PredictOptions | None = None, repeat: int = 2,
-                  startup_command=None) -> dict:
+                  startup_command=None, spec=None) -> dict:
     """Time decoding, face finding, the model and the whole pipeline on `video`.
 
     Each stage runs `repeat` times on the same input and the fastest run counts
@@ -56,7 +57,8 @@ def bench_predict(video, checkpoint=None, options: PredictOptions | None = None,
         "startup": `measure_startup`'s seconds (None when `startup_command` is None: not measured).
     """
     options = options or PredictOptions()
-    predictor, detector = load_predictor(checkpoint, options.device), make_detector(options.detector, options.min_face)
+    predictor = load_predictor(checkpoint, options.device, spec=spec)
+    detector = make_detector(options.detector, options.min_face)
 
     cpu = {}
 
@@ -101,5 +103,5 @@ def bench_predict(video, checkpoint=None, options: PredictOptions | None = None,
         **{f"{stage}_cpu_fps": n / seconds for stage, seconds in cpu.items()},
         "realtime_cpu": n / cpu["end_to_end"] / fps, "threads": torch.get_num_threads(),
         "status": record.status,
-        "startup": measure_startup(video, startup_command, checkpoint, options, repeat) if startup_command else None,
+        "startup": measure_startup(video, startup_command, checkpoint, options, repeat, spec) if startup_command else None,
     }

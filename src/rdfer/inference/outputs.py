@@ -29,7 +29,7 @@ import numpy as np
 
 from rdfer.inference.video import open_media
 
-TRACK_COLUMNS = ("video", "status", "error", "warning", "model", "media", "num_tracks", "track", "main", "label",
+TRACK_COLUMNS = ("video", "status", "error", "warning", "model", "media", "num_tracks", "summary", "track", "main", "label",
                  "probability", "trust", "agreement", "fps", "num_frames", "frames_with_face", "track_frames",
                  "start_s", "end_s", "key_start_s", "key_end_s", "face_size_px")
 FRAME_COLUMNS = ("video", "track", "main", "frame", "time_s", "x0", "y0", "x1", "y1", "label", "probability",
@@ -119,23 +119,26 @@ def _track_rows(r, classes) -> list[list]:
     def cell(value):
         return "" if value is None else value
 
-    common = [r.video, r.status, cell(r.error), cell(r.warning), r.model, r.media, len(r.tracks)]
+    common = [r.video, r.status, cell(r.error), cell(r.warning), r.model, r.media, len(r.tracks),
+              cell((r.summary or {}).get("text"))]
+    main = (r.summary or {}).get("main_face")
     tail = [cell(None if r.fps is None else round(r.fps, 4)), r.num_frames, r.frames_with_face]
     if not r.tracks:
         return [[*common, "", "", "", "", "", "", *tail, *[""] * 6, *[""] * len(classes)]]
-    return [[*common, t.id, int(k == 0), t.label, round(t.probability, 5), round(t.trust, 4), cell(t.agreement),
+    return [[*common, t.id, int(t.id == main), t.label, round(t.probability, 5), round(t.trust, 4), cell(t.agreement),
              *tail, t.num_frames, round(t.start_s, 4), round(t.end_s, 4), round(t.key_expression["start_s"], 4),
              round(t.key_expression["end_s"], 4), round(t.face_size_px, 1),
              *(round(t.probabilities[c], 5) for c in classes)]
-            for k, t in enumerate(r.tracks)]
+            for t in r.tracks]
 
 
 def frame_rows(r, classes):
     """Rows of frames.csv / `to_frame()` for one record: one per frame and face (FRAME_COLUMNS + p_, raw_p_)."""
-    for k, track in enumerate(r.tracks):
+    main = (r.summary or {}).get("main_face")
+    for track in r.tracks:
         for e in track.timeline:
             probs, raw = e["probabilities"], e["raw_probabilities"]
-            yield [r.video, track.id, k == 0, e["frame"], round(e["time_s"], 6), *e["box"], e["label"],
+            yield [r.video, track.id, track.id == main, e["frame"], round(e["time_s"], 6), *e["box"], e["label"],
                    probs[e["label"]], e["raw_label"], *(probs[c] for c in classes), *(raw[c] for c in classes)]
 
 
@@ -169,7 +172,7 @@ class CsvTables:
 
 def write_csv(records, out_dir: Path, classes=None) -> tuple[Path, Path]:
     """predictions.csv (one row per track) and frames.csv (one row per frame and face) in `out_dir`."""
-    classes = classes or next((list(r.probabilities) for r in records if r.probabilities), [])
+    classes = classes or next((r.classes for r in records if r.classes), [])
     tables = CsvTables(Path(out_dir) / "predictions.csv", Path(out_dir) / "frames.csv", classes)
     for record in records:
         tables.add(record)
@@ -177,13 +180,14 @@ def write_csv(records, out_dir: Path, classes=None) -> tuple[Path, Path]:
 
 
 def timeline_figure(record, max_tracks: int = 4):
-    """matplotlib Figure: per track (the main one first, at most `max_tracks`), a strip of its face
+    """matplotlib Figure: per track (longest first, at most `max_tracks`), a strip of its face
     crops above its class probabilities over time (smoothed; the track's label thick, its raw
     per-frame probability dotted), key expression shaded gold, shot cuts as dashed lines."""
     import matplotlib.pyplot as plt
 
     tracks = record.tracks[:max_tracks]
-    classes = list(record.probabilities or {})
+    main = (record.summary or {}).get("main_face")
+    classes = record.classes
     duration = (record.num_frames / record.fps) if record.fps and record.num_frames else 1.0
     rows = max(len(tracks), 1)
     fig = plt.figure(figsize=(11, 1.2 + 3.6 * rows))
@@ -201,7 +205,7 @@ def timeline_figure(record, max_tracks: int = 4):
         if strip is not None:
             images, times = strip
             top.imshow(images)
-            top.set_title(f"face {track.id}{' (main)' if row == 0 else ''}: {track.label} "
+            top.set_title(f"face {track.id}{' (main)' if track.id == main else ''}: {track.label} "
                           f"p = {track.probability:.2f}, trust {track.trust:.2f}, "
                           f"{track.start_s:.1f}-{track.end_s:.1f} s", fontsize=9, loc="left")
         times = np.array([e["time_s"] for e in track.timeline])
@@ -228,7 +232,8 @@ def timeline_figure(record, max_tracks: int = 4):
                           + ("; dashed: shot cuts" if record.cuts else ""))
     more = len(record.tracks) - len(tracks)
     model = record.model.split(" (")[0]
-    fig.suptitle(f"{Path(record.video).name}: {record.status}, {len(record.tracks)} face track(s)"
+    headline = (record.summary or {}).get("text") or f"{len(record.tracks)} face track(s)"
+    fig.suptitle(f"{Path(record.video).name}: {record.status}, {headline}"
                  + (f" ({more} more not drawn)" if more > 0 else "")
                  + f"\nmodel: {model}; a face in {record.frames_with_face} of {record.num_frames} frames", fontsize=10)
     fig.tight_layout()

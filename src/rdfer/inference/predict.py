@@ -42,6 +42,7 @@ import torch
 
 from rdfer.errors import RdferError
 from rdfer.inference.faces import DETECTORS, MIN_FACE, check_min_face, make_detector, square_crop
+from rdfer.inference.headline import summarise
 from rdfer.inference.predictors import load_predictor
 from rdfer.inference.records import TrackPrediction, VideoPrediction
 from rdfer.inference.tracks import FaceTracker
@@ -215,9 +216,7 @@ def _clip_model_summary(predictor, face_times: np.ndarray, crops: np.ndarray, fp
     window_probs = predictor.predict_clips(crops[np.stack(windows)])["probabilities"]  # (W, C)
 
     if out["mu"] is not None:
-        config = predictor.model.config
-        resampled = getattr(config, "n1", 4) * getattr(config, "n2", 4)
-        start, end = _dense_window_seconds(float(out["mu"][0]), float(out["delta"][0]), T, resampled,
+        start, end = _dense_window_seconds(float(out["mu"][0]), float(out["delta"][0]), T, predictor.resampled,
                                            face_times[whole])
     else:
         best = int(window_probs[:, label].argmax())
@@ -456,11 +455,15 @@ def predict_video(path, checkpoint=None, *, options: PredictOptions | None = Non
     starts, lengths = _shot_lengths(len(times), tracker.cut_frames)
     end_s = times[-1] + 1.0 / fps
     results = [_track_result(t, predictor, fps, end_s, starts, lengths, options) for t in kept]
-    results.sort(key=lambda r: (-r.num_frames, -r.face_size_px, r.id))  # the main track first (photo: largest face)
+    results.sort(key=lambda r: (-r.num_frames, -r.face_size_px, r.id))  # longest first (photo: largest face)
     if options.faces == "main":
         results = results[:1]
     record.tracks = results
-    main = results[0]
+    record.summary = summarise(results, fps, len(times), record.cuts)
+    main = record.main
+    if main is None:  # no face dominates: the headline is the group line, no single label
+        record.timeline = [{"time_s": t, "label": None, "probabilities": None, "box": None} for t in times]
+        return record
     for name in ("label", "probability", "trust", "probabilities", "agreement", "key_expression"):
         setattr(record, name, getattr(main, name))
     by_frame = {e["frame"]: e for e in main.timeline}

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from rdfer.errors import RdferError
+from rdfer.inference.onnx_models import is_onnx, load_onnx_predictor
 from rdfer.labels import DFEW_CLASSES
 from rdfer.utils.checkpoint import read_checkpoint
 from rdfer.utils.device import resolve_device
@@ -104,6 +105,7 @@ class ClipPredictor:
         config = self.model.config
         self.crop_size = int(config.input_size)
         self.num_frames = int(config.num_frames)
+        self.resampled = getattr(config, "n1", 4) * getattr(config, "n2", 4)  # frames the re-sampling picks
         self.classes = _checkpoint_classes(state, int(config.num_classes), path)
         self.batch_size = batch_size
         self.description = (
@@ -134,8 +136,15 @@ class ClipPredictor:
         }
 
 
-def load_predictor(checkpoint=None, device: str = "cpu", batch_size: int | None = None):
-    """The model `rdfer predict` runs: a ClipPredictor for `checkpoint`, else the default FramePredictor."""
+def load_predictor(checkpoint=None, device: str = "cpu", batch_size: int | None = None, spec=None):
+    """The model `rdfer predict` runs: the default FramePredictor, a ClipPredictor for a `rdfer train`
+    checkpoint, or for an ONNX file (`*.onnx`) an ONNX predictor fed as `spec` (a preset, a spec
+    file, or None: the sidecar beside it) says (onnx_models.py)."""
+    if is_onnx(checkpoint):
+        return load_onnx_predictor(checkpoint, spec, device, batch_size,
+                                   threads=torch.get_num_threads())
+    if spec is not None:
+        raise RdferError("--model-spec describes an ONNX model; give the model with --model FILE.onnx")
     if checkpoint is None:
         return FramePredictor(batch_size or 64, device)
     return ClipPredictor(checkpoint, batch_size or 4, device)

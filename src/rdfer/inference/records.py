@@ -1,8 +1,9 @@
 """What `predict_video` returns: a record per video holding a record per face track.
 
     record = rdfer.predict_video("clip.mp4")
-    record.label, record.probability, record.trust      # the main face (longest on screen)
-    for track in record.tracks:                          # every face, the main one first
+    record.summary["text"]                               # "5 faces: 4 Happy, 1 Angry" (headline.py)
+    record.label, record.probability, record.trust      # the main face, None when no face dominates
+    for track in record.tracks:                          # every face, longest on screen first
         track.id, track.label, track.trust, track.key_expression
     record.to_dict()       # the JSON `rdfer predict` writes
     record.to_frame()      # pandas DataFrame, one row per frame and face
@@ -56,14 +57,17 @@ class TrackPrediction:
 class VideoPrediction:
     """The record of one video or image; `to_dict()` gives the JSON written by `rdfer predict`.
 
+    summary: the headline (headline.summarise): "text", the group line, every face's label,
+        probability, trust and time on screen, and "main_face", the id of the face that
+        dominates screen time, or None (several faces, none dominant; several shots).
     label, probability, trust, probabilities, agreement, key_expression: those of the
-        main track (the face longest on screen); None unless status is "ok".
-    tracks: every face track, the main one first (then by frames on screen).
+        main face; None when there is none or status is not "ok".
+    tracks: every face track, longest on screen first (the main face, if any, is first).
     cuts: times (s) where a new shot starts.
     media: "video" or "image".
     warning: something the user should know about an ok result (e.g. only part of the file decoded).
-    timeline: the main track over every decoded frame, {"time_s", "label",
-        "probabilities", "box"}, None where the main face is not on screen (the
+    timeline: the main face over every decoded frame, {"time_s", "label",
+        "probabilities", "box"}, None where it is not on screen or there is no main face (the
         shape of one-face records; every track's own timeline is in `tracks`).
     """
 
@@ -83,17 +87,25 @@ class VideoPrediction:
     agreement: float | None = None
     key_expression: dict[str, float] | None = None
     cuts: list[float] = field(default_factory=list)
+    summary: dict | None = None
     tracks: list[TrackPrediction] = field(default_factory=list)
     timeline: list[dict] = field(default_factory=list)
 
     @property
     def main(self) -> TrackPrediction | None:
-        """The main track (longest on screen), or None when no face was found."""
-        return self.tracks[0] if self.tracks else None
+        """The main face's track (headline.py's rule), or None when no face dominates or none was found."""
+        main = (self.summary or {}).get("main_face")
+        return next((t for t in self.tracks if t.id == main), None) if main is not None else None
+
+    @property
+    def classes(self) -> list[str]:
+        """The model's class names, in its order (empty when no face was found)."""
+        return list(self.tracks[0].probabilities) if self.tracks else list(self.probabilities or {})
 
     @property
     def thumbnails(self) -> list:
-        return self.main.thumbnails if self.main else []
+        track = self.main or (self.tracks[0] if self.tracks else None)
+        return track.thumbnails if track else []
 
     def to_dict(self) -> dict:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "tracks"}
@@ -105,7 +117,7 @@ class VideoPrediction:
         x0, y0, x1, y1, label, probability, raw_label, p_<class> (smoothed) and raw_p_<class>."""
         import pandas as pd
 
-        classes = list(self.probabilities or {})
+        classes = self.classes
         return pd.DataFrame(list(frame_rows(self, classes)), columns=frame_columns(classes))
 
     def plot(self, max_tracks: int = 4):

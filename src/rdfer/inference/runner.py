@@ -22,6 +22,7 @@ from pathlib import Path
 
 from rdfer.errors import RdferError
 from rdfer.inference.faces import make_detector
+from rdfer.inference.headline import faces_text
 from rdfer.inference.outputs import CsvTables, OutputNames, annotate_video, plot_timeline, write_json
 from rdfer.inference.predict import STATUSES, PredictOptions, predict_video
 from rdfer.inference.predictors import load_predictor
@@ -101,15 +102,12 @@ def _ordered(videos, predict, jobs: int):
 
 
 def console_line(record) -> str:
-    """The per-file line: status, then the main face's label, probability and trust, and the other faces."""
+    """The per-file line: status, the headline (headline.py: main face or group line), every face, cuts."""
     line = f"{record.video}: {record.status}"
     if record.status == "ok":
-        main = record.tracks[0]
-        line += f" {main.label} p={main.probability:.2f} trust={main.trust:.2f}"
+        line += f" {record.summary['text']}"
         if len(record.tracks) > 1:
-            others = ", ".join(f"{t.id}: {t.label} {t.probability:.2f}/{t.trust:.2f}" for t in record.tracks[1:4])
-            more = len(record.tracks) - 4
-            line += f"; {len(record.tracks)} faces (face {main.id} longest; {others}{f', +{more}' if more > 0 else ''})"
+            line += f"; {faces_text(record.summary, photo=record.media == 'image')}"
         if record.cuts:
             line += f"; {len(record.cuts)} shot cut(s)"
     elif record.error:
@@ -117,7 +115,7 @@ def console_line(record) -> str:
     return line + (f"; warning: {record.warning}" if record.warning else "")
 
 
-def predict_files(paths, out_dir, *, checkpoint=None, fmt: str = "both", plot: bool = False,
+def predict_files(paths, out_dir, *, checkpoint=None, spec=None, fmt: str = "both", plot: bool = False,
                   annotate: bool = False, options: PredictOptions | None = None, progress: bool = True,
                   jobs: int | None = None):
     """Predict every video in `paths` (files and directories) and write the outputs to `out_dir`.
@@ -125,7 +123,8 @@ def predict_files(paths, out_dir, *, checkpoint=None, fmt: str = "both", plot: b
     Args:
         paths: video and image files and/or directories (searched recursively for both).
         out_dir: output folder (created; checked writable before anything runs).
-        checkpoint: a `rdfer train` checkpoint, or None for the built-in default model.
+        checkpoint: a `rdfer train` checkpoint or an ONNX model file (`*.onnx`), or None for the built-in model.
+        spec: how to feed an ONNX model (a preset or a spec file; None: its sidecar), see onnx_models.py.
         fmt: "both" (default), "json" (DIR/<name>.json per input) or "csv" (predictions.csv + frames.csv).
         plot, annotate: also write DIR/<name>_timeline.png / DIR/<name>_annotated.mp4 (images:
             DIR/<name>_annotated.<suffix>).
@@ -148,10 +147,10 @@ def predict_files(paths, out_dir, *, checkpoint=None, fmt: str = "both", plot: b
     options = options or PredictOptions()
     videos = list_videos(paths)
     out_dir = prepare_out_dir(out_dir)
-    predictor = load_predictor(checkpoint, options.device)
+    predictor = load_predictor(checkpoint, options.device, spec=spec)
     detector = make_detector(options.detector, options.min_face)
     # A checkpoint's clip model already spreads over every core (torch's threads); one video at a time.
-    jobs = min(jobs or (default_jobs() if checkpoint is None else 1), len(videos))
+    jobs = min(jobs or (default_jobs() if predictor.kind == "frame" else 1), len(videos))
 
     names = OutputNames(out_dir, videos)
     renamed = []  # output names that differ from the input's stem (the wanted name was taken)

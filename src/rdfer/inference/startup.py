@@ -21,7 +21,7 @@ def command(launcher: str, video, flags) -> list[str]:
     return [sys.executable, "-c", launcher, repr(time.time()), str(video), *flags]
 
 
-def probe(video, *, spawned: float, started: float, checkpoint=None, device: str = "cpu", detector: str = "mtcnn",
+def probe(video, *, spawned: float, started: float, checkpoint=None, spec=None, device: str = "cpu", detector: str = "mtcnn",
           min_face: float = 40.0, threads: int | None = None) -> dict:
     """Import, load and search the first frame of `video` as `rdfer predict` would; print and return the seconds."""
     from rdfer.inference.runner import predict_files  # noqa: F401  (what `rdfer predict` imports)
@@ -37,7 +37,7 @@ def probe(video, *, spawned: float, started: float, checkpoint=None, device: str
         torch.set_num_threads(threads)
         cv2.setNumThreads(threads)
 
-    load_predictor(checkpoint, device)
+    load_predictor(checkpoint, device, spec=spec)
     face_detector = make_detector(detector, min_face)
     loaded = time.time()
     with open_media(video) as reader:

@@ -161,6 +161,7 @@ function renderVideo(result) {
   card.append(el("p", {class: "muted", text: (photo ? `a photo, ${faces}` :
     `${result.num_frames} frames` + (result.fps ? ` at ${result.fps.toFixed(1)} fps` : "") +
     `, a face in ${result.frames_with_face}, ${faces}`) + `. Model: ${result.model || ""}`}));
+  if (result.summary) card.append(el("p", {class: "summary", text: result.summary}));
   for (const track of result.tracks) card.append(renderTrack(track, result.tracks.length, photo));
   const downloads = el("p", {class: "downloads"});
   for (const [kind, url] of Object.entries(result.downloads)) {
@@ -175,7 +176,7 @@ function renderTrack(track, count, photo) {
   const trust = track.trust == null ? "undefined (fewer than 4 face frames)" : track.trust.toFixed(2);
   const key = track.key_expression;
   box.append(el("div", {class: "facts"},
-    count > 1 ? el("span", {class: "face", text: `face ${track.id}`}) : null,
+    count > 1 ? el("span", {class: "face", text: `face ${track.id}` + (track.main ? " (main face)" : "")}) : null,
     el("span", {class: "label", text: track.label}),
     el("span", {class: "p", text: `p = ${track.probabilities[track.label].toFixed(2)}`}),
     el("span", {class: "trust", text: (track.trust_name === "trust" ? "trust" : `trust (${track.trust_name})`) +
