@@ -237,7 +237,7 @@ def test_cli_report_and_compare(run_dir, tmp_path, capsys):
 
 
 def test_frame_source_reads_folders_and_videos(tmp_path):
-    from rdfer.analysis.figures import FrameSource, Skipped
+    from rdfer.figures.base import FrameSource, Skipped
 
     folder = tmp_path / "clip"
     folder.mkdir()
@@ -259,7 +259,7 @@ def test_frame_source_reads_folders_and_videos(tmp_path):
 
 
 def test_model_frame_indices():
-    from rdfer.analysis.figures import model_frame_indices
+    from rdfer.figures.paper import model_frame_indices
 
     # mu 0.5, delta 4 is the uniform re-sampling: dense positions 2, 6, ..., 62 (SPEC 2).
     assert model_frame_indices(64, 0.5, 4.0).tolist() == list(range(2, 64, 4))

@@ -1,4 +1,4 @@
-"""Class names and their order inside the project.
+"""Class names and their order inside the project; clip keys and agreement levels as files name them.
 
 Label order is DFEW's (docs/method.md). FERV39K names map onto it; MAFW keeps its own
 11 classes in the order of its label files.
@@ -14,6 +14,11 @@ MAFW_CLASSES = (
     "Anger", "Disgust", "Fear", "Happiness", "Neutral", "Sadness", "Surprise",
     "Contempt", "Anxiety", "Helplessness", "Disappointment",
 )
+
+
+def level_name(level: float) -> str:
+    """An agreement level as tables and figures name it ("0.75")."""
+    return f"{level:.2f}"
 
 
 def clip_key(name: str) -> str:

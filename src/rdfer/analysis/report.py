@@ -7,8 +7,11 @@
 from pathlib import Path
 from typing import Optional
 
-from rdfer.analysis.figures import (
-    Skipped,
+from rdfer.analysis.run import Run, load_run, read_apex, read_config, read_final, read_history
+from rdfer.analysis.tables import table_v, table_vii, write_table
+from rdfer.errors import RdferError
+from rdfer.figures.base import Skipped
+from rdfer.figures.paper import (
     fig_agreement_histograms,
     fig_confusion,
     fig_sample_frames,
@@ -16,9 +19,6 @@ from rdfer.analysis.figures import (
     fig_tsne,
     fig_window_vs_apex,
 )
-from rdfer.analysis.run import Run, load_run, read_apex, read_config, read_final, read_history
-from rdfer.analysis.tables import table_v, table_vii, write_table
-from rdfer.errors import RdferError
 from rdfer.metrics import confusion_matrix, summarize
 
 

@@ -16,6 +16,7 @@ from typing import Optional, Union
 import numpy as np
 
 from rdfer.analysis.run import Predictions
+from rdfer.labels import level_name
 
 Cell = Optional[Union[int, float]]
 
@@ -53,10 +54,6 @@ class Table:
                 writer.writerow([label, *("" if c is None else (c if isinstance(c, (int, np.integer))
                                                                else f"{c:.4f}") for c in cells)])
         return path
-
-
-def level_name(level: float) -> str:
-    return f"{level:.2f}"
 
 
 def _percent(part: np.ndarray, whole: np.ndarray) -> Cell:

@@ -4,8 +4,7 @@ One job, plain functions, in the order an audit runs (`rdfer audit`, docs/audit.
 
     folds.py     held-out predictions for every labelled clip: k folds of `fit` (run_audit_folds)
     verdict.py   rdfer's, cleanlab's and the combined verdicts from them (judge, read_out_of_fold)
-    report.py    label_issues.csv, scores.md, report.md, audit_summary.json (audit_report)
-    figures.py   the report's figures (per class, suggested relabels, contact sheets)
+    report.py    label_issues.csv, scores.md, report.md and its figures (rdfer.figures.audit), audit_summary.json
     review.py    a curator's decisions over an audit folder (AuditFolder, behind `rdfer app`)
     relabel.py   decisions -> corrected split lists (apply_decisions, `rdfer audit --apply`)
     curate.py    the paper's partition of predictions already made (`rdfer curate`, deprecated)

@@ -2,7 +2,7 @@
 
 `audit_report(OUT)` judges OUT/oof_predictions.csv (and OUT/oof_epochs.npz) with
 `rdfer.audit.verdict.judge`, writes the ranked list, the scores against a ground
-truth when one is given, and the report with its figures (`rdfer.audit.figures`).
+truth when one is given, and the report with its figures (`rdfer.figures.audit`).
 """
 
 import csv
@@ -12,9 +12,9 @@ from typing import Optional
 
 import numpy as np
 
-from rdfer.audit.figures import fig_contact_sheet, fig_per_class, fig_relabels, per_class_counts
 from rdfer.audit.verdict import (HARD, ISSUE_COLUMNS, METHODS, VERDICT_WORDS, OutOfFold, judge, ranking,
                                  read_evidence, read_out_of_fold, read_truth, score_lists)
+from rdfer.figures.audit import fig_contact_sheet, fig_per_class, fig_relabels
 
 # ----------------------------------------------------------------------------- the ranked list
 
@@ -111,6 +111,15 @@ def describe(summary: dict, out_dir) -> str:
     lines.append(f"list: {out_dir / 'label_issues.csv'} (ranked by {summary['rank_by']}); "
                  f"report: {summary['report']}")
     return "\n".join(lines)
+
+
+def per_class_counts(oof: OutOfFold, judged: dict) -> dict:
+    k = len(oof.classes)
+    counts = {"clips": np.bincount(oof.label, minlength=k)}
+    for name in METHODS:
+        counts[name] = np.bincount(oof.label[judged[f"{name}_issue"]], minlength=k)
+    counts["hard"] = np.bincount(oof.label[judged["kind"] == HARD], minlength=k)
+    return counts
 
 
 def write_audit_report(out_dir, oof: OutOfFold, judged: dict, rank_by: str, *, scores: Optional[dict] = None,

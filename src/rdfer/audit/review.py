@@ -23,8 +23,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from rdfer.analysis.figures import FrameSource, Skipped
 from rdfer.errors import RdferError
+from rdfer.figures.base import FrameSource, Skipped
 from rdfer.inference.outputs import write_text_atomic
 
 ISSUES_FILE = "label_issues.csv"

@@ -129,7 +129,7 @@ def confusion_image(confusion, classes: list, epoch: int) -> np.ndarray:
     """The annotated, row-normalised confusion matrix (analysis Fig. 5) as uint8 RGB (H, W, 3)."""
     from PIL import Image
 
-    from rdfer.analysis.figures import fig_confusion  # matplotlib: loaded only when a run evaluates
+    from rdfer.figures.paper import fig_confusion  # matplotlib: loaded only when a run evaluates
 
     with tempfile.TemporaryDirectory() as folder:
         path = fig_confusion(confusion, classes, Path(folder) / "confusion.png", title=f"Test, epoch {epoch}")

@@ -37,6 +37,7 @@ from rdfer.config import load_config
 from rdfer.engine.features import build_feature_cache
 from rdfer.engine.fit import fit
 from rdfer.errors import RdferError
+from rdfer.figures.study import fig_study
 from rdfer.losses import STRATEGIES
 from rdfer.synth import write_synthetic
 from rdfer.utils.progress import progress_bar
@@ -139,7 +140,7 @@ def _run_study(out: Path, *, jobs, seeds, strategies, settings, overrides, clips
     summary = _summarise(rows, settings, strategies, _columns(rows))
     comparisons = compare_strategies(rows, lambda *t: _correctness(out, *t), settings, strategies)
     _write_csv(out / "comparisons.csv", comparisons)
-    _plot(out / "study.png", summary, out, settings, strategies, seeds)
+    fig_study(out / "study.png", summary, _memorisation(out, settings, strategies, seeds), settings, strategies)
     report = out / "study.md"
     report.write_text(_report(summary, settings, strategies, seeds, clips, data, prepared - started,
                               time.time() - prepared, comparisons))
@@ -373,44 +374,16 @@ def _mean(value) -> str:
     return "-" if value is None else f"{100 * value[0]:.0f}"
 
 
-def _plot(path: Path, summary: dict, out: Path, settings, strategies, seeds) -> None:
-    """Last WAR per strategy and noise setting; memorisation per epoch, one panel per setting."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 1 + len(settings), figsize=(6 + 4.5 * len(settings), 4.4))
-    left = axes[0]
-    width = 0.8 / len(settings)
-    x = np.arange(len(strategies))
-    for k, setting in enumerate(settings):
-        cells = [summary[setting.name, s]["war"] for s in strategies]
-        left.bar(x + k * width, [c[0] for c in cells], width, yerr=[c[1] for c in cells], capsize=2,
-                 label=f"{setting.noise:.0%} {setting.noise_type}")
-    left.set_xticks(x + width * (len(settings) - 1) / 2, strategies, rotation=35, ha="right", fontsize=8)
-    left.set_ylabel("last-epoch test WAR (%)")
-    left.legend(fontsize=8)
-    low = min(summary[s.name, st]["war"][0] for s in settings for st in strategies)
-    left.set_ylim(max(0, low - 15), 100)
-
-    colours = plt.get_cmap("tab20")
-    for axis, setting in zip(axes[1:], settings):
-        for i, strategy in enumerate(strategies):
-            curves = []
-            for seed in seeds:
-                lines = (_run_dir(out, setting.name, strategy, seed) / "metrics.jsonl").read_text().splitlines()
-                curves.append([json.loads(line).get("memorised") or 0.0 for line in lines])
-            style = "-" if strategy in ("ce", "agreement") else ("--" if "agreement" in strategy else ":")
-            axis.plot(np.arange(1, len(curves[0]) + 1), 100 * np.mean(curves, axis=0), style,
-                      color=colours(i % 20), label=strategy, linewidth=2 if strategy in ("ce", "agreement") else 1.2)
-        axis.set_xlabel("epoch")
-        axis.set_title(f"memorisation, {setting.noise:.0%} {setting.noise_type}", fontsize=10)
-    axes[1].set_ylabel("flipped training clips predicted as their wrong label (%)")
-    axes[1].legend(fontsize=7, loc="upper left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+def _memorisation(out: Path, settings, strategies, seeds) -> dict:
+    """{(setting, strategy): per seed, the `memorised` share of every epoch (metrics.jsonl)}."""
+    curves = {}
+    for setting in settings:
+        for strategy in strategies:
+            curves[setting.name, strategy] = [
+                [json.loads(line).get("memorised") or 0.0
+                 for line in (_run_dir(out, setting.name, strategy, seed) / "metrics.jsonl").read_text().splitlines()]
+                for seed in seeds]
+    return curves
 
 
 def default_jobs() -> int:

@@ -13,7 +13,8 @@
 import dataclasses
 from dataclasses import dataclass, field
 
-from rdfer.inference.outputs import frame_rows, frame_columns, timeline_figure
+from rdfer.figures.predict import timeline_figure
+from rdfer.inference.outputs import frame_rows, frame_columns
 
 
 @dataclass

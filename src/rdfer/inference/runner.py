@@ -21,9 +21,10 @@ from collections import Counter
 from pathlib import Path
 
 from rdfer.errors import RdferError
+from rdfer.figures.predict import plot_timeline
 from rdfer.inference.faces import make_detector
 from rdfer.inference.headline import faces_text
-from rdfer.inference.outputs import CsvTables, OutputNames, annotate_video, plot_timeline, write_json
+from rdfer.inference.outputs import CsvTables, OutputNames, annotate_video, write_json
 from rdfer.inference.predict import STATUSES, PredictOptions, predict_video
 from rdfer.inference.predictors import load_predictor
 from rdfer.inference.probe import probe_videos

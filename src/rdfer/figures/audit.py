@@ -1,26 +1,19 @@
-"""`rdfer audit`'s figures (PNG, matplotlib loaded on first use): per class, suggested relabels, contact sheets."""
+"""`rdfer audit`'s figures (PNG, matplotlib loaded on first use): per class, suggested relabels, contact sheets.
+
+`rdfer.audit.report` draws them into OUT/report_files/; `oof` is the audit's held-out predictions
+(`rdfer.audit.verdict.OutOfFold`), `judged` its verdicts (`rdfer.audit.verdict.judge`).
+"""
 
 from pathlib import Path
 
 import numpy as np
 
-from rdfer.audit.verdict import HARD, METHODS, OutOfFold
-
-
-def per_class_counts(oof: OutOfFold, judged: dict) -> dict:
-    k = len(oof.classes)
-    counts = {"clips": np.bincount(oof.label, minlength=k)}
-    for name in METHODS:
-        counts[name] = np.bincount(oof.label[judged[f"{name}_issue"]], minlength=k)
-    counts["hard"] = np.bincount(oof.label[judged["kind"] == HARD], minlength=k)
-    return counts
+from rdfer.figures.base import FrameSource, Skipped, save_png
 
 
 def fig_per_class(counts: dict, classes, out_path) -> Path:
     """Bars per given class: clips, flagged by each list, called hard."""
     from matplotlib.figure import Figure
-
-    from rdfer.analysis.figures import _save
 
     names = ("clips", "rdfer", "cleanlab", "combined", "hard")
     legend = {"clips": "clips (given label)", "rdfer": "rdfer: likely mislabelled", "cleanlab": "cleanlab: issue",
@@ -36,14 +29,12 @@ def fig_per_class(counts: dict, classes, out_path) -> Path:
     ax.set_title("Per given class: clips, label issues flagged, hard clips")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    return _save(fig, out_path)
+    return save_png(fig, out_path)
 
 
-def fig_relabels(oof: OutOfFold, flagged: np.ndarray, out_path, title: str) -> Path:
+def fig_relabels(oof, flagged: np.ndarray, out_path, title: str) -> Path:
     """Counts of (given label -> suggested label) over the flagged clips."""
     from matplotlib.figure import Figure
-
-    from rdfer.analysis.figures import _save
 
     k = len(oof.classes)
     counts = np.zeros((k, k), int)
@@ -64,18 +55,16 @@ def fig_relabels(oof: OutOfFold, flagged: np.ndarray, out_path, title: str) -> P
     ax.set_title(title)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="clips")
     fig.tight_layout()
-    return _save(fig, out_path)
+    return save_png(fig, out_path)
 
 
-def fig_contact_sheet(oof: OutOfFold, judged: dict, indices, out_path, title: str, frames: int = 8) -> tuple:
+def fig_contact_sheet(oof, judged: dict, indices, out_path, title: str, frames: int = 8) -> tuple:
     """One row per clip: `frames` evenly spaced frames, titled with the clip's labels and scores.
 
     Returns:
         (PNG path or None when no clip could be read, notes on clips not shown).
     """
     from matplotlib.figure import Figure
-
-    from rdfer.analysis.figures import FrameSource, Skipped, _save
 
     rows, notes = [], []
     for i in indices:
@@ -104,4 +93,4 @@ def fig_contact_sheet(oof: OutOfFold, judged: dict, indices, out_path, title: st
                              f"{judged['pooled_agreement'][i]:.2f}, p_given {judged['p_given'][i]:.2f}",
                              loc="left", fontsize=8, x=0.0)
     fig.suptitle(title, x=0.01, y=1 - 0.1 / height, ha="left", va="top", fontsize=10)
-    return _save(fig, out_path), notes
+    return save_png(fig, out_path), notes

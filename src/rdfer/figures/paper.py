@@ -6,11 +6,13 @@ fig_sample_frames    Fig. 3: a strip of frames of a few clips per agreement leve
 fig_training_curves  loss, WAR/UAR, hard/noisy shares, noisy-set precision/recall per epoch
 fig_window_vs_apex   the key-expression window (mu, delta) against the true apex, per clip and per epoch
 
+`predictions` is a run's predictions.csv as `rdfer.analysis.run.read_predictions` reads it
+(figures import no job package: analysis, audit, engine and inference import them).
+
 Each returns the path of the PNG written, or None with a reason when it cannot
-be drawn (no features, unreadable frames, ...): see `Skipped`.
+be drawn (no features, unreadable frames, ...): see `rdfer.figures.base.Skipped`.
 """
 
-import re
 from pathlib import Path
 from typing import Optional
 
@@ -18,18 +20,10 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from rdfer.analysis.run import Predictions
-from rdfer.analysis.tables import level_name
 from rdfer.data.sampling import T_DENSE, T_PLAIN, sample_indices
+from rdfer.figures.base import FrameSource, Skipped, save_png
+from rdfer.labels import level_name
 from rdfer.models.detector import resample_positions
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-DPI = 120
-
-
-class Skipped(Exception):
-    """A figure that cannot be drawn from the files at hand; the message says why."""
-
 
 def _class_colours(num_classes: int) -> list:
     from matplotlib import colormaps
@@ -39,12 +33,6 @@ def _class_colours(num_classes: int) -> list:
     # tab20 pairs a dark and a light shade of each hue: take the 10 dark ones first (MAFW has 11 classes).
     order = list(range(0, 20, 2)) + list(range(1, 20, 2))
     return [colormaps["tab20"](order[k % 20]) for k in range(num_classes)]
-
-
-def _save(fig: Figure, path) -> Path:
-    path = Path(path)
-    fig.savefig(path, dpi=DPI, bbox_inches="tight", facecolor="white")
-    return path
 
 
 # --- Fig. 4 -------------------------------------------------------------------
@@ -67,7 +55,7 @@ def tsne_embedding(features: np.ndarray, seed: int = 0) -> np.ndarray:
                 random_state=seed).fit_transform(x)
 
 
-def fig_tsne(predictions: Predictions, features: Optional[np.ndarray], out_path, *,
+def fig_tsne(predictions, features: Optional[np.ndarray], out_path, *,
              max_points: int = 2000, seed: int = 0) -> Path:
     """Fig. 4: one t-SNE of all (sub-sampled) clips, drawn once per agreement level.
 
@@ -103,7 +91,7 @@ def fig_tsne(predictions: Predictions, features: Optional[np.ndarray], out_path,
                title="label")
     fig.suptitle(f"t-SNE of clip features by agreement level ({len(keep)} of {n} clips, seed {seed})")
     fig.tight_layout()
-    return _save(fig, out_path)
+    return save_png(fig, out_path)
 
 
 # --- Fig. 5 -------------------------------------------------------------------
@@ -138,78 +126,10 @@ def fig_confusion(confusion, classes, out_path, title: str = "Confusion matrix")
     ax.set_title(title)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="% of the true class")
     fig.tight_layout()
-    return _save(fig, out_path)
+    return save_png(fig, out_path)
 
 
 # --- Fig. 3 -------------------------------------------------------------------
-
-
-def _natural_key(name: str):
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
-
-
-class FrameSource:
-    """The frames of one clip on disk: a folder of images (natural name order) or a video file.
-
-    Raises:
-        Skipped: the path does not exist or holds no frame.
-    """
-
-    def __init__(self, path):
-        self.path = Path(path)
-        self.files = None
-        if self.path.is_dir():
-            self.files = sorted((f for f in self.path.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES),
-                                key=lambda f: _natural_key(f.name))
-            self.count = len(self.files)
-        elif self.path.is_file():
-            import cv2
-
-            capture = cv2.VideoCapture(str(self.path))
-            self.count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
-            capture.release()
-        else:
-            raise Skipped(f"{self.path} not found")
-        if self.count < 1:
-            raise Skipped(f"{self.path} holds no readable frame")
-
-    def __len__(self) -> int:
-        return self.count
-
-    def read(self, indices, height: int = 96) -> list:
-        """Frames at `indices` (0-based) as uint8 (height, W, 3) RGB arrays."""
-        return self._read_images(indices, height) if self.files is not None else self._read_video(indices, height)
-
-    def _read_images(self, indices, height: int) -> list:
-        from PIL import Image
-
-        frames = []
-        for i in indices:
-            try:
-                with Image.open(self.files[i]) as image:
-                    image = image.convert("RGB")
-                    width = max(1, round(image.width * height / image.height))
-                    frames.append(np.asarray(image.resize((width, height))))
-            except OSError as error:
-                raise Skipped(f"{self.files[i]} is not a readable image ({error})") from None
-        return frames
-
-    def _read_video(self, indices, height: int) -> list:
-        import cv2
-
-        capture = cv2.VideoCapture(str(self.path))
-        try:
-            frames = []
-            for i in indices:
-                capture.set(cv2.CAP_PROP_POS_FRAMES, int(i))
-                ok, frame = capture.read()
-                if not ok:
-                    raise Skipped(f"{self.path}: frame {i} of {self.count} cannot be decoded")
-                width = max(1, round(frame.shape[1] * height / frame.shape[0]))
-                frames.append(cv2.cvtColor(cv2.resize(frame, (width, height)), cv2.COLOR_BGR2RGB))
-        finally:
-            capture.release()
-        return frames
 
 
 def model_frame_indices(clip_length: int, mu: float = float("nan"), delta: float = float("nan")) -> np.ndarray:
@@ -230,7 +150,7 @@ def model_frame_indices(clip_length: int, mu: float = float("nan"), delta: float
     return dense[positions.round().long().numpy()]
 
 
-def fig_sample_frames(predictions: Predictions, out_path, *, per_level: int = 2, seed: int = 0,
+def fig_sample_frames(predictions, out_path, *, per_level: int = 2, seed: int = 0,
                       clips: int = 4) -> tuple[Path, list]:
     """Fig. 3: for each agreement level, `per_level` random clips, each as the 16 frames
     the model classified, in `clips` groups (the clips whose predictions give the agreement).
@@ -304,10 +224,10 @@ def fig_sample_frames(predictions: Predictions, out_path, *, per_level: int = 2,
                             color=colour, fontweight="bold", va="bottom")
     fig.suptitle("Sample clips per agreement level: the 16 frames the model classified, in its 4 clips "
                  "(numbers: frame index)", x=0.01, y=1 - 0.08 / height, ha="left", va="top", fontsize=11)
-    return _save(fig, out_path), notes
+    return save_png(fig, out_path), notes
 
 
-def _clip_title(p: Predictions, i: int, group: int) -> str:
+def _clip_title(p, i: int, group: int) -> str:
     if p.clip_predictions is None or group >= len(p.clip_predictions[i]):
         return f"clip {group + 1}"
     return f"clip {group + 1}: {p.classes[p.clip_predictions[i][group]]}"
@@ -381,10 +301,10 @@ def fig_training_curves(history: list, out_path, *, warmup_epochs: Optional[int]
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    return _save(fig, out_path)
+    return save_png(fig, out_path)
 
 
-def fig_window_vs_apex(predictions: Predictions, apex: Optional[np.ndarray], history: list, out_path, *,
+def fig_window_vs_apex(predictions, apex: Optional[np.ndarray], history: list, out_path, *,
                        num_dense: int = T_DENSE, num_out: int = T_PLAIN, title: str = "") -> Path:
     """Does the detector find the key expression? Left: each test clip's mu (its re-sampled
     window as a bar, first to last frame) against the centre of its true apex; right, per
@@ -427,7 +347,7 @@ def fig_window_vs_apex(predictions: Predictions, apex: Optional[np.ndarray], his
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    return _save(fig, out_path)
+    return save_png(fig, out_path)
 
 
 def fig_agreement_histograms(history: list, out_path, *, title: str = "") -> Path:
@@ -461,4 +381,4 @@ def fig_agreement_histograms(history: list, out_path, *, title: str = "") -> Pat
     if title:
         fig.suptitle(title)
     fig.tight_layout(rect=(0, 0.07, 1, 1))
-    return _save(fig, out_path)
+    return save_png(fig, out_path)
