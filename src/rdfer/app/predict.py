@@ -51,13 +51,15 @@ class PredictJob:
         self.state = "new"  # new -> running -> done | failed
         self.total = self.done = 0
         self.current, self.message, self.model = None, None, None
+        self.frames = None  # the video in progress: FrameProgress.to_dict() (frames done, total, time left)
         self.started = self.finished = None
         self.results: list[dict] = []
 
     def status(self) -> dict:
         elapsed = None if self.started is None else (self.finished or time.time()) - self.started
         return {"id": self.id, "state": self.state, "uploaded": [p.name for p in self.files], "total": self.total,
-                "done": self.done, "current": self.current, "model": self.model, "message": self.message, "elapsed_s": elapsed,
+                "done": self.done, "current": self.current, "frames": self.frames, "model": self.model,
+                "message": self.message, "elapsed_s": elapsed,
                 "results": self.results,
                 "downloads": {name: f"/files/jobs/{self.id}/out/{name}" for name in ("predictions.csv", "frames.csv")
                               if (self.out / name).is_file()}}
@@ -187,10 +189,11 @@ class PredictJobs:
         try:
             job.out.mkdir(exist_ok=True)
             for k, video in enumerate(videos, 1):
-                job.current = Path(video).name
+                job.current, job.frames = Path(video).name, None
                 folder = job.out / str(k)
                 found, _, _ = predict_files([video], folder, checkpoint=checkpoint, fmt="json", annotate=True,
-                                            options=self.options, progress=False, jobs=1)
+                                            options=self.options, progress=False, jobs=1,
+                                            on_frames=lambda step: setattr(job, "frames", step.to_dict()))
                 records.append(found[0])
                 write_csv(records, job.out)
                 job.results.append(_result(job, k, found[0], folder))
@@ -260,6 +263,8 @@ def _result(job: PredictJob, k: int, record, folder: Path) -> dict:
             "warning": data.get("warning"), "model": data.get("model"), "fps": data.get("fps"),
             "num_frames": data.get("num_frames"), "frames_with_face": data.get("frames_with_face"),
             "summary": summary.get("text"), "main_face": summary.get("main_face"),
+            "duration_s": (data["num_frames"] / data["fps"]) if data.get("fps") and data.get("num_frames") else None,
+            "cuts": data.get("cuts") or [],
             "tracks": tracks, "downloads": downloads}
 
 

@@ -34,6 +34,7 @@ import dataclasses
 import math
 import queue
 import threading
+import time
 from dataclasses import dataclass
 
 import cv2
@@ -299,6 +300,39 @@ class Cancelled(Exception):
     """Raised by `predict_video` when its `cancel` event is set (the caller is stopping)."""
 
 
+PROGRESS_EVERY = 10  # predict_video reports its progress every this many frames (and at the end)
+
+
+@dataclass(frozen=True)
+class FrameProgress:
+    """Progress inside one video, as `predict_video` hands it to its `progress` callback.
+
+    done: frames decoded and searched so far; total: the frames the file announces
+    (an estimate; None when unknown); elapsed_s: seconds since the video was opened.
+    """
+
+    video: str
+    done: int
+    total: int | None
+    elapsed_s: float
+
+    @property
+    def left_s(self) -> float | None:
+        """Seconds left at the rate so far (None while unknown)."""
+        if not self.total or not self.done:
+            return None
+        return max(self.total - self.done, 0) * self.elapsed_s / self.done
+
+    def to_dict(self) -> dict:
+        return {"video": self.video, "done": self.done, "total": self.total, "elapsed_s": round(self.elapsed_s, 2),
+                "left_s": None if self.left_s is None else round(self.left_s, 1)}
+
+    def text(self) -> str:
+        """'120/472 frames, about 5 s left'."""
+        count = f"{self.done}/{self.total}" if self.total else f"{self.done}"
+        return f"{count} frames" + ("" if self.left_s is None else f", about {self.left_s:.0f} s left")
+
+
 
 
 def smooth(probs: np.ndarray, window: int) -> np.ndarray:
@@ -352,7 +386,8 @@ def no_face_message(num_frames: int, width: int, height: int, options: PredictOp
 
 
 def predict_video(path, checkpoint=None, *, options: PredictOptions | None = None, predictor=None,
-                  face_detector=None, cancel: threading.Event | None = None, **overrides) -> VideoPrediction:
+                  face_detector=None, cancel: threading.Event | None = None, progress=None,
+                  **overrides) -> VideoPrediction:
     """Predict the facial expression of every face in one video or image file.
 
     Args:
@@ -365,6 +400,7 @@ def predict_video(path, checkpoint=None, *, options: PredictOptions | None = Non
             across many videos (see `load_predictor`, `make_detector`; the detector's
             min_face then applies).
         cancel: an event another thread may set to stop this call early (it raises Cancelled).
+        progress: called with a FrameProgress every PROGRESS_EVERY frames and after the last one.
 
     Returns:
         VideoPrediction with a TrackPrediction per face (the main one first);
@@ -398,6 +434,7 @@ def predict_video(path, checkpoint=None, *, options: PredictOptions | None = Non
         batch.clear()
         owners.clear()
 
+    opened = time.perf_counter()
     try:
         with open_media(path) as reader:
             # Three stages in three threads: decoding, face finding and cropping, the model
@@ -406,6 +443,9 @@ def predict_video(path, checkpoint=None, *, options: PredictOptions | None = Non
             for index, time_s, faces in prefetch(stage, name="rdfer-faces"):
                 if cancel is not None and cancel.is_set():
                     raise Cancelled(video)
+                if progress is not None and len(times) % PROGRESS_EVERY == 0:
+                    progress(FrameProgress(video, len(times), reader.frame_count_hint or None,
+                                           time.perf_counter() - opened))
                 times.append(time_s)
                 counts.append(len(faces))
                 for tid, box, crop in faces:
@@ -432,6 +472,8 @@ def predict_video(path, checkpoint=None, *, options: PredictOptions | None = Non
         return failed(f"{video}: OpenCV failed while decoding ({error}); the file may be damaged", len(times))
     if not times:
         return failed(f"{video}: no frame could be decoded (zero-length or damaged video)")
+    if progress is not None:  # the end: the frames decoded are the total
+        progress(FrameProgress(video, len(times), len(times), time.perf_counter() - opened))
     if batch:
         run_batch()
 

@@ -118,7 +118,7 @@ def console_line(record) -> str:
 
 def predict_files(paths, out_dir, *, checkpoint=None, spec=None, fmt: str = "both", plot: bool = False,
                   annotate: bool = False, options: PredictOptions | None = None, progress: bool = True,
-                  jobs: int | None = None):
+                  jobs: int | None = None, on_frames=None):
     """Predict every video in `paths` (files and directories) and write the outputs to `out_dir`.
 
     Args:
@@ -130,7 +130,9 @@ def predict_files(paths, out_dir, *, checkpoint=None, spec=None, fmt: str = "bot
         plot, annotate: also write DIR/<name>_timeline.png / DIR/<name>_annotated.mp4 (images:
             DIR/<name>_annotated.<suffix>).
         options: PredictOptions (detector, detect_every, ...).
-        progress: per-file lines on stderr, and a bar when stderr is a terminal.
+        progress: per-file lines on stderr, and a bar when stderr is a terminal (its postfix: the
+            frames done in the video in progress and the time left; in a log, in its lines).
+        on_frames: called with predict_video's FrameProgress as each video advances.
         jobs: videos predicted at once (threads sharing the model); default `default_jobs()`
             for the built-in model, 1 with a checkpoint.
 
@@ -171,11 +173,23 @@ def predict_files(paths, out_dir, *, checkpoint=None, spec=None, fmt: str = "bot
     def run(video, cancel):
         if video in crashed:
             return VideoPrediction(str(video), None, 0, 0, "error", crashed[video], predictor.description)
-        return predict_video(video, options=options, predictor=predictor, face_detector=detector, cancel=cancel)
+        return predict_video(video, options=options, predictor=predictor, face_detector=detector, cancel=cancel,
+                             progress=frames_seen)
 
     records, started, cpu_started = [], time.perf_counter(), time.process_time()
     # Drawn on a terminal only: `rdfer predict ... > log` keeps the per-video lines, not every bar update.
     bar = progress_bar(total=len(videos), enabled=progress, desc="rdfer predict", unit="video", file=sys.stderr)
+    shown = [0.0]  # when the bar's postfix was last redrawn
+
+    def frames_seen(step) -> None:
+        if on_frames is not None:
+            on_frames(step)
+        now = time.perf_counter()
+        if progress and (now - shown[0] >= 0.5 or step.done == step.total):
+            shown[0] = now
+            bar.set_postfix({"video": Path(step.video).name, "frames": step.text()}, refresh=False)
+            bar.update(0)  # redraws the bar (a log: a line when 30 s have passed)
+
     results = _ordered(videos, run, jobs)
     try:
         for video, record in zip(videos, results):

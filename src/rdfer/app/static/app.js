@@ -128,7 +128,13 @@ async function follow(jobId) {
     }
     const seconds = job.elapsed_s ? ` (${job.elapsed_s.toFixed(0)} s)` : "";
     if (job.state === "running") {
-      setProgress(job.done / job.total, `video ${job.done + 1} of ${job.total}: ${job.current || ""}${seconds}`);
+      // Inside the video in progress: its frames done of the frames the file announces, and the time left.
+      const f = job.frames && job.frames.video && job.current && job.frames.video.endsWith(job.current) ? job.frames : null;
+      const part = f && f.total ? Math.min(f.done / f.total, 1) : 0;
+      const inside = f ? `, ${f.done}${f.total ? " of " + f.total : ""} frames` +
+        (f.left_s != null ? `, about ${Math.ceil(f.left_s)} s left` : "") : "";
+      setProgress((job.done + part) / job.total,
+        `video ${job.done + 1} of ${job.total}: ${job.current || ""}${inside}${seconds}`);
     } else {
       setProgress(1, `${job.done} of ${job.total} video(s) done${seconds}`);
       renderJobDownloads(job);
@@ -162,7 +168,9 @@ function renderVideo(result) {
     `${result.num_frames} frames` + (result.fps ? ` at ${result.fps.toFixed(1)} fps` : "") +
     `, a face in ${result.frames_with_face}, ${faces}`) + `. Model: ${result.model || ""}`}));
   if (result.summary) card.append(el("p", {class: "summary", text: result.summary}));
-  for (const track of result.tracks) card.append(renderTrack(track, result.tracks.length, photo));
+  // Every face's timeline on the same axis: 0 to the video's duration, its shot cuts marked.
+  const axis = {duration: result.duration_s, cuts: result.cuts || []};
+  for (const track of result.tracks) card.append(renderTrack(track, result.tracks.length, photo, axis));
   const downloads = el("p", {class: "downloads"});
   for (const [kind, url] of Object.entries(result.downloads)) {
     downloads.append(el("a", {href: url + "?download=1", class: "download", "data-kind": kind, text: "download " + kind}));
@@ -171,7 +179,7 @@ function renderVideo(result) {
   return card;
 }
 
-function renderTrack(track, count, photo) {
+function renderTrack(track, count, photo, axis) {
   const box = el("div", {class: "track", "data-track": track.id});
   const trust = track.trust == null ? "undefined (fewer than 4 face frames)" : track.trust.toFixed(2);
   const key = track.key_expression;
@@ -197,17 +205,19 @@ function renderTrack(track, count, photo) {
       el("figure", {}, el("img", {src: t.url, alt: `face at ${t.time_s.toFixed(1)} s`}),
          photo ? null : el("figcaption", {text: t.time_s.toFixed(1) + " s"})))));
   }
-  if (track.timeline.time_s.length > 1) box.append(timelinePlot(track));
+  if (track.timeline.time_s.length > 1) box.append(timelinePlot(track, axis || {}));
   else if (!photo) box.append(el("p", {class: "muted", text: "a face on a single frame: no timeline"}));
   return box;
 }
 
 // ------------------------------------------------------------------ the timeline: a small SVG plot of our own
 
-function timelinePlot(track) {
+function timelinePlot(track, axis) {
   const W = 900, H = 240, L = 40, R = 10, T = 10, B = 28;
   const times = track.timeline.time_s;
-  const tMax = times.length ? times[times.length - 1] : 1;
+  // The video's whole length (the same for every face of a video), else this face's last second.
+  const tMax = axis.duration || (times.length ? times[times.length - 1] : 1);
+  const cuts = axis.cuts || [];
   let view = [0, Math.max(tMax, 1e-3)];
   const steps = times.slice(1).map((t, j) => t - times[j]).sort((a, b) => a - b);
   const gap = steps.length ? 3 * steps[Math.floor(steps.length / 2)] : Infinity;  // 3 frame steps
@@ -241,6 +251,10 @@ function timelinePlot(track) {
       plot.append(svgEl("path", {class: "series", "data-class": c, d, fill: "none", stroke: COLOURS[i % 10],
                                  "stroke-width": winner ? 2.6 : 1.2, opacity: winner ? 1 : 0.75}));
     });
+    for (const cut of cuts) {
+      plot.append(svgEl("line", {class: "cut", "data-time": cut, x1: x(cut), x2: x(cut), y1: T, y2: H - B,
+                                 stroke: "#555", "stroke-dasharray": "4 3"}));
+    }
     svg.append(plot);
     for (const p of [0, 0.5, 1]) {
       svg.append(svgEl("line", {x1: L, x2: W - R, y1: y(p), y2: y(p), stroke: "#ddd"}));
@@ -294,7 +308,8 @@ function timelinePlot(track) {
 
   const legend = el("div", {class: "legend"}, ...track.classes.map((c, i) =>
     el("span", {}, el("i", {style: `background:${COLOURS[i % 10]}`}), c + (c === track.label ? " (label)" : ""))),
-    el("span", {}, el("i", {style: "background:gold;opacity:0.5;height:0.8em"}), "key expression"));
+    el("span", {}, el("i", {style: "background:gold;opacity:0.5;height:0.8em"}), "key expression"),
+    cuts.length ? el("span", {}, el("i", {style: "background:#555;width:2px"}), "shot cut") : null);
   const zoomIn = el("button", {class: "zoom", text: "zoom in"});
   const zoomOut = el("button", {class: "zoom", text: "zoom out"});
   const reset = el("button", {class: "zoom", text: "whole video"});
