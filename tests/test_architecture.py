@@ -1,33 +1,19 @@
-"""The package's structure: what building the CLI parser loads (start-up time)."""
+"""The package's structure, as docs/architecture.md draws it.
 
+Checked here: no import cycle among rdfer's modules; imports point down the LAYERS (or stay
+inside their package) and none of the FORBIDDEN ones; rdfer's own modules are imported at
+the top of each file, except the LAZY_TARGETS (a heavy optional dependency) and the
+LAZY_ALLOWED exceptions; building the CLI parser loads no heavy module; models and losses
+load no YAML loader.
+"""
+
+import ast
 import subprocess
 import sys
-
-HEAVY = ("torch", "torchvision", "matplotlib", "cv2", "sklearn", "cleanlab", "omegaconf")
-
-
-def test_building_the_cli_parser_imports_no_heavy_module():
-    # Every rdfer command builds the whole parser first: a heavy import here costs every command
-    # (matplotlib through rdfer.analysis cost 0.5 s before).
-    code = ("import sys; from rdfer.cli import build_parser; build_parser(); "
-            f"print(' '.join(sorted(m for m in {HEAVY!r} if m in sys.modules)))")
-    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
-    assert loaded == []
-
-
-
-def test_models_and_losses_load_no_config_loader():
-    # They read the schema's dataclasses; YAML and OmegaConf are the loader's (rdfer.config).
-    code = ("import sys, rdfer.models, rdfer.losses; "
-            "print(' '.join(sorted(m for m in ('yaml', 'omegaconf', 'rdfer.config') if m in sys.modules)))")
-    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
-    assert loaded == []
-
-# ----------------------------------------------------------------------------- layering and cycles
-import ast  # noqa: E402
-from pathlib import Path  # noqa: E402
+from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
+HEAVY = ("torch", "torchvision", "matplotlib", "cv2", "sklearn", "cleanlab", "omegaconf")
 
 # Each top-level module or package of rdfer and its layer: imports point to a lower layer or
 # stay inside their own package (docs/architecture.md draws this).
@@ -37,7 +23,8 @@ LAYERS = {
     "engine": 3, "inference": 3, "analysis": 3, "demo": 3,
     "figures": 2,  # every figure; drawn from what the layer above gives them
     "models": 1, "losses": 1, "data": 1, "synth": 1,
-    "schema": 0, "config": 0, "labels": 0, "metrics": 0, "stats": 0, "errors": 0, "utils": 0, "": 0,  # "": rdfer/__init__.py
+    "schema": 0, "config": 0,  # what a config is; loading one (YAML, base:, --set)
+    "labels": 0, "metrics": 0, "stats": 0, "errors": 0, "utils": 0, "": 0,  # "": rdfer/__init__.py
 }
 # Imports within one layer that the layout rules out all the same.
 FORBIDDEN = {
@@ -68,6 +55,59 @@ LAZY_ALLOWED = {
     ("rdfer.inference.startup", "rdfer.inference"): "measured",
     ("rdfer.inference.startup", "rdfer.inference.video"): "measured",
 }
+
+
+def test_building_the_cli_parser_imports_no_heavy_module():
+    # Every rdfer command builds the whole parser first: a heavy import here costs every command
+    # (matplotlib through rdfer.analysis cost 0.5 s before).
+    code = ("import sys; from rdfer.cli import build_parser; build_parser(); "
+            f"print(' '.join(sorted(m for m in {HEAVY!r} if m in sys.modules)))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert loaded == []
+
+
+def test_models_and_losses_load_no_config_loader():
+    # They read the schema's dataclasses; YAML and OmegaConf are the loader's (rdfer.config).
+    code = ("import sys, rdfer.models, rdfer.losses; "
+            "print(' '.join(sorted(m for m in ('yaml', 'omegaconf', 'rdfer.config') if m in sys.modules)))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert loaded == []
+
+
+def test_no_import_cycle_among_rdfer_modules():
+    assert _cycles(_graph()) == []
+
+
+def test_imports_point_down_the_layers():
+    graph = _graph()
+    unknown = sorted({_top(name) for name in graph} - set(LAYERS))
+    assert unknown == [], f"new top-level modules: give them a layer in LAYERS and docs/architecture.md"
+    wrong = []
+    for name, targets in sorted(graph.items()):
+        for target in sorted(targets):
+            source, dest = _top(name), _top(target)
+            if source == dest:
+                continue
+            if LAYERS[dest] > LAYERS[source]:
+                why = f"upward ({source} is layer {LAYERS[source]}, {dest} layer {LAYERS[dest]})"
+            elif (source, dest) in FORBIDDEN:
+                why = FORBIDDEN[source, dest]
+            else:
+                continue
+            if (name, target) not in ALLOWED:
+                wrong.append(f"{name} imports {target}: {why}")
+    assert wrong == []
+
+
+def test_function_level_imports_only_for_heavy_optional_modules():
+    # A function-level import of the package's own modules hides a cycle or an upward import.
+    left = [f"{name}:{line} imports {target} inside a function"
+            for name, line, target in _function_level_imports()
+            if target not in LAZY_TARGETS and (name, target) not in LAZY_ALLOWED]
+    assert left == []
+
+
+# ----------------------------------------------------------------------------- how the checks read the code
 
 
 def _modules() -> dict:
@@ -154,43 +194,6 @@ def _cycles(graph: dict) -> list:
     return found
 
 
-def test_no_import_cycle_among_rdfer_modules():
-    assert _cycles(_graph()) == []
-
-
-def test_cycle_finder_finds_a_cycle():
-    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
-
-
-def test_imports_point_down_the_layers():
-    graph = _graph()
-    unknown = sorted({_top(name) for name in graph} - set(LAYERS))
-    assert unknown == [], f"new top-level modules: give them a layer in LAYERS and docs/architecture.md"
-    wrong = []
-    for name, targets in sorted(graph.items()):
-        for target in sorted(targets):
-            source, dest = _top(name), _top(target)
-            if source == dest:
-                continue
-            if LAYERS[dest] > LAYERS[source]:
-                why = f"upward ({source} is layer {LAYERS[source]}, {dest} layer {LAYERS[dest]})"
-            elif (source, dest) in FORBIDDEN:
-                why = FORBIDDEN[source, dest]
-            else:
-                continue
-            if (name, target) not in ALLOWED:
-                wrong.append(f"{name} imports {target}: {why}")
-    assert wrong == []
-
-
-def test_layering_check_sees_imports_inside_if_and_try(tmp_path):
-    module = tmp_path / "m.py"
-    module.write_text("import os\ntry:\n    from rdfer import config\nexcept ImportError:\n    pass\n"
-                      "if True:\n    import rdfer.labels\n"
-                      "def f():\n    from rdfer.cli import main\n")  # function-level: not counted
-    assert _module_level_imports("rdfer.m", module, {"rdfer.config": None}) == {"rdfer.config", "rdfer.labels"}
-
-
 def _function_level_imports() -> list:
     """(module, line, imported rdfer module) of every import of rdfer inside a function, outside rdfer.cli."""
     found = []
@@ -211,9 +214,13 @@ def _function_level_imports() -> list:
     return sorted(set(found))
 
 
-def test_function_level_imports_only_for_heavy_optional_modules():
-    # A function-level import of the package's own modules hides a cycle or an upward import.
-    left = [f"{name}:{line} imports {target} inside a function"
-            for name, line, target in _function_level_imports()
-            if target not in LAZY_TARGETS and (name, target) not in LAZY_ALLOWED]
-    assert left == []
+def test_cycle_finder_finds_a_cycle():
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_layering_check_sees_imports_inside_if_and_try(tmp_path):
+    module = tmp_path / "m.py"
+    module.write_text("import os\ntry:\n    from rdfer import config\nexcept ImportError:\n    pass\n"
+                      "if True:\n    import rdfer.labels\n"
+                      "def f():\n    from rdfer.cli import main\n")  # function-level: not counted
+    assert _module_level_imports("rdfer.m", module, {"rdfer.config": None}) == {"rdfer.config", "rdfer.labels"}
