@@ -288,6 +288,14 @@ def test_bench_predict_prints_every_stage(feat_videos, tmp_path, capsys):  # noq
     assert "x real time" in out
     startup = next(l for l in out.splitlines() if l.startswith("start-up:"))  # a fresh process to its first frame
     assert 0 < float(startup.split()[1]) < 120 and "imports" in startup
+    cpu = next(l for l in out.splitlines() if l.startswith("start-up CPU time"))  # what it costs without other load
+    assert 0 < float(cpu.split(": ")[1].split()[0]) < 120
+
+
+def test_bench_predict_on_a_photo(feat_videos, capsys):  # noqa: F811
+    assert main(["bench-predict", str(feat_videos["45-m7-di-ph.jpg"]), "--repeat", "1", "--no-startup"]) == 0
+    out = capsys.readouterr().out
+    assert "1 frames" in out and "s for the photo by the wall clock" in out and "real time" not in out
 
 
 def test_checkpoint_without_resampling_reports_its_best_window(feat_videos, tmp_path):  # noqa: F811

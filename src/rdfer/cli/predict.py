@@ -156,13 +156,24 @@ def bench_predict(args) -> int:
     print(f"{'stage':<13}{'wall':>8}{'per CPU s':>11}   ({r['threads']} torch threads)")
     for stage in ("decode", "faces", "model", "end_to_end"):
         print(f"  {stage:<11} {r[stage + '_fps']:8.1f} {r[stage + '_cpu_fps']:9.1f}   frames/s")
-    print(f"end to end: {r['realtime']:.2f}x real time by the wall clock, {r['realtime_cpu']:.2f}x per CPU second "
-          "(with one thread: what a core with nothing else running would give)")
+    photo = r["media"] == "image"
+    if photo:
+        print(f"end to end: {1 / r['end_to_end_fps']:.3f} s for the photo by the wall clock, "
+              f"{1 / r['end_to_end_cpu_fps']:.3f} s of CPU time")
+    else:
+        print(f"end to end: {r['realtime']:.2f}x real time by the wall clock, {r['realtime_cpu']:.2f}x per CPU second "
+              "(with one thread: what a core with nothing else running would give)")
     if r.get("startup") is not None:
         s = r["startup"]
         print(f"start-up: {s['total_s']:.2f} s from command to first frame (python {s['python_s']:.2f}, "
               f"imports {s['imports_s']:.2f}, model and detector {s['load_s']:.2f}, first frame {s['first_frame_s']:.2f})")
-        print(f"whole command for this video (start-up + end to end): "
-              f"{r['frames'] / r['video_fps'] / (s['total_s'] + r['frames'] / r['end_to_end_fps']):.2f}x real time")
+        if "cpu_s" in s:
+            print(f"start-up CPU time of that process: {s['cpu_s']:.2f} s (imports {s['imports_cpu_s']:.2f} s): "
+                  "about what it takes where nothing else runs")
+        if photo:
+            print(f"whole command for this photo (start-up + end to end): {s['total_s'] + 1 / r['end_to_end_fps']:.2f} s")
+        else:
+            print(f"whole command for this video (start-up + end to end): "
+                  f"{r['frames'] / r['video_fps'] / (s['total_s'] + r['frames'] / r['end_to_end_fps']):.2f}x real time")
     sys.stdout.flush()
     return 0

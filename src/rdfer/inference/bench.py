@@ -13,7 +13,7 @@ from rdfer.inference.faces import make_detector
 from rdfer.inference.predict import PredictOptions, _clip_model_summary, _faces, predict_video
 from rdfer.inference.predictors import load_predictor
 from rdfer.inference.tracks import FaceTracker
-from rdfer.inference.video import VideoReader, average_fps
+from rdfer.inference.video import average_fps, open_media
 
 
 def measure_startup(video, startup_command, checkpoint=None, options: PredictOptions | None = None,
@@ -73,7 +73,7 @@ def bench_predict(video, checkpoint=None, options: PredictOptions | None = None,
         cpu[stage] = best[1]
         return best[0], result
 
-    decode_s, frames = best_of(lambda: list(VideoReader(video)), "decode")
+    decode_s, frames = best_of(lambda: list(open_media(video)), "decode")  # a photo: one frame
     if not frames:
         raise RdferError(f"{video}: no frame could be decoded; nothing to benchmark")
 
@@ -102,6 +102,6 @@ def bench_predict(video, checkpoint=None, options: PredictOptions | None = None,
         "model_fps": n / model_s, "end_to_end_fps": n / e2e_s, "realtime": n / e2e_s / fps,
         **{f"{stage}_cpu_fps": n / seconds for stage, seconds in cpu.items()},
         "realtime_cpu": n / cpu["end_to_end"] / fps, "threads": torch.get_num_threads(),
-        "status": record.status,
+        "status": record.status, "media": record.media,
         "startup": measure_startup(video, startup_command, checkpoint, options, repeat, spec) if startup_command else None,
     }
