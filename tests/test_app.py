@@ -281,7 +281,10 @@ def test_every_face_of_a_group_photo_is_a_track_on_the_page(client, feat_videos)
     saved = json.loads(client.get(result["downloads"]["json"]).content)
     assert result["status"] == "ok" and len(result["tracks"]) == len(saved["tracks"]) >= 4
     assert [(t["id"], t["label"], t["trust"]) for t in result["tracks"]] == \
-        [(t["id"], t["label"], t["trust"]) for t in saved["tracks"]]  # the main face first, as rdfer predict
+        [(t["id"], t["label"], t["trust"]) for t in saved["tracks"]]  # longest first, as rdfer predict
+    # The page's headline is rdfer predict's: the group line, no main face on a group photo.
+    assert result["summary"] == saved["summary"]["text"] and result["summary"].startswith(f"{len(saved['tracks'])} faces: ")
+    assert result["main_face"] is None and not any(t["main"] for t in result["tracks"])
     assert len({t["thumbnails"][0]["url"] for t in result["tracks"]}) == len(result["tracks"])  # each its own face
     assert "annotated image" in result["downloads"]
 

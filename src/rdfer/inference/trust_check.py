@@ -5,7 +5,7 @@
 
 SYNTH_DIR is a benchmark written by `rdfer synth` (DFEW layout, ground_truth.csv):
 each clip's frames become a video (25 fps), `predict_video` runs on it with the
-default model, and the main track's label is compared with the clip's true
+default model, and the longest track's label is compared with the clip's true
 label. `--degrade` shows each clip as footage shows faces: every clip gets
 (seeded by its name) a size of 160, 112, 80 or 64 px (faces of about 110 to 45 px) on a grey 320x320
 frame and a Gaussian blur of sigma 0, 1 or 2 px, so that face size and
