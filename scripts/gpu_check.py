@@ -226,30 +226,30 @@ def render_data(report: Report, sizes: dict, out: Path) -> Path:
 
 
 def bench_data(report: Report, sizes: dict, root: Path) -> None:
-    args = ("bench-data", "--dataset", "dfew", "--root", str(root), "--clips", str(sizes["data_clips"]),
+    args = ("bench", "data", "--dataset", "dfew", "--root", str(root), "--clips", str(sizes["data_clips"]),
             "--workers", str(sizes["data_workers"]), "--batch-size", "16")
     text = rdfer(*args)
     ours = re.search(r"rdfer \(.*?\)\s+([\d.]+)", text)
     reference = re.search(r"reference \(.*?\)\s+([\d.]+)", text)
     ratio = re.search(r"ratio: ([\d.]+)x", text)
-    report.figure(f"bench-data, {sizes['data_workers']} workers: rdfer / PIL reference (clips/s)",
+    report.figure(f"bench data, {sizes['data_workers']} workers: rdfer / PIL reference (clips/s)",
                   f"{ours.group(1)} / {reference.group(1)} ({ratio.group(1)}x)", command_line(*args).replace(
                       str(root), "DFEW_SYNTH"))
 
 
 def bench_train(report: Report, sizes: dict, root: Path, device: torch.device) -> None:
     for compiled in (False, True) if sizes["compile"] else (False,):
-        args = ("bench-train", "--model", sizes["bench_model"], "--batch-size", str(sizes["bench_batch"]),
+        args = ("bench", "train", "--model", sizes["bench_model"], "--batch-size", str(sizes["bench_batch"]),
                 "--steps", str(sizes["bench_steps"]), "--warmup", str(sizes["bench_warmup"]), "--root", str(root),
                 "--workers", str(sizes["bench_workers"]), "--device", str(device), "--amp", "bf16")
         if sizes["model_size"]:
-            args += ("--option", f"input_size={sizes['model_size']}")
+            args += ("--set", f"model.options.input_size={sizes['model_size']}")
         if compiled:
             args += ("--compile",)
         text = rdfer(*args, timeout=900)
         model_only = float(re.search(r"\(a\) synthetic tensors:\s+([\d.]+)", text).group(1))
         end_to_end = float(re.search(r"\(b\) real loader:\s+([\d.]+)", text).group(1))
-        report.figure(f"bench-train {sizes['bench_model']} batch {sizes['bench_batch']} "
+        report.figure(f"bench train {sizes['bench_model']} batch {sizes['bench_batch']} "
                       f"{'torch.compile' if compiled else 'eager'}: model-only / end-to-end (clips/s)",
                       f"{model_only:.1f} / {end_to_end:.1f} ({end_to_end / model_only:.2f})",
                       command_line(*args).replace(str(root), "DFEW_SYNTH"))
@@ -306,10 +306,10 @@ def predict_speed(report: Report, sizes: dict, root: Path, checkpoint: Path, dev
     report.figure(f"predict --device {device.type}: frames/s of the whole command (start-up included)",
                   f"{frames / seconds:.1f} ({frames} frames of 256 px in {seconds:.1f} s)",
                   command_line(*args).replace(str(work), "WORK"))
-    args = ("bench-predict", str(video), "--checkpoint", str(checkpoint), "--device", str(device), "--no-startup")
+    args = ("bench", "predict", str(video), "--checkpoint", str(checkpoint), "--device", str(device), "--no-startup")
     text = rdfer(*args)
     stages = dict(re.findall(r"^\s+(decode|faces|model|end_to_end)\s+([\d.]+)", text, re.M))
-    report.figure(f"bench-predict --device {device.type}: frames/s by stage",
+    report.figure(f"bench predict --device {device.type}: frames/s by stage",
                   ", ".join(f"{k} {v}" for k, v in stages.items()) or text.strip().splitlines()[-1],
                   command_line(*args).replace(str(work), "WORK"))
 

@@ -1,4 +1,4 @@
-"""check-dataset, pack, bench-data and synth subcommands on tiny datasets."""
+"""check-dataset, pack, bench data and synth subcommands on tiny datasets."""
 
 import argparse
 import shutil
@@ -12,7 +12,9 @@ from rdfer.data import build_manifest
 
 def run(argv):
     parser = argparse.ArgumentParser(prog="rdfer")
-    data_cli.register(parser.add_subparsers(dest="command", required=True))
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    data_cli.register(subparsers)
+    data_cli.register_bench(subparsers.add_parser("bench").add_subparsers(dest="benchmark"), subparsers)
     args = parser.parse_args(argv)
     return args.func(args)
 
@@ -61,7 +63,7 @@ def test_pack_then_bench_data_prints_both_loaders_and_ratio(tmp_path, capsys):
                 "--out", str(pack), "--load-size", "32"]) == 0
     assert len(build_manifest("packed", pack, "train")) == 4
     capsys.readouterr()
-    assert run(["bench-data", "--dataset", "dfew", "--root", str(tmp_path / "dfew"), "--clips", "4",
+    assert run(["bench", "data", "--dataset", "dfew", "--root", str(tmp_path / "dfew"), "--clips", "4",
                 "--workers", "0", "--frames", "8", "--batch-size", "2", "--load-size", "32",
                 "--packed", str(pack)]) == 0
     out = capsys.readouterr().out

@@ -25,7 +25,7 @@ def test_cpu_mode_measures_and_reports_each_figure_with_its_command(gpu_check, t
     assert "torch " in text and "CPU mode" in text
     figures = [line for line in text.splitlines() if line.startswith("| ") and "`rdfer " in line]
     names = " ".join(line.split(" | ")[0] for line in figures)
-    assert "full-scale synthetic DFEW" in names and "bench-data" in names
+    assert "full-scale synthetic DFEW" in names and "bench data" in names
     for line in figures:
         name, value, command, device, date = line.strip("| ").split(" | ")
         assert any(ch.isdigit() for ch in value), line  # a measured number, not a placeholder

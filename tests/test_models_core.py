@@ -62,7 +62,7 @@ def test_imagenet_weights_offline_fail_clearly(monkeypatch, tmp_path):
         build_frame_encoder("resnet18", "imagenet")
     message = str(error.value)
     assert tries and "resnet18" in tries[0]
-    assert "could not download" in message and tries[0] in message and "--pretrained PATH" in message
+    assert "could not download" in message and tries[0] in message and "--set model.options.pretrained=PATH" in message
 
 
 def test_local_state_dict_loads_and_reports(tmp_path, caplog):

@@ -278,7 +278,7 @@ def test_missing_and_mismatched_checkpoints_are_clear_errors(feat_videos, tmp_pa
 def test_bench_predict_prints_every_stage(feat_videos, tmp_path, capsys):  # noqa: F811
     clip = write_video(tmp_path / "short.mp4", read_frames(feat_videos["single_face.mp4"], 20))
     threads = torch.get_num_threads()
-    assert main(["bench-predict", str(clip), "--repeat", "1", "--threads", "1"]) == 0
+    assert main(["bench", "predict", str(clip), "--repeat", "1", "--threads", "1"]) == 0
     assert torch.get_num_threads() == threads  # restored after the command
     out = capsys.readouterr().out
     for stage in ("decode", "faces", "model", "end_to_end"):

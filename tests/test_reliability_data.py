@@ -164,13 +164,14 @@ def test_check_dataset_on_a_root_without_lists_is_one_line_exit_2(tmp_path, caps
     (["check-dataset", "--workers", "-1"], "argument --workers: -1: give 1..1024"),
     (["pack", "--out", "{tmp}/p.pack", "--quality", "0"], "argument --quality: 0: give 1..100"),
     (["pack", "--out", "{tmp}/p.pack", "--workers", "-2"], "argument --workers: -2: give 1..1024"),
-    (["bench-data", "--clips", "0"], "argument --clips: 0: give at least 1"),
-    (["bench-data", "--workers", "-1"], "argument --workers: -1: give 0..256"),
+    (["bench", "data", "--clips", "0"], "argument --clips: 0: give at least 1"),
+    (["bench", "data", "--workers", "-1"], "argument --workers: -1: give 0..256"),
 ])
 def test_data_command_bad_numbers_are_one_line_exit_2(dfew, tmp_path, capsys, argv, expected):
     root, _ = dfew
     argv = [arg.replace("{tmp}", str(tmp_path)) for arg in argv]
-    assert main(argv[:1] + ["--dataset", "dfew", "--root", str(root)] + argv[1:]) == 2
+    head = 2 if argv[0] == "bench" else 1  # the command: `pack` or `bench data`
+    assert main(argv[:head] + ["--dataset", "dfew", "--root", str(root)] + argv[head:]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and expected in err
 

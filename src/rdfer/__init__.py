@@ -1,5 +1,10 @@
 """rdfer: robust dynamic facial expression recognition (RDFER) in PyTorch.
 
+    import rdfer
+    predictor = rdfer.Predictor()                       # the model and face detector, loaded once
+    predictor.predict("clip.mp4").to_frame()            # one file: a row per frame and face
+    predictor.predict_many(["a.mp4", "b.mp4"]).to_frame()   # many: one DataFrame with a `video` column
+
 The public names are imported lazily so that `import rdfer` stays cheap and
 the command line starts fast.
 """
@@ -13,6 +18,11 @@ _PUBLIC = {
     "list_models": "rdfer.models",
     "agreement": "rdfer.losses",
     "predict_video": "rdfer.inference",
+    "Predictor": "rdfer.inference",
+    "Predictions": "rdfer.inference",
+    "PredictOptions": "rdfer.inference",
+    "VideoPrediction": "rdfer.inference",
+    "TrackPrediction": "rdfer.inference",
 }
 
 __all__ = sorted(_PUBLIC) + ["__version__"]
@@ -22,3 +32,8 @@ def __getattr__(name):
     if name in _PUBLIC:
         return getattr(importlib.import_module(_PUBLIC[name]), name)
     raise AttributeError(f"module 'rdfer' has no attribute {name!r}")
+
+
+def __dir__():
+    """The public names (loaded on first use) beside what is already imported: `dir(rdfer)` lists the API."""
+    return sorted(set(globals()) | set(__all__))

@@ -138,7 +138,7 @@ def _to_object(schema, where: str) -> "TrainConfig":
 def parse_key_value(item: str, option: str = "--set", example: str = "optim.lr=1e-3") -> tuple:
     """One `KEY=VALUE` command-line item -> (key, value), the value parsed as YAML (`parse_yaml`).
 
-    The one parser behind `--set` and `bench-train --option`. An empty value is the
+    The one parser behind `--set` and `bench train --option`. An empty value is the
     empty string; a value YAML cannot parse (e.g. an unbalanced bracket) is kept as a
     string, for its field's type to accept or refuse. Keys may be dotted (optim.lr).
 

@@ -35,14 +35,14 @@ DEMO_NOISE = 0.2
 STRATEGIES = {"vanilla_ce": "ce", "agreement": "agreement"}
 
 
-def run_demo(out, overrides=(), clips=None) -> Path:
+def run_demo(out, overrides=(), clips=None, progress: bool = True) -> Path:
     """Run the demo into `out`; returns the path of its report.md (one demo at a time holds `out`)."""
     out = Path(out)
     with run_lock(out, "demo"):
-        return _run(out, overrides, clips)
+        return _run(out, overrides, clips, progress)
 
 
-def _run(out: Path, overrides, clips) -> Path:
+def _run(out: Path, overrides, clips, progress: bool) -> Path:
     data_dir = out / "data"
     started = time.time()
     if (data_dir / "features.npz").exists():
@@ -55,7 +55,7 @@ def _run(out: Path, overrides, clips) -> Path:
         print(f"[1/3] rendering {clips or DEMO_CLIPS} synthetic clips ({DEMO_NOISE:.0%} of training labels "
               f"flipped) into {data_dir} and caching their frozen mini-Xception features", flush=True)
         prepare_data(data_dir, NoiseSetting("symmetric_20", "symmetric", DEMO_NOISE), clips or DEMO_CLIPS,
-                     progress=True)
+                     progress=progress)
     description = describe_synthetic(data_dir)
     print(description, flush=True)
 
@@ -71,7 +71,7 @@ def _run(out: Path, overrides, clips) -> Path:
         resume = (run_dir / "checkpoints" / "last.pt").exists()
         print(f"[{step}/3] training rdfer_tiny (frozen mini-Xception features) with loss.strategy={strategy} "
               f"into {run_dir}" + (" (resuming)" if resume else ""), flush=True)
-        fit(config, run_dir, resume=resume)
+        fit(config, run_dir, resume=resume, progress=progress)
         write_report(run_dir)
 
     compare_runs(runs, out / "comparison.md")  # the table alone, as `rdfer compare` writes it

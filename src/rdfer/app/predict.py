@@ -191,9 +191,9 @@ class PredictJobs:
             for k, video in enumerate(videos, 1):
                 job.current, job.frames = Path(video).name, None
                 folder = job.out / str(k)
-                found, _, _ = predict_files([video], folder, checkpoint=checkpoint, fmt="json", annotate=True,
-                                            options=self.options, progress=False, jobs=1,
-                                            on_frames=lambda step: setattr(job, "frames", step.to_dict()))
+                found = predict_files([video], folder, checkpoint=checkpoint, fmt="json", annotate=True,
+                                      options=self.options, progress=False, jobs=1,
+                                      on_frames=lambda step: setattr(job, "frames", step.to_dict())).records
                 records.append(found[0])
                 write_csv(records, job.out)
                 job.results.append(_result(job, k, found[0], folder))

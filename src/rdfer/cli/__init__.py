@@ -38,8 +38,15 @@ def build_parser() -> argparse.ArgumentParser:
         prog="rdfer", description="Robust dynamic facial expression recognition (RDFER)."
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in SUBCOMMAND_MODULES:
-        importlib.import_module(f"rdfer.cli.{name}").register(subparsers)
+    modules = [importlib.import_module(f"rdfer.cli.{name}") for name in SUBCOMMAND_MODULES]
+    for module in modules:
+        module.register(subparsers)
+    bench = subparsers.add_parser("bench", help="developer benchmarks: data loading, training, predict speed",
+                                  description="Developer benchmarks of rdfer's speed (docs/performance.md).")
+    benchmarks = bench.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
+    for module in modules:
+        if hasattr(module, "register_bench"):
+            module.register_bench(benchmarks, subparsers)
     return parser
 
 
@@ -51,6 +58,8 @@ def main(argv=None) -> int:
         args, extra = build_parser().parse_known_args(argv)
     except SystemExit as stop:  # --help (0), or a bad option: its one line is printed already (2)
         return stop.code if isinstance(stop.code, int) else 2
+    if getattr(args, "benchmark", None):  # messages name the whole command: `rdfer bench train: error: ...`
+        args.command = f"bench {args.benchmark}"
     if extra:  # reported by the top-level parser otherwise, without naming the command
         print(f"rdfer {args.command}: error: unrecognized arguments: {' '.join(extra)} "
               f"(see rdfer {args.command} --help)", file=sys.stderr)

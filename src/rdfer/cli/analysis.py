@@ -26,7 +26,7 @@ def register(subparsers) -> None:
                     "Named runs (`rdfer compare ce=runs/ce agreement=runs/agr --out cmp.md`): a side-by-side "
                     "Markdown table.")
     p.add_argument("runs", nargs="+", metavar="RUN", help="RUN_A RUN_B, or several NAME=RUN")
-    p.add_argument("--out", required=True, help="folder for compare.json (RUN_A RUN_B), or the Markdown file "
+    p.add_argument("--out", required=True, help="(required) folder for compare.json (RUN_A RUN_B), or the Markdown file "
                                                 "to write (NAME=RUN ...)")
     p.add_argument("--resamples", type=bounded(int, 100), default=2000, help="bootstrap resamples (RUN_A RUN_B)")
     p.add_argument("--seed", type=bounded(int, 0, 2**32 - 1), default=0, help="bootstrap seed (RUN_A RUN_B)")

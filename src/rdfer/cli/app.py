@@ -1,11 +1,12 @@
 """Subcommand: app (a local web page over predict and audit; docs/app.md)."""
 
+from rdfer.cli.options import THREADS
 from rdfer.utils.ranges import bounded
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "app", help="a local web page: predict your videos, review an audit's flagged clips",
+        "app", parents=[THREADS], help="a local web page: predict your videos, review an audit's flagged clips",
         description="Start a web server on this machine (127.0.0.1 by default) with two pages: predict (drop "
                     "videos or images, or give a folder: labels, trust, timelines, downloads) and audit (open an "
                     "`rdfer audit` folder, keep/relabel/drop its flagged clips into the decisions file "
@@ -19,8 +20,6 @@ def register(subparsers) -> None:
                         "nowhere else and serves no file outside it")
     p.add_argument("--max-upload-mb", type=bounded(float, 1, 1_000_000), default=500.0,
                    help="largest file the page accepts (default 500 MB; give a folder for bigger ones)")
-    p.add_argument("--threads", type=bounded(int, 1, 1024), metavar="N",
-                   help="CPU threads for torch and OpenCV (default 1: the built-in model gains nothing from more)")
     p.set_defaults(func=app)
 
 

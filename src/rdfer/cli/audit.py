@@ -3,7 +3,7 @@ curate, its deprecated predecessor (the paper's partition of predictions already
 
 from pathlib import Path
 
-from rdfer.data.layouts import DATASETS
+from rdfer.cli.options import DEVICE, OVERRIDES, PROGRESS, THREADS, add_data_options, add_out, config_overrides
 from rdfer.errors import RdferError
 from rdfer.utils.ranges import bounded
 from rdfer.utils.runlock import run_lock
@@ -13,17 +13,15 @@ def register(subparsers) -> None:
     from rdfer.audit.verdict import RANK_BY
 
     p = subparsers.add_parser(
-        "audit", help="k-fold held-out predictions for every labelled clip, then likely mislabelled and hard clips",
+        "audit", parents=[OVERRIDES, DEVICE, THREADS, PROGRESS], help="k-fold held-out predictions for every labelled clip, then likely mislabelled and hard clips",
         description="Train K folds of CONFIG on the given labels (DFEW/MAFW: their official folds), give every "
                     "labelled clip a held-out prediction after every epoch, and write OUT/label_issues.csv (rdfer's "
                     "and cleanlab's verdicts) and OUT/report.md. Rerunning with the same OUT reuses finished folds. "
                     "With --apply DECISIONS: write corrected split lists from a curator's decisions. See docs/audit.md.")
     p.add_argument("--config", help="training config: a file or a shipped config's name (with --apply: the "
                                      "dataset's config; default: the audit's, from audit.json beside DECISIONS)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config field, e.g. --set data.root=/data/DFEW")
     p.add_argument("--out", required=True, help="audit folder: new, empty, or an earlier audit's to finish or re-rank; "
-                                                "with --apply: a new folder for the corrected split lists")
+                                                "with --apply: a new folder for the corrected split lists (required)")
     p.add_argument("--apply", metavar="DECISIONS", help="apply a curator's decisions CSV (columns id, decision "
                    "keep|relabel|drop, new_label): write corrected split lists in the dataset's own layout to "
                    "OUT/corrected beside a copy of the originals in OUT/original (docs/audit.md)")
@@ -38,27 +36,24 @@ def register(subparsers) -> None:
                                           "OUT/scores.md (default: data.ground_truth, or ROOT/ground_truth.csv)")
     p.add_argument("--top", type=bounded(int, 1, 10_000), default=12,
                    help="clips per contact sheet in the report (default 12)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=audit)
 
-    p = subparsers.add_parser("curate", help="deprecated: use `rdfer audit` (ranks clips of predictions.csv files by the paper's partition)",
+    p = subparsers.add_parser("curate", parents=[DEVICE],
+                              help="deprecated: use `rdfer audit` (ranks clips of predictions.csv files by the paper's "
+                                   "partition)",
                               description="Rank clips by the agreement of their 4 clip predictions and their loss "
                                           "against the given label. Best from held-out predictions: "
                                           "rdfer curate --predictions CV/fold_*/predictions.csv --out DIR")
-    p.add_argument("--predictions", nargs="+", help="predictions.csv files (from rdfer eval, train or cv)")
+    p.add_argument("--predictions", nargs="+", metavar="CSV",
+                   help="predictions.csv files (from rdfer eval, train or cv)")
     p.add_argument("--checkpoint", help="or: predict the clips now with this checkpoint")
-    p.add_argument("--dataset", choices=DATASETS)
-    p.add_argument("--root")
-    p.add_argument("--fold", type=bounded(int, 1, 5))
-    p.add_argument("--csv", help="manifest file for --dataset csv")
-    p.add_argument("--split", default="train", help="split to judge with --checkpoint (default train)")
-    p.add_argument("--out", required=True)
+    add_data_options(p, split="train")
+    add_out(p, "folder for the ranked lists", required=True)
     p.add_argument("--t-h", type=bounded(float, 0, 1), default=0.2, help="share called hard (default 0.2)")
     p.add_argument("--t-n", type=bounded(float, 0, 1), default=0.1,
                    help="share called likely mislabelled (default 0.1)")
     p.add_argument("--ground-truth", help="ground_truth.csv of the synthetic benchmark, to score the list")
-    p.add_argument("--workers", type=bounded(int, 0, 256), default=2)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--workers", type=bounded(int, 0, 256), default=2, help="data loading processes (default 2)")
     p.add_argument("--skip-bad", action="store_true", help="with --checkpoint: leave out unusable clips")
     p.set_defaults(func=curate)
 
@@ -71,7 +66,7 @@ def apply(args) -> int:
     from rdfer.audit.relabel import applied_markdown, apply_decisions
 
     if args.config:
-        data = load_config(resolve_config_path(args.config), tuple(args.overrides)).data
+        data = load_config(resolve_config_path(args.config), config_overrides(args)).data
         dataset, root = data.dataset, data.root
     else:
         marker = Path(args.apply).parent / "audit.json"
@@ -104,7 +99,7 @@ def audit(args) -> int:
         return apply(args)
     if not args.config:
         raise RdferError("--config is required (the training config of the audit's folds)")
-    config = load_config(resolve_config_path(args.config), tuple(args.overrides))
+    config = load_config(resolve_config_path(args.config), config_overrides(args))
     ground_truth = args.ground_truth or config.data.ground_truth
     if ground_truth is None and config.data.root and (Path(config.data.root) / "ground_truth.csv").is_file():
         ground_truth = str(Path(config.data.root) / "ground_truth.csv")
@@ -149,6 +144,7 @@ def _curate(args) -> dict:
         print("note: a model judging the clips it was trained on has memorised their labels, wrong ones too; "
               "held-out predictions (rdfer cv, then --predictions) find more label errors", flush=True)
         evaluate_checkpoint(args.checkpoint, Path(args.out) / "predictions", split=args.split,
-                            data_overrides=_data_overrides(args), num_workers=args.workers, device=args.device)
+                            data_overrides=_data_overrides(args), num_workers=args.workers,
+                            device=args.device or "auto")
         files = [Path(args.out) / "predictions" / "predictions.csv"]
     return run(files, args.out, t_h=args.t_h, t_n=args.t_n, ground_truth=args.ground_truth)

@@ -1,8 +1,9 @@
-"""Subcommands: predict (expressions in people's own videos) and bench-predict (its speed)."""
+"""Subcommands: predict (expressions in people's own videos) and bench predict (its speed)."""
 
 import contextlib
 import sys
 
+from rdfer.cli.options import DEVICE, PROGRESS, THREADS, add_bench, add_out
 from rdfer.utils.ranges import bounded
 from rdfer.utils.runlock import run_lock
 
@@ -29,20 +30,16 @@ def _add_face_options(p) -> None:
                         "smaller finds smaller faces and is slower; at least 12)")
     p.add_argument("--margin", type=bounded(float, 0, 10), default=0.2,
                    help="face crop margin (default 0.2 = 20%% wider box)")
-    p.add_argument("--device", default="cpu", help="torch device of the model: cpu (default), cuda, auto")
-    p.add_argument("--threads", type=bounded(int, 1, 1024), metavar="N",
-                   help="CPU threads for torch and OpenCV (default: 1 for the built-in model, which gains "
-                        "nothing from more; torch's default with --checkpoint)")
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "predict", help="predict the facial expression of every face in videos, images or folders",
+        "predict", parents=[DEVICE, THREADS, PROGRESS], help="predict the facial expression of every face in videos, images or folders",
         description="Decode each video (or image), find every face, follow each as a track (new tracks at shot "
                     "cuts), crop it and predict its expression, with a trust score per face. " + DEFAULT_MODEL_NOTE)
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="video or image files and/or folders of them (each image is one photo)")
-    p.add_argument("--out", default="predictions", help="output folder (default ./predictions)")
+    add_out(p, "output folder (default ./predictions)", default="predictions")
     p.add_argument("--format", choices=("both", "json", "csv"), default="both",
                    help="both (default): OUT/<input>.json each and the tables OUT/predictions.csv (a row per face "
                         "track) + OUT/frames.csv (a row per frame and face); json or csv: only those")
@@ -60,18 +57,21 @@ def register(subparsers) -> None:
     p.add_argument("--jobs", type=bounded(int, 1, 256), metavar="N",
                    help="videos predicted at once, sharing one loaded model (default: CPU cores, at most 4; "
                         "1 with --checkpoint)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar or per-file lines")
     p.set_defaults(func=predict)
 
-    p = subparsers.add_parser(
-        "bench-predict", help="frames/s of decoding, face finding, model and end to end on one video")
-    p.add_argument("video")
-    p.add_argument("--repeat", type=bounded(int, 1, 1000), default=2,
-                   help="runs per stage; the fastest counts (default 2)")
-    p.add_argument("--no-startup", action="store_true",
-                   help="skip the start-up measurement (a fresh `rdfer predict` process up to its first frame)")
-    _add_face_options(p)
-    p.set_defaults(func=bench_predict)
+
+def register_bench(bench, subparsers) -> None:
+    for p in add_bench(bench, subparsers, "predict", func=bench_predict, parents=[DEVICE, THREADS],
+                       help="frames/s of decoding, face finding, model and end to end on one video",
+                       description="Time each stage of `rdfer predict` on one video (decoding, face finding, "
+                                   "the model, end to end) and the start-up of a fresh process, in frames/s by "
+                                   "the wall clock and per CPU second."):
+        p.add_argument("video", help="the video to time")
+        p.add_argument("--repeat", type=bounded(int, 1, 1000), default=2,
+                       help="runs per stage; the fastest counts (default 2)")
+        p.add_argument("--no-startup", action="store_true",
+                       help="skip the start-up measurement (a fresh `rdfer predict` process up to its first frame)")
+        _add_face_options(p)
 
 
 @contextlib.contextmanager
@@ -110,22 +110,38 @@ def _options(args):
 
     extra = {"faces": args.faces, "smooth_s": args.smooth} if hasattr(args, "faces") else {}
     return PredictOptions(detector=args.detector, detect_every=args.detect_every, min_face=args.min_face,
-                          margin=args.margin, device=args.device, **extra)
+                          margin=args.margin, device=args.device or "auto", **extra)
 
 
 def predict(args) -> int:
+    """Exit status 0 when every input was read (with or without a face), 1 when any could not be decoded."""
     from rdfer.inference.runner import predict_files
 
     with _threads(args), run_lock(args.out, "predict"):  # one run at a time writes into --out
-        _, code, summary = predict_files(args.inputs, args.out, checkpoint=_model(args), spec=args.model_spec,
-                                         fmt=args.format,
-                                         plot=args.plot, annotate=args.annotate, options=_options(args),
-                                         progress=not args.no_progress, jobs=args.jobs)
-    print(summary)
-    return code
+        run = predict_files(args.inputs, args.out, checkpoint=_model(args), spec=args.model_spec, fmt=args.format,
+                            plot=args.plot, annotate=args.annotate, options=_options(args),
+                            progress=not args.no_progress, jobs=args.jobs)
+    print(summary(run))
+    return 1 if any(record.status == "error" for record in run.records) else 0
 
 
-# The fresh process `rdfer bench-predict` times: stamps the time, then parses and probes (startup_child).
+def summary(run) -> str:
+    """The last line of `rdfer predict`: counts by status, faces, where the outputs are, speed."""
+    from collections import Counter
+
+    from rdfer.inference.predict import STATUSES
+
+    counts = Counter(r.status for r in run.records)
+    faces = sum(len(r.tracks) for r in run.records)
+    return (f"rdfer predict: {len(run.records)} input(s): " + ", ".join(f"{counts[s]} {s}" for s in STATUSES)
+            + f"; {faces} face track(s); outputs in {run.out_dir}"
+            + (f" ({', '.join(path.name for path in run.tables)})" if run.tables else "")
+            + (f"; names taken, written as: {'; '.join(run.renamed)}" if run.renamed else "")
+            + f"; {len(run.records) / max(run.seconds, 1e-9):.2f} videos/s, {run.jobs} at a time, "
+              f"{run.cpu_seconds / max(run.seconds, 1e-9):.1f} CPU cores busy")
+
+
+# The fresh process `rdfer bench predict` times: stamps the time, then parses and probes (startup_child).
 STARTUP_LAUNCHER = ("import sys, time; started = time.time(); from rdfer.cli.predict import startup_child; "
                     "startup_child(sys.argv[1:], started)")
 
@@ -138,7 +154,7 @@ def startup_child(argv, started: float) -> None:
     spawned, rest = float(argv[0]), argv[1:]
     args = build_parser().parse_args(["predict", *rest])
     probe(args.inputs[0], spawned=spawned, started=started, checkpoint=_model(args), spec=args.model_spec,
-          device=args.device,
+          device=args.device or "auto",
           detector=args.detector, min_face=args.min_face, threads=args.threads)
 
 

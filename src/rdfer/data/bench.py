@@ -1,4 +1,4 @@
-"""`rdfer bench-data`: clips/s of rdfer's loader against a reference loader.
+"""`rdfer bench data`: clips/s of rdfer's loader against a reference loader.
 
 The reference is written the way the public DFER repositories load clips:
 PIL `Image.open` for every sampled frame, per-frame torchvision transforms
@@ -136,7 +136,7 @@ def bench_data(manifest: Manifest, clips: int = 64, workers: int = 2, frames: in
     """
     records = manifest.records[:clips]
     if any(is_video_file(record.path) for record in records):
-        raise RdferError("bench-data compares with a PIL loader of frame folders; "
+        raise RdferError("bench data compares with a PIL loader of frame folders; "
                          "this split holds video files")
     subset = dataclasses.replace(manifest, records=records)
     ours_manifest = subset

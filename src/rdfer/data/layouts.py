@@ -1,7 +1,7 @@
 """Dataset layouts, declared once: where each dataset keeps its split lists and frames.
 
 Read by the manifests (`rdfer.data.manifest`), `rdfer check-dataset`, the synthetic
-benchmark's writers (`rdfer.synth`), `rdfer bench-data`'s stand-in and the CLI's
+benchmark's writers (`rdfer.synth`), `rdfer bench data`'s stand-in and the CLI's
 `--dataset` choices. ROOT is the dataset root the user passes:
 
 - DFEW: `ROOT/EmoLabel_DataSplit/{train,test}(single-labeled)/set_{1..5}.csv`

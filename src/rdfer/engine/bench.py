@@ -1,4 +1,4 @@
-"""`rdfer bench-train`: training clips/s from (a) synthetic tensors and (b) the real loader.
+"""`rdfer bench train`: training clips/s from (a) synthetic tensors and (b) the real loader.
 
 The ratio b/a says how much of the model's speed the data pipeline keeps: 1.0
 means loading never makes the GPU (or CPU) wait.

@@ -1,4 +1,4 @@
-"""`rdfer bench-predict`: frames per second of each stage of `rdfer predict` on one video."""
+"""`rdfer bench predict`: frames per second of each stage of `rdfer predict` on one video."""
 
 import json
 import subprocess

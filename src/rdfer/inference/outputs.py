@@ -132,6 +132,17 @@ def _track_rows(r, classes) -> list[list]:
             for t in r.tracks]
 
 
+def track_columns(classes) -> list[str]:
+    """Columns of predictions.csv and `Predictions.to_table()`."""
+    return [*TRACK_COLUMNS, *(f"p_{c}" for c in classes)]
+
+
+def track_table(records) -> tuple[list[str], list[list]]:
+    """(columns, rows) of predictions.csv for `records`: a row per face track, one per file without a face."""
+    classes = next((list(r.probabilities) for r in records if r.probabilities), [])
+    return track_columns(classes), [row for r in records for row in _track_rows(r, classes)]
+
+
 def frame_rows(r, classes):
     """Rows of frames.csv / `to_frame()` for one record: one per frame and face (FRAME_COLUMNS + p_, raw_p_)."""
     main = (r.summary or {}).get("main_face")
@@ -152,7 +163,7 @@ class CsvTables:
 
     def __init__(self, videos_csv: Path, frames_csv: Path, classes):
         self.videos_csv, self.frames_csv, self.classes = Path(videos_csv), Path(frames_csv), list(classes)
-        self._append(self.videos_csv, [[*TRACK_COLUMNS, *(f"p_{c}" for c in self.classes)]], fresh=True)
+        self._append(self.videos_csv, [track_columns(self.classes)], fresh=True)
         self._append(self.frames_csv, [frame_columns(self.classes)], fresh=True)
 
     def _append(self, path: Path, rows, fresh: bool = False) -> None:

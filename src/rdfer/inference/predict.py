@@ -73,7 +73,7 @@ class PredictOptions:
     clip_window_s: float = 2.0  # checkpoint: length of each sliding window of the timeline
     clip_hop_s: float = 0.5  # checkpoint: step between sliding windows
     max_crops: int = 2048  # checkpoint: face crops kept per track; longer tracks keep every 2nd, 4th, ...
-    device: str = "cpu"  # torch device of the model: "cpu", "cuda", "auto"
+    device: str = "auto"  # torch device of the model: "auto" (CUDA when available, else CPU), "cpu", "cuda"
 
     def __post_init__(self):
         if self.detector not in DETECTORS:

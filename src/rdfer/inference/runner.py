@@ -1,8 +1,8 @@
-"""Many videos in one run: one progress bar, a status per file, a summary at the end.
+"""Many videos in one run: one progress bar, a status per file, the outputs written as each finishes.
 
 A file that cannot be decoded or shows no face gets its own status and the
-run goes on; the exit code is 0 when every file was read (even without a
-face) and 1 when any failed to decode.
+run goes on; `predict_files` returns a `PredictRun` record, from which
+`rdfer predict` (cli/predict.py) prints its summary and decides its exit status.
 
 Videos are predicted `jobs` at a time in threads that share one loaded model
 and face detector (decoding, detection and the model release the GIL, so
@@ -11,28 +11,46 @@ as soon as its video is done, atomically and never over an existing file
 (see outputs.py), so an interrupted run keeps every finished video.
 """
 
+import dataclasses
 import os
 import queue
 import sys
 import tempfile
 import threading
 import time
-from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rdfer.errors import RdferError
 from rdfer.figures.predict import plot_timeline
-from rdfer.inference.faces import make_detector
+from rdfer.inference.api import Predictor
 from rdfer.inference.headline import faces_text
 from rdfer.inference.outputs import CsvTables, OutputNames, annotate_video, write_json
-from rdfer.inference.predict import STATUSES, PredictOptions, predict_video
-from rdfer.inference.predictors import load_predictor
+from rdfer.inference.predict import PredictOptions
 from rdfer.inference.probe import probe_videos
 from rdfer.inference.records import VideoPrediction
 from rdfer.inference.video import is_image, list_videos
 from rdfer.utils.progress import progress_bar
 
 FORMATS = ("both", "json", "csv")
+
+
+@dataclass
+class PredictRun:
+    """What one `predict_files` call did: a record per input, in input order, and where the outputs are.
+
+    tables: the CSV files written (predictions.csv and frames.csv, or their renamed forms; none with
+        fmt="json"); renamed: "input -> output name" where the wanted name was taken;
+    seconds, cpu_seconds: wall-clock and CPU time of the predictions; jobs: videos at a time.
+    """
+
+    records: list[VideoPrediction]
+    out_dir: Path
+    tables: list[Path] = field(default_factory=list)
+    renamed: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    cpu_seconds: float = 0.0
+    jobs: int = 1
 
 
 def default_jobs() -> int:
@@ -137,7 +155,7 @@ def predict_files(paths, out_dir, *, checkpoint=None, spec=None, fmt: str = "bot
             for the built-in model, 1 with a checkpoint.
 
     Returns:
-        (records, exit_code, summary line).
+        PredictRun: the records, in input order, and where their outputs are.
     Raises:
         RdferError: bad checkpoint, options, output folder or an empty directory (nothing processed),
             or an output that cannot be written (e.g. a full disk; the outputs of the videos
@@ -150,8 +168,8 @@ def predict_files(paths, out_dir, *, checkpoint=None, spec=None, fmt: str = "bot
     options = options or PredictOptions()
     videos = list_videos(paths)
     out_dir = prepare_out_dir(out_dir)
-    predictor = load_predictor(checkpoint, options.device, spec=spec)
-    detector = make_detector(options.detector, options.min_face)
+    model = Predictor(checkpoint, spec=spec, **dataclasses.asdict(options))
+    predictor = model.model
     # A checkpoint's clip model already spreads over every core (torch's threads); one video at a time.
     jobs = min(jobs or (default_jobs() if predictor.kind == "frame" else 1), len(videos))
 
@@ -173,8 +191,7 @@ def predict_files(paths, out_dir, *, checkpoint=None, spec=None, fmt: str = "bot
     def run(video, cancel):
         if video in crashed:
             return VideoPrediction(str(video), None, 0, 0, "error", crashed[video], predictor.description)
-        return predict_video(video, options=options, predictor=predictor, face_detector=detector, cancel=cancel,
-                             progress=frames_seen)
+        return model.predict(video, cancel=cancel, progress=frames_seen)
 
     records, started, cpu_started = [], time.perf_counter(), time.process_time()
     # Drawn on a terminal only: `rdfer predict ... > log` keeps the per-video lines, not every bar update.
@@ -213,15 +230,8 @@ def predict_files(paths, out_dir, *, checkpoint=None, spec=None, fmt: str = "bot
         bar.close()
     seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
 
-    counts = Counter(r.status for r in records)
-    faces = sum(len(r.tracks) for r in records)
-    summary = (f"rdfer predict: {len(records)} input(s): "
-               + ", ".join(f"{counts[s]} {s}" for s in STATUSES) + f"; {faces} face track(s); outputs in {out_dir}"
-               + (f" ({videos_csv.name}, {frames_csv.name})" if fmt in ("both", "csv") else "")
-               + (f"; names taken, written as: {'; '.join(renamed)}" if renamed else "")
-               + f"; {len(records) / seconds:.2f} videos/s, {jobs} at a time, "
-                 f"{cpu_seconds / seconds:.1f} CPU cores busy")
-    return records, (1 if counts["error"] else 0), summary
+    return PredictRun(records, out_dir, [videos_csv, frames_csv] if fmt in ("both", "csv") else [], renamed,
+                      seconds, cpu_seconds, jobs)
 
 
 def _write(record, video, names: OutputNames, fmt, plot, annotate, out_dir: Path) -> str | None:

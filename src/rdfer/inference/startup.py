@@ -1,4 +1,4 @@
-"""How long `rdfer predict` takes from the command to its first frame (run by `rdfer bench-predict`).
+"""How long `rdfer predict` takes from the command to its first frame (run by `rdfer bench predict`).
 
 The command line layer starts a fresh process with `command(launcher, video,
 flags)`; `launcher` is its own Python one-liner, which stamps the time, parses

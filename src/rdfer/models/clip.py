@@ -113,7 +113,7 @@ def read_clip_state_dict(path) -> dict:
     """
     file = Path(path)
     if not file.is_file():
-        raise RdferError(f"--pretrained {path}: no such file; give OpenAI's ViT-B-16.pt / ViT-L-14.pt or an "
+        raise RdferError(f"model.options.pretrained={path}: no such file; give OpenAI's ViT-B-16.pt / ViT-L-14.pt or an "
                          "open_clip checkpoint")
     try:
         if _is_torchscript(file):
@@ -121,17 +121,18 @@ def read_clip_state_dict(path) -> dict:
         else:
             state = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for corrupt or pickled files
-        raise RdferError(f"--pretrained {path}: cannot read it as CLIP weights: {load_error_reason(error)}") from None
+        raise RdferError(f"model.options.pretrained={path}: cannot read it as CLIP weights: "
+                         f"{load_error_reason(error)}") from None
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
     if not isinstance(state, dict):
-        raise RdferError(f"--pretrained {path}: the file does not hold a state dict (a dict of tensors)")
+        raise RdferError(f"model.options.pretrained={path}: the file does not hold a state dict (a dict of tensors)")
     state = {k.removeprefix("module."): v for k, v in state.items() if isinstance(v, torch.Tensor)}
     if any(k.startswith("visual.") for k in state):  # a whole CLIP model: keep its image tower
         state = {k.removeprefix("visual."): v for k, v in state.items() if k.startswith("visual.")}
     if "conv1.weight" not in state:
-        raise RdferError(f"--pretrained {path}: no CLIP ViT image tower in it (no visual.conv1.weight); give "
+        raise RdferError(f"model.options.pretrained={path}: no CLIP ViT image tower in it (no visual.conv1.weight); give "
                          "OpenAI's ViT-B-16.pt / ViT-L-14.pt or an open_clip ViT checkpoint")
     return state
 

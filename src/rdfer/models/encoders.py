@@ -105,19 +105,20 @@ def load_local_state_dict(module: nn.Module, path: str, what: str) -> None:
     """
     file = Path(path)
     if not file.is_file():
-        raise RdferError(f"--pretrained {path}: no such file; give the path of a PyTorch state-dict file for the {what}")
+        raise RdferError(f"model.options.pretrained={path}: no such file; give the path of a PyTorch state-dict "
+                         f"file for the {what}")
     try:
         state = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for corrupt or pickled files
         raise RdferError(
-            f"--pretrained {path}: cannot read it as a PyTorch state dict: {load_error_reason(error)}; "
+            f"model.options.pretrained={path}: cannot read it as a PyTorch state dict: {load_error_reason(error)}; "
             "save the weights with torch.save(model.state_dict(), PATH)"
         ) from None
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise RdferError(f"--pretrained {path}: the file does not hold a state dict (a dict of tensors)")
+        raise RdferError(f"model.options.pretrained={path}: the file does not hold a state dict (a dict of tensors)")
     state = {k.removeprefix("module."): v for k, v in state.items()}
 
     own = module.state_dict()
@@ -136,7 +137,7 @@ def check_keys(own: dict, state: dict, path, what: str, advice: str) -> None:
     wrong_shape = sorted(k for k in own if k in state and state[k].shape != own[k].shape)
     if missing or unexpected or wrong_shape:
         raise RdferError(
-            f"--pretrained {path} does not fit the {what}: "
+            f"model.options.pretrained={path} does not fit the {what}: "
             f"{len(missing)} missing keys {missing[:3]}, {len(unexpected)} unexpected keys {unexpected[:3]}, "
             f"{len(wrong_shape)} keys with another shape {wrong_shape[:3]}; {advice}"
         )
@@ -151,8 +152,8 @@ def torchvision_state_dict(weights, what: str = "ImageNet weights") -> dict:
         raise RdferError(
             f"could not download the {what} ({weights}) from {weights.url} "
             f"({type(error).__name__}: {error}). On a machine with internet, download that file and copy it "
-            f"into {cache} (torchvision then finds it offline), or pass --pretrained PATH to load a local "
-            "state dict (for example the downloaded file itself)."
+            f"into {cache} (torchvision then finds it offline), or give --set model.options.pretrained=PATH to "
+            "load a local state dict (for example the downloaded file itself)."
         ) from error
 
 

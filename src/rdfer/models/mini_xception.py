@@ -305,7 +305,7 @@ class MiniXceptionEncoder(nn.Module):
 
     Its state dict has MiniXception's keys without the head ("stem.*",
     "blocks.*"), so a saved MiniXception state dict loads into it as a local
-    --pretrained file (build_frame_encoder drops "head.*").
+    model.options.pretrained file (build_frame_encoder drops "head.*").
     """
 
     out_features = MiniXception.out_features

@@ -56,6 +56,9 @@ def _holder(path: Path) -> str:
 def run_lock(target, command: str):
     """Hold the lock of output `target` (a folder or a file; its parent is created) while the block runs.
 
+    Folders created for the lock are removed again when the run leaves them empty (a failed run leaves
+    no empty `runs/` behind).
+
     Raises:
         RdferError: another live process holds it (one line: the output, the other run's
             command, e.g. "train", and its process id).
@@ -68,6 +71,7 @@ def run_lock(target, command: str):
         finally:
             _held[path] -= 1
         return
+    created = _missing_folders(path.parent)  # removed again at the end if the run left them empty
     while True:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -97,3 +101,15 @@ def run_lock(target, command: str):
         with contextlib.suppress(OSError):
             os.unlink(path)
         os.close(fd)
+        for folder in created:  # deepest first; a folder the run wrote into is not empty and stays
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+
+
+def _missing_folders(folder: Path) -> list:
+    """`folder` and its ancestors that do not exist yet, deepest first."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
