@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.rdfer-installed
 DEMO_OUT ?= demo_out
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test test-fast reference clean
 
 setup: $(STAMP)
 
@@ -27,6 +27,14 @@ demo: setup
 test: setup
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || echo "make test: NOTE: the browser test of rdfer app (tests/test_app_browser.py) will be SKIPPED: no chromium/chromedriver here (apt-get install chromium chromium-driver; .ci/run installs them)"
 	$(PY) -m pytest -q
+
+# For development: everything but the tests marked slow (processes, training, the browser).
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow"
+
+# Rewrite docs/reference/ (CLI, config keys, output columns) from the code; the tests fail when it is stale.
+reference: setup
+	$(PY) scripts/gen_reference.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT)

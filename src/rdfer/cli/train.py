@@ -55,7 +55,7 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("demo", parents=[OVERRIDES, THREADS, PROGRESS],
                               help="the whole method on the built-in synthetic benchmark (CPU, minutes)",
-                              description="Render the synthetic benchmark with 20%% of its training labels flipped, "
+                              description="Render the synthetic benchmark with 20% of its training labels flipped, "
                                           "cache its frozen features, train vanilla cross-entropy and the paper's "
                                           "agreement-based reweighting on it, and write OUT/report.md comparing "
                                           "them. Rerunning with the same OUT reuses finished steps.")

@@ -24,6 +24,11 @@ from rdfer.models.detector import window_fractions
 from rdfer.utils.ground_truth import GROUND_TRUTH_FILE, KIND_COLUMNS, read_ground_truth
 
 
+# predictions.csv of a run (and of `rdfer eval`), then p_<Class> for every class in order.
+PREDICTION_COLUMNS = ("clip_id", "path", "label", "prediction", "agreement", "clip_predictions", "clip_majority",
+                      "mu", "delta")
+
+
 def write_predictions(out_dir, manifest, result: dict, classes: list) -> Path:
     """Write predictions.csv and features.npy for an `evaluate` result."""
     out_dir = Path(out_dir)
@@ -31,9 +36,7 @@ def write_predictions(out_dir, manifest, result: dict, classes: list) -> Path:
     path = out_dir / "predictions.csv"
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["clip_id", "path", "label", "prediction", "agreement", "clip_predictions", "clip_majority",
-                         "mu", "delta"]
-                        + [f"p_{name}" for name in classes])
+        writer.writerow([*PREDICTION_COLUMNS, *(f"p_{name}" for name in classes)])
         for row, index in enumerate(result["index"]):
             record = manifest.records[int(index)]
             writer.writerow([record.clip_id, record.path, int(result["label"][row]), int(result["prediction"][row]),

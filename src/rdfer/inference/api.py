@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import dataclasses
 
+from rdfer.errors import RdferError
 from rdfer.inference.faces import make_detector
+from rdfer.inference.outputs import track_table
 from rdfer.inference.predict import PredictOptions, predict_video
 from rdfer.inference.predictors import load_predictor
 from rdfer.inference.records import VideoPrediction
+from rdfer.inference.video import list_videos
 
 
 class Predictor:
@@ -38,8 +41,6 @@ class Predictor:
     def __init__(self, checkpoint=None, *, spec=None, **options):
         unknown = sorted(set(options) - {f.name for f in dataclasses.fields(PredictOptions)})
         if unknown:
-            from rdfer.errors import RdferError
-
             raise RdferError(f"unknown option(s) {', '.join(unknown)}; Predictor takes the fields of "
                              f"PredictOptions: {', '.join(f.name for f in dataclasses.fields(PredictOptions))}")
         self.checkpoint = checkpoint
@@ -61,8 +62,6 @@ class Predictor:
 
     def predict_many(self, paths) -> Predictions:
         """Every video and image in `paths` (files and/or folders, searched recursively), in order."""
-        from rdfer.inference.video import list_videos
-
         return Predictions([self.predict(path) for path in list_videos(_as_list(paths))])
 
     def __repr__(self) -> str:
@@ -82,8 +81,6 @@ class Predictions(list):
     def to_table(self):
         """pandas DataFrame, one row per face track (one for a file without a face): predictions.csv's rows."""
         import pandas as pd
-
-        from rdfer.inference.outputs import track_table
 
         columns, rows = track_table(self)
         return pd.DataFrame(rows, columns=columns)
