@@ -1,6 +1,9 @@
 """Subcommand: export (a model to ONNX, for `rdfer predict --model` or any ONNX runtime)."""
 
 
+from rdfer.cli.options import add_out
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "export", help="write a model as an ONNX file (with a sidecar JSON), checked against PyTorch",
@@ -10,7 +13,7 @@ def register(subparsers) -> None:
                     "of their probabilities is printed. `rdfer predict --model FILE.onnx` runs the file.")
     p.add_argument("--checkpoint", help="a checkpoint written by `rdfer train` (default: the built-in FER2013 "
                                         "mini-Xception per frame)")
-    p.add_argument("--out", required=True, metavar="FILE.onnx", help="the ONNX file to write (and FILE.json beside it)")
+    add_out(p, "the ONNX file to write (and FILE.json beside it)", required=True, metavar="FILE.onnx")
     p.set_defaults(func=export)
 
 
