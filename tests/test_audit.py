@@ -125,13 +125,20 @@ def test_precision_recall_f1_and_hard_clips_called_mislabelled():
     assert precision_recall_f1(np.zeros(5, bool), truly) == (0.0, 0.0, 0.0)
     judged = {"rdfer_issue": flagged, "cleanlab_issue": np.array([1, 0, 1, 0, 0], bool),
               "combined_issue": np.array([1, 0, 0, 0, 0], bool),
+              "cleanlab_score": np.array([0.9, 0.1, 0.8, 0.3, 0.2]),
               "kind": np.array([MISLABELLED, MISLABELLED, HARD, HARD, MISLABELLED], object)}
     hard = np.array([0, 1, 1, 1, 0], bool)  # clip 2 is hard and flipped: calling it mislabelled is right
     scores = score_lists(judged, truly, hard, prediction=np.array([1, 1, 1, 0, 0]), labels=np.zeros(5, int))
     assert scores["hard_not_flipped"] == 2
     assert scores["lists"]["rdfer"]["hard_called_mislabelled"] == 1  # clip 1
+    assert scores["lists"]["rdfer"]["hard_per_flagged"] == pytest.approx(1 / 3)
     assert scores["lists"]["cleanlab"] == {"flagged": 2, "correct": 2, "precision": 1.0, "recall": 2 / 3,
-                                           "f1": pytest.approx(0.8), "hard_called_mislabelled": 0}
+                                           "f1": pytest.approx(0.8), "hard_called_mislabelled": 0,
+                                           "hard_per_flagged": 0.0}
+    # The control at equal length: cleanlab's 3 highest scores (clips 0, 2, 3), as many as rdfer flags.
+    equal = scores["lists"]["cleanlab_top_k"]
+    assert (equal["flagged"], equal["correct"], equal["hard_called_mislabelled"]) == (3, 2, 1)  # clip 3 is hard
+    assert (equal["precision"], equal["recall"]) == pytest.approx((2 / 3, 2 / 3))
     assert scores["lists"]["disagrees"]["flagged"] == 3  # predictions 1, 1, 1 against label 0
     assert scores["rdfer_hard"] == {"called": 2, "truly_hard": 2, "flipped": 1}
 

@@ -293,3 +293,36 @@ def verdict(diff: float, adjusted_p: float, reference: str, alpha: float = 0.05,
     if adjusted_p <= alpha and diff != 0:
         return Verdict(f"{'above' if diff > 0 else 'below'} {reference} ({figure})", True)
     return Verdict(f"no detectable difference ({figure})", False)
+
+
+def correlation_ci(x, y, *, resamples: int = DEFAULT_RESAMPLES, level: float = DEFAULT_LEVEL,
+                   seed: int = 0) -> dict:
+    """Pearson's r of paired values with a percentile bootstrap interval over the pairs.
+
+    Pairs (clips) are drawn with replacement (`scipy.stats.bootstrap`, paired);
+    resamples in which either side is constant are left out of the interval.
+
+    Args:
+        x, y: (N,) values of the same N items (e.g. each test clip's mu and its true apex centre).
+        resamples, level, seed: as in `bootstrap_ci`.
+
+    Returns:
+        {"value": r on all pairs, "ci": [low, high], "n": N}; value and ci are None
+        when fewer than 3 pairs are given or either side is constant.
+    """
+    x, y = np.asarray(x, dtype=np.float64).ravel(), np.asarray(y, dtype=np.float64).ravel()
+    n = _check_same_length(x=x, y=y)
+    if n < 3 or np.std(x) < 1e-12 or np.std(y) < 1e-12:
+        return {"value": None, "ci": None, "n": n}
+
+    def pearson(a, b, axis=-1):
+        a = a - a.mean(axis=axis, keepdims=True)
+        b = b - b.mean(axis=axis, keepdims=True)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return (a * b).sum(axis=axis) / np.sqrt((a * a).sum(axis=axis) * (b * b).sum(axis=axis))
+
+    samples = _scipy_stats.bootstrap((x, y), pearson, paired=True, vectorized=True, n_resamples=resamples,
+                                     method="percentile", random_state=np.random.default_rng(seed),
+                                     confidence_level=level).bootstrap_distribution
+    samples = samples[np.isfinite(samples)]
+    return {"value": float(pearson(x, y)), "ci": _percentile_interval(samples, level), "n": n}

@@ -46,19 +46,30 @@ LIST_NAMES = {"rdfer": "rdfer (default verdict)", "cleanlab": "cleanlab find_lab
               "doubt": "measured: the n most doubtful labels (held-out + training passes)",
               "votes": "measured: confident learning over clip-level samples, >= half flagged",
               "agreeing": "measured: rdfer's list less clips whose pooled clip predictions disagree",
+              "cleanlab_top_k": "control: cleanlab's ranking (1 - self-confidence), top k = rdfer's list length",
               "disagrees": "reference: prediction != label"}
 
 
 def scores_markdown(scores: dict) -> str:
     lines = [f"{scores['clips']} clips, {scores['truly_mislabelled']} truly mislabelled, "
              f"{scores['hard_not_flipped']} truly hard with a right label.", "",
-             "| list | flagged | correct | precision | recall | F1 | hard clips called mislabelled |",
-             "|---|---|---|---|---|---|---|"]
+             "| list | flagged | correct | precision | recall | F1 | hard clips called mislabelled | "
+             "per flagged clip |",
+             "|---|---|---|---|---|---|---|---|"]
     for name, s in scores["lists"].items():
         lines.append(f"| {LIST_NAMES[name]} | {s['flagged']} | {s['correct']} | {s['precision']:.3f} | "
-                     f"{s['recall']:.3f} | {s['f1']:.3f} | {s['hard_called_mislabelled']} |")
+                     f"{s['recall']:.3f} | {s['f1']:.3f} | {s['hard_called_mislabelled']} | "
+                     f"{s.get('hard_per_flagged', 0.0):.3f} |")
     h = scores["rdfer_hard"]
     lines += ["", f"rdfer calls {h['called']} clips hard: {h['truly_hard']} truly hard, {h['flipped']} flipped."]
+    equal, mine = scores["lists"].get("cleanlab_top_k"), scores["lists"].get("rdfer")
+    if equal is not None and mine is not None:  # audits scored before the control existed lack it
+        lines += ["", f"At equal list length ({mine['flagged']} clips): rdfer precision {mine['precision']:.3f}, "
+                      f"recall {mine['recall']:.3f}; cleanlab's top {equal['flagged']} precision "
+                      f"{equal['precision']:.3f}, recall {equal['recall']:.3f}. Truly hard clips called "
+                      f"mislabelled per flagged clip: rdfer {mine['hard_per_flagged']:.3f}, cleanlab's top k "
+                      f"{equal['hard_per_flagged']:.3f}, cleanlab's own list "
+                      f"{scores['lists']['cleanlab']['hard_per_flagged']:.3f}."]
     return "\n".join(lines) + "\n"
 
 

@@ -375,6 +375,8 @@ def score_lists(judged: dict, noisy: np.ndarray, hard: np.ndarray, prediction: n
     """Each list against the truth; "disagrees" (prediction != given label) is a reference list."""
     clean_hard = hard & ~noisy  # a hard clip whose label is right: calling it mislabelled is wrong
     lists = {name: judged[f"{name}_issue"] for name in MEASURED if f"{name}_issue" in judged}
+    # The control at equal list length: cleanlab's ranking (1 - self-confidence) cut at rdfer's list length.
+    lists["cleanlab_top_k"] = top(judged["cleanlab_score"], int(judged["rdfer_issue"].sum()))
     lists["disagrees"] = prediction != labels
     scores = {"clips": int(len(noisy)), "truly_mislabelled": int(noisy.sum()), "hard_not_flipped": int(clean_hard.sum()),
               "lists": {}}
@@ -382,7 +384,9 @@ def score_lists(judged: dict, noisy: np.ndarray, hard: np.ndarray, prediction: n
         precision, recall, f1 = precision_recall_f1(flagged, noisy)
         scores["lists"][name] = {"flagged": int(flagged.sum()), "correct": int((flagged & noisy).sum()),
                                  "precision": precision, "recall": recall, "f1": f1,
-                                 "hard_called_mislabelled": int((flagged & clean_hard).sum())}
+                                 "hard_called_mislabelled": int((flagged & clean_hard).sum()),
+                                 "hard_per_flagged": float((flagged & clean_hard).sum() / flagged.sum())
+                                 if flagged.any() else 0.0}
     called_hard = judged["kind"] == HARD
     scores["rdfer_hard"] = {"called": int(called_hard.sum()), "truly_hard": int((called_hard & hard).sum()),
                             "flipped": int((called_hard & noisy).sum())}

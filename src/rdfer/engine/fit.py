@@ -212,7 +212,7 @@ def _fit(config: TrainConfig, run_dir, *, resume: bool, stop_after_epoch: Option
                     on_eval(epoch + 1, last_eval, test_manifest)
                 record.update(war=last_summary["war"], uar=last_summary["uar"], **eval_metrics(last_eval),
                               **window_metrics(last_eval, test_truth, model_config.num_frames,
-                                               model_config.n1 * model_config.n2))
+                                               model_config.n1 * model_config.n2, classes))
             record["time_s"] = round(time.time() - started, 2)
             improved = "war" in record and (best is None or record["war"] > best["war"])
             if improved:
@@ -323,6 +323,14 @@ def _truncate_metrics(path: Path, keep_epochs: int) -> None:
     path.write_text("".join(line + "\n" for line in kept))
 
 
+def _r(record: dict, key: str) -> str:
+    """A correlation of the record with its bootstrap interval: "0.61 [0.48, 0.72]" ("-" when undefined)."""
+    value, ci = record.get(key), record.get(f"{key}_ci")
+    if value is None:
+        return "-"
+    return f"{value:.2f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
+
+
 def _print_epoch(record: dict) -> None:
     parts = [f"epoch {record['epoch']}", f"loss {record['train_loss']:.4f}",
              f"hard {record['hard_share']:.0%}", f"noisy {record['noisy_share']:.0%}",
@@ -332,10 +340,15 @@ def _print_epoch(record: dict) -> None:
                   f"majority=video {record['majority_match']:.0%}",
                   "agreement " + "/".join(f"{v:.0%}" for v in record["test_agreement"].values())]
     if record.get("mu_apex_corr") is not None:
-        parts.append(f"mu~apex r {record['mu_apex_corr']:.2f} (sd {record['mu_sd']:.3f}), "
+        parts.append(f"mu~apex r {_r(record, 'mu_apex_corr')} (sd {record['mu_sd']:.3f}), "
                      f"delta {record['delta_mean']:.2f}, window on apex {record['window_on_apex']:.0%}")
+    if record.get("mu_apex_corr_expression") is not None:
+        parts.append(f"r over expression clips {_r(record, 'mu_apex_corr_expression')} "
+                     f"(farthest-from-first control {_r(record, 'farthest_apex_corr_expression')})")
     if "noisy_precision" in record:
         parts += [f"noisy P/R {record['noisy_precision']:.2f}/{record['noisy_recall']:.2f}"]
+    if record.get("small_loss_precision") is not None:
+        parts += [f"(small-loss control {record['small_loss_precision']:.2f}/{record['small_loss_recall']:.2f})"]
     if record.get("memorised") is not None:
         parts.append(f"memorised {record['memorised']:.0%}")
     if record.get("bad_frames"):

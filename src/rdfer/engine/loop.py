@@ -12,6 +12,7 @@ import torch
 
 from rdfer.errors import NonFiniteLoss
 from rdfer.losses import HARD, NOISY, agreement, clip_majority
+from rdfer.models.detector import farthest_from_first
 from rdfer.utils.distributed import DistInfo, gather_objects
 from rdfer.utils.progress import progress_bar
 
@@ -50,8 +51,9 @@ def train_one_epoch(
         of every sample seen on every rank, sorted by index: "index", "label"
         (the given label), "prediction" (video), "clip_correct" (how many of the
         n1 clips predict the given label), "p_label" (the video's probability of the
-        given label), "agreement", "kind" (ORDINARY / HARD / NOISY) and "weight"
-        (the loss weight it got).
+        given label), "agreement", "kind" (ORDINARY / HARD / NOISY), "weight"
+        (the loss weight it got) and "largest_loss" (bool: in the small-loss trick's
+        set at the noisy set's budget, the control beside the partition).
 
     Raises:
         NonFiniteLoss: the loss of a batch is nan or inf (named with its step).
@@ -59,7 +61,7 @@ def train_one_epoch(
     model.train()
     total_loss, seen, bad_frames = 0.0, 0, 0
     rows: dict[str, list] = {k: [] for k in ("index", "label", "prediction", "clip_correct", "p_label", "agreement",
-                                             "kind", "weight")}
+                                             "kind", "weight", "largest_loss")}
     bar = progress_bar(loader, enabled=progress and dist_info.is_main, desc=desc, leave=False, dynamic_ncols=True)
     for step, batch in enumerate(bar, 1):
         video = preset(batch["video"].to(device, non_blocking=True), generator=generator)  # (B, T, C, H, W)
@@ -93,6 +95,7 @@ def train_one_epoch(
         rows["agreement"].append(info["agreement"].cpu())
         rows["kind"].append(info["kinds"].cpu())
         rows["weight"].append(info["weights"].float().cpu())
+        rows["largest_loss"].append(info["largest_loss"].cpu())
         bar.set_postfix(loss=f"{total_loss / seen:.3f}")
 
     # Gather every process's rows so the shares describe the whole epoch.
@@ -132,12 +135,15 @@ def evaluate(
         `clip_predictions` (N, n1) (each clip's class), `clip_probabilities` (N, n1, C),
         `clip_majority` (N,)
         (their most frequent class, see `rdfer.losses.clip_majority`), `mu` (N,),
-        `delta` (N,) (NaN for models without re-sampling), `features` (N, D),
+        `delta` (N,) (NaN for models without re-sampling), `features` (N, D), `farthest` (N,)
+        (the label-free apex estimate of `rdfer.models.detector.farthest_from_first`, the
+        detector's control),
         and the int `bad_frames`.
     """
     model.eval()
     rows: dict[str, list] = {k: [] for k in ("index", "label", "probabilities", "agreement", "clip_predictions",
-                                             "clip_probabilities", "clip_majority", "mu", "delta", "features")}
+                                             "clip_probabilities", "clip_majority", "mu", "delta", "features",
+                                             "farthest")}
     bad_frames = 0
     bar = progress_bar(loader, enabled=progress and dist_info.is_main, desc=desc, leave=False, dynamic_ncols=True)
     for batch in bar:
@@ -156,6 +162,7 @@ def evaluate(
         rows["mu"].append(nan if out.mu is None else out.mu.float().cpu())
         rows["delta"].append(nan if out.delta is None else out.delta.float().cpu())
         rows["features"].append(out.features.float().cpu())
+        rows["farthest"].append(farthest_from_first(video).cpu())
         bad_frames += int(batch["bad_frames"].sum())
 
     local = {k: torch.cat(v).numpy() if v else np.zeros((0,)) for k, v in rows.items()}

@@ -21,6 +21,7 @@ from rdfer.errors import RdferError
 from rdfer.labels import clip_key
 from rdfer.losses import NOISY, agreement_histogram, noisy_precision_recall
 from rdfer.models.detector import window_fractions
+from rdfer.stats import correlation_ci
 from rdfer.utils.ground_truth import GROUND_TRUTH_FILE, KIND_COLUMNS, read_ground_truth
 
 
@@ -105,7 +106,9 @@ def train_metrics(rows: dict, ground_truth: Optional[GroundTruth], n1: int) -> d
     Always: `train_war` and `train_clip_acc` (video and clip predictions against the
     given labels, in the training forward pass), `train_agreement` (histogram).
     With ground truth: `noisy_precision` / `noisy_recall` of the agreement
-    partition's noisy set; `memorised` (share of truly flipped clips predicted as
+    partition's noisy set and, beside them, `small_loss_precision` / `small_loss_recall`
+    / `small_loss_flagged` of the small-loss trick at the same budget (the same
+    number of each batch, chosen by the largest loss alone); `memorised` (share of truly flipped clips predicted as
     their given, wrong label) and `flipped_true_acc` (predicted as their true
     label); `zeroed`, `zeroed_precision` / `zeroed_recall` (the set weighted 0
     against the flipped labels), `zeroed_hard` (share of the truly hard clips with a
@@ -127,6 +130,7 @@ def train_metrics(rows: dict, ground_truth: Optional[GroundTruth], n1: int) -> d
     noisy_precision, noisy_recall = noisy_precision_recall(index[flagged], index[flipped])
     metrics.update(
         noisy_precision=noisy_precision, noisy_recall=noisy_recall, noisy_flagged=int(flagged.sum()),
+        **_small_loss_control(rows, index, flipped),
         memorised=_share(prediction[flipped] == label[flipped]),
         flipped_true_acc=_share(prediction[flipped] == ground_truth.true_label[index][flipped]),
         zeroed=int(zeroed.sum()), zeroed_precision=_share(flipped[zeroed]), zeroed_recall=_share(zeroed[flipped]),
@@ -141,6 +145,15 @@ def train_metrics(rows: dict, ground_truth: Optional[GroundTruth], n1: int) -> d
     return metrics
 
 
+def _small_loss_control(rows: dict, index: np.ndarray, flipped: np.ndarray) -> dict:
+    """Precision / recall against the flips of the small-loss trick's set (`rows["largest_loss"]`), if recorded."""
+    if "largest_loss" not in rows:
+        return {}
+    largest = rows["largest_loss"].astype(bool)
+    precision, recall = noisy_precision_recall(index[largest], index[flipped])
+    return {"small_loss_precision": precision, "small_loss_recall": recall, "small_loss_flagged": int(largest.sum())}
+
+
 def eval_metrics(result: dict) -> dict:
     """Clip-level signals of an `evaluate` result: `clip_acc` (clip predictions against the
     labels), `majority_match` (share of videos whose clip majority equals the video
@@ -151,8 +164,9 @@ def eval_metrics(result: dict) -> dict:
             "test_agreement": agreement_histogram(result["agreement"], clips.shape[1])}
 
 
-def window_metrics(result: dict, ground_truth: Optional[GroundTruth], num_dense: int, num_out: int) -> dict:
-    """Where the re-sampled window lies against the true apex, for an `evaluate` result.
+def window_metrics(result: dict, ground_truth: Optional[GroundTruth], num_dense: int, num_out: int,
+                   classes: Optional[list] = None) -> dict:
+    """Where the re-sampled window lies against the true apex, for an `evaluate` result, with its controls.
 
     Times are fractions of the clip; the 16 re-sampled frames of a model with
     re-sampling lie at `window_fractions(mu, delta)`, those of a model without at
@@ -160,35 +174,82 @@ def window_metrics(result: dict, ground_truth: Optional[GroundTruth], num_dense:
     `apex_covered` (share of clips whose window, first to last re-sampled frame,
     covers the apex: at least half of the shorter of the two lies inside the other,
     so a wide window holds half the apex and a narrow one lies half inside it),
-    `window_on_apex` (mean share of the re-sampled frames
-    that fall inside the apex), and, with re-sampling, `mu_apex_corr` (Pearson
-    correlation of mu with the apex centre; None when either is constant), `mu_sd`,
-    `apex_sd` and `delta_mean` (dense frames).
+    `window_on_apex` (mean share of the re-sampled frames that fall inside the
+    apex) and, beside them, `uniform_apex_covered` / `uniform_window_on_apex`: the
+    same for the uniform window (mu 0.5, stride num_dense / num_out) on the same
+    clips, the control that finds nothing. With re-sampling: `mu_apex_corr`
+    (Pearson correlation of mu with the apex centre; None when either is
+    constant) and `mu_apex_corr_ci` (95% bootstrap interval over the clips),
+    `mu_sd`, `apex_sd` and `delta_mean` (dense frames). Over the clips that show an
+    expression (true class not Neutral: a Neutral clip has no apex to find;
+    needs `classes`): `mu_apex_corr_expression` and its `_ci`, `expression_clips`.
+    The label-free control (`farthest_from_first`: the frame farthest from the
+    first), when the result holds it: `farthest_apex_corr`,
+    `farthest_apex_corr_expression`, each with its `_ci`.
     """
     if ground_truth is None or ground_truth.apex is None:
         return {}
-    apex = ground_truth.apex[result["index"].astype(int)]  # (N, 2)
+    rows = result["index"].astype(int)
+    apex = ground_truth.apex[rows]  # (N, 2)
     known = ~np.isnan(apex).any(axis=1)
     if not known.any():
         return {}
     apex, mu, delta = apex[known], result["mu"][known], result["delta"][known]
     centre = apex.mean(axis=1)
     resampled = not np.isnan(mu).any()
+    uniform = _uniform_times(len(apex), num_dense, num_out)
     if resampled:
         times = window_fractions(torch.as_tensor(mu, dtype=torch.float64), torch.as_tensor(delta, dtype=torch.float64),
                                  num_dense, num_out).numpy()  # (N, K)
     else:
         times = np.broadcast_to((np.arange(num_out) + 0.5) / num_out, (len(apex), num_out))
+    metrics = {**_window_on(times, apex), **{f"uniform_{k}": v for k, v in _window_on(uniform, apex).items()}}
+    expression = _expression_clips(result, ground_truth, rows, classes)
+    expression = None if expression is None else expression[known]
+    estimates = {}
+    if resampled:
+        estimates["mu_apex_corr"] = mu
+        metrics.update(mu_sd=float(np.std(mu)), apex_sd=float(np.std(centre)), delta_mean=float(np.mean(delta)))
+    if result.get("farthest") is not None:
+        estimates["farthest_apex_corr"] = np.asarray(result["farthest"])[known]
+    for key, estimate in estimates.items():
+        metrics.update(_correlation(key, estimate, centre))
+        if expression is not None:
+            metrics.update(_correlation(f"{key}_expression", estimate[expression], centre[expression]))
+    if expression is not None:
+        metrics["expression_clips"] = int(expression.sum())
+    return metrics
+
+
+def _uniform_times(count: int, num_dense: int, num_out: int) -> np.ndarray:
+    """(count, num_out) times of the uniform window: the detector's start (mu 0.5, stride num_dense / num_out)."""
+    mu = torch.full((count,), 0.5, dtype=torch.float64)
+    return window_fractions(mu, torch.full_like(mu, num_dense / num_out), num_dense, num_out).numpy()
+
+
+def _window_on(times: np.ndarray, apex: np.ndarray) -> dict:
+    """`apex_covered` and `window_on_apex` of windows at `times` (N, K) against apexes (N, 2)."""
     inside = (times >= apex[:, :1]) & (times <= apex[:, 1:])  # (N, K)
     overlap = np.minimum(times[:, -1], apex[:, 1]) - np.maximum(times[:, 0], apex[:, 0])
     shorter = np.minimum(times[:, -1] - times[:, 0], apex[:, 1] - apex[:, 0])
-    metrics = {"apex_covered": _share(overlap >= shorter / 2),
-               "window_on_apex": float(inside.mean())}
-    if resampled:
-        constant = np.std(mu) < 1e-9 or np.std(centre) < 1e-9
-        metrics.update(mu_apex_corr=None if constant else float(np.corrcoef(mu, centre)[0, 1]),
-                       mu_sd=float(np.std(mu)), apex_sd=float(np.std(centre)), delta_mean=float(np.mean(delta)))
-    return metrics
+    return {"apex_covered": _share(overlap >= shorter / 2), "window_on_apex": float(inside.mean())}
+
+
+def _expression_clips(result: dict, ground_truth: GroundTruth, rows: np.ndarray, classes) -> Optional[np.ndarray]:
+    """(N,) bool: the clip's true class is not Neutral (the ground truth's, else the label); None without a
+    Neutral class."""
+    names = [str(c).lower() for c in classes or ()]
+    if "neutral" not in names:
+        return None
+    true = ground_truth.true_label[rows]
+    true = np.where(true >= 0, true, result["label"])
+    return true != names.index("neutral")
+
+
+def _correlation(key: str, estimate: np.ndarray, centre: np.ndarray) -> dict:
+    """{key: r, key_ci: [low, high]} of an apex estimate against the true centres (None when undefined)."""
+    r = correlation_ci(estimate, centre)
+    return {key: r["value"], f"{key}_ci": r["ci"]}
 
 
 def _share(mask: np.ndarray) -> Optional[float]:

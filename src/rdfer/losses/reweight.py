@@ -186,7 +186,9 @@ class ReweightedLoss(nn.Module):
                 (ORDINARY / HARD / NOISY, also during warm-up and for every
                 strategy: always the agreement partition), "weights" (B,)
                 float, "agreement" (B,) float, "ce" (B,) float (smoothed video
-                CE, the ranking loss), "clip_ce" (B,) float (mean clip CE).
+                CE, the ranking loss), "clip_ce" (B,) float (mean clip CE), "largest_loss" (B,) bool
+                (among the share_count(t_n, N) largest losses of the global batch: the
+                small-loss trick's noisy set at the agreement noisy set's budget).
         """
         cfg = self.config
         ce = F.cross_entropy(logits.float(), targets, reduction="none", label_smoothing=cfg.label_smoothing)  # (B,)
@@ -214,6 +216,9 @@ class ReweightedLoss(nn.Module):
             all_kinds = partition(all_agreement, all_loss, cfg.t_h, cfg.t_n)
             all_weights = strategy_weights(cfg, all_kinds, all_loss)
             kinds, weights = all_kinds[start : start + batch], all_weights[start : start + batch]
+        # The small-loss trick at the noisy set's budget (the control beside it): the same number
+        # of the global batch, share_count(t_n, N), chosen by the largest loss alone.
+        largest = top_loss(everything[:, 1].float(), cfg.t_n)[start : start + batch].to(ce.device)
 
         if epoch < cfg.warmup_epochs:
             weights = torch.ones_like(weights)
@@ -226,7 +231,7 @@ class ReweightedLoss(nn.Module):
             sample = sample + cfg.guide_weight * guide_loss(evidence, log_weights, targets, cfg.guide_tau)
         loss = (weights * sample).sum() / batch
         info = {"kinds": kinds, "weights": weights, "agreement": agreements, "ce": ce.detach(),
-                "clip_ce": clip_ce.detach()}
+                "clip_ce": clip_ce.detach(), "largest_loss": largest}
         return loss, info
 
     @torch.no_grad()

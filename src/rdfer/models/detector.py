@@ -16,6 +16,10 @@ summary `S` that gates the dual-stream feature.
                  (kappa makes uniform scores give delta = 4); the time of scanned frame j
                  is 4j, the dense frame it is (plus `scan_offset`, 2 in checkpoints written
                  before that was fixed), so a score peaked on frame j centres the window there
+      "uniform"  no F_d: mu = 0.5, delta = num_dense / num_out for every clip (dense positions
+                 2, 6, ..., 62: the centres of 16 equal segments), the uniform window through the
+                 same re-sampling and summary (the control that says what the detection adds;
+                 docs/results/controls.md)
     p_k = T * mu + (k - 7.5) * delta      k = 0..15, window shifted to lie in [0, T-1]
     S        = sigmoid(F_s(f))            eq. (5), f = the mean of F over time
 
@@ -40,7 +44,7 @@ from torch import nn
 
 from rdfer.models.encoders import build_frame_encoder
 
-LOCATORS = ("linear", "moments")
+LOCATORS = ("linear", "moments", "uniform")
 KERNELS = ("linear", "gaussian")
 
 
@@ -73,6 +77,22 @@ def window_fractions(mu: torch.Tensor, delta: torch.Tensor, num_dense: int, num_
     (`rdfer.data.sampling.sample_indices` in evaluation), at time (i + 0.5) / num_dense.
     """
     return (resample_positions(mu, delta, num_dense, num_out) + 0.5) / num_dense
+
+
+def farthest_from_first(dense: torch.Tensor) -> torch.Tensor:
+    """A label-free apex estimate: the time of the frame farthest from the first one.
+
+    The control beside the detector (docs/results/controls.md): with no training
+    at all, the frame whose input (frame features, or pixels) lies farthest, in
+    Euclidean distance, from the clip's first frame is taken as the apex.
+
+    Args:
+        dense: (B, T, ...) frames or frame features.
+    Returns:
+        (B,) that frame's time as a fraction of the clip, (i + 0.5) / T, like `window_fractions`.
+    """
+    distance = (dense - dense[:, :1]).flatten(2).float().norm(dim=-1)  # (B, T)
+    return (distance.argmax(dim=1).to(torch.float64) + 0.5) / dense.shape[1]
 
 
 def blend_frames(dense: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
@@ -189,7 +209,7 @@ class KeyExpressionDetector(nn.Module):
             self.backbone = FeatureInput(feature_width)
         width = self.backbone.out_features
         self.context = None
-        if context > 1:  # a temporal convolution over the scanned frames, in front of F_d
+        if context > 1 and locator != "uniform":  # a temporal convolution over the scanned frames, in front of F_d
             self.context = nn.Sequential(nn.Conv1d(width, width, context, padding=context // 2), nn.ReLU())
         stride = num_dense // num_out
         # Time of scanned frame j, in dense frames: the frame scanned, stride * j (`forward` scans
@@ -197,8 +217,10 @@ class KeyExpressionDetector(nn.Module):
         self.register_buffer("scan_times", torch.arange(num_out) * stride + scan_offset, persistent=False)
         if locator == "linear":
             self.locate = nn.Linear(num_out * width, 2)  # F_d: flattened (16, D) -> (a, b)
-        else:
+        elif locator == "moments":
             self.locate = nn.Linear(width, 1, bias=False)  # F_d: one score per scanned frame (a bias would cancel)
+        else:  # "uniform": no F_d, nothing to learn about where the expression is
+            self.locate = None
         self.summary = nn.Linear(width, out_features) if summary else None  # F_s
         # Each scanned frame's class logits, from F_b's feature (the guide's teacher, rdfer.losses.guide).
         self.evidence = nn.Linear(width, num_classes) if guide else None
@@ -209,7 +231,8 @@ class KeyExpressionDetector(nn.Module):
         # make (a, b) equal to the biases ("linear": mu = 0.5, dense positions 2, 6, ..., 62), or
         # the scores equal ("moments": w uniform, mu = the mean scanned time 30 / 64, so the
         # positions are the scanned frames 0, 4, ..., 60, and delta = kappa * sd = 4 by kappa).
-        nn.init.zeros_(self.locate.weight)
+        if self.locate is not None:  # "uniform" has no F_d
+            nn.init.zeros_(self.locate.weight)
         # Uniform weights on times stride * j + c, j = 0..n-1, have sd stride * sqrt((n^2 - 1) / 12).
         self.kappa = 1 / math.sqrt((num_out ** 2 - 1) / 12)
         if locator == "linear":
@@ -254,7 +277,7 @@ class KeyExpressionDetector(nn.Module):
         scanned = self.backbone(sparse.flatten(0, 1)).view(batch, self.num_out, -1)  # (B, 16, D)   eq. (3)
         f = scanned.mean(dim=1)  # (B, D)
         located = scanned if self.context is None else self.context(scanned.transpose(1, 2)).transpose(1, 2)
-        scores = None if self.locator == "linear" else self.locate(located).squeeze(-1)  # (B, 16)
+        scores = self.locate(located).squeeze(-1) if self.locator == "moments" else None  # (B, 16)
         mu, delta = self.window(located, scores)  # (B,), (B,)                                 eq. (4)
 
         positions = resample_positions(mu, delta, num_dense, self.num_out)  # (B, 16)
@@ -271,6 +294,9 @@ class KeyExpressionDetector(nn.Module):
 
     def window(self, located: torch.Tensor, scores: Optional[torch.Tensor]) -> tuple:
         """(mu, delta), each (B,), from the scanned features (B, 16, D') ("linear") or their scores (B, 16)."""
+        if self.locator == "uniform":  # the whole clip at the scan's own stride, whatever it shows
+            ones = located.new_ones(located.shape[0])
+            return 0.5 * ones, (self.num_dense / self.num_out) * ones
         if self.locator == "linear":
             a, b = self.locate(located.flatten(1)).unbind(dim=1)  # (B,), (B,)
             return torch.sigmoid(a), self.d_min + (self.d_max - self.d_min) * torch.sigmoid(b)
