@@ -187,7 +187,8 @@ def test_compare_runs(run_dir, tmp_path):
     assert lines[1].startswith("| agreement | agreement | 3 | 58.33 |")
     assert "| 60.0 | 2 |" in lines[0]
     # Memorised 15% (epoch 3: 0.05 * 3), noisy precision 60% and recall 30%.
-    assert lines[0].endswith("| 15.0 | 60.0 | 30.0 | – | – | – |")  # no apex ground truth: no window columns
+    # No small-loss control recorded, no apex ground truth: no window columns.
+    assert lines[0].endswith("| 15.0 | 60.0 | 30.0 | – | – | – | – | – | – |")
     best_war = json.loads((other / "final.json").read_text())["best"]["war"]
     assert f"| 2 | {best_war:.2f} |" in lines[0]
 

@@ -326,3 +326,10 @@ def correlation_ci(x, y, *, resamples: int = DEFAULT_RESAMPLES, level: float = D
                                      confidence_level=level).bootstrap_distribution
     samples = samples[np.isfinite(samples)]
     return {"value": float(pearson(x, y)), "ci": _percentile_interval(samples, level), "n": n}
+
+
+def format_interval(value, ci, digits: int = 2) -> str:
+    """A figure with its interval as reports print it: "0.61 [0.48, 0.72]"; "–" for None, no brackets without ci."""
+    if value is None:
+        return "–"
+    return f"{value:.{digits}f}" + (f" [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]" if ci else "")

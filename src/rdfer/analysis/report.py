@@ -20,6 +20,7 @@ from rdfer.figures.paper import (
     fig_window_vs_apex,
 )
 from rdfer.metrics import confusion_matrix, summarize
+from rdfer.stats import format_interval
 
 
 # Folder beside report.md that holds its figures and tables.
@@ -77,6 +78,41 @@ def _results_section(run: Run) -> list:
         lines += ["", f"Noisy set of the last logged epoch ({noisy['epoch']}) against the truly flipped "
                       f"labels: precision {100 * noisy['noisy_precision']:.1f}%, recall "
                       f"{100 * noisy['noisy_recall']:.1f}%."]
+        if noisy.get("small_loss_precision") is not None:
+            lines[-1] += (f" Control, the small-loss trick at the same budget ({noisy['small_loss_flagged']} clips "
+                          f"by the largest loss alone): precision {100 * noisy['small_loss_precision']:.1f}%, "
+                          f"recall {100 * noisy['small_loss_recall']:.1f}%.")
+    lines += window_lines(run.history)
+    return lines
+
+
+def _r(record: dict, key: str) -> str:
+    """A correlation of a metrics.jsonl record with its bootstrap interval: "0.61 [0.48, 0.72]"."""
+    return format_interval(record.get(key), record.get(f"{key}_ci"))
+
+
+def window_lines(history: list) -> list:
+    """The last evaluated epoch's key-expression window against the true apex, each figure beside its
+    control (synthetic benchmark only; [] when the run has no apex ground truth)."""
+    evaluated = [r for r in history if r.get("apex_covered") is not None]
+    if not evaluated:
+        return []
+    r = evaluated[-1]
+    lines = ["", f"Key-expression window of epoch {r['epoch']} against the true apex: it covers the apex for "
+                 f"{100 * r['apex_covered']:.1f}% of the test clips (the uniform window: "
+                 f"{100 * r['uniform_apex_covered']:.1f}%), {100 * r['window_on_apex']:.1f}% of its frames lie on "
+                 f"the apex (uniform: {100 * r['uniform_window_on_apex']:.1f}%)."
+             if r.get("uniform_apex_covered") is not None else
+             f"Key-expression window of epoch {r['epoch']} against the true apex: it covers the apex for "
+             f"{100 * r['apex_covered']:.1f}% of the test clips, {100 * r['window_on_apex']:.1f}% of its frames "
+             "lie on the apex."]
+    if r.get("mu_apex_corr") is not None or r.get("mu_apex_corr_expression") is not None:
+        lines[-1] += (f" r(mu, apex centre) {_r(r, 'mu_apex_corr')} over all test clips, "
+                      f"{_r(r, 'mu_apex_corr_expression')} over the {r.get('expression_clips', '–')} that show an "
+                      "expression (95% bootstrap intervals over clips).")
+    if r.get("farthest_apex_corr") is not None:
+        lines[-1] += (f" Label-free control, the frame farthest from the first: r {_r(r, 'farthest_apex_corr')}, "
+                      f"over expression clips {_r(r, 'farthest_apex_corr_expression')}.")
     return lines
 
 
@@ -186,9 +222,10 @@ def comparison_table(runs: dict) -> str:
     if not runs:
         raise RdferError("compare needs at least one NAME=RUN")
     rows = ["| run | strategy | last epoch | WAR (%) | UAR (%) | clip acc (%) | best epoch | WAR (%) | UAR (%) "
-            "| flipped: given label (%) | noisy precision (%) | noisy recall (%) | mu-apex r | apex covered (%) "
+            "| flipped: given label (%) | noisy precision (%) | noisy recall (%) | small-loss precision (%) "
+            "| mu-apex r | r, expression clips | control r, expression clips | apex covered (%) "
             "| frames on apex (%) |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, run_dir in runs.items():
         directory = Path(run_dir)
         if not directory.is_dir():
@@ -202,16 +239,19 @@ def comparison_table(runs: dict) -> str:
         evaluated = [r for r in history if r.get("clip_acc") is not None]
         noisy["clip_acc"] = evaluated[-1]["clip_acc"] if evaluated else None
         window = {k: evaluated[-1].get(k) if evaluated else None
-                  for k in ("mu_apex_corr", "apex_covered", "window_on_apex")}
+                  for k in ("mu_apex_corr", "apex_covered", "window_on_apex", "uniform_apex_covered",
+                            "uniform_window_on_apex")}
+        record = evaluated[-1] if evaluated else {}
         strategy = (read_config(directory).get("loss") or {}).get("strategy", "–")
         percent = {k: 100 * noisy[k] if noisy.get(k) is not None else None
-                   for k in ("noisy_precision", "noisy_recall", "memorised", "clip_acc")}
+                   for k in ("noisy_precision", "noisy_recall", "memorised", "clip_acc", "small_loss_precision")}
         rows.append(f"| {name} | {strategy} | {last.get('epoch', '–')} | {_num(last.get('war'))} | "
                     f"{_num(last.get('uar'))} | {_num(percent['clip_acc'], 1)} | {best.get('epoch', '–')} | "
                     f"{_num(best.get('war'))} | {_num(best.get('uar'))} | {_num(percent['memorised'], 1)} | "
                     f"{_num(percent['noisy_precision'], 1)} | {_num(percent['noisy_recall'], 1)} | "
-                    f"{_num(window['mu_apex_corr'])} | "
-                    + " | ".join(_num(None if window[k] is None else 100 * window[k], 1)
+                    f"{_num(percent['small_loss_precision'], 1)} | {_num(window['mu_apex_corr'])} | "
+                    f"{_r(record, 'mu_apex_corr_expression')} | {_r(record, 'farthest_apex_corr_expression')} | "
+                    + " | ".join(_beside(window[k], window[f"uniform_{k}"])
                                  for k in ("apex_covered", "window_on_apex")) + " |")
     return "\n".join([
         *rows, "",
@@ -222,8 +262,19 @@ def comparison_table(runs: dict) -> str:
         "(memorisation; synthetic benchmark only).", "",
         "Noisy precision/recall: the training clips ranked noisy (highest agreement, highest loss) in the "
         "last logged epoch against the truly flipped labels (known on the synthetic benchmark only). "
-        "Under the 'ce' strategy the noisy set is ranked but not down-weighted.", "",
+        "Under the 'ce' strategy the noisy set is ranked but not down-weighted. Small-loss precision: the "
+        "control, as many clips of each batch chosen by the largest loss alone (the small-loss trick).", "",
         "Key-expression window, last evaluated epoch, against the true apex (synthetic benchmark only): the "
         "correlation of mu with the apex centre (none without re-sampling), the test clips whose window "
         "covers the apex (at least half of the shorter of the two inside the other) and the re-sampled "
-        "frames that fall inside the apex (without re-sampling: the 16 uniform frames).", ""])
+        "frames that fall inside the apex (without re-sampling: the 16 uniform frames); after the slash, "
+        "the uniform window's figure on the same clips (the control). r over expression clips leaves out "
+        "the clips whose true class is Neutral (no apex to find), with its 95% bootstrap interval over clips; "
+        "control r: the frame farthest from the first frame taken as the apex, no training.", ""])
+
+
+def _beside(value, control) -> str:
+    """"98.3 / 100.0": a share in percent and, after the slash, its control's (when recorded)."""
+    if value is None:
+        return "–"
+    return f"{100 * value:.1f}" + ("" if control is None else f" / {100 * control:.1f}")

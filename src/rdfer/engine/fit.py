@@ -35,6 +35,7 @@ from rdfer.engine.run_log import RunLog
 from rdfer.errors import NonFiniteLoss, RdferError
 from rdfer.losses import ReweightedLoss
 from rdfer.metrics import summarize
+from rdfer.stats import format_interval
 from rdfer.models import create_model
 from rdfer.models.checkpoint import model_state
 from rdfer.schema import TrainConfig, config_to_dict
@@ -324,11 +325,8 @@ def _truncate_metrics(path: Path, keep_epochs: int) -> None:
 
 
 def _r(record: dict, key: str) -> str:
-    """A correlation of the record with its bootstrap interval: "0.61 [0.48, 0.72]" ("-" when undefined)."""
-    value, ci = record.get(key), record.get(f"{key}_ci")
-    if value is None:
-        return "-"
-    return f"{value:.2f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
+    """A correlation of a metrics.jsonl record with its bootstrap interval: "0.61 [0.48, 0.72]"."""
+    return format_interval(record.get(key), record.get(f"{key}_ci"))
 
 
 def _print_epoch(record: dict) -> None:

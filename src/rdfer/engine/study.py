@@ -76,6 +76,7 @@ COLUMNS = {
     "memorised": "flipped: given label",
     "zeroed_precision": "w=0 precision",
     "zeroed_recall": "w=0 recall",
+    "small_loss_precision": "small-loss precision (control)",
     "zeroed_hard": "hard clips w=0",
     "upweighted_hard": "hard clips w>1",
     "upweighted_hard_precision": "w>1 hard precision",
@@ -307,6 +308,10 @@ def _report(summary: dict, settings, strategies, seeds, clips: int, data: dict, 
         "(memorisation).",
         "- **w=0 precision / recall**: the training clips weighted 0 in the last epoch against the truly flipped "
         "ones ('-': the strategy weights nothing 0).",
+        "- **small-loss precision (control)**: the small-loss trick at the same budget as the agreement partition's "
+        "noisy set (the same number of each batch, `loss.t_n`, chosen by the largest loss alone) against the truly "
+        "flipped clips, last epoch; where the agreement strategies weight their noisy set 0, the w=0 precision "
+        "is to be read beside it.",
         "- **hard clips w=0 / w>1**: share of the truly hard training clips (`is_hard`: a difficulty that makes "
         "clip predictions vary, docs/method.md) weighted 0 / up-weighted: the paper's claim is that big-loss "
         "methods discard hard clips and agreement does not.",

@@ -44,7 +44,8 @@ class VideoConfig:
     d_max: float = 4.0625  # largest stride; docs/method.md says 4, but sigmoid never reaches it (detector.py)
     # How the detector finds and re-samples the key expression (detector.py, docs/method.md): F_d
     # "moments" (per-frame scores, mu and delta their mean and spread over time) or "linear" (SPEC 2:
-    # one linear layer over the flattened (16, D)); a temporal convolution this many scanned frames
+    # one linear layer over the flattened (16, D)) or "uniform" (no F_d: the uniform window, the control
+    # for what detection adds); a temporal convolution this many scanned frames
     # wide in front of F_d (1: none); re-sampling by a "gaussian" of width delta / 2 or a "linear"
     # blend of two neighbours. The defaults are the variant that learned where the apex is (issue 17).
     detector_locator: str = "moments"
