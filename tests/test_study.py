@@ -29,6 +29,8 @@ def test_tiny_study_writes_table_csv_and_plot_and_reuses_runs(tmp_path, capsys):
     assert all(r["zeroed_precision"] == "" for r in ce_rows)
     agreement_rows = [r for r in rows if r["strategy"] == "agreement"]
     assert all(r["zeroed_precision"] != "" for r in agreement_rows)  # t_n of each batch is weighted 0
+    # The small-loss control is measured for every strategy, at the noisy set's budget.
+    assert all(0 <= float(r["small_loss_precision"]) <= 1 for r in rows)
     table_rows = [line for line in text.splitlines() if line.startswith("| ce |")]
     assert len(table_rows) == 6 and " - |" in table_rows[0]  # 3 main tables, 3 of the hard kinds
     # Per hard kind: CE weights no clip of any kind 0 or above 1; agreement up-weights some.

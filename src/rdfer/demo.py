@@ -97,7 +97,8 @@ def _demo_report(description: str, comparison: str, runs: dict, seconds: float) 
         "the model predicts as their wrong label in the last epoch (memorisation). 'Noisy precision/recall' "
         "compare the clips the reweighting ranked noisy in the last epoch with the clips whose labels were "
         f"really flipped (`data/ground_truth.csv`); a set picked at random would have a precision of about "
-        f"{DEMO_NOISE:.0%}. The reweighting marks the {t_n:.0%} of each batch it ranks noisiest (`loss.t_n`), "
+        f"{DEMO_NOISE:.0%}, and 'small-loss precision' is the control at the same budget: as many clips of each "
+        "batch chosen by the largest loss alone (the small-loss trick). The reweighting marks the {t_n:.0%} of each batch it ranks noisiest (`loss.t_n`), "
         f"so its recall cannot exceed about {min(1.0, t_n / DEMO_NOISE):.0%}.",
         "",
         "## The data",
