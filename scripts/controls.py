@@ -27,6 +27,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -36,6 +37,7 @@ import pandas as pd
 from scipy import stats as scipy_stats
 
 from rdfer.stats import bootstrap_ci, mean_sd, paired_bootstrap, paired_tests
+from rdfer.utils.runlock import lock_file_for
 
 SYNTH = "--clips 600 --size 64 --actors 10 --nuisance 0.6 --noise 0.2"
 CONFIGS = {"default": "study", "uniform": "study_uniform_window", "none": "study_no_resample"}
@@ -73,15 +75,29 @@ def _prepare(work: Path, seed: int, data: Path) -> None:
             work / "logs" / f"features_{seed}.log")
 
 
+def wait_for_other_run(out: Path) -> None:
+    """Wait while another process (an earlier call of this script) holds `out`'s run lock."""
+    lock = lock_file_for(out)
+    while lock.is_file():
+        try:
+            pid = int(lock.read_text().split()[0])
+            os.kill(pid, 0)
+        except (OSError, ValueError, IndexError):
+            return
+        time.sleep(20)
+
+
 def task(work: Path, part: str, seed: int) -> None:
     data = prepare(work, seed)
     common = ["--set", f"data.root={data}", "--set", f"data.features={data / 'features.npz'}"]
     if part == "audit":
         out = work / "audit" / f"seed_{seed}"
+        wait_for_other_run(out)
         if not (out / "audit_summary.json").is_file():
             run(rdfer("audit", "--config", "audit_synth", *common, "--out", str(out)), work / "logs" / f"audit_{seed}.log")
         return
     out = work / "runs" / part / f"seed_{seed}"
+    wait_for_other_run(out)
     if not (out / "final.json").is_file():
         run(rdfer("train", "--config", CONFIGS[part], *common, "--out", str(out), "--no-progress"),
             work / "logs" / f"{part}_{seed}.log")
