@@ -214,3 +214,14 @@ def test_export_of_a_trained_video_model(feat_videos, tmp_path, capsys):  # noqa
 
     assert main(["export", "--out", str(tmp_path / "x.pt")]) == 2
     assert "ending in .onnx" in capsys.readouterr().err
+
+
+def test_onnxruntime_is_imported_only_for_an_onnx_model():
+    import subprocess
+    import sys
+
+    code = ("import sys; from rdfer.inference.runner import predict_files; "
+            "from rdfer.inference.predictors import load_predictor; load_predictor(None); "
+            "print(sorted(m for m in ('onnxruntime', 'onnx', 'onnxscript') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
