@@ -46,6 +46,10 @@ def data(tiny_dfew, tmp_path):
 ALL = "every test of the module"
 SLOW = {
     "test_app_browser.py": ALL,  # drives chromium
+    "test_predict_onnx.py": {  # measured after the list above, in a run of the fast tier
+        "test_export_of_a_trained_video_model",  # 40 s: trains, then exports
+        "test_onnxruntime_is_imported_only_for_an_onnx_model",  # 12 s: a fresh process
+    },
     "test_python_api.py": {
         "test_the_python_api_page_runs_as_written",  # four real videos and photos, the default detector
     },
@@ -69,6 +73,7 @@ SLOW = {
         "test_clip_configs_train_with_their_own_encoder_learning_rate",  # 8 s
     },
     "test_configs.py": {
+        "test_study_as_written_trains_on_tiny_data",  # 15 s (fast-tier run): trains
         "test_every_shipped_config_resolves_to_its_recorded_values",  # 10 s
         "test_paper_configs_warm_up_lr_and_reweighting_for_10_epochs",  # 8 s
     },

@@ -16,7 +16,7 @@ import sys
 import cv2
 import pytest
 
-import rdfer.inference.runner as runner
+import rdfer.inference.api as api
 from rdfer.cli import main
 from rdfer.inference import predict_video
 from test_predict_support import feat_videos, read_frames, write_video  # noqa: F401
@@ -42,7 +42,7 @@ def _no_model_loaded(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the model was loaded before --out was checked")
 
-    monkeypatch.setattr(runner, "load_predictor", refuse)
+    monkeypatch.setattr(api, "load_predictor", refuse)  # rdfer.Predictor, which the runner uses, loads it
 
 
 def test_out_that_is_a_file_fails_fast(clips, tmp_path, capsys, monkeypatch):
@@ -78,7 +78,7 @@ def test_interrupted_run_keeps_every_finished_video(clips, tmp_path, monkeypatch
             raise KeyboardInterrupt
         return predict_video(video, cancel=cancel, **kwargs)
 
-    monkeypatch.setattr(runner, "predict_video", interrupted_on_third)
+    monkeypatch.setattr(api, "predict_video", interrupted_on_third)  # what Predictor.predict calls
     out = tmp_path / "out"
     assert main(["predict", *map(str, clips), "--out", str(out), "--format", "csv", "--jobs", jobs,
                  "--no-progress"]) == 130

@@ -212,7 +212,7 @@ def test_eval_into_another_splits_folder_is_refused(trained, tmp_path, capsys):
 
 
 def test_argparse_errors_are_one_line_exit_2(capsys):
-    assert main(["train", "--no-such-option"]) == 2
+    assert main(["train", "--out", "run", "--no-such-option"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("rdfer train: error: unrecognized arguments: --no-such-option")
     assert main(["eval", "--batch-size", "many"]) == 2
