@@ -86,6 +86,52 @@ def test_epoch_sampler_shards_are_disjoint_and_repeatable():
     assert sorted(i for s in eval_shards for i in s) == list(range(10))  # every clip once
 
 
+def test_validation_part_is_stratified_seeded_and_disjoint(tiny_dfew):
+    from rdfer.data import build_manifest
+    from rdfer.data.manifest import split_validation
+
+    train = build_manifest("dfew", tiny_dfew, "train", fold=1)
+    kept, val = split_validation(train, 0.25, seed=4)
+    assert len(val) == round(0.25 * len(train)) and len(kept) + len(val) == len(train)
+    assert not {r.clip_id for r in kept.records} & {r.clip_id for r in val.records}
+    # Stratified: each class gives its share, give or take the one clip of rounding.
+    for name, count in train.class_counts().items():
+        assert abs(val.class_counts()[name] - 0.25 * count) < 1 and (count == 0 or kept.class_counts()[name] >= 1)
+    assert split_validation(train, 0.25, seed=4)[1].records == val.records
+    assert split_validation(train, 0.25, seed=5)[1].records != val.records
+    whole, nothing = split_validation(train, 0.0, seed=4)
+    assert whole is train and len(nothing) == 0
+
+
+def test_best_epoch_is_chosen_on_validation_never_on_test(tiny_dfew, tmp_path, monkeypatch):
+    # Validation and test disagree: epoch 1 is perfect on test and wrong on validation, epoch 2 the
+    # reverse. The best epoch must be 2 (validation), whose test WAR is 0.
+    import importlib
+
+    fit_module = importlib.import_module("rdfer.engine.fit")  # rdfer.engine.fit is also the function
+    real = fit_module.evaluate
+
+    def scripted(model, loader, preset, *, desc, **kwargs):
+        result = real(model, loader, preset, desc=desc, **kwargs)
+        epoch = int(desc.split()[1].split("/")[0])
+        right = (epoch == 1) == desc.endswith("test")
+        result["prediction"] = result["label"] if right else (result["label"] + 1) % 7
+        return result
+
+    monkeypatch.setattr(fit_module, "evaluate", scripted)
+    final = fit(tiny_config(tiny_dfew, "data.val_fraction=0.2"), tmp_path / "run", progress=False)
+    epochs = read_jsonl(tmp_path / "run" / "metrics.jsonl")
+    assert [(e["val_war"], e["war"]) for e in epochs] == [(0.0, 100.0), (100.0, 0.0)]
+    assert final["best"]["epoch"] == 2 and final["best"]["war"] == 0.0 and final["best"]["val_war"] == 100.0
+    assert "validation" in final["best"]["selected_on"] and "validation" in final["selection"]
+    saved = torch.load(tmp_path / "run" / "checkpoints" / "best.pt", weights_only=True)
+    assert saved["epoch"] == 1  # 0-based: best.pt holds the second epoch's weights
+    # Without a validation part, the last epoch is "best", whatever the test split says.
+    final = fit(tiny_config(tiny_dfew, "data.val_fraction=0", "optim.epochs=2"), tmp_path / "none", progress=False)
+    assert final["best"]["epoch"] == 2 and final["best"]["selected_on"].startswith("last epoch")
+    assert "val_war" not in read_jsonl(tmp_path / "none" / "metrics.jsonl")[0]
+
+
 def test_short_training_run_writes_every_file(tiny_dfew, tmp_path):
     run = tmp_path / "run"
     final = fit(tiny_config(tiny_dfew), run, progress=False)
@@ -110,7 +156,10 @@ def test_short_training_run_writes_every_file(tiny_dfew, tmp_path):
     on_disk = json.loads((run / "final.json").read_text())
     assert on_disk["last"]["war"] == pytest.approx(recomputed["war"])
     assert on_disk["last"]["uar"] == pytest.approx(recomputed["uar"])
-    assert on_disk["last"]["epoch"] == 2 and on_disk["best"]["war"] >= on_disk["last"]["war"]
+    # "best" is the epoch with the highest validation WAR (ties: the earlier), scored on the test split.
+    val_best = max(epochs, key=lambda e: (e["val_war"], -e["epoch"]))
+    assert on_disk["best"]["epoch"] == val_best["epoch"] and on_disk["best"]["val_war"] == val_best["val_war"]
+    assert on_disk["best"]["war"] == val_best["war"] and on_disk["best"]["selected_on"].startswith("validation")
     assert final["last"]["war"] == on_disk["last"]["war"]
     assert np.load(run / "features.npy").shape[0] == len(rows)
     probs = np.array([[float(r[k]) for k in r if k.startswith("p_")] for r in rows])
@@ -181,7 +230,9 @@ def test_ddp_two_cpu_processes_cover_the_whole_test_set(tiny_dfew, tmp_path, gui
     preds = np.array([int(r["prediction"]) for r in rows])
     assert final["last"]["war"] == pytest.approx(summarize(labels, preds, final["last"]["per_class"])["war"])
     epochs = read_jsonl(run / "metrics.jsonl")
-    train_clips = len(build_manifest("dfew", tiny_dfew, "train", fold=1).records)
+    from rdfer.data.manifest import split_validation
+
+    train_clips = len(split_validation(build_manifest("dfew", tiny_dfew, "train", fold=1), 0.1, 0)[0])
     assert epochs[0]["samples"] == train_clips - train_clips % 2  # both ranks' samples counted
     assert done.stdout.count("done:") == 1  # only rank 0 prints
     assert len(list(run.glob("events.out.tfevents.*"))) == 1  # only rank 0 writes TensorBoard events

@@ -101,8 +101,13 @@ class DataConfig:
     # Feature cache built by `rdfer features` (frozen encoder's per-frame features of every clip);
     # None = decode frames. Needs a model with frozen_encoder=true and the same encoder.
     features: Optional[str] = None
+    # Share of each class's training clips held out as a validation part (seeded by `seed`, stratified
+    # by label): the "best" epoch is the one with the highest validation WAR, and the test split is
+    # only ever scored. 0 = train on every clip and call the last epoch "best".
+    val_fraction: float = 0.1
 
-    RANGES: ClassVar[dict] = {"load_size": Range(1, 4096), "num_workers": Range(0, 256)}
+    RANGES: ClassVar[dict] = {"load_size": Range(1, 4096), "num_workers": Range(0, 256),
+                              "val_fraction": Range(0, 0.5)}
 
 
 @dataclass(frozen=True)
@@ -147,7 +152,7 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model
     threads: Optional[int] = None  # torch CPU threads of each process; None = torch's default
     eval_every: int = 1  # evaluate on the test split every N epochs (and always at the end)
-    save_best: bool = True  # keep checkpoints/best.pt (best test WAR, as the reference repos do)
+    save_best: bool = True  # keep checkpoints/best.pt (the epoch with the best validation WAR: data.val_fraction)
     # Also log every epoch to Weights & Biases under this project (needs `pip install wandb`); None = off.
     # TensorBoard event files are written into every run folder either way (rdfer.engine.run_log).
     wandb: Optional[str] = None

@@ -255,8 +255,8 @@ def comparison_table(runs: dict) -> str:
                                  for k in ("apex_covered", "window_on_apex")) + " |")
     return "\n".join([
         *rows, "",
-        "WAR/UAR on the test split. 'best' is the epoch with the highest test WAR (selected on the test "
-        "set, as the reference repositories do); 'last' involves no selection.", "",
+        "WAR/UAR on the test split. 'best' is the epoch with the highest WAR on the validation part of the "
+        "training split (data.val_fraction; the test split chooses nothing); 'last' involves no selection.", "",
         "Clip acc: the last evaluated epoch's test clips (4 per video) predicted right. Flipped: given label: "
         "the truly flipped training clips the model predicts as their wrong label in the last epoch "
         "(memorisation; synthetic benchmark only).", "",

@@ -124,7 +124,8 @@ def train(args) -> int:
     if final and final.get("last"):
         last, best = final["last"], final["best"]
         print(f"done: last epoch {last['epoch']}: WAR {last['war']:.2f} UAR {last['uar']:.2f}; "
-              f"best epoch {best['epoch']}: WAR {best['war']:.2f} UAR {best['uar']:.2f}; see {run}/final.json")
+              f"best epoch {best['epoch']} (chosen on {best.get('selected_on', 'test WAR')}): WAR {best['war']:.2f} "
+              f"UAR {best['uar']:.2f}; see {run}/final.json")
     return 0
 
 

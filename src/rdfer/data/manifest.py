@@ -27,6 +27,8 @@ import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
+
 from rdfer.data.files import (
     IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, count_video_frames, is_video_file, list_frames, special_file_kind,
 )
@@ -314,6 +316,46 @@ def warn_skipped(where: str, problems: list, limit: int = MAX_LISTED_PROBLEMS) -
         lines.append(f"  ... and {len(problems) - limit} more (rdfer check-dataset lists them all)")
     warnings.warn(f"skip_bad: {where}: skipped {len(problems)} bad line(s)/clip(s):\n" + "\n".join(lines),
                   stacklevel=3)
+
+
+def split_validation(train: Manifest, fraction: float, seed: int) -> tuple[Manifest, Manifest]:
+    """Hold out a validation part of the training clips, stratified by label and seeded.
+
+    round(fraction * clips) clips (at least 1) are held out, shared among the classes in proportion
+    to their clips (largest remainders first, ties broken at random; a class never gives all its
+    clips), each class's drawn at random with numpy's generator seeded with `seed`. Both parts keep
+    split-file order.
+
+    Returns:
+        (the training clips left, the validation clips); with fraction 0 the validation part is empty.
+
+    Raises:
+        RdferError: nothing would be left to train on, or no clip can be held out.
+    """
+    empty = replace(train, split=f"{train.split}[val]", records=(), skipped=())
+    if fraction <= 0:
+        return train, empty
+    rng = np.random.default_rng(seed)
+    members = [[i for i, r in enumerate(train.records) if r.label == k] for k in range(len(train.classes))]
+    room = np.array([max(0, len(m) - 1) for m in members])  # a class keeps at least one training clip
+    wanted = min(max(1, round(fraction * len(train.records))), int(room.sum()))
+    share = fraction * np.array([len(m) for m in members], dtype=float)
+    quota = np.minimum(np.floor(share).astype(int), room)
+    order = np.lexsort((rng.random(len(members)), -(share - np.floor(share))))  # largest remainder first
+    while quota.sum() < wanted:
+        for k in order:
+            if quota.sum() < wanted and quota[k] < room[k]:
+                quota[k] += 1
+    held = set()
+    for k, count in enumerate(quota):
+        held.update(rng.permutation(members[k])[:count].tolist())
+    if not held:
+        raise RdferError(f"data.val_fraction {fraction}: {train.dataset} {train.split} has {len(train.records)} clips, "
+                         "too few to hold a validation part out; set data.val_fraction=0 (the last epoch is then "
+                         "the one reported)")
+    kept = tuple(r for i, r in enumerate(train.records) if i not in held)
+    val = tuple(r for i, r in enumerate(train.records) if i in held)
+    return replace(train, records=kept), replace(empty, records=val)
 
 
 def check_disjoint(train: Manifest, test: Manifest, skip_bad: bool = False) -> Manifest:

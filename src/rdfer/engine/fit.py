@@ -4,9 +4,13 @@ RUN/
   config.yaml             the resolved config (plus data.classes)
   metrics.jsonl           one JSON line per epoch
   checkpoints/last.pt     written atomically after every epoch (resume point)
-  checkpoints/best.pt     the epoch with the best test WAR (written before last.pt: see _reconcile_best)
-  final.json              last and best epoch: WAR, UAR, per-class accuracy, confusion matrix;
+  checkpoints/best.pt     the epoch with the best VALIDATION WAR (written before last.pt: see _reconcile_best)
+  final.json              last and best epoch: test WAR, UAR, per-class accuracy, confusion matrix;
                           written last, atomically: it marks a finished run
+
+"Best" is chosen on a validation part of the training split (data.val_fraction of each class,
+seeded, stratified; never trained on), never on the test split: the test split is only scored.
+With data.val_fraction 0 every training clip is trained on and the last evaluated epoch is "best".
   predictions.csv         per-clip predictions of the last epoch (see outputs.py)
   features.npy            their features, rows aligned with predictions.csv
 """
@@ -24,7 +28,7 @@ import torch
 from rdfer.config import absolute_paths, save_config
 from rdfer.data.features import FeatureCache, identity_preset
 from rdfer.data.loader import build_loader, load_size_for
-from rdfer.data.manifest import load_manifests
+from rdfer.data.manifest import load_manifests, split_validation
 from rdfer.data.transforms import EvalPreset, TrainPreset
 from rdfer.engine.checkpoint import (
     atomic_save, atomic_write_text, load_training_checkpoint, rng_state, set_rng_state,
@@ -109,6 +113,7 @@ def _fit(config: TrainConfig, run_dir, *, resume: bool, stop_after_epoch: Option
         refuse_overwriting_inputs([run_dir / name for name in RUN_FILES],
                                   [*train_manifest.inputs(), *test_manifest.inputs(), config.data.ground_truth,
                                    config.data.features])
+        train_manifest, val_manifest = split_validation(train_manifest, config.data.val_fraction, config.seed)
         classes = list(train_manifest.classes)
         model = create_model(config.model.name, num_classes=len(classes), **config.model.options).to(device)
         model_config = model.config
@@ -122,6 +127,8 @@ def _fit(config: TrainConfig, run_dir, *, resume: bool, stop_after_epoch: Option
                            pin_memory=device.type == "cuda")
         train_loader = build_loader(train_manifest, train=True, batch_size=config.optim.batch_size, **loader_args)
         test_loader = build_loader(test_manifest, train=False, batch_size=config.optim.batch_size, **loader_args)
+        val_loader = (build_loader(val_manifest, train=False, batch_size=config.optim.batch_size, **loader_args)
+                      if len(val_manifest) else None)
         train_preset, eval_preset = _presets(config, model_config, cached=cache is not None)
 
         optim = config.optim
@@ -199,6 +206,11 @@ def _fit(config: TrainConfig, run_dir, *, resume: bool, stop_after_epoch: Option
             is_last = epoch + 1 == optim.epochs
             if is_last or (epoch + 1) % config.eval_every == 0:
                 try:
+                    if val_loader is not None:  # the selection's evidence: training clips held out
+                        val = _summary(evaluate(model, val_loader, eval_preset, device=device, amp=config.amp,
+                                                dist_info=dist_info, desc=f"{desc} val", progress=progress),
+                                       classes, epoch + 1)
+                        record.update(val_war=val["war"], val_uar=val["uar"])
                     last_eval = evaluate(model, test_loader, eval_preset, device=device, amp=config.amp,
                                          dist_info=dist_info, desc=f"{desc} test", progress=progress)
                 except RdferError as error:  # e.g. an undecodable test clip: keep this epoch's training
@@ -215,9 +227,9 @@ def _fit(config: TrainConfig, run_dir, *, resume: bool, stop_after_epoch: Option
                               **window_metrics(last_eval, test_truth, model_config.num_frames,
                                                model_config.n1 * model_config.n2, classes))
             record["time_s"] = round(time.time() - started, 2)
-            improved = "war" in record and (best is None or record["war"] > best["war"])
+            improved = "war" in record and is_better(record, best)
             if improved:
-                best = last_summary
+                best = _selected(last_summary, record, len(val_manifest))
             if dist_info.is_main:
                 with open(run_dir / "metrics.jsonl", "a") as f:
                     f.write(json.dumps(record) + "\n")
@@ -235,8 +247,10 @@ def _fit(config: TrainConfig, run_dir, *, resume: bool, stop_after_epoch: Option
                                  dist_info=dist_info, desc="final test", progress=progress)
             last_summary = _summary(last_eval, classes, optim.epochs)
         final = {"last": last_summary, "best": best,
-                 "selection": "best = epoch with the highest test WAR (as the reference repositories select on "
-                              "the test fold); report 'last' for a selection-free figure"}
+                 "selection": (f"best = the epoch with the highest WAR on the validation part ({len(val_manifest)} "
+                               "training clips held out, data.val_fraction); its test figures are reported, the "
+                               "test split chose nothing" if len(val_manifest) else
+                               "best = the last evaluated epoch (data.val_fraction 0: no validation part)")}
         if dist_info.is_main and last_eval is not None:
             write_predictions(run_dir, test_manifest, last_eval, classes)
             atomic_write_text(run_dir / "final.json", json.dumps(final, indent=2))  # last: it marks the run done
@@ -308,6 +322,24 @@ def _reconcile_best(run_dir: Path, state: dict, save_best: bool, dist_info: Dist
     return best
 
 
+def is_better(record: dict, best) -> bool:
+    """Whether an evaluated epoch's record beats the best so far: a higher validation WAR (`val_war`);
+    without a validation part, every evaluated epoch (the last one ends "best"). Test figures never count."""
+    if "val_war" not in record:
+        return True
+    if best is None or best.get("val_war") is None:
+        return True
+    return record["val_war"] > best["val_war"]
+
+
+def _selected(test_summary: dict, record: dict, val_clips: int) -> dict:
+    """The best-epoch summary: its test figures, plus what chose it."""
+    if "val_war" not in record:
+        return {**test_summary, "selected_on": "last epoch (no validation part)"}
+    return {**test_summary, "selected_on": f"validation WAR ({val_clips} training clips held out)",
+            "val_war": record["val_war"], "val_uar": record["val_uar"]}
+
+
 def _summary(result: dict, classes: list, epoch: int) -> dict:
     summary = summarize(result["label"], result["prediction"], classes)
     summary["epoch"] = epoch
@@ -334,6 +366,8 @@ def _print_epoch(record: dict) -> None:
              f"hard {record['hard_share']:.0%}", f"noisy {record['noisy_share']:.0%}",
              f"train acc video/clip {record['train_war']:.0%}/{record['train_clip_acc']:.0%}"]
     if "war" in record:
+        if "val_war" in record:
+            parts.append(f"val WAR {record['val_war']:.2f}")
         parts += [f"WAR {record['war']:.2f}", f"UAR {record['uar']:.2f}", f"clip acc {record['clip_acc']:.0%}",
                   f"majority=video {record['majority_match']:.0%}",
                   "agreement " + "/".join(f"{v:.0%}" for v in record["test_agreement"].values())]

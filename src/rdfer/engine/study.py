@@ -183,7 +183,7 @@ def _train_one(out: str, setting: str, strategy: str, seed: int, overrides: tupl
 
 
 def _row(out: Path, setting: str, strategy: str, seed: int) -> dict:
-    """One run's last epoch (and its best epoch by test WAR), per-kind shares flattened to kind columns."""
+    """One run's last epoch (and its best epoch by validation WAR), per-kind shares flattened to kind columns."""
     run_dir = _run_dir(out, setting, strategy, seed)
     last = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
     best = json.loads((run_dir / "final.json").read_text())["best"]
@@ -300,8 +300,9 @@ def _report(summary: dict, settings, strategies, seeds, clips: int, data: dict, 
         "(rdfer_tiny over frozen, cached mini-Xception features), "
         f"{len(seeds)} seeds; mean ± sample sd (ddof 1) over seeds of the last epoch.",
         "",
-        "- **WAR / UAR**: test set, last epoch. **best WAR / best epoch**: the evaluated epoch with the highest "
-        "test WAR (selected on the test set, as the public DFER repositories do).",
+        "- **WAR / UAR**: test set, last epoch. **best WAR / best epoch**: the test WAR of the evaluated epoch "
+        "with the highest WAR on the validation part of the training split (data.val_fraction of each class, "
+        "held out of training; the test split chooses nothing).",
         "- **clip acc**: share of the test clips' 4 clip predictions equal to the label (agreement rests on them).",
         "- **flipped: true label / given label**: share of the truly flipped training clips that the model, in "
         "the last epoch's training pass, predicts as their true label / as their given (wrong) label "
