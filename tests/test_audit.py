@@ -132,13 +132,30 @@ def test_precision_recall_f1_and_hard_clips_called_mislabelled():
     assert scores["hard_not_flipped"] == 2
     assert scores["lists"]["rdfer"]["hard_called_mislabelled"] == 1  # clip 1
     assert scores["lists"]["rdfer"]["hard_per_flagged"] == pytest.approx(1 / 3)
-    assert scores["lists"]["cleanlab"] == {"flagged": 2, "correct": 2, "precision": 1.0, "recall": 2 / 3,
-                                           "f1": pytest.approx(0.8), "hard_called_mislabelled": 0,
-                                           "hard_per_flagged": 0.0}
+    cleanlab = scores["lists"]["cleanlab"]
+    assert {k: v for k, v in cleanlab.items() if not k.endswith("_ci")} == {
+        "flagged": 2, "correct": 2, "precision": 1.0, "recall": 2 / 3, "f1": pytest.approx(0.8),
+        "hard_called_mislabelled": 0, "hard_per_flagged": 0.0}
+    for key in ("precision", "recall", "f1"):  # bootstrap intervals over the 5 clips
+        low, high = cleanlab[f"{key}_ci"]
+        assert 0 <= low <= cleanlab[key] <= high <= 1
     # The control at equal length: cleanlab's 3 highest scores (clips 0, 2, 3), as many as rdfer flags.
     equal = scores["lists"]["cleanlab_top_k"]
     assert (equal["flagged"], equal["correct"], equal["hard_called_mislabelled"]) == (3, 2, 1)  # clip 3 is hard
     assert (equal["precision"], equal["recall"]) == pytest.approx((2 / 3, 2 / 3))
+    # rdfer minus cleanlab: precision 2/3 - 1, recall 0, F1 2/3 - 0.8; judged right (flag == truth):
+    # cleanlab alone on clips 1 and 2, rdfer alone on clip 4 -> McNemar 2 * P(X <= 1 | 3, 1/2) = 1.
+    versus = scores["rdfer_vs_cleanlab"]
+    assert versus["precision_diff"] == pytest.approx(-1 / 3) and versus["recall_diff"] == pytest.approx(0.0)
+    assert versus["f1_diff"] == pytest.approx(2 / 3 - 0.8)
+    assert versus["mcnemar"] == {"only_a": 2, "only_b": 1, "both": 2, "neither": 0, "p": pytest.approx(1.0)}
+    for key in ("precision", "recall", "f1"):
+        low, high = versus[f"{key}_diff_ci"]
+        assert low <= versus[f"{key}_diff"] <= high
+    # Against cleanlab's top 3: equal precision and recall; right alone: top k on clips 1, 2, rdfer on 3, 4.
+    at_length = scores["rdfer_vs_cleanlab_top_k"]
+    assert at_length["precision_diff"] == pytest.approx(0.0) and at_length["recall_diff"] == pytest.approx(0.0)
+    assert at_length["mcnemar"] == {"only_a": 2, "only_b": 2, "both": 1, "neither": 0, "p": pytest.approx(1.0)}
     assert scores["lists"]["disagrees"]["flagged"] == 3  # predictions 1, 1, 1 against label 0
     assert scores["rdfer_hard"] == {"called": 2, "truly_hard": 2, "flipped": 1}
 

@@ -89,6 +89,22 @@ def _bootstrap_index(n: int, resamples: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, n, size=(resamples, n))
 
 
+def bootstrap_interval(statistic, n: int, *, resamples: int = DEFAULT_RESAMPLES, level: float = DEFAULT_LEVEL,
+                       seed: int = 0) -> list[float]:
+    """Percentile bootstrap interval of any statistic of N items (clips) resampled with replacement.
+
+    Args:
+        statistic: called once with a (resamples, N) array of item indices, one bootstrap sample per
+            row; returns the (resamples,) values of the statistic. For a paired comparison it
+            returns the difference of the two statistics on the same rows.
+        n: N, the number of items.
+
+    Returns:
+        [low, high]; the same for the same seed.
+    """
+    return _percentile_interval(np.asarray(statistic(_bootstrap_index(n, resamples, seed)), dtype=np.float64), level)
+
+
 def bootstrap_ci(y_true, y_pred, metric: str = "war", *, resamples: int = DEFAULT_RESAMPLES,
                  level: float = DEFAULT_LEVEL, seed: int = 0, num_classes: int | None = None) -> dict:
     """One run's metric with a percentile bootstrap interval over its test clips.

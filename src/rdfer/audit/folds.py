@@ -206,10 +206,11 @@ def fold_config(config: TrainConfig, manifest: Path) -> TrainConfig:
     The held-out split is predicted after every epoch (the verdict pools the
     epochs; a test pass costs about a quarter of a fold's epoch, as the held-out
     fold is a quarter of the training folds' size). It is the audit's input,
-    not a model-selection signal: no best.pt is kept.
+    not a model-selection signal: no best.pt is kept, and no validation part is
+    held out of the training folds (data.val_fraction 0: every clip trains).
     """
     data = replace(config.data, dataset="csv", csv=str(manifest), root=str(manifest.parent), fold=1,
-                   train_split="train", test_split="test", ground_truth=None)
+                   train_split="train", test_split="test", ground_truth=None, val_fraction=0.0)
     return replace(config, data=data, eval_every=1, save_best=False)
 
 

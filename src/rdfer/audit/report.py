@@ -50,15 +50,23 @@ LIST_NAMES = {"rdfer": "rdfer (default verdict)", "cleanlab": "cleanlab find_lab
               "disagrees": "reference: prediction != label"}
 
 
+def _with_ci(s: dict, key: str) -> str:
+    if f"{key}_ci" not in s:
+        return f"{s[key]:.3f}"
+    low, high = s[f"{key}_ci"]
+    return f"{s[key]:.3f} [{low:.3f}, {high:.3f}]"
+
+
 def scores_markdown(scores: dict) -> str:
     lines = [f"{scores['clips']} clips, {scores['truly_mislabelled']} truly mislabelled, "
-             f"{scores['hard_not_flipped']} truly hard with a right label.", "",
+             f"{scores['hard_not_flipped']} truly hard with a right label. In brackets: 95% bootstrap intervals "
+             "over the clips (docs/statistics.md).", "",
              "| list | flagged | correct | precision | recall | F1 | hard clips called mislabelled | "
              "per flagged clip |",
              "|---|---|---|---|---|---|---|---|"]
     for name, s in scores["lists"].items():
-        lines.append(f"| {LIST_NAMES[name]} | {s['flagged']} | {s['correct']} | {s['precision']:.3f} | "
-                     f"{s['recall']:.3f} | {s['f1']:.3f} | {s['hard_called_mislabelled']} | "
+        lines.append(f"| {LIST_NAMES[name]} | {s['flagged']} | {s['correct']} | {_with_ci(s, 'precision')} | "
+                     f"{_with_ci(s, 'recall')} | {_with_ci(s, 'f1')} | {s['hard_called_mislabelled']} | "
                      f"{s.get('hard_per_flagged', 0.0):.3f} |")
     h = scores["rdfer_hard"]
     lines += ["", f"rdfer calls {h['called']} clips hard: {h['truly_hard']} truly hard, {h['flipped']} flipped."]
@@ -70,7 +78,26 @@ def scores_markdown(scores: dict) -> str:
                       f"mislabelled per flagged clip: rdfer {mine['hard_per_flagged']:.3f}, cleanlab's top k "
                       f"{equal['hard_per_flagged']:.3f}, cleanlab's own list "
                       f"{scores['lists']['cleanlab']['hard_per_flagged']:.3f}."]
+    for other, title in (("cleanlab", "cleanlab's own list (lengths differ: precision and recall trade "
+                                      "against each other)"),
+                         ("cleanlab_top_k", "cleanlab's ranking cut at rdfer's length")):
+        versus = scores.get(f"rdfer_vs_{other}")
+        if versus:
+            lines += _versus_lines(versus, title)
     return "\n".join(lines) + "\n"
+
+
+def _versus_lines(versus: dict, title: str) -> list:
+    """rdfer minus another list: differences with paired bootstrap intervals, and the exact McNemar test."""
+    lines = ["", f"rdfer against {title}; rdfer minus it, paired bootstrap over the clips:", ""]
+    for name in ("precision", "recall", "f1"):
+        low, high = versus[f"{name}_diff_ci"]
+        words = "no detectable difference" if low <= 0 <= high else ("rdfer above" if low > 0 else "rdfer below")
+        lines.append(f"- {name}: {versus[f'{name}_diff']:+.3f} [{low:+.3f}, {high:+.3f}]: {words}")
+    m = versus["mcnemar"]
+    lines.append(f"- clips judged right (flagged exactly when truly mislabelled): by rdfer alone {m['only_b']}, "
+                 f"by the other alone {m['only_a']}; exact McNemar p = {m['p']:.3g}")
+    return lines
 
 
 # ----------------------------------------------------------------------------- the whole judging step

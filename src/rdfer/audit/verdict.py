@@ -34,6 +34,7 @@ from typing import Optional
 
 import numpy as np
 
+from rdfer import stats
 from rdfer.errors import RdferError
 from rdfer.labels import clip_key
 from rdfer.utils.ground_truth import read_ground_truth
@@ -363,16 +364,44 @@ def read_truth(path, clip_ids) -> tuple:
 
 def precision_recall_f1(flagged: np.ndarray, truly: np.ndarray) -> tuple:
     """Precision, recall and F1 of a bool flag array against a bool truth array (0 where undefined)."""
-    hits = int((flagged & truly).sum())
-    precision = hits / flagged.sum() if flagged.any() else 0.0
-    recall = hits / truly.sum() if truly.any() else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return float(precision), float(recall), float(f1)
+    precision, recall, f1 = _resampled_scores(flagged, truly, np.arange(len(flagged))[None])
+    return float(precision[0]), float(recall[0]), float(f1[0])
+
+
+def _resampled_scores(flagged: np.ndarray, truly: np.ndarray, index: np.ndarray) -> tuple:
+    """(precision, recall, F1), each (B,), of the clips in each row of the (B, N) index array (0 where undefined)."""
+    flagged, truly = flagged[index], truly[index]  # (B, N)
+    hits, listed, real = (flagged & truly).sum(1), flagged.sum(1), truly.sum(1)
+    precision = np.where(listed > 0, hits / np.maximum(listed, 1), 0.0)
+    recall = np.where(real > 0, hits / np.maximum(real, 1), 0.0)
+    total = precision + recall
+    f1 = np.where(total > 0, 2 * precision * recall / np.where(total > 0, total, 1), 0.0)
+    return precision, recall, f1
+
+
+SCORE_NAMES = ("precision", "recall", "f1")
+
+
+def compare_lists(flagged_a: np.ndarray, flagged_b: np.ndarray, truly: np.ndarray, seed: int = 0) -> dict:
+    """List B against list A on the same clips: precision, recall and F1 differences (B minus A) with
+    paired bootstrap intervals over the clips, and the exact McNemar test of the clips each list
+    judges right (flagged exactly when truly mislabelled); rdfer.stats, docs/statistics.md."""
+    result = {}
+    for k, name in enumerate(SCORE_NAMES):
+        a = precision_recall_f1(flagged_a, truly)[k]
+        b = precision_recall_f1(flagged_b, truly)[k]
+        result[f"{name}_diff"] = b - a
+        result[f"{name}_diff_ci"] = stats.bootstrap_interval(
+            lambda index: _resampled_scores(flagged_b, truly, index)[k] - _resampled_scores(flagged_a, truly, index)[k],
+            len(truly), seed=seed)
+    result["mcnemar"] = stats.mcnemar_exact(flagged_a == truly, flagged_b == truly)
+    return result
 
 
 def score_lists(judged: dict, noisy: np.ndarray, hard: np.ndarray, prediction: np.ndarray,
                 labels: np.ndarray) -> dict:
-    """Each list against the truth; "disagrees" (prediction != given label) is a reference list."""
+    """Each list against the truth, with 95% bootstrap intervals over the clips; "disagrees"
+    (prediction != given label) is a reference list; "rdfer_vs_cleanlab": `compare_lists`."""
     clean_hard = hard & ~noisy  # a hard clip whose label is right: calling it mislabelled is wrong
     lists = {name: judged[f"{name}_issue"] for name in MEASURED if f"{name}_issue" in judged}
     # The control at equal list length: cleanlab's ranking (1 - self-confidence) cut at rdfer's list length.
@@ -387,6 +416,12 @@ def score_lists(judged: dict, noisy: np.ndarray, hard: np.ndarray, prediction: n
                                  "hard_called_mislabelled": int((flagged & clean_hard).sum()),
                                  "hard_per_flagged": float((flagged & clean_hard).sum() / flagged.sum())
                                  if flagged.any() else 0.0}
+        for k, score in enumerate(SCORE_NAMES):
+            scores["lists"][name][f"{score}_ci"] = stats.bootstrap_interval(
+                lambda index: _resampled_scores(flagged, noisy, index)[k], len(noisy))
+    for other in ("cleanlab", "cleanlab_top_k"):  # cleanlab's own list, and its ranking at rdfer's length
+        if "rdfer" in lists and other in lists:
+            scores[f"rdfer_vs_{other}"] = compare_lists(lists[other], lists["rdfer"], noisy)
     called_hard = judged["kind"] == HARD
     scores["rdfer_hard"] = {"called": int(called_hard.sum()), "truly_hard": int((called_hard & hard).sum()),
                             "flipped": int((called_hard & noisy).sum())}

@@ -327,10 +327,8 @@ def split_validation(train: Manifest, fraction: float, seed: int) -> tuple[Manif
     split-file order.
 
     Returns:
-        (the training clips left, the validation clips); with fraction 0 the validation part is empty.
-
-    Raises:
-        RdferError: nothing would be left to train on, or no clip can be held out.
+        (the training clips left, the validation clips); the validation part is empty with fraction 0
+        and (with a warning) when every class has a single clip.
     """
     empty = replace(train, split=f"{train.split}[val]", records=(), skipped=())
     if fraction <= 0:
@@ -349,10 +347,11 @@ def split_validation(train: Manifest, fraction: float, seed: int) -> tuple[Manif
     held = set()
     for k, count in enumerate(quota):
         held.update(rng.permutation(members[k])[:count].tolist())
-    if not held:
-        raise RdferError(f"data.val_fraction {fraction}: {train.dataset} {train.split} has {len(train.records)} clips, "
-                         "too few to hold a validation part out; set data.val_fraction=0 (the last epoch is then "
-                         "the one reported)")
+    if not held:  # every class has a single clip: nothing can be spared
+        warnings.warn(f"data.val_fraction {fraction}: {train.dataset} {train.split} has one clip per class, too few "
+                      "to hold a validation part out: training on all of them, the last epoch reported as best",
+                      stacklevel=2)
+        return train, empty
     kept = tuple(r for i, r in enumerate(train.records) if i not in held)
     val = tuple(r for i, r in enumerate(train.records) if i in held)
     return replace(train, records=kept), replace(empty, records=val)

@@ -335,8 +335,8 @@ def is_better(record: dict, best) -> bool:
 def _selected(test_summary: dict, record: dict, val_clips: int) -> dict:
     """The best-epoch summary: its test figures, plus what chose it."""
     if "val_war" not in record:
-        return {**test_summary, "selected_on": "last epoch (no validation part)"}
-    return {**test_summary, "selected_on": f"validation WAR ({val_clips} training clips held out)",
+        return {**test_summary, "selected_on": "the last epoch, no validation part"}
+    return {**test_summary, "selected_on": f"validation WAR, {val_clips} training clips held out",
             "val_war": record["val_war"], "val_uar": record["val_uar"]}
 
 
