@@ -281,9 +281,17 @@ def outputs_markdown() -> str:
                                       "| `raw_p_<Class>` | the frame's own probability of the class |"),
              "", "## Run folders (rdfer train --out RUN; rdfer cv: OUT/fold_K)", "",
              "Files: " + ", ".join(f"`{f}`" for f in RUN_FILES) + ". `config.yaml` is the resolved config "
-             "(`rdfer train --resume` reads it); `metrics.jsonl` a line per epoch; `final.json` the last and best "
-             "epoch; `predictions.csv` and `features.npy` the test clips of the last epoch (rows aligned). "
-             "`rdfer cv` adds OUT/cv_summary.json and OUT/cv_summary.md.", "",
+             "(`rdfer train --resume` reads it); `metrics.jsonl` a line per epoch (`val_war`, `val_uar`: the "
+             "validation part held out of the training split, `data.val_fraction`); `final.json` the last and best "
+             "epoch (best: the highest validation WAR, scored on the test split; `best.selected_on` says what chose "
+             "it); `predictions.csv` and `features.npy` the test clips of the last epoch (rows aligned). "
+             "`rdfer cv` adds OUT/cv_summary.json and OUT/cv_summary.md (mean, sample sd and 95% interval of the "
+             "mean over folds).", "",
+             "## rdfer compare RUN_A RUN_B --out DIR", "",
+             "`DIR/compare.json`: `run_a`, `run_b`, `n_clips` (paired by clip id); `a` and `b`: each run's `war`, "
+             "`war_ci`, `uar`, `uar_ci`; `war_diff`, `uar_diff` (B minus A, points) with `war_diff_ci`, "
+             "`uar_diff_ci` (paired bootstrap over clips); `mcnemar_p` and `mcnemar` (`only_a`, `only_b`, `both`, "
+             "`neither`); `resamples`, `seed`, `level` (docs/statistics.md).", "",
              f"## rdfer eval (OUT)", "", "Files: " + ", ".join(f"`{f}`" for f in EVAL_OUTPUTS) + ".", "",
              "### predictions.csv (run folders and rdfer eval)", "",
              *_columns(PREDICTION_COLUMNS, "| `p_<Class>` | the video's probability of each class |"),
