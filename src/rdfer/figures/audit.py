@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rdfer.figures.base import FrameSource, Skipped, save_png
+from rdfer.figures.base import FrameSource, Skipped, class_matrix, save_png
 
 
 def fig_per_class(counts: dict, classes, out_path) -> Path:
@@ -34,28 +34,14 @@ def fig_per_class(counts: dict, classes, out_path) -> Path:
 
 def fig_relabels(oof, flagged: np.ndarray, out_path, title: str) -> Path:
     """Counts of (given label -> suggested label) over the flagged clips."""
-    from matplotlib.figure import Figure
-
     k = len(oof.classes)
     counts = np.zeros((k, k), int)
     np.add.at(counts, (oof.label[flagged], oof.probabilities[flagged].argmax(1)), 1)
-    size = max(4.5, 0.75 * k + 2)
-    fig = Figure(figsize=(size + 1.2, size))
-    ax = fig.subplots()
-    image = ax.imshow(counts, cmap="Oranges", vmin=0, vmax=max(1, counts.max()))
-    for i in range(k):
-        for j in range(k):
-            if counts[i, j]:
-                ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=9 if k <= 8 else 7,
-                        color="white" if counts[i, j] > 0.55 * counts.max() else "#222222")
-    ax.set_xticks(range(k), oof.classes, rotation=40, ha="right")
-    ax.set_yticks(range(k), [f"{name} ({n})" for name, n in zip(oof.classes, counts.sum(1))])
-    ax.set_xlabel("suggested label")
-    ax.set_ylabel("given label (clips flagged)")
-    ax.set_title(title)
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="clips")
-    fig.tight_layout()
-    return save_png(fig, out_path)
+    cells = {(i, j): (str(counts[i, j]), "white" if counts[i, j] > 0.55 * counts.max() else "#222222")
+             for i, j in np.ndindex(counts.shape) if counts[i, j]}
+    return class_matrix(counts, cells, oof.classes, [f"{name} ({n})" for name, n in zip(oof.classes, counts.sum(1))],
+                        out_path, cmap="Oranges", vmax=max(1, counts.max()), xlabel="suggested label",
+                        ylabel="given label (clips flagged)", title=title, colour_label="clips")
 
 
 def fig_contact_sheet(oof, judged: dict, indices, out_path, title: str, frames: int = 8) -> tuple:

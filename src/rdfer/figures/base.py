@@ -23,6 +23,34 @@ def save_png(fig, path) -> Path:
     return path
 
 
+def class_matrix(values: np.ndarray, cells: dict, classes, row_labels, out_path, *, cmap: str, vmax: float,
+                 xlabel: str, ylabel: str, title: str, colour_label: str) -> Path:
+    """A (K, K) image over the classes (rows and columns named), `cells` written on it, saved as PNG.
+
+    Args:
+        values: (K, K) the colours' values, from 0 to `vmax` in `cmap`.
+        cells: {(row, column): (text, text colour)}, written in this order.
+        row_labels: K names of the rows (the columns are `classes`).
+    """
+    from matplotlib.figure import Figure
+
+    k = len(classes)
+    size = max(4.5, 0.75 * k + 2)
+    fig = Figure(figsize=(size + 1.2, size))
+    ax = fig.subplots()
+    image = ax.imshow(values, cmap=cmap, vmin=0, vmax=vmax)
+    for (i, j), (text, colour) in cells.items():
+        ax.text(j, i, text, ha="center", va="center", fontsize=9 if k <= 8 else 7, color=colour)
+    ax.set_xticks(range(k), classes, rotation=40, ha="right")
+    ax.set_yticks(range(k), row_labels)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label=colour_label)
+    fig.tight_layout()
+    return save_png(fig, out_path)
+
+
 def _natural_key(name: str):
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 

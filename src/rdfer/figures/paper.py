@@ -21,7 +21,7 @@ import torch
 from matplotlib.figure import Figure
 
 from rdfer.data.sampling import T_DENSE, T_PLAIN, sample_indices
-from rdfer.figures.base import FrameSource, Skipped, save_png
+from rdfer.figures.base import FrameSource, Skipped, class_matrix, save_png
 from rdfer.labels import level_name
 from rdfer.models.detector import resample_positions
 
@@ -107,26 +107,13 @@ def fig_confusion(confusion, classes, out_path, title: str = "Confusion matrix")
     support = confusion.sum(1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
         percent = np.where(support > 0, 100 * confusion / support, np.nan)
-    k = len(classes)
-    size = max(4.5, 0.75 * k + 2)
-    fig = Figure(figsize=(size + 1.2, size))
-    ax = fig.subplots()
-    image = ax.imshow(np.nan_to_num(percent), cmap="Blues", vmin=0, vmax=100)
-    for i in range(k):
-        for j in range(k):
-            if np.isnan(percent[i, j]):
-                continue
-            ax.text(j, i, f"{percent[i, j]:.0f}", ha="center", va="center", fontsize=9 if k <= 8 else 7,
-                    color="white" if percent[i, j] > 55 else ("#222222" if confusion[i, j] else "#aaaaaa"))
-    ticks = [f"{name} ({int(n)})" for name, n in zip(classes, support.ravel())]
-    ax.set_xticks(range(k), classes, rotation=40, ha="right")
-    ax.set_yticks(range(k), ticks)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true label (clips)")
-    ax.set_title(title)
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="% of the true class")
-    fig.tight_layout()
-    return save_png(fig, out_path)
+    cells = {(i, j): (f"{percent[i, j]:.0f}", "white" if percent[i, j] > 55 else
+                      ("#222222" if confusion[i, j] else "#aaaaaa"))
+             for i, j in np.ndindex(percent.shape) if not np.isnan(percent[i, j])}
+    return class_matrix(np.nan_to_num(percent), cells, classes,
+                        [f"{name} ({int(n)})" for name, n in zip(classes, support.ravel())], out_path,
+                        cmap="Blues", vmax=100, xlabel="predicted", ylabel="true label (clips)", title=title,
+                        colour_label="% of the true class")
 
 
 # --- Fig. 3 -------------------------------------------------------------------
