@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-HEAVY = ("torch", "torchvision", "matplotlib", "cv2", "sklearn", "cleanlab", "omegaconf")
+HEAVY = ("torch", "torchvision", "matplotlib", "cv2", "sklearn", "cleanlab", "omegaconf", "scipy")
 
 # Each top-level module or package of rdfer and its layer: imports point to a lower layer or
 # stay inside their own package (docs/architecture.md draws this).
