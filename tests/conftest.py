@@ -179,3 +179,19 @@ def pytest_collection_modifyitems(items):
         names = SLOW.get(item.path.name, ())
         if names == ALL or item.originalname in names:
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session")
+def load_script():
+    """`load_script("gpu_check")`: scripts/gpu_check.py imported as a module (scripts are no package)."""
+    import importlib.util
+    from pathlib import Path
+
+    def load(name: str):
+        path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load

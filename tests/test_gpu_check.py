@@ -1,19 +1,11 @@
 """scripts/gpu_check.py in its CPU mode: the steps that are quick here run, and the report says what it measured."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "gpu_check.py"
 
 
 @pytest.fixture(scope="module")
-def gpu_check():
-    spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def gpu_check(load_script):
+    return load_script("gpu_check")
 
 
 def test_cpu_mode_measures_and_reports_each_figure_with_its_command(gpu_check, tmp_path):

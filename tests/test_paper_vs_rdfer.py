@@ -1,21 +1,16 @@
 """scripts/paper_vs_rdfer.py: its paired comparisons against a hand computation on made-up runs."""
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "paper_vs_rdfer.py"
 CLASSES = ("Happy", "Sad", "Neutral")
 
 
 @pytest.fixture(scope="module")
-def script():
-    spec = importlib.util.spec_from_file_location("paper_vs_rdfer", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def script(load_script):
+    return load_script("paper_vs_rdfer")
 
 
 def write_run(folder: Path, labels, predictions) -> None:

@@ -1,7 +1,6 @@
 """The generated references (docs/reference/) match the code, and the docs site builds strictly."""
 
 import csv
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -12,11 +11,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def gen():
-    spec = importlib.util.spec_from_file_location("gen_reference", ROOT / "scripts" / "gen_reference.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def gen(load_script):
+    return load_script("gen_reference")
 
 
 @pytest.mark.parametrize("page", ["cli.md", "config.md", "outputs.md"])
