@@ -127,8 +127,10 @@ def test_small_faces_in_1080p_are_found_as_mtcnn_finds_them(feat_videos, tmp_pat
     small, scale = _downscale(frame, 180 / 1080)
     assert len(MTCNNDetector(min_face=20).detect(small)) == 0
 
-    bigger = predict_video(path, min_face=100)
-    assert bigger.status == "no_face" and "100 px" in bigger.error and "--min-face 50" in bigger.error
+    # (MTCNN also finds some faces well under the size searched: at --min-face 100 two of the 44 px
+    # faces are found, as facenet-pytorch's MTCNN finds them on the same search copy.)
+    bigger = predict_video(path, min_face=200)
+    assert bigger.status == "no_face" and "200 px" in bigger.error and "--min-face 100" in bigger.error
 
 
 def test_annotated_video_is_h264_with_the_source_audio(tmp_path, feat_videos):  # noqa: F811

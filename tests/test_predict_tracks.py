@@ -175,3 +175,33 @@ def test_min_face_sets_the_search_scale_and_the_no_face_message():
             check_min_face(bad)
     text = no_face_message(30, 1920, 1080, PredictOptions(min_face=60))
     assert "60 px" in text and "1080 px short side" in text and "--min-face 30" in text
+
+
+def test_two_followed_faces_never_share_one_face():
+    """Face 1 turns away next to face 2: the search near face 1 finds face 2, which face 2 keeps alone."""
+    a, b = [0, 0, 40, 40], [20, 0, 60, 40]  # two faces side by side (IoU 0.33: two faces)
+    moved = [21, 0, 61, 40]  # face 2, a pixel on; it overlaps face 1's last box by IoU 0.31
+    detector = _NearDetector({0: [a, b], 4: [moved], 8: [moved], 12: [a, moved]})
+    out = _run(FaceTracker(detector, every=4, smoothing=0.0, cuts=False), _frames(13))
+    for index, faces, _ in out:
+        boxes = list(faces.values())
+        assert not any(box_iou(p, q) >= 0.4 for i, p in enumerate(boxes) for q in boxes[i + 1:]), index
+    assert out[4][1] == {2: pytest.approx(moved)}  # face 2 keeps its own track
+    assert out[12][1] == {1: pytest.approx(a), 2: pytest.approx(moved)}  # face 1 back: its track again
+
+
+def test_a_face_missed_for_a_few_keyframes_keeps_its_track_within_a_shot_only():
+    box = [100, 100, 160, 160]
+    seen = {i: [box] for i in (0, 5, 20, 25, 30, 50, 55)}  # missed at 10 and 15 (turned away), gone 35-45
+    detector = _ScriptedDetector({**seen, 40: [], 45: []})
+    out = _run(FaceTracker(detector, every=5, smoothing=0.0, memory=30, cuts=False), _frames(56))
+    assert {tid for _, faces, _ in out for tid in faces} == {1}  # one face, one track
+    # The same face after a cut is another track, however short the gap.
+    detector = _ScriptedDetector({i: [box] for i in range(0, 40, 5)} | {23: [box]})
+    tracker = FaceTracker(detector, every=5, smoothing=0.0, memory=30)
+    out = _run(tracker, _frames(40, scene_at=23))
+    assert {tid for i, faces, _ in out if i >= 23 for tid in faces} == {2}
+    # Beyond its memory a face is a new track.
+    detector = _ScriptedDetector({0: [box], 5: [box], 40: [box], 45: [box]})
+    out = _run(FaceTracker(detector, every=5, smoothing=0.0, memory=15, cuts=False), _frames(46))
+    assert {tid for _, faces, _ in out for tid in faces} == {1, 2}

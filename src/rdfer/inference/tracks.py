@@ -18,8 +18,17 @@ the interval, never across a cut).
   face was not found near its box, and when more than `MAX_NEAR` faces are
   followed (one whole-frame search then costs less than the small ones).
 - Boxes found are matched to the followed faces greedily by overlap (IoU
-  above `MATCH_IOU`); a box that matches none starts a new track. A face
-  not found for more than `max_missed` keyframes in a row ends its track.
+  above `MATCH_IOU`). **One track per face**: whatever search found them,
+  two tracks whose boxes on a keyframe are one face (IoU of `DUPLICATE_IOU`
+  or more, or one box mostly inside the other) keep only the older track's
+  box; a box that matches none, and is no face already found, starts a new
+  track.
+- **Track memory**: a face not found (missed by the detector, turned away,
+  hidden behind another, out of the frame) keeps its track for `memory`
+  frames (default 30, 1 s at 30 fps): a face found again near where it was
+  last seen (centre within `REVIVE_DISTANCE` of its size, size within a
+  factor 1.6) takes its old track back instead of starting a new one. Only
+  within a shot: a cut ends every track.
 - At a shot cut (`ShotCuts`) every track ends and the new shot starts from
   scratch: a face after a cut is a new track even if it is the same person,
   and no box is carried or interpolated across the cut, so the crops on
@@ -50,7 +59,10 @@ from rdfer.inference.faces import box_iou
 from rdfer.inference.video import Frame
 
 MATCH_IOU = 0.2  # a box belongs to a followed face when they overlap at least this much
-DUPLICATE_IOU = 0.4  # two boxes of one search this close are one face
+DUPLICATE_IOU = 0.4  # two boxes this close are one face
+DUPLICATE_INSIDE = 0.7  # ... and so is a box with this share of its area inside another
+REVIVE_DISTANCE = 1.0  # a lost face found again: centre within this many face sides of where it was last seen
+REVIVE_SIZE = 1.6  # ... and its size within this factor
 MAX_NEAR = 2  # more followed faces than this: one whole-frame search instead of a search per face
 CUT_THRESHOLD = 27.0  # ContentDetector's default score (mean |dH|, |dS|, |dV| on 0-255 channels)
 CUT_WIDTH = 96  # width of the copy the cut score is computed on
@@ -102,6 +114,13 @@ class _Track:
     box: np.ndarray  # box at the last keyframe where it was found
     hits: int = 1  # keyframes where it was found
     missed: int = 0  # keyframes in a row where it was not
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(4, np.float32))  # box change per keyframe
+    guess: np.ndarray | None = None  # where the face should be on this keyframe (box moved by its velocity)
+
+    def expect(self) -> None:
+        # A face unseen for a while: carried on by its velocity for one keyframe at most (a face
+        # that stopped, or turned and came back, is found again where it was).
+        self.guess = self.box + self.velocity * min(self.missed + 1, 2)
 
 
 @dataclass
@@ -113,9 +132,35 @@ class _Key:
     boxes: dict = field(default_factory=dict)
 
 
+def _same_face(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two boxes show one face: they overlap much, or the smaller lies mostly inside the larger."""
+    if box_iou(a, b) >= DUPLICATE_IOU:
+        return True
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return w > 0 and h > 0 and smaller > 0 and w * h / smaller >= DUPLICATE_INSIDE
+
+
+def _near_last_seen(track: _Track, box: np.ndarray) -> float:
+    """How close `box` is to where a lost face was last seen or should be by now (0: far, or
+    another size; up to 1: the same place)."""
+    return max(_closeness(track.box, box), _closeness(track.guess, box))
+
+
+def _closeness(last: np.ndarray, box: np.ndarray) -> float:
+    side = max(last[2] - last[0], last[3] - last[1], 1.0)
+    other = max(box[2] - box[0], box[3] - box[1], 1.0)
+    if max(side, other) / min(side, other) > REVIVE_SIZE:
+        return 0.0
+    dx = (box[0] + box[2] - last[0] - last[2]) / 2
+    dy = (box[1] + box[3] - last[1] - last[3]) / 2
+    return max(0.0, 1.0 - float(np.hypot(dx, dy)) / (REVIVE_DISTANCE * side))
+
+
 def _overlap_matches(tracks: list[_Track], boxes: np.ndarray) -> tuple[dict, list[int]]:
     """Greedy matching by IoU: ({track id: box index}, indices of the boxes left unmatched)."""
-    pairs = sorted(((box_iou(t.box, b), t.id, k) for t in tracks for k, b in enumerate(boxes)), reverse=True)
+    pairs = sorted(((box_iou(t.guess, b), t.id, k) for t in tracks for k, b in enumerate(boxes)), reverse=True)
     matched, used = {}, set()
     for iou, tid, k in pairs:
         if iou < MATCH_IOU:
@@ -140,7 +185,8 @@ class FaceTracker:
         every: run the detector on every `every`-th frame (and on the first and last frame of each shot).
         full_every: search the whole frame on every `full_every`-th keyframe even when
             every followed face was found near its box.
-        max_missed: keyframes in a row a face may go unseen before its track ends.
+        memory: frames a face may go unseen (missed, turned away, hidden, out of the frame) and
+            still take its track back when found again near where it was last seen.
         smoothing: share of the previous keyframe's box kept in a keyframe's box when
             both show the same face (damps detector jitter); 0 keeps the raw box.
         cuts: a ShotCuts; None (default): a new ShotCuts(); False: no cut detection.
@@ -149,12 +195,14 @@ class FaceTracker:
     Holds at most `every` frames in memory.
     """
 
-    def __init__(self, detector, every: int = 5, full_every: int = 8, max_missed: int = 1,
+    def __init__(self, detector, every: int = 5, full_every: int = 8, memory: int = 60,
                  smoothing: float = 0.3, cuts=None, single: bool = False):
         if every < 1:
             raise RdferError(f"--detect-every must be at least 1, got {every}")
         self.detector, self.every, self.full_every = detector, every, max(full_every, 1)
-        self.max_missed, self.smoothing, self.single = max_missed, smoothing, single
+        # Keyframes a face may be missed in a row (at least one: a single miss never ends a track).
+        self.max_missed = max(int(memory) // every, 1)
+        self.smoothing, self.single = smoothing, single
         self.cuts = ShotCuts() if cuts is None else (cuts or None)
         self.near = getattr(detector, "tracks", False)
         self.hits: dict[int, int] = {}  # track id -> keyframes where it was found
@@ -174,12 +222,14 @@ class FaceTracker:
         if cut:
             self._tracks = []
         tracks, found = self._tracks, {}
+        for track in tracks:
+            track.expect()
         # One face followed (`single`) needs no periodic search: a new face would not be followed.
         full = (cut or not tracks or not self.near or len(tracks) > MAX_NEAR
                 or (not self.single and self.keyframes % self.full_every == 0))
         if not full:
             for track in tracks:
-                boxes = self.detector.detect_near(image, track.box)
+                boxes = self.detector.detect_near(image, track.guess)
                 matched, _ = _overlap_matches([track], boxes)
                 if matched:
                     found[track.id] = boxes[matched[track.id]]
@@ -191,25 +241,37 @@ class FaceTracker:
                                    np.float32).reshape(-1, 4)
             matched, rest = _overlap_matches([t for t in tracks if t.id not in found], boxes)
             found.update({tid: boxes[k] for tid, k in matched.items()})
+            # A face not matched by overlap (it moved fast, or was lost for a while) found near where it
+            # was last seen or should be by now keeps its track.
+            lost = [t for t in tracks if t.id not in found]
+            pairs = sorted(((_near_last_seen(t, boxes[k]), t.id, k) for t in lost for k in rest), reverse=True)
+            for closeness, tid, k in pairs:
+                if closeness > 0 and tid not in found and k in rest:
+                    found[tid] = boxes[k]
+                    rest.remove(k)
             if self.single and (tracks or found):
                 rest = []
             elif self.single and rest:
                 areas = [(boxes[k][2] - boxes[k][0]) * (boxes[k][3] - boxes[k][1]) for k in rest]
                 rest = [rest[int(np.argmax(areas))]]
             for k in rest:
-                if any(box_iou(boxes[k], f) >= DUPLICATE_IOU for f in found.values()):
+                if any(_same_face(boxes[k], f) for f in found.values()):
                     continue
-                track = _Track(self._next_id, boxes[k], hits=0)
+                track = _Track(self._next_id, boxes[k], hits=0, guess=boxes[k])
                 self._first_key[track.id] = self.keyframes
                 self._next_id += 1
                 tracks.append(track)
                 found[track.id] = boxes[k]
 
+        self._one_track_per_face(found)
         for track in list(tracks):
             if track.id in found:
                 box = np.asarray(found[track.id], np.float32)
-                if track.hits and box_iou(box, track.box) > 0.5:
-                    box = (1 - self.smoothing) * box + self.smoothing * track.box
+                if track.hits and box_iou(box, track.guess) > 0.5:
+                    box = (1 - self.smoothing) * box + self.smoothing * track.guess
+                if track.hits:
+                    step = (box - track.box) / (track.missed + 1)
+                    track.velocity = (0.5 * track.velocity + 0.5 * step).astype(np.float32)
                 track.box, track.missed = box, 0
                 track.hits += 1
                 self.hits[track.id] = track.hits
@@ -220,6 +282,20 @@ class FaceTracker:
                     tracks.remove(track)
         self.keyframes += 1
         return found
+
+    def _one_track_per_face(self, found: dict) -> None:
+        """Two tracks on one face (searches near two followed faces found the same face, or a lost
+        face was taken back where another is): the track whose last box overlaps it most keeps it
+        (then the one seen on more keyframes, then the older), the other is not found here."""
+        last = {t.id: t.guess for t in self._tracks if t.guess is not None}
+        order = sorted(found, key=lambda tid: (-box_iou(last[tid], found[tid]) if tid in last else 0.0,
+                                               -self.hits.get(tid, 0), tid))
+        kept: list[int] = []
+        for tid in order:
+            if any(_same_face(found[tid], found[other]) for other in kept):
+                del found[tid]
+            else:
+                kept.append(tid)
 
     def _between(self, frame: Frame, before: _Key, after: _Key) -> list[tuple[int, np.ndarray]]:
         """The faces of a frame between two keyframes: interpolated, or the nearer box held."""
