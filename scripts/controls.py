@@ -69,7 +69,8 @@ def prepare(work: Path, seed: int) -> Path:
 
 def _prepare(work: Path, seed: int, data: Path) -> None:
     if not (data / "ground_truth.csv").is_file():
-        run(rdfer("synth", "--out", str(data), *SYNTH.split(), "--seed", str(seed)), work / "logs" / f"synth_{seed}.log")
+        run(rdfer("synth", "--out", str(data), *SYNTH.split(), "--seed", str(seed)),
+            work / "logs" / f"synth_{seed}.log")
     if not (data / "features.npz").is_file():
         run(rdfer("features", "--config", "study", "--set", f"data.root={data}", "--out", str(data / "features.npz")),
             work / "logs" / f"features_{seed}.log")
@@ -94,7 +95,8 @@ def task(work: Path, part: str, seed: int) -> None:
         out = work / "audit" / f"seed_{seed}"
         wait_for_other_run(out)
         if not (out / "audit_summary.json").is_file():
-            run(rdfer("audit", "--config", "audit_synth", *common, "--out", str(out)), work / "logs" / f"audit_{seed}.log")
+            run(rdfer("audit", "--config", "audit_synth", *common, "--out", str(out)),
+                work / "logs" / f"audit_{seed}.log")
         return
     out = work / "runs" / part / f"seed_{seed}"
     wait_for_other_run(out)
@@ -138,12 +140,22 @@ def proportion(hits: int, n: int) -> tuple:
     return hits / n, [interval.low, interval.high]
 
 
-def across(values: list, digits=2) -> str:
+def across(values: list, digits=2, unit="") -> str:
     values = [v for v in values if v is not None]
     if not values:
         return "–"
     mean, sd = mean_sd(values)
-    return f"{mean:.{digits}f} ± {sd:.{digits}f} (n={len(values)})"
+    return f"{mean:.{digits}f}{unit} ± {sd:.{digits}f} (n={len(values)})"
+
+
+def pct(values: list) -> list:
+    return [None if v is None else 100 * v for v in values]
+
+
+def paired(a: list, b: list) -> dict:
+    """paired_tests of b against a over the seeds that have both, or None for fewer than 2."""
+    pairs = [(x, y) for x, y in zip(a, b) if x is not None and y is not None]
+    return paired_tests([x for x, _ in pairs], [y for _, y in pairs]) if len(pairs) >= 2 else None
 
 
 def paired_line(name: str, a: list, b: list, digits=2) -> str:
@@ -194,13 +206,17 @@ def detector_section(work: Path, seeds: list) -> list:
                   f"{across(get('farthest_apex_corr_expression'))}",
                   f"- seeds with r over expression clips >= 0.6: {sum(v >= 0.6 for v in expression)} of "
                   f"{len(expression)}; whose interval's lower end is >= 0.6: "
-                  f"{sum(rows[s]['mu_apex_corr_expression_ci'][0] >= 0.6 for s in rows if rows[s].get('mu_apex_corr_expression_ci'))}",
+                  f"{sum(ci[0] >= 0.6 for ci in get('mu_apex_corr_expression_ci') if ci)}",
                   paired_line("detector minus control, r over expression clips",
                               get("farthest_apex_corr_expression"), get("mu_apex_corr_expression")),
-                  f"- apex covered: detector {across([100 * v for v in get('apex_covered')], 1)}%, uniform window "
-                  f"{across([100 * v for v in get('uniform_apex_covered')], 1)}%",
-                  f"- frames on the apex: detector {across([100 * v for v in get('window_on_apex')], 1)}%, uniform "
-                  f"window {across([100 * v for v in get('uniform_window_on_apex')], 1)}%"]
+                  f"- apex covered: detector {across(pct(get('apex_covered')), 1, '%')}, uniform window "
+                  f"{across(pct(get('uniform_apex_covered')), 1, '%')}",
+                  f"- frames on the apex: detector {across(pct(get('window_on_apex')), 1, '%')}, uniform "
+                  f"window {across(pct(get('uniform_window_on_apex')), 1, '%')}"]
+        SUMMARY["detector"] = {key: get(key) for key in ("mu_apex_corr", "mu_apex_corr_expression",
+                                                          "farthest_apex_corr_expression", "apex_covered",
+                                                          "uniform_apex_covered", "window_on_apex",
+                                                          "uniform_window_on_apex")}
     return lines
 
 
@@ -239,13 +255,15 @@ def resampling_section(work: Path, seeds: list) -> list:
                 diffs.append(f"{d['diff']:+.1f} [{d['ci'][0]:+.1f}, {d['ci'][1]:+.1f}]")
             else:
                 diffs.append("–")
-        lines.append(f"| {seed} | {cells['default']} | {cells['uniform']} | {cells['none']} | {diffs[0]} | {diffs[1]} |")
+        lines.append(f"| {seed} | {cells['default']} | {cells['uniform']} | {cells['none']} | "
+                     f"{diffs[0]} | {diffs[1]} |")
     lines += ["", "Over seeds (mean ± sample sd of last-epoch WAR):", "",
               f"- default {across(wars['default'], 1)}, uniform window {across(wars['uniform'], 1)}, "
               f"no re-sampling {across(wars['none'], 1)}",
               paired_line("default minus uniform window (WAR points)", wars["uniform"], wars["default"]),
               paired_line("uniform window minus no re-sampling (WAR points)", wars["none"], wars["uniform"]),
               paired_line("default minus no re-sampling (WAR points)", wars["none"], wars["default"])]
+    SUMMARY["resampling"] = wars
     return lines
 
 
@@ -283,22 +301,23 @@ def noisy_section(work: Path, seeds: list) -> list:
                      f"{with_ci(s[0], s[1], 1, 100)}% / {100 * last['small_loss_recall']:.1f}% | "
                      f"{with_ci(pa[0], pa[1], 1, 100)}% | {with_ci(ps[0], ps[1], 1, 100)}% |")
     lines += ["", "Over seeds (mean ± sample sd, precision in %):", "",
-              f"- last epoch: agreement {across([100 * v for v in agree], 1)}, small-loss "
-              f"{across([100 * v for v in small], 1)}",
-              f"- epochs 11-30: agreement {across([100 * v for v in agree_pooled], 1)}, small-loss "
-              f"{across([100 * v for v in small_pooled], 1)}",
+              f"- last epoch: agreement {across(pct(agree), 1, '%')}, small-loss {across(pct(small), 1, '%')}",
+              f"- epochs 11-30: agreement {across(pct(agree_pooled), 1, '%')}, small-loss "
+              f"{across(pct(small_pooled), 1, '%')}",
               paired_line("small-loss minus agreement, last epoch (points)", [100 * v for v in agree],
                           [100 * v for v in small], 1),
               paired_line("small-loss minus agreement, epochs 11-30 (points)", [100 * v for v in agree_pooled],
                           [100 * v for v in small_pooled], 1),
               "", "A random pick of the same size would be about 20% flips."]
+    SUMMARY["noisy"] = {"agreement": agree_pooled, "small_loss": small_pooled}
     return lines
 
 
 def audit_section(work: Path, seeds: list) -> list:
     lines = ["## The audit beside cleanlab at equal list length", "",
              "`rdfer audit --config audit_synth` (5 folds, 15 epochs, frozen features) on each set; the lists against "
-             "the set's truly flipped labels (120 of 600). `cleanlab top k`: cleanlab's ranking (1 - self-confidence "
+             "the set's truly flipped labels (20% of the 600 given labels). `cleanlab top k`: cleanlab's ranking "
+             "(1 - self-confidence "
              "of the last epoch's held-out video probabilities) cut at k = rdfer's list length. Precision with its "
              "exact 95% binomial interval; 'hard/flagged': truly hard clips with a right label called mislabelled, "
              "per flagged clip.", "",
@@ -327,7 +346,64 @@ def audit_section(work: Path, seeds: list) -> list:
                           collected["rdfer"]["precision"], 3),
               paired_line("rdfer minus cleanlab top k, hard/flagged", collected["cleanlab_top_k"]["hard_per_flagged"],
                           collected["rdfer"]["hard_per_flagged"], 3)]
+    SUMMARY["audit"] = collected
     return lines
+
+
+SUMMARY: dict = {}  # what each section measured, for the summary at the top of the page
+
+
+def _mean(values: list):
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
+
+
+def _test_words(test, unit: str) -> str:
+    if test is None:
+        return "fewer than 2 seeds: not tested"
+    return (f"mean difference {test['mean_diff']:+.2f}{unit} over {test['n']} seeds, paired t p = {test['t_p']:.2g}"
+            f" ({'significant' if test['t_p'] <= 0.05 else 'not significant'} at 0.05)")
+
+
+def summary_lines() -> list:
+    """What holds and what does not, worded from the figures below (no hand-written numbers)."""
+    lines = ["## What holds and what does not", ""]
+    d = SUMMARY.get("detector")
+    if d:
+        expression = [v for v in d["mu_apex_corr_expression"] if v is not None]
+        lines.append(f"- **Claim: the detector finds the expression.** r(mu, apex centre) over expression clips "
+                     f">= 0.6 on "
+                     f"{sum(v >= 0.6 for v in expression)} of {len(expression)} seeds (mean {_mean(expression):.2f}; "
+                     f"over all clips {_mean(d['mu_apex_corr']):.2f}). Against the label-free control (frame farthest "
+                     f"from the first, mean r {_mean(d['farthest_apex_corr_expression']):.2f}): "
+                     + _test_words(paired(d["farthest_apex_corr_expression"], d["mu_apex_corr_expression"]), "") + ".")
+        lines.append(f"- **Claim: the window covers the apex for every test clip.** The uniform window covers the apex "
+                     f"for {100 * _mean(d['uniform_apex_covered']):.1f}% of test clips, the detector's for "
+                     f"{100 * _mean(d['apex_covered']):.1f}%. Frames *on* the apex: detector "
+                     f"{100 * _mean(d['window_on_apex']):.1f}%, uniform window "
+                     f"{100 * _mean(d['uniform_window_on_apex']):.1f}%.")
+    w = SUMMARY.get("resampling")
+    if w and _mean(w["default"]) is not None:
+        lines.append("- **Claim: re-sampling helps** (last-epoch WAR). Default against the uniform window with the "
+                     "same "
+                     "machinery: " + _test_words(paired(w["uniform"], w["default"]), " points") + "; the uniform "
+                     "window against no re-sampling: " + _test_words(paired(w["none"], w["uniform"]), " points") + ".")
+    n = SUMMARY.get("noisy")
+    if n and n["agreement"]:
+        lines.append(f"- **Claim: the noisy set finds flipped labels** (epochs 11-30). Agreement's set is "
+                     f"{100 * _mean(n['agreement']):.1f}% flips (random: 20%); the small-loss trick at the same "
+                     f"budget {100 * _mean(n['small_loss']):.1f}%; small-loss minus agreement: "
+                     + _test_words(paired(pct(n["agreement"]), pct(n["small_loss"])), " points") + ".")
+    a = SUMMARY.get("audit")
+    if a and a["rdfer"]["precision"]:
+        lines.append(f"- **Claim: the audit is more precise than cleanlab**, at equal list length: rdfer precision "
+                     f"{_mean(a['rdfer']['precision']):.3f} "
+                     f"against cleanlab's top k {_mean(a['cleanlab_top_k']['precision']):.3f} (rdfer minus cleanlab: "
+                     + _test_words(paired(a["cleanlab_top_k"]["precision"], a["rdfer"]["precision"]), "")
+                     + f"); truly hard clips called mislabelled per flagged clip "
+                     f"{_mean(a['rdfer']['hard_per_flagged']):.3f} against "
+                     f"{_mean(a['cleanlab_top_k']['hard_per_flagged']):.3f}.")
+    return lines + [""] if len(lines) > 2 else []
 
 
 def write_page(work: Path, seeds: list, out: Path) -> None:
@@ -342,8 +418,10 @@ def write_page(work: Path, seeds: list, out: Path) -> None:
              "Intervals: over test clips (bootstrap) they say how much a figure would move with another draw of "
              "test clips; over seeds (sample sd, paired tests) how much it moves with another rendering and "
              "training.", ""]
+    sections = []
     for section in (detector_section, resampling_section, noisy_section, audit_section):
-        lines += section(work, seeds) + [""]
+        sections += section(work, seeds) + [""]
+    lines += summary_lines() + sections
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines).rstrip() + "\n")
     print(f"wrote {out}")
