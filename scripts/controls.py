@@ -175,7 +175,8 @@ def detector_section(work: Path, seeds: list) -> list:
              "(they have no apex to find). Control: the frame farthest (Euclidean, in the cached frame features) "
              "from the clip's first frame, its time taken as the apex estimate, no training. Apex covered / "
              "frames on apex: the detector's window against the uniform window (mu 0.5, stride 4) on the same "
-             "clips.", "",
+             "clips. The training labels carry 20% symmetric flips (the guide learns from them); the README's "
+             "detector check trained on clean labels.", "",
              "| seed | r, all clips | r, expression clips (n) | control r, all | control r, expression | sd(mu) "
              "| mean delta | apex covered: detector / uniform | frames on apex: detector / uniform | WAR |",
              "|---|---|---|---|---|---:|---:|---|---|---:|"]
@@ -273,7 +274,9 @@ def noisy_section(work: Path, seeds: list) -> list:
              "partition ranks `t_n` = 10% of the clips noisy (weight 0 from epoch 11); the control flags the same "
              "number of each batch by the largest loss alone (the small-loss trick). Precision: share of the "
              "flagged clips whose label really is flipped, with its exact 95% binomial interval; last epoch, and "
-             "pooled over the epochs that reweight (11-30).", "",
+             "pooled over the epochs that reweight (11-30). The pooled interval treats the 20 epochs' flags as "
+             "independent draws, which they are not (the same clips come back every epoch): it is too narrow; "
+             "the spread over seeds below is the one to read.", "",
              "| seed | flagged (last epoch) | agreement: precision / recall | small-loss: precision / recall | "
              "epochs 11-30: agreement precision | epochs 11-30: small-loss precision |",
              "|---|---:|---|---|---|---|"]
