@@ -88,6 +88,7 @@ SLOW = {
         "test_demo_pipeline_end_to_end_and_reuses_finished_work",  # 124 s
         "test_bench_train_prints_both_figures_and_their_ratio",  # 86 s
         "test_ddp_two_cpu_processes_cover_the_whole_test_set",  # 71 s
+        "test_best_epoch_is_chosen_on_validation_never_on_test",  # trains twice
         "test_every_shipped_config_loads_and_names_a_registered_model",  # 24 s
     },
     "test_features.py": {
