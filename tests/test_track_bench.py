@@ -49,3 +49,15 @@ def test_one_track_per_face_through_turns_exits_and_crossings(sprites, kind):
     assert s["duplicates"] == 0
     assert s["tracks_per_face"] == 1.0 and s["switches"] == 0
     assert s["idf1"] >= 0.9
+
+
+def test_bench_track_command_runs_the_benchmark_it_is_asked_for(monkeypatch, tmp_path, capsys):
+    from rdfer.cli import main
+
+    calls = []
+    monkeypatch.setattr(tb, "run_benchmark", lambda *a: calls.append(a) or "| table |")
+    assert main(["bench", "track", "--seeds", "5", "--kinds", "crossing", "--cache", str(tmp_path),
+                 "--table", str(tmp_path / "t.md")]) == 0
+    assert calls == [(["crossing"], [5], tmp_path, tmp_path / "t.md")] and "| table |" in capsys.readouterr().out
+    assert main(["bench", "track", "--kinds", "dancing"]) == 2
+    assert "unknown sequence kind 'dancing'" in capsys.readouterr().err

@@ -19,7 +19,7 @@ MOTA, identity switches, fragmentations; boxes match at IoU >= 0.5) and counts
 `run_trackers(frames, ...)` runs rdfer's `FaceTracker` as `rdfer predict` does
 (MTCNN on keyframes, searched near each face), rdfer's tracker and
 supervision's ByteTrack on the SAME per-frame detections (MTCNN on every
-frame). `scripts/track_bench.py` prints the table (docs/results/tracking.md).
+frame). `rdfer bench track` (`run_benchmark`) prints the table (docs/results/tracking.md).
 py-motmetrics and supervision are needed here only, not by `rdfer predict`.
 """
 
@@ -331,3 +331,42 @@ def score(truth: list[dict], tracks: list[dict]) -> dict:
         "duplicates": int(duplicates), "faces": faces,
         "tracks_per_face": float(per_face.sum() / faces) if faces else 0.0,
     }
+
+
+# ------------------------------------------------------------------------------------- the table
+
+def run_benchmark(kinds=KINDS, seeds=(1, 2), cache: Path | None = None, out: Path | None = None) -> str:
+    """Every tracker on every (kind, seed) sequence: prints a line per run, returns the markdown table
+    (also written to `out`). `cache`: a folder keeping the per-frame detections between runs."""
+    sprites, detector = face_sprites(), MTCNNDetector()
+    totals: dict = {}
+    for kind in kinds:
+        for seed in seeds:
+            seq = make_sequence(kind, seed, sprites)
+            stored = Path(cache) / f"{kind}_{seed}.npz" if cache else None
+            if stored is not None and stored.is_file():
+                with np.load(stored) as saved:
+                    detections = [saved[str(i)] for i in range(len(seq.frames))]
+            else:
+                detections = detect_every_frame(seq.frames, detector)
+                if stored is not None:
+                    stored.parent.mkdir(parents=True, exist_ok=True)
+                    np.savez(stored, **{str(i): d for i, d in enumerate(detections)})
+            for name, tracks in run_trackers(seq.frames, detector, detections).items():
+                s = score(seq.truth, tracks)
+                totals.setdefault((kind, name), []).append(s)
+                print(f"{kind:13s} seed {seed} {name:42s} IDF1 {s['idf1']:.3f} MOTA {s['mota']:.3f} "
+                      f"IDs {s['switches']} frag {s['fragmentations']} dup {s['duplicates']} "
+                      f"tracks/face {s['tracks_per_face']:.2f}", flush=True)
+    lines = ["| sequences | tracker | IDF1 | MOTA | ID switches | fragmentations | duplicates | tracks per face |",
+             "|---|---|---|---|---|---|---|---|"]
+    for (kind, name), runs in totals.items():
+        mean = {key: float(np.mean([r[key] for r in runs])) for key in ("idf1", "mota", "tracks_per_face")}
+        total = {key: int(sum(r[key] for r in runs)) for key in ("switches", "fragmentations", "duplicates")}
+        lines.append(f"| {kind} ({len(runs)}) | {name} | {mean['idf1']:.3f} | {mean['mota']:.3f} | "
+                     f"{total['switches']} | {total['fragmentations']} | {total['duplicates']} | "
+                     f"{mean['tracks_per_face']:.2f} |")
+    table = "\n".join(lines)
+    if out is not None:
+        Path(out).write_text(table + "\n")
+    return table
