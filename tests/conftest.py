@@ -39,6 +39,7 @@ def data(tiny_dfew, tmp_path):
     shutil.copytree(tiny_dfew, root)
     return root
 
+
 # `make test-fast` (pytest -m "not slow") leaves out the tests marked here: they train models, start
 # processes, render benchmarks or drive a browser. Listed are the tests that took 5 s or more in a full
 # run on the shared 2-core machine (`pytest --durations`, with other work running: several times an
