@@ -4,6 +4,7 @@ import csv
 import io
 import json
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -298,7 +299,10 @@ def test_an_unexpected_failure_is_one_line_not_a_traceback(tmp_path, monkeypatch
     monkeypatch.setattr(app.state.audits, "open", broken)
     reply = TestClient(app, raise_server_exceptions=False).post("/api/audit/open", json={"folder": "x"})
     assert reply.status_code == 500 and "Traceback" not in reply.text
-    assert reply.json()["error"].startswith("internal error (ValueError: disk on fire)")
+    error = reply.json()["error"]
+    assert error.startswith("unexpected ValueError while processing /api/audit/open: disk on fire") and "\n" not in error
+    log = Path(error.split("the traceback is in ")[1].split(" (set RDFER_DEBUG")[0])
+    assert "Traceback" in log.read_text() and "disk on fire" in log.read_text()  # the details: in a log file
 
 
 def test_the_pages_decisions_are_what_rdfer_audit_apply_reads(client, tmp_path, capsys):

@@ -8,7 +8,7 @@ import pytest
 
 from rdfer.errors import RdferError
 from rdfer.inference.faces import square_crop
-from rdfer.inference.outputs import OutputNames, atomic_path, output_names
+from rdfer.inference.outputs import OutputNames, output_names
 from rdfer.inference.predict import (
     PredictOptions, _Decimator, _dense_window_seconds, best_window, clip_agreement, equal_chunks, nearest,
     partial_warning,
@@ -86,19 +86,6 @@ def test_output_names_never_take_an_existing_file_or_an_input(tmp_path):
     assert names.claim("x", [".json"]) == "x-3"  # x-2 is taken by this run
     assert names.claim("y", [".json", "_annotated.mp4"]) == "y-2"  # y_annotated.mp4 is an input
     assert names.claim_group(lambda n: [n + ".csv", n.replace("p", "f", 1) + ".csv"], "p") == "p"
-
-
-def test_atomic_path_leaves_the_old_file_on_failure(tmp_path):
-    target = tmp_path / "out.json"
-    target.write_text("old")
-    with pytest.raises(OSError):
-        with atomic_path(target) as temp:
-            temp.write_text("half")
-            raise OSError("disk full")
-    assert target.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
-    with atomic_path(target) as temp:
-        temp.write_text("new")
-    assert target.read_text() == "new"
 
 
 def test_partial_decoding_is_flagged_beyond_small_count_errors():

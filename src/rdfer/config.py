@@ -37,7 +37,7 @@ from rdfer.errors import RdferError
 from rdfer.schema import (  # noqa: F401 (the schema's names stay reachable as rdfer.config.TrainConfig etc.)
     DATASETS, PATH_FIELDS, STRATEGIES, DataConfig, ModelSection, OptimConfig, ReweightConfig, TrainConfig,
     check_config, config_to_dict, describe_type, field_types, typed_fields)
-from rdfer.utils.outputs import atomic_output
+from rdfer.utils.outputs import write_text
 
 # The YAML recipes shipped with rdfer (`--config NAME` finds them by name); files whose name
 # starts with "_" are bases for the others, not recipes of their own.
@@ -362,8 +362,7 @@ def save_config(config: TrainConfig, path: Path, extra: Optional[dict] = None) -
     values = config_to_dict(config)
     for section, items in (extra or {}).items():
         values.setdefault(section, {}).update(items)
-    with atomic_output(path, ".tmp") as tmp:
-        tmp.write_text(yaml.safe_dump(values, sort_keys=False))
+    write_text(path, yaml.safe_dump(values, sort_keys=False))
 
 
 def config_from_dict(values: dict, where: str = "the run's config") -> TrainConfig:

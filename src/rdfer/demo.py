@@ -28,6 +28,7 @@ from rdfer.engine import fit
 from rdfer.engine.study import NoiseSetting, prepare_data, run_config
 from rdfer.errors import RdferError
 from rdfer.synth import describe_synthetic
+from rdfer.utils.outputs import write_text
 from rdfer.utils.runlock import run_lock
 
 DEMO_CLIPS = 1000
@@ -77,7 +78,7 @@ def _run(out: Path, overrides, clips, progress: bool) -> Path:
     compare_runs(runs, out / "comparison.md")  # the table alone, as `rdfer compare` writes it
     table = comparison_table(runs)
     report = out / "report.md"
-    report.write_text(_demo_report(description, table, runs, time.time() - started))
+    write_text(report, _demo_report(description, table, runs, time.time() - started))
     print(table)
     print(f"demo finished in {time.time() - started:.0f}s: open {report}", flush=True)
     return report

@@ -9,6 +9,15 @@ class RdferError(Exception):
     """
 
 
+class WriteError(RdferError):
+    """A file could not be written (a full disk, no permission, a link where a file should be): `path` and
+    `reason` (e.g. "no space left on device") are kept for callers that say more about what was lost."""
+
+    def __init__(self, message: str, path=None, reason: str = ""):
+        super().__init__(message)
+        self.path, self.reason = path, reason
+
+
 class NonFiniteLoss(RdferError):
     """The training loss became nan or inf at `step` (1-based, in the epoch): the weights are no longer usable."""
 

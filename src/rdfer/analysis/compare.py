@@ -14,7 +14,7 @@ import numpy as np
 from rdfer import stats
 from rdfer.analysis.run import Predictions, read_config, read_predictions
 from rdfer.errors import RdferError
-from rdfer.utils.outputs import atomic_output
+from rdfer.utils.outputs import write_text
 
 COMPARE_FILE = "compare.json"
 
@@ -130,6 +130,5 @@ def write_comparison(run_a, run_b, out_dir, **options) -> tuple[Path, dict]:
         raise RdferError(f"--out {out_dir} is a file; give a folder for {COMPARE_FILE}")
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / COMPARE_FILE
-    with atomic_output(path) as tmp:
-        tmp.write_text(json.dumps(result, indent=2) + "\n")
+    write_text(path, json.dumps(result, indent=2) + "\n")
     return path, result

@@ -21,6 +21,7 @@ from rdfer.figures.paper import (
 )
 from rdfer.metrics import confusion_matrix, summarize
 from rdfer.stats import format_interval
+from rdfer.utils.outputs import write_text
 
 
 # Folder beside report.md that holds its figures and tables.
@@ -196,7 +197,7 @@ def write_report(run_dir, out_dir=None, *, seed: int = 0, tsne_points: int = 200
     if notes:
         lines += ["## Notes", "", *(f"- {n}" for n in notes), ""]
     path = out / "report.md"
-    path.write_text("\n".join(lines).rstrip() + "\n")
+    write_text(path, "\n".join(lines).rstrip() + "\n")
     return path
 
 
@@ -204,7 +205,7 @@ def compare_runs(runs: dict, out_path) -> Path:
     """Write `comparison_table(runs)` under a heading to the Markdown file `out_path`; returns it."""
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text("# Run comparison\n\n" + comparison_table(runs))
+    write_text(out_path, "# Run comparison\n\n" + comparison_table(runs))
     return out_path
 
 

@@ -26,6 +26,7 @@ from rdfer.data.files import count_video_frames, is_video_file, list_frames
 from rdfer.errors import RdferError
 from rdfer.labels import clip_key
 from rdfer.utils.ground_truth import GROUND_TRUTH_FILE, read_ground_truth
+from rdfer.utils.outputs import read_jsonl
 
 PREDICTION_COLUMNS = ("clip_id", "path", "label", "prediction", "agreement")
 
@@ -144,22 +145,8 @@ def _read_json(path: Path):
 
 
 def read_history(path) -> list:
-    """metrics.jsonl as a list of dicts ([] when the file does not exist)."""
-    path = Path(path)
-    if not path.is_file():
-        return []
-    history = []
-    for line_no, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError as error:
-            raise RdferError(f"{path}, line {line_no}: not valid JSON ({error})") from None
-        if not isinstance(record, dict) or "epoch" not in record:
-            raise RdferError(f"{path}, line {line_no}: expected a JSON object with an 'epoch' key")
-        history.append(record)
-    return history
+    """metrics.jsonl as a list of dicts ([] when the file does not exist; a torn last line left out)."""
+    return read_jsonl(path)
 
 
 def read_config(directory) -> dict:

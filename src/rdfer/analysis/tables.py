@@ -17,6 +17,7 @@ import numpy as np
 
 from rdfer.analysis.run import Predictions
 from rdfer.labels import level_name
+from rdfer.utils.outputs import atomic_open, write_text
 
 Cell = Optional[Union[int, float]]
 
@@ -47,7 +48,7 @@ class Table:
     def to_csv(self, path) -> Path:
         """Write the table as CSV (empty cell where the Markdown shows –)."""
         path = Path(path)
-        with open(path, "w", newline="") as f:
+        with atomic_open(path, "w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow([self.corner, *self.columns])
             for label, cells in self.rows:
@@ -107,5 +108,5 @@ def write_table(table: Table, out_dir, stem: str) -> tuple[Path, Path]:
     """Write `stem`.md and `stem`.csv into `out_dir`; returns both paths."""
     out_dir = Path(out_dir)
     md = out_dir / f"{stem}.md"
-    md.write_text(f"## {table.title}\n\n{table.to_markdown()}\n")
+    write_text(md, f"## {table.title}\n\n{table.to_markdown()}\n")
     return md, table.to_csv(out_dir / f"{stem}.csv")

@@ -14,6 +14,8 @@ One upload or prediction runs at a time on a server (the model and the CPU are
 shared): a second one is refused with a message instead of queueing silently.
 """
 
+import contextlib
+import os
 import secrets
 import threading
 import time
@@ -29,6 +31,7 @@ from rdfer.inference.predict import PredictOptions
 from rdfer.inference.predictors import load_predictor
 from rdfer.inference.runner import predict_files
 from rdfer.inference.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, is_image, list_videos
+from rdfer.utils.outputs import atomic_output, write_bytes
 
 ACCEPTED = tuple(dict.fromkeys(VIDEO_EXTENSIONS + IMAGE_EXTENSIONS))
 MAX_TIMELINE_POINTS = 1500  # per track, sent to the page (longer timelines are thinned evenly)
@@ -71,6 +74,7 @@ class PredictJobs:
         self.options = options or PredictOptions()
         self._jobs: dict[str, PredictJob] = {}
         self._busy = threading.Lock()  # held while an upload is written or a job runs
+        self._writing: dict[Path, contextlib.ExitStack] = {}  # uploads being written: their atomic_output
         self._what = ""
 
     def create(self) -> PredictJob:
@@ -112,7 +116,8 @@ class PredictJobs:
                 "instead (the server reads it in place) or restart with --max-upload-mb")
 
     def begin_upload(self, job_id: str, name: str, length: int | None):
-        """(job, temporary path, final path) for an upload; claims the server until `end_upload`."""
+        """(job, temporary path, final path) for an upload; claims the server until `end_upload` or
+        `abort_upload` (the temporary file is rdfer's `atomic_output`: removed on every failure)."""
         job = self.get(job_id)
         if job.state != "new":
             raise RdferError(f"job {job_id} has started already; start a new one to add files")
@@ -123,16 +128,30 @@ class PredictJobs:
             stem, suffix = Path(clean).stem, Path(clean).suffix
             final, n = job.inputs / clean, 1
             taken = {p.stem for p in job.files}  # one output name per input: no two inputs share a stem
-            while final.exists() or final.stem in taken:
+            while os.path.lexists(final) or final.stem in taken:
                 n += 1
                 final = job.inputs / f"{stem}-{n}{suffix}"
-            return job, final.with_name(f".{final.name}.partial"), final
+            writing = contextlib.ExitStack()
+            temp = writing.enter_context(atomic_output(final, fsync=False))
+            self._writing[temp] = writing
+            return job, temp, final
         except BaseException:
             self._release()
             raise
 
+    def abort_upload(self, temp: Path, error: BaseException) -> None:
+        """An upload failed while it was written (a full disk, a dropped connection, any exception): remove
+        the partial file, release the server, raise the error (a failed write as one line naming the file)."""
+        try:
+            writing = self._writing.pop(temp, contextlib.ExitStack())
+            writing.__exit__(type(error), error, error.__traceback__)  # removes the file; a failed write: its line
+            raise error
+        finally:
+            self._release()
+
     def end_upload(self, job: PredictJob, temp: Path, final: Path, name: str, size: int, ok: bool) -> dict:
         """Check a written upload (size, decodable) and keep it, or delete it and raise; releases the server."""
+        writing = self._writing.pop(temp, contextlib.ExitStack())
         try:
             if size > self.max_bytes:
                 raise TooLarge(self._too_large(name))
@@ -143,9 +162,12 @@ class PredictJobs:
             problem = _decode_problem(temp, is_image(final))
             if problem:
                 raise RdferError(f"{name}: {problem}")
-            temp.replace(final)
+            writing.close()  # renamed into place
             job.files.append(final)
             return {"name": final.name, "bytes": size, "files": [p.name for p in job.files]}
+        except BaseException as error:
+            writing.__exit__(type(error), error, error.__traceback__)  # removes the file; a failed write: its line
+            raise
         finally:
             temp.unlink(missing_ok=True)
             self._release()
@@ -235,7 +257,9 @@ def _thumbnails(job: PredictJob, folder: Path, track_id, thumbnails) -> list[dic
     for n, (time_s, crop) in enumerate(_thin(list(thumbnails), THUMBNAILS)):
         path = folder / "thumbs" / f"{track_id}-{n}.jpg"
         path.parent.mkdir(exist_ok=True)
-        cv2.imwrite(str(path), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
+        ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
+        if ok:
+            write_bytes(path, encoded.tobytes(), fsync=False)
         out.append({"time_s": float(time_s), "url": _url(job, path)})
     return out
 

@@ -2,17 +2,18 @@
 
 Every error the page can cause comes back as JSON `{"error": "one line"}` with a 4xx
 status (400 bad input, 404 unknown, 409 busy, 413 too large), never a traceback; an
-unexpected failure is a 500 with a one-line message, its traceback on the console.
+unexpected failure is a 500 with a one-line message, its traceback in a log file (RDFER_DEBUG=1:
+on the console).
 Files are served only from the package's own page and from the work folder
-(`WorkFolder.inside`); the FastAPI docs pages (which load scripts from a CDN) are off,
-and every response carries a Content-Security-Policy that lets the page load
-nothing from anywhere but this server.
+(`WorkFolder.inside`); the FastAPI docs pages (which load scripts from a CDN) are off; a
+state-changing request (POST, PUT, DELETE) from another site's page is refused (`_foreign_origin`:
+Origin, Referer, Sec-Fetch-Site against the Host); every response carries a
+Content-Security-Policy that lets the page load nothing from anywhere but this server.
 """
 
 import logging
 import socket
-import sys
-import traceback
+from urllib.parse import urlsplit
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -22,6 +23,7 @@ from starlette.requests import ClientDisconnect
 from rdfer.app.predict import ACCEPTED, Busy, PredictJobs, TooLarge
 from rdfer.app.work import AuditFolders, WorkFolder
 from rdfer.errors import RdferError
+from rdfer.utils.crash import os_error_line, unexpected_line
 
 STATIC = Path(__file__).resolve().parent / "static"
 PAGE_FILES = {"app.js": "text/javascript", "app.css": "text/css"}
@@ -52,6 +54,10 @@ def create_app(work_dir, *, max_upload_mb: float = 500.0, options=None, allowed_
         host = _host_name(request.headers.get("host") or "")
         if allowed_hosts is not None and host not in allowed_hosts:
             return _error(400, f"host {host!r} refused: open the address `rdfer app` printed")
+        foreign = _foreign_origin(request)
+        if foreign:
+            return _error(403, f"a {request.method} from {foreign} refused: only this server's own page may change "
+                               "anything; open the address `rdfer app` printed")
         response = await call_next(request)
         response.headers["Content-Security-Policy"] = CSP
         response.headers["X-Content-Type-Options"] = "nosniff"
@@ -64,10 +70,13 @@ def create_app(work_dir, *, max_upload_mb: float = 500.0, options=None, allowed_
         status = 409 if isinstance(error, Busy) else 413 if isinstance(error, TooLarge) else 400
         return _error(status, str(error))
 
+    @app.exception_handler(OSError)
+    async def os_error(request, error: OSError):  # a folder it cannot read, a link loop, a full disk
+        return _error(400, os_error_line(error))
+
     @app.exception_handler(Exception)
-    async def unexpected(request, error: Exception):
-        traceback.print_exception(error, file=sys.stderr)
-        return _error(500, f"internal error ({type(error).__name__}: {error}); the server's console has the details")
+    async def unexpected(request, error: Exception):  # one line; the traceback in a log file (rdfer.utils.crash)
+        return _error(500, unexpected_line(error, "app", [request.url.path]))
 
     # ----------------------------------------------------------------------------- the page
 
@@ -115,6 +124,8 @@ def create_app(work_dir, *, max_upload_mb: float = 500.0, options=None, allowed_
                     ok = True
         except ClientDisconnect:
             pass
+        except BaseException as error:  # a full disk, a cancelled request...: no partial file, the server free
+            jobs.abort_upload(temp, error)
         return jobs.end_upload(job, temp, final, name, size, ok)
 
     @app.post("/api/predict/jobs/{job_id}/start")
@@ -149,6 +160,33 @@ def create_app(work_dir, *, max_upload_mb: float = 500.0, options=None, allowed_
         return FileResponse(audits.get(key).preview(id), media_type="image/jpeg")
 
     return app
+
+
+STATE_CHANGING = ("POST", "PUT", "PATCH", "DELETE")
+
+
+def _foreign_origin(request: Request) -> str | None:
+    """The other site a state-changing request comes from (None: this server's own page, or no browser).
+
+    A browser names the page that sends a request in Origin (every cross-site POST, PUT, DELETE, with or
+    without a body), else in Referer, and in Sec-Fetch-Site; each is checked against this server's Host.
+    A request without any of them (curl, a script) comes from no web page, so no page can forge it.
+    """
+    if request.method not in STATE_CHANGING:
+        return None
+    host = (request.headers.get("host") or "").lower()
+    site = (request.headers.get("sec-fetch-site") or "").lower()
+    if site and site not in ("same-origin", "none"):
+        return f"a {site} page"
+    for header in ("origin", "referer"):
+        value = request.headers.get(header)
+        if value is None:
+            continue
+        parsed = urlsplit(value.strip())
+        if value.strip().lower() == "null" or not parsed.netloc or parsed.netloc.lower() != host:
+            return value.strip()[:100] or "an unnamed page"
+        return None
+    return None
 
 
 def _host_name(header: str) -> str:

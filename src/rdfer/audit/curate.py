@@ -27,7 +27,7 @@ from rdfer.errors import RdferError
 from rdfer.labels import clip_key
 from rdfer.losses import HARD, NOISY, noisy_precision_recall, partition
 from rdfer.utils.ground_truth import read_ground_truth
-from rdfer.utils.outputs import refuse_overwriting_inputs
+from rdfer.utils.outputs import atomic_open, refuse_overwriting_inputs, write_text
 
 
 def curate(prediction_files, out_dir, *, t_h: float = 0.2, t_n: float = 0.1, ground_truth=None) -> dict:
@@ -65,7 +65,7 @@ def curate(prediction_files, out_dir, *, t_h: float = 0.2, t_n: float = 0.1, gro
 
     def write(name: str, selected: np.ndarray, order_key: np.ndarray) -> Path:
         path = out_dir / name
-        with open(path, "w", newline="") as f:
+        with atomic_open(path, "w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(fields)
             for i in selected[np.argsort(order_key[selected], kind="stable")]:
@@ -86,7 +86,7 @@ def curate(prediction_files, out_dir, *, t_h: float = 0.2, t_n: float = 0.1, gro
         truly = [i for i, clip in enumerate(clip_ids) if clip_key(clip) in flipped]
         precision, recall = noisy_precision_recall(suspects.tolist(), truly)
         summary.update(noisy_precision=precision, noisy_recall=recall, truly_mislabelled=len(truly))
-    (out_dir / "curate.json").write_text(json.dumps(summary, indent=2))
+    write_text(out_dir / "curate.json", json.dumps(summary, indent=2))
     return summary
 
 

@@ -43,6 +43,7 @@ from rdfer.data.layouts import LAYOUTS, SPLITS
 from rdfer.engine.fit import fit
 from rdfer.errors import RdferError
 from rdfer.schema import TrainConfig, config_to_dict
+from rdfer.utils.outputs import atomic_open, write_text
 from rdfer.utils.runlock import run_lock
 
 MARKER = "audit.json"
@@ -168,11 +169,11 @@ def prepare_out(out_dir: Path, config: TrainConfig, classes, clips, official: bo
                              "reused: give another --out")
         return
     (out_dir / "folds").mkdir(parents=True, exist_ok=True)
-    with open(out_dir / "clips.csv", "w", newline="") as f:
+    with atomic_open(out_dir / "clips.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["clip_id", "path", "label", "fold"])
         writer.writerows(rows)
-    marker.write_text(json.dumps({"rdfer_audit": 1, "settings": settings}, indent=1))
+    write_text(marker, json.dumps({"rdfer_audit": 1, "settings": settings}, indent=1))
 
 
 def _differences(a, b, prefix: str = "") -> list:
@@ -191,13 +192,11 @@ def _differences(a, b, prefix: str = "") -> list:
 
 def write_fold_manifest(path: Path, classes, clips, fold: int) -> None:
     """`path,label,split` with absolute paths and class names: train = the other folds, test = this one."""
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", newline="") as f:
+    with atomic_open(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["path", "label", "split"])
         for c in clips:
             writer.writerow([c.path, classes[c.label], "test" if c.fold == fold else "train"])
-    tmp.replace(path)
 
 
 def fold_config(config: TrainConfig, manifest: Path) -> TrainConfig:
@@ -216,9 +215,8 @@ def fold_config(config: TrainConfig, manifest: Path) -> TrainConfig:
 
 def _save_npz(target: Path, name: str, **arrays) -> None:
     target.mkdir(parents=True, exist_ok=True)
-    tmp = target / f"{name}.part.npz"
-    np.savez(tmp, **arrays)
-    tmp.replace(target / f"{name}.npz")
+    with atomic_open(target / f"{name}.npz", "wb", fsync=False) as f:
+        np.savez(f, **arrays)
 
 
 def epoch_savers(run_dir: Path) -> dict:
@@ -296,7 +294,7 @@ def gather_out_of_fold(out_dir: Path, classes, clips) -> Path:
         raise RdferError(f"{len(missing)} clip(s) have no held-out prediction (e.g. {missing[0]}); the folds' runs "
                          f"skipped them (data.skip_bad?): fix the clips and rerun")
     target = out_dir / "oof_predictions.csv"
-    with open(target, "w", newline="") as f:
+    with atomic_open(target, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["clip_id", "path", "fold", "label", "prediction", "agreement", "clip_predictions"]
                         + [f"p_{name}" for name in classes])
@@ -335,8 +333,9 @@ def gather_epochs(out_dir: Path, clips) -> Optional[Path]:
                 probabilities[e, rows] = data["probabilities"]
                 clip_probabilities[e, rows] = data["clip_probabilities"]
     train = _gather_training(out_dir, clips, row, epochs, k, n1=clip_probabilities.shape[2])
-    np.savez_compressed(target, epochs=np.array(epochs), probabilities=probabilities,
-                        clip_probabilities=clip_probabilities, **train)
+    with atomic_open(target, "wb") as f:
+        np.savez_compressed(f, epochs=np.array(epochs), probabilities=probabilities,
+                            clip_probabilities=clip_probabilities, **train)
     return target
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 from rdfer.data.layouts import LAYOUTS, SPLITS, Layout
 from rdfer.errors import RdferError
 from rdfer.labels import MAFW_CLASSES, clip_key
+from rdfer.utils.outputs import atomic_open, atomic_output, write_text
 
 DECISIONS = ("keep", "relabel", "drop")
 MAX_PROBLEMS = 50  # problem lines shown; the rest are counted
@@ -217,7 +218,8 @@ def apply_decisions(dataset: str, root, decisions_path, out) -> Applied:
         relative = path.relative_to(root)
         copy = out / "original" / relative
         copy.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, copy)
+        with atomic_output(copy, fsync=False) as tmp:
+            shutil.copy2(path, tmp)
         raw = path.read_bytes().decode("utf-8-sig")
         bom = "\ufeff" if path.read_bytes().startswith(b"\xef\xbb\xbf") else ""
         kept = []
@@ -238,8 +240,7 @@ def apply_decisions(dataset: str, root, decisions_path, out) -> Applied:
             kept.append(body + line[len(line.rstrip("\r\n")):])
         target = out / "corrected" / relative
         target.parent.mkdir(parents=True, exist_ok=True)
-        with open(target, "w", encoding="utf-8", newline="") as f:
-            f.write(bom + "".join(kept))
+        write_text(target, bom + "".join(kept), encoding="utf-8", newline="")
     corrected_root = out / "corrected"
     if lists.frames is not None:
         link = corrected_root / lists.frames.relative_to(root)
@@ -263,7 +264,7 @@ def apply_decisions(dataset: str, root, decisions_path, out) -> Applied:
                             classes[decision.label] if decision.label is not None else "", changed_lines.get(key, 0)))
     for row in counts.values():
         row["after"] = row["clips"] - row["relabelled_from"] - row["dropped"] + row["relabelled_to"]
-    with open(out / "changes.csv", "w", newline="") as f:
+    with atomic_open(out / "changes.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["id", "given_label", "decision", "new_label", "lines_changed"])
         writer.writerows(changes)

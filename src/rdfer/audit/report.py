@@ -15,6 +15,7 @@ import numpy as np
 from rdfer.audit.verdict import (HARD, ISSUE_COLUMNS, METHODS, VERDICT_WORDS, OutOfFold, judge, ranking,
                                  read_evidence, read_out_of_fold, read_truth, score_lists)
 from rdfer.figures.audit import fig_contact_sheet, fig_per_class, fig_relabels
+from rdfer.utils.outputs import atomic_open, write_text
 
 # ----------------------------------------------------------------------------- the ranked list
 
@@ -24,7 +25,7 @@ def write_label_issues(path, oof: OutOfFold, judged: dict, rank_by: str) -> int:
     listed = judged["rdfer_issue"] | judged["cleanlab_issue"] | (judged["kind"] == HARD)
     order = [i for i in ranking(judged, rank_by) if listed[i]]
     classes = oof.classes
-    with open(path, "w", newline="") as f:
+    with atomic_open(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(ISSUE_COLUMNS)
         for rank, i in enumerate(order, 1):
@@ -130,10 +131,10 @@ def audit_report(out_dir, *, rank_by: str = "rdfer", min_agreement: float = 0.75
         noisy, hard = read_truth(ground_truth, oof.clip_id)
         scores = score_lists(judged, noisy, hard, oof.prediction, oof.label)
         scores["ground_truth"] = str(ground_truth)
-        (out_dir / "scores.md").write_text(f"# Label-issue lists against {ground_truth}\n\n" + scores_markdown(scores))
+        write_text(out_dir / "scores.md", f"# Label-issue lists against {ground_truth}\n\n" + scores_markdown(scores))
         summary["scores"] = scores
     summary["report"] = str(write_audit_report(out_dir, oof, judged, rank_by, scores=scores, top=top))
-    (out_dir / "audit_summary.json").write_text(json.dumps(summary, indent=2))
+    write_text(out_dir / "audit_summary.json", json.dumps(summary, indent=2))
     return summary
 
 
@@ -209,5 +210,5 @@ def write_audit_report(out_dir, oof: OutOfFold, judged: dict, rank_by: str, *, s
     if notes:
         lines += ["## Notes", ""] + [f"- {note}" for note in notes] + [""]
     report = out_dir / "report.md"
-    report.write_text("\n".join(lines))
+    write_text(report, "\n".join(lines))
     return report

@@ -25,7 +25,8 @@ import numpy as np
 
 from rdfer.errors import RdferError
 from rdfer.figures.base import FrameSource, Skipped
-from rdfer.inference.outputs import write_text_atomic
+from rdfer.utils.outputs import write_bytes, write_text
+from rdfer.utils.runlock import update_lock
 
 ISSUES_FILE = "label_issues.csv"
 DECISIONS_FILE = "decisions.csv"
@@ -85,7 +86,7 @@ class AuditFolder:
         self.decisions = self._read_decisions()
         # `rdfer audit --apply DECISIONS` learns the dataset from the audit.json beside DECISIONS: keep a copy there.
         if (source / AUDIT_FILE).is_file():
-            write_text_atomic(home / AUDIT_FILE, (source / AUDIT_FILE).read_text())
+            write_text(home / AUDIT_FILE, (source / AUDIT_FILE).read_text(), newline="")
 
     def _classes(self) -> list[str]:
         """Class names: the p_<Class> columns of oof_predictions.csv, else the labels the list names."""
@@ -131,12 +132,13 @@ class AuditFolder:
                 raise RdferError(f"relabel clip {clip_id} to {new_label!r}: choose one of {', '.join(self.classes)}")
         else:
             new_label = ""
-        with self._lock:
+        with self._lock, update_lock(self.decisions_path):  # servers sharing the work folder: none loses any
+            self.decisions = self._read_decisions()  # what another server decided since is kept
             if decision:
                 self.decisions[clip_id] = (decision, new_label)
             else:
                 self.decisions.pop(clip_id, None)
-            write_text_atomic(self.decisions_path, self._decisions_csv())
+            write_text(self.decisions_path, self._decisions_csv(), newline="")
         return {"id": clip_id, "decision": decision, "new_label": new_label, "decided": len(self.decisions)}
 
     def _decisions_csv(self) -> str:
@@ -176,7 +178,5 @@ class AuditFolder:
         if not ok:
             raise RdferError(f"no preview for clip {clip_id}: the frames could not be encoded")
         path.parent.mkdir(exist_ok=True)
-        tmp = path.with_name(f".{path.name}.partial")
-        tmp.write_bytes(encoded.tobytes())
-        tmp.replace(path)
+        write_bytes(path, encoded.tobytes(), fsync=False)
         return path

@@ -11,6 +11,7 @@ import os
 import sys
 
 from rdfer.errors import RdferError
+from rdfer.utils.crash import os_error_line, unexpected_line
 from rdfer.utils.ranges import bounded
 
 SUBCOMMAND_MODULES = ("data", "models", "train", "analysis", "predict", "export", "audit", "study", "app")
@@ -64,17 +65,34 @@ def main(argv=None) -> int:
         print(f"rdfer {args.command}: error: unrecognized arguments: {' '.join(extra)} "
               f"(see rdfer {args.command} --help)", file=sys.stderr)
         return 2
+    # The error boundary of every command (rdfer.utils.crash): one line and exit 2, whatever went wrong;
+    # an unexpected exception's traceback goes to a log file (RDFER_DEBUG=1: to the console).
     try:
         return int(args.func(args) or 0)
     except RdferError as error:
-        print(f"rdfer {args.command}: error: {error}", file=sys.stderr)
+        print(f"rdfer {args.command}: error: {' '.join(str(error).splitlines())}", file=sys.stderr)
         return 2
-    except OSError as error:  # a full disk, a folder without write permission...: not a traceback
-        print(f"rdfer {args.command}: error: {error}", file=sys.stderr)
+    except OSError as error:  # a full disk, a folder that cannot be read, a link loop...: not a traceback
+        print(f"rdfer {args.command}: error: {os_error_line(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"rdfer {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as error:  # noqa: BLE001 - the boundary: anything else is one line too
+        print(f"rdfer {args.command}: error: {unexpected_line(error, args.command, _inputs(args))}", file=sys.stderr)
+        return 2
+
+
+INPUT_OPTIONS = ("inputs", "resume", "config", "checkpoint", "apply", "root", "csv", "run", "runs", "video", "out")
+
+
+def _inputs(args) -> list:
+    """What the command was given (files and folders), for the one line of an unexpected error."""
+    found = []
+    for name in INPUT_OPTIONS:
+        value = getattr(args, name, None)
+        found += [str(v) for v in value] if isinstance(value, (list, tuple)) else [str(value)] if value else []
+    return found
 
 
 if __name__ == "__main__":

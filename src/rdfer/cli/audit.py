@@ -5,6 +5,7 @@ from pathlib import Path
 
 from rdfer.cli.options import DEVICE, OVERRIDES, PROGRESS, THREADS, add_data_options, add_out, config_overrides
 from rdfer.errors import RdferError
+from rdfer.utils.outputs import write_text
 from rdfer.utils.ranges import bounded
 from rdfer.utils.runlock import run_lock
 
@@ -73,17 +74,22 @@ def apply(args) -> int:
         if not marker.is_file():
             raise RdferError(f"--apply {args.apply}: no audit.json beside it to say which dataset it decides; give "
                              "--config CFG --set data.root=ROOT")
-        data = json.loads(marker.read_text())["settings"]["config"]["data"]
-        dataset, root = data["dataset"], data["root"]
+        try:
+            data = json.loads(marker.read_text())["settings"]["config"]["data"]
+            dataset, root = str(data["dataset"]), data["root"]
+        except (OSError, ValueError, KeyError, TypeError, IndexError) as error:
+            raise RdferError(f"{marker} is damaged or not an audit.json of rdfer audit ({type(error).__name__}: "
+                             f"{str(error)[:80]}); give --config CFG --set data.root=ROOT instead") from None
         for override in args.overrides:
             key, _, value = override.partition("=")
             if key == "data.root":
                 root = value
     if not root:
         raise RdferError("data.root is not set: give --set data.root=PATH (the dataset whose lists to correct)")
-    applied = apply_decisions(dataset, root, args.apply, args.out)
-    text = applied_markdown(applied, dataset, root, args.apply)
-    (applied.out / "report.md").write_text("# Curator decisions applied\n\n" + text)
+    with run_lock(args.out, "audit --apply"):
+        applied = apply_decisions(dataset, root, args.apply, args.out)
+        text = applied_markdown(applied, dataset, root, args.apply)
+        write_text(applied.out / "report.md", "# Curator decisions applied\n\n" + text)
     print(text, end="")
     return 0
 

@@ -103,7 +103,7 @@ def write_pack(manifest: Manifest, out, load_size: int | None = 128, quality: in
     refuse_overwriting_inputs([out], [*manifest.inputs(), *protect])
     out.parent.mkdir(parents=True, exist_ok=True)
     clips, offsets, skipped = [], [len(MAGIC)], []
-    with run_lock(out, "pack"), atomic_output(out, ".tmp") as tmp:
+    with run_lock(out, "pack"), atomic_output(out) as tmp:
         _write_pack_body(tmp, manifest, load_size, quality, fold, workers, progress, skip_bad, clips, offsets,
                          skipped)
     unreadable = sum(1 for start, end in zip(offsets, offsets[1:]) if start == end)

@@ -23,17 +23,11 @@ def atomic_save(payload: dict, path: Path) -> None:
     (a full disk) leaves no temporary file and names the file (RdferError)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_output(path, ".tmp") as tmp:
+    with atomic_output(path) as tmp:
         try:
             torch.save(payload, tmp)
         except RuntimeError as error:  # torch's zip writer reports a failed write (ENOSPC) this way
             raise OSError(errno.EIO, " ".join(str(error).split())) from None
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write a text file through a temporary file and a rename: readers see the old or the new one whole."""
-    with atomic_output(path, ".tmp") as tmp:
-        tmp.write_text(text)
 
 
 def rng_state() -> dict:

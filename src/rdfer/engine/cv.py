@@ -9,6 +9,7 @@ from rdfer.config import check_reusable
 from rdfer.engine.fit import fit
 from rdfer.errors import RdferError
 from rdfer.schema import TrainConfig
+from rdfer.utils.outputs import write_text
 from rdfer.utils.runlock import run_lock
 
 # The datasets with official folds (data.fold); the others have one train/test split.
@@ -46,8 +47,8 @@ def _run_folds(config: TrainConfig, out_dir: Path, folds, progress: bool) -> dic
         resume = (run_dir / "checkpoints" / "last.pt").exists()
         results[fold] = fit(fold_config, run_dir, resume=resume, progress=progress)
     summary = summarize_folds(results)
-    (out_dir / "cv_summary.json").write_text(json.dumps(summary, indent=2))
-    (out_dir / "cv_summary.md").write_text(folds_markdown(summary))
+    write_text(out_dir / "cv_summary.json", json.dumps(summary, indent=2))
+    write_text(out_dir / "cv_summary.md", folds_markdown(summary))
     print(folds_markdown(summary))
     return summary
 

@@ -8,7 +8,6 @@ from typing import Optional
 from rdfer.data.loader import build_loader, load_size_for
 from rdfer.data.manifest import build_manifest
 from rdfer.data.transforms import EvalPreset
-from rdfer.engine.checkpoint import atomic_write_text
 from rdfer.engine.loop import evaluate
 from rdfer.engine.outputs import write_predictions
 from rdfer.errors import RdferError
@@ -17,6 +16,7 @@ from rdfer.models.checkpoint import load_model
 from rdfer.schema import DataConfig
 from rdfer.utils.checkpoint import read_checkpoint
 from rdfer.utils.device import resolve_device
+from rdfer.utils.outputs import writable_folder, write_text
 
 OUTPUTS = ("predictions.csv", "features.npy", "metrics.json")
 
@@ -46,14 +46,7 @@ def prepare_out_dir(out_dir, split: str) -> Path:
     elif (out_dir / "predictions.csv").is_file():
         raise RdferError(f"--out {out_dir} already holds a predictions.csv that rdfer eval did not write; "
                          "give another --out")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        probe = out_dir / ".rdfer-write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as error:
-        raise RdferError(f"--out {out_dir} cannot be written: {error.strerror or error}") from None
-    return out_dir
+    return writable_folder(out_dir)
 
 
 def evaluate_checkpoint(checkpoint, out_dir, *, split: str = "test", data_overrides: Optional[dict] = None,
@@ -106,5 +99,5 @@ def evaluate_checkpoint(checkpoint, out_dir, *, split: str = "test", data_overri
                    root=str(data.root), fold=data.fold, split=split, clips=int(len(result["index"])),
                    skipped=skipped, bad_frames=int(result["bad_frames"]))
     write_predictions(out_dir, manifest, result, classes)
-    atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2))
+    write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2))
     return metrics

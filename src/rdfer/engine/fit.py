@@ -25,13 +25,13 @@ from typing import Callable, Optional
 
 import torch
 
-from rdfer.config import absolute_paths, save_config
+from rdfer.config import RESUME_OVERRIDABLE, absolute_paths, config_differences, save_config
 from rdfer.data.features import FeatureCache, identity_preset
 from rdfer.data.loader import build_loader, load_size_for
 from rdfer.data.manifest import load_manifests, split_validation
 from rdfer.data.transforms import EvalPreset, TrainPreset
 from rdfer.engine.checkpoint import (
-    atomic_save, atomic_write_text, load_training_checkpoint, rng_state, set_rng_state,
+    atomic_save, load_training_checkpoint, rng_state, set_rng_state,
 )
 from rdfer.engine.loop import evaluate, train_one_epoch
 from rdfer.engine.outputs import eval_metrics, ground_truth_for, train_metrics, window_metrics, write_predictions
@@ -45,7 +45,7 @@ from rdfer.models.checkpoint import model_state
 from rdfer.schema import TrainConfig, config_to_dict
 from rdfer.utils.device import resolve_device
 from rdfer.utils.distributed import DistInfo, barrier, init_distributed, shutdown_distributed
-from rdfer.utils.outputs import refuse_overwriting_inputs
+from rdfer.utils.outputs import append_line, read_jsonl, refuse_overwriting_inputs, write_text
 from rdfer.utils.runlock import run_lock
 
 # What a run writes into its folder (see the module docstring): never one of the files it reads.
@@ -150,13 +150,21 @@ def _fit(config: TrainConfig, run_dir, *, resume: bool, stop_after_epoch: Option
         generator = torch.Generator(device=device)
         start_epoch, best = 0, None
         if resume:
-            state = load_training_checkpoint(run_dir / "checkpoints" / "last.pt")
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            scaler.load_state_dict(state["scaler"])
-            loss_fn.load_state_dict(state["loss"])
-            set_rng_state(state["rng"])
+            last = run_dir / "checkpoints" / "last.pt"
+            state = load_training_checkpoint(last)
+            _check_resumable(last, state, config, run_dir)
+            try:
+                model.load_state_dict(state["model"])
+                optimizer.load_state_dict(state["optimizer"])
+                scheduler.load_state_dict(state["scheduler"])
+                scaler.load_state_dict(state["scaler"])
+                loss_fn.load_state_dict(state["loss"])
+                set_rng_state(state["rng"])
+            except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as error:
+                first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+                raise RdferError(f"{last} does not fit the run's {config.model.name} model and settings "
+                                 f"({first[:160]}); it is a checkpoint of another model or run: start a new "
+                                 "run (--out) instead of --resume") from None
             start_epoch, best = state["epoch"] + 1, _reconcile_best(run_dir, state, config.save_best, dist_info)
             if dist_info.is_main:
                 print(f"resuming {run_dir} after epoch {start_epoch} of {optim.epochs}", flush=True)
@@ -215,8 +223,7 @@ def _fit(config: TrainConfig, run_dir, *, resume: bool, stop_after_epoch: Option
                                          dist_info=dist_info, desc=f"{desc} test", progress=progress)
                 except RdferError as error:  # e.g. an undecodable test clip: keep this epoch's training
                     if dist_info.is_main:
-                        with open(run_dir / "metrics.jsonl", "a") as f:
-                            f.write(json.dumps(record) + "\n")
+                        append_line(run_dir / "metrics.jsonl", json.dumps(record))
                         save(epoch, best, improved=False)
                     raise RdferError(f"{error} (epoch {epoch + 1}'s training is saved: once that is fixed, "
                                      f"rdfer train --resume {run_dir} goes on from it)") from None
@@ -231,8 +238,7 @@ def _fit(config: TrainConfig, run_dir, *, resume: bool, stop_after_epoch: Option
             if improved:
                 best = _selected(last_summary, record, len(val_manifest))
             if dist_info.is_main:
-                with open(run_dir / "metrics.jsonl", "a") as f:
-                    f.write(json.dumps(record) + "\n")
+                append_line(run_dir / "metrics.jsonl", json.dumps(record))
                 evaluated = "war" in record
                 run_log.log_epoch(record, train_agreement=stats["rows"]["agreement"],
                                   test_agreement=last_eval["agreement"] if evaluated else None,
@@ -253,7 +259,7 @@ def _fit(config: TrainConfig, run_dir, *, resume: bool, stop_after_epoch: Option
                                "best = the last evaluated epoch (data.val_fraction 0: no validation part)")}
         if dist_info.is_main and last_eval is not None:
             write_predictions(run_dir, test_manifest, last_eval, classes)
-            atomic_write_text(run_dir / "final.json", json.dumps(final, indent=2))  # last: it marks the run done
+            write_text(run_dir / "final.json", json.dumps(final, indent=2))  # last: it marks the run done
         return final
     finally:
         if run_log is not None:
@@ -340,6 +346,20 @@ def _selected(test_summary: dict, record: dict, val_clips: int) -> dict:
             "val_war": record["val_war"], "val_uar": record["val_uar"]}
 
 
+def _check_resumable(checkpoint: Path, state: dict, config: TrainConfig, run_dir: Path) -> None:
+    """Stop (one line naming the keys) when the run's config.yaml is not the config its checkpoint was trained
+    with, apart from what `--resume --set` may change (RESUME_OVERRIDABLE: where the data is, how it is loaded)."""
+    saved = state.get("train_config")
+    if not isinstance(saved, dict):  # a checkpoint from before configs were stored in it: nothing to compare
+        return
+    changed = config_differences(saved, config, ignore=RESUME_OVERRIDABLE)
+    if changed:
+        more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""
+        raise RdferError(f"{run_dir / 'config.yaml'} differs from the config {checkpoint} was trained with "
+                         f"({'; '.join(changed[:4])}{more}); resuming would go on with other settings: restore it, "
+                         f"or start a new run with --out (resume may change only {', '.join(RESUME_OVERRIDABLE)})")
+
+
 def _summary(result: dict, classes: list, epoch: int) -> dict:
     summary = summarize(result["label"], result["prediction"], classes)
     summary["epoch"] = epoch
@@ -348,12 +368,12 @@ def _summary(result: dict, classes: list, epoch: int) -> dict:
 
 
 def _truncate_metrics(path: Path, keep_epochs: int) -> None:
-    """Drop lines of epochs that a resumed run repeats (the epoch it was killed in)."""
+    """Drop lines of epochs that a resumed run repeats (the epoch it was killed in) and a line torn by a
+    kill or a full disk (it is not JSON: the epoch it began is repeated)."""
     if not path.exists():
         return
-    lines = [line for line in path.read_text().splitlines() if line.strip()]
-    kept = [line for line in lines if json.loads(line)["epoch"] <= keep_epochs]
-    path.write_text("".join(line + "\n" for line in kept))
+    kept = [record for record in read_jsonl(path, repair=True) if record["epoch"] <= keep_epochs]
+    write_text(path, "".join(json.dumps(record) + "\n" for record in kept))
 
 
 def _r(record: dict, key: str) -> str:

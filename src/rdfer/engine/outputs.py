@@ -23,6 +23,7 @@ from rdfer.losses import NOISY, agreement_histogram, noisy_precision_recall
 from rdfer.models.detector import window_fractions
 from rdfer.stats import correlation_ci
 from rdfer.utils.ground_truth import GROUND_TRUTH_FILE, KIND_COLUMNS, read_ground_truth
+from rdfer.utils.outputs import atomic_open
 
 
 # predictions.csv of a run (and of `rdfer eval`), then p_<Class> for every class in order.
@@ -35,7 +36,7 @@ def write_predictions(out_dir, manifest, result: dict, classes: list) -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "predictions.csv"
-    with open(path, "w", newline="") as f:
+    with atomic_open(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow([*PREDICTION_COLUMNS, *(f"p_{name}" for name in classes)])
         for row, index in enumerate(result["index"]):
@@ -47,7 +48,8 @@ def write_predictions(out_dir, manifest, result: dict, classes: list) -> Path:
                              _blank_nan(result["mu"][row]),
                              _blank_nan(result["delta"][row])]
                             + [f"{p:.5f}" for p in result["probabilities"][row]])
-    np.save(out_dir / "features.npy", result["features"].astype(np.float32))
+    with atomic_open(out_dir / "features.npy", "wb") as f:
+        np.save(f, result["features"].astype(np.float32))
     return path
 
 

@@ -27,6 +27,7 @@ from typing import Optional
 import numpy as np
 
 from rdfer.errors import RdferError
+from rdfer.utils.outputs import write_text
 
 # metrics.jsonl keys that describe the test pass; the rest describe training, except RUN_KEYS.
 TEST_KEYS = ("war", "uar", "clip_acc", "majority_match")
@@ -147,7 +148,7 @@ def _start_wandb(run_dir: Path, project: str, config: dict):
                          "either way)") from None
     id_file = run_dir / WANDB_ID_FILE
     run_id = id_file.read_text().strip() if id_file.is_file() else wandb.util.generate_id()
-    id_file.write_text(run_id + "\n")
+    write_text(id_file, run_id + "\n")
     wandb.init(project=project, name=run_dir.name, id=run_id, resume="allow", dir=str(run_dir),
                config=json.loads(json.dumps(config, default=str)))
     return wandb

@@ -40,6 +40,7 @@ from rdfer.errors import RdferError
 from rdfer.figures.study import fig_study
 from rdfer.losses import STRATEGIES
 from rdfer.synth import write_synthetic
+from rdfer.utils.outputs import atomic_open, open_log, read_jsonl, write_text
 from rdfer.utils.progress import progress_bar
 from rdfer.utils.runlock import run_lock
 
@@ -109,7 +110,7 @@ def _run_study(out: Path, *, jobs, seeds, strategies, settings, overrides, clips
             raise RdferError(f"{out} holds a study of other benchmark data ({before.get('data')}); its runs cannot "
                              "be reused: give a new --out")
     out.mkdir(parents=True, exist_ok=True)
-    (out / "study.json").write_text(json.dumps({"clips": clips, "seeds": list(seeds), "strategies": list(strategies),
+    write_text(out / "study.json", json.dumps({"clips": clips, "seeds": list(seeds), "strategies": list(strategies),
                                                 "settings": [s.name for s in settings], "data": data,
                                                 "overrides": list(overrides)}, indent=1) + "\n")
     started = time.time()
@@ -143,8 +144,8 @@ def _run_study(out: Path, *, jobs, seeds, strategies, settings, overrides, clips
     _write_csv(out / "comparisons.csv", comparisons)
     fig_study(out / "study.png", summary, _memorisation(out, settings, strategies, seeds), settings, strategies)
     report = out / "study.md"
-    report.write_text(_report(summary, settings, strategies, seeds, clips, data, prepared - started,
-                              time.time() - prepared, comparisons))
+    write_text(report, _report(summary, settings, strategies, seeds, clips, data, prepared - started,
+                               time.time() - prepared, comparisons))
     print(f"study finished in {time.time() - started:.0f}s: open {report}", flush=True)
     return report
 
@@ -178,14 +179,14 @@ def _train_one(out: str, setting: str, strategy: str, seed: int, overrides: tupl
     config = run_config(Path(out) / "data" / setting, strategy, (f"seed={seed}", *overrides))
     resume = (run_dir / "checkpoints" / "last.pt").is_file()
     run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / "log.txt", "a") as log, contextlib.redirect_stdout(log):
+    with open_log(run_dir / "log.txt") as log, contextlib.redirect_stdout(log):
         fit(config, run_dir, resume=resume, progress=False)
 
 
 def _row(out: Path, setting: str, strategy: str, seed: int) -> dict:
     """One run's last epoch (and its best epoch by validation WAR), per-kind shares flattened to kind columns."""
     run_dir = _run_dir(out, setting, strategy, seed)
-    last = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
+    last = read_jsonl(run_dir / "metrics.jsonl")[-1]
     best = json.loads((run_dir / "final.json").read_text())["best"]
     row = {"noise": setting, "strategy": strategy, "seed": seed, "epochs": last["epoch"]}
     row.update({key: last.get(key) for key in COLUMNS})
@@ -201,7 +202,7 @@ def _columns(rows: list) -> list:
 
 
 def _write_csv(path: Path, rows: list) -> None:
-    with open(path, "w", newline="") as f:
+    with atomic_open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
@@ -386,8 +387,8 @@ def _memorisation(out: Path, settings, strategies, seeds) -> dict:
     for setting in settings:
         for strategy in strategies:
             curves[setting.name, strategy] = [
-                [json.loads(line).get("memorised") or 0.0
-                 for line in (_run_dir(out, setting.name, strategy, seed) / "metrics.jsonl").read_text().splitlines()]
+                [record.get("memorised") or 0.0
+                 for record in read_jsonl(_run_dir(out, setting.name, strategy, seed) / "metrics.jsonl")]
                 for seed in seeds]
     return curves
 

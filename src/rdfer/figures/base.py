@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rdfer.utils.outputs import atomic_output
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 DPI = 120
 
@@ -19,7 +21,8 @@ class Skipped(Exception):
 def save_png(fig, path) -> Path:
     """Write a matplotlib Figure to `path` as PNG (DPI dots per inch, white background); returns the path."""
     path = Path(path)
-    fig.savefig(path, dpi=DPI, bbox_inches="tight", facecolor="white")
+    with atomic_output(path) as temp:  # whole or absent; a failed write names the file
+        fig.savefig(temp, dpi=DPI, bbox_inches="tight", facecolor="white", format="png")
     return path
 
 

@@ -4,6 +4,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rdfer.utils.outputs import atomic_output
+
 
 def fig_study(path: Path, summary: dict, memorised: dict, settings, strategies) -> None:
     """Last WAR per strategy and noise setting; memorisation per epoch, one panel per setting.
@@ -44,5 +46,8 @@ def fig_study(path: Path, summary: dict, memorised: dict, settings, strategies) 
     axes[1].set_ylabel("flipped training clips predicted as their wrong label (%)")
     axes[1].legend(fontsize=7, loc="upper left")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    try:
+        with atomic_output(path) as temp:
+            fig.savefig(temp, dpi=100, format="png")
+    finally:
+        plt.close(fig)

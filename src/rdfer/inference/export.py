@@ -17,8 +17,8 @@ their probabilities must agree within `TOLERANCE`; otherwise nothing is left beh
 Both files are written under temporary names and renamed into place.
 """
 
+import contextlib
 import json
-import os
 import warnings
 from pathlib import Path
 
@@ -31,6 +31,7 @@ from rdfer.inference.onnx_models import OnnxClipPredictor, OnnxFramePredictor, s
 from rdfer.inference.predictors import ClipPredictor
 from rdfer.labels import DFEW_CLASSES
 from rdfer.models.mini_xception import INPUT_SIZE, fer_frame_classifier
+from rdfer.utils.outputs import atomic_output
 
 TOLERANCE = 1e-4  # largest allowed difference of any probability between onnxruntime and PyTorch
 OPSET = 18
@@ -92,11 +93,11 @@ def export_onnx(out, checkpoint=None, seed: int = 0) -> dict:
         raise RdferError(f"--out {out}: the folder {out.parent} does not exist")
     model, names, spec_fields, shape = _video_model(Path(checkpoint)) if checkpoint else _frame_model()
     sidecar = out.with_suffix(".json")
-    temp = out.with_name(f".{out.stem}.{os.getpid()}.partial.onnx")
-    temp_sidecar = temp.with_suffix(".json")
     generator = torch.Generator().manual_seed(seed)
     example = torch.rand(shape, generator=generator)
-    try:
+    with contextlib.ExitStack() as files:  # both renamed into place when checked, both removed otherwise
+        temp_sidecar = files.enter_context(atomic_output(sidecar))
+        temp = files.enter_context(atomic_output(out))
         with torch.no_grad():
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # the exporter's notes on traced branches and its own deprecation
@@ -124,10 +125,5 @@ def export_onnx(out, checkpoint=None, seed: int = 0) -> dict:
         if not worst <= TOLERANCE:
             raise RdferError(f"export {out}: onnxruntime and PyTorch differ by up to {worst:.2e} (more than "
                              f"{TOLERANCE:g}); the file was not kept")
-        os.replace(temp, out)
-        os.replace(temp_sidecar, sidecar)
-    finally:
-        for path in (temp, temp_sidecar):
-            path.unlink(missing_ok=True)
     return {"out": str(out), "sidecar": str(sidecar), "kind": spec.kind, "classes": list(spec.classes),
             "max_difference": worst, "checked": batches, "name": spec.name}

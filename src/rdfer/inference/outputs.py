@@ -10,11 +10,10 @@ Video names are the file stems. Nothing is written over: when a name is taken
 folder, from an earlier run or the user's own; or it is one of the inputs) the
 video gets the next free numbered name (x-2, x-3, ...) for all its outputs
 (`OutputNames`). Every file is written to a temporary name in the folder and
-renamed into place when complete (`atomic_path`), so a crash or a full disk
+renamed into place when complete (`rdfer.utils.outputs.atomic_output`), so a crash or a full disk
 never leaves a cut-off file under a real name.
 """
 
-import contextlib
 import csv
 import io
 import itertools
@@ -28,6 +27,8 @@ import cv2
 import numpy as np
 
 from rdfer.inference.video import open_media
+from rdfer.utils.outputs import atomic_output, write_text
+from rdfer.utils.runlock import update_lock
 
 TRACK_COLUMNS = ("video", "status", "error", "warning", "model", "media", "num_tracks", "summary", "track", "main", "label",
                  "probability", "trust", "agreement", "fps", "num_frames", "frames_with_face", "track_frames",
@@ -83,35 +84,8 @@ class OutputNames:
         raise AssertionError("unreachable")
 
 
-@contextlib.contextmanager
-def atomic_path(path: Path):
-    """Yield a temporary path beside `path` (same extension) to write; renamed to `path` on success.
-
-    On any error the temporary file is removed and `path` is left untouched.
-    """
-    path = Path(path)
-    temp = path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
-    try:
-        yield temp
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write `text` to a temporary file beside `path`, flush it to disk, then rename it to `path`."""
-    with atomic_path(path) as temp:
-        with open(temp, "w", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-
-
 def write_json(record, path: Path) -> None:
-    with atomic_path(path) as temp:
-        temp.write_text(json.dumps(record.to_dict(), indent=1) + "\n")
+    write_text(path, json.dumps(record.to_dict(), indent=1) + "\n")
 
 
 def _track_rows(r, classes) -> list[list]:
@@ -158,7 +132,9 @@ class CsvTables:
 
     Each `add(record)` rewrites both files atomically with the new rows added
     (the previous file copied, then the rows appended, then renamed into place),
-    so the files on disk always hold every finished video and only whole rows.
+    so the files on disk always hold every finished video and only whole rows;
+    it holds the file's `update_lock` meanwhile, so that writers sharing the
+    tables (app jobs, library callers) never drop each other's rows.
     """
 
     def __init__(self, videos_csv: Path, frames_csv: Path, classes):
@@ -169,7 +145,7 @@ class CsvTables:
     def _append(self, path: Path, rows, fresh: bool = False) -> None:
         text = io.StringIO()
         csv.writer(text).writerows(rows)
-        with atomic_path(path) as temp:
+        with update_lock(path), atomic_output(path, fsync=False) as temp:  # another writer's rows are kept
             if not fresh:
                 shutil.copyfile(path, temp)
             # A file name with bytes that are not UTF-8 is written escaped (\udce9), not refused.
@@ -224,7 +200,7 @@ def annotate_video(record, path: Path) -> None:
     drawing in an image file of `path`'s suffix.
     """
     faces = _faces_by_frame(record)
-    with atomic_path(path) as temp:
+    with atomic_output(path) as temp:
         if record.media == "image":
             with open_media(record.video) as reader:
                 frame = next(iter(reader))

@@ -15,21 +15,21 @@ import dataclasses
 import os
 import queue
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rdfer.errors import RdferError
+from rdfer.errors import RdferError, WriteError
 from rdfer.figures.predict import plot_timeline
 from rdfer.inference.api import Predictor
 from rdfer.inference.headline import faces_text
 from rdfer.inference.outputs import CsvTables, OutputNames, annotate_video, write_json
-from rdfer.inference.predict import PredictOptions
+from rdfer.inference.predict import Cancelled, PredictOptions
 from rdfer.inference.probe import probe_videos
 from rdfer.inference.records import VideoPrediction
 from rdfer.inference.video import is_image, list_videos
+from rdfer.utils.outputs import writable_folder
 from rdfer.utils.progress import progress_bar
 
 FORMATS = ("both", "json", "csv")
@@ -60,17 +60,7 @@ def default_jobs() -> int:
 
 def prepare_out_dir(out_dir) -> Path:
     """Create `out_dir` if needed and check that files can be written there; RdferError (one line) if not."""
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise RdferError(f"--out {out_dir}: this is a file, not a folder; give the name of a folder for the outputs")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out_dir):
-            pass
-    except OSError as error:
-        reason = error.strerror or str(error)
-        raise RdferError(f"--out {out_dir}: cannot write there ({reason}); choose a folder you can write to") from None
-    return out_dir
+    return writable_folder(out_dir)
 
 
 def _ordered(videos, predict, jobs: int):
@@ -191,7 +181,13 @@ def predict_files(paths, out_dir, *, checkpoint=None, spec=None, fmt: str = "bot
     def run(video, cancel):
         if video in crashed:
             return VideoPrediction(str(video), None, 0, 0, "error", crashed[video], predictor.description)
-        return model.predict(video, cancel=cancel, progress=frames_seen)
+        try:  # the per-input boundary: decoding, finding faces, the model; this input fails, the batch goes on
+            return model.predict(video, cancel=cancel, progress=frames_seen)
+        except Cancelled:
+            raise
+        except Exception as error:  # noqa: BLE001
+            return VideoPrediction(str(video), None, 0, 0, "error", f"could not be predicted: {_reason(error)}",
+                                   predictor.description, media="image" if is_image(video) else "video")
 
     records, started, cpu_started = [], time.perf_counter(), time.process_time()
     # Drawn on a terminal only: `rdfer predict ... > log` keeps the per-video lines, not every bar update.
@@ -212,15 +208,18 @@ def predict_files(paths, out_dir, *, checkpoint=None, spec=None, fmt: str = "bot
         for video, record in zip(videos, results):
             records.append(record)
             try:
-                name = _write(record, video, names, fmt, plot, annotate, out_dir)
+                name, record = _write(record, video, names, fmt, plot, annotate, out_dir)
+                records[-1] = record
                 if name is not None and name != (Path(video).stem or "video"):
                     renamed.append(f"{Path(video).name} -> {name}.*")
                 if fmt in ("both", "csv"):
                     if tables is None:
                         tables = CsvTables(videos_csv, frames_csv, predictor.classes)
                     tables.add(record)
-            except OSError as error:
-                raise RdferError(f"cannot write the outputs of {video} to {out_dir} ({error.strerror or error}); "
+            except (OSError, WriteError) as error:
+                reason = (f"{error.reason}: {Path(error.path).name}" if isinstance(error, WriteError)
+                          else error.strerror or error)
+                raise RdferError(f"cannot write the outputs of {video} to {out_dir} ({reason}); "
                                  f"the {len(records) - 1} video(s) before it are complete there") from None
             bar.update()
             if progress:
@@ -234,18 +233,34 @@ def predict_files(paths, out_dir, *, checkpoint=None, spec=None, fmt: str = "bot
                       seconds, cpu_seconds, jobs)
 
 
-def _write(record, video, names: OutputNames, fmt, plot, annotate, out_dir: Path) -> str | None:
-    """The per-input files of `record`, under a name no other file has; returns that name (None: no file)."""
+def _reason(error: BaseException) -> str:
+    text = " ".join(str(error).split())[:300]
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _write(record, video, names: OutputNames, fmt, plot, annotate, out_dir: Path):
+    """The per-input files of `record`, under a name no other file has: (that name or None, the record).
+
+    A plot or an annotated copy that fails for this input (not for the disk: a failed write still
+    stops the batch) turns the record into status "error" saying so; the batch goes on."""
     image = is_image(video)
     annotated = "_annotated" + (".mp4" if not image else ".jpg" if Path(video).suffix.lower() in (".jpg", ".jpeg") else ".png")
     suffixes = [".json"] * (fmt in ("both", "json")) + ["_timeline.png"] * plot + [annotated] * annotate
     if not suffixes:
-        return None
+        return None, record
     name = names.claim(Path(video).stem or "video", suffixes)
+    steps = [("plot", plot_timeline, f"{name}_timeline.png")] * plot + [("annotate", annotate_video,
+                                                                          f"{name}{annotated}")] * annotate
+    for step, draw, file in steps:
+        if record.status == "error":
+            break
+        try:
+            draw(record, out_dir / file)
+        except WriteError:  # the output could not be written (a full disk): the batch stops, naming it
+            raise
+        except Exception as error:  # noqa: BLE001 - the per-input boundary
+            record = dataclasses.replace(record, status="error", error=f"--{step} failed: {_reason(error)} (its "
+                                         "prediction is in the tables)")
     if fmt in ("both", "json"):
         write_json(record, out_dir / f"{name}.json")
-    if plot and record.status != "error":
-        plot_timeline(record, out_dir / f"{name}_timeline.png")
-    if annotate and record.status != "error":
-        annotate_video(record, out_dir / f"{name}{annotated}")
-    return name
+    return name, record

@@ -38,6 +38,7 @@ from rdfer.inference.predictors import load_predictor
 from rdfer.inference.faces import make_detector
 from rdfer.inference.trust import BIAS, FEATURES, WEIGHTS, trust_score
 from rdfer.labels import DFEW_CLASSES
+from rdfer.utils.outputs import atomic_open
 
 STILL_CODES = {"su": "Surprise", "ha": "Happy", "an": "Angry", "di": "Disgust", "sa": "Sad", "fe": "Fear",
                "ne": "Neutral"}
@@ -160,7 +161,7 @@ def main(argv=None) -> int:
                      "right": int(main_track.label == truth), "trust": main_track.trust,
                      **main_track.trust_features})
     if args.out:
-        with open(args.out, "w", newline="") as f:
+        with atomic_open(args.out, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))
             writer.writeheader()
             writer.writerows(rows)

@@ -23,6 +23,7 @@ from rdfer.synth.tables import (
     subset,
 )
 from rdfer.utils.ground_truth import KIND_COLUMNS
+from rdfer.utils.outputs import atomic_open, write_bytes, write_text
 from rdfer.utils.progress import progress_bar
 
 
@@ -47,7 +48,10 @@ def _render_task(task: tuple) -> tuple:
     folder = Path(out) / clip.folder
     folder.mkdir(parents=True, exist_ok=True)
     for t, frame in enumerate(render_frames(plan, size)):
-        cv2.imwrite(str(folder / f"{t + 1:05d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        ok, encoded = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        if not ok:
+            raise RdferError(f"cannot encode frame {t + 1} of clip {clip.name} as JPEG")
+        write_bytes(folder / f"{t + 1:05d}.jpg", encoded.tobytes(), fsync=False)
     return clip.name, plan.apex_start, plan.apex_end, int(plan.is_hard), plan.kinds
 
 
@@ -93,7 +97,7 @@ def _write_lists(out: Path, clips: list, layout: str) -> None:
             for split in SPLITS:
                 path = DFEW.list_file(out, split, fold)
                 path.parent.mkdir(parents=True, exist_ok=True)
-                with open(path, "w", newline="") as f:
+                with atomic_open(path, "w", newline="") as f:
                     f.write("video_name,label\n")
                     for c in ordered:
                         if (c.test_fold == fold) == (split == "test"):
@@ -104,7 +108,7 @@ def _write_lists(out: Path, clips: list, layout: str) -> None:
         for split in SPLITS:
             path = FERV39K.list_file(out, split)
             path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "w", newline="") as f:
+            with atomic_open(path, "w", newline="") as f:
                 for c in clips:
                     if c.split == split:
                         f.write(f"{c.name} {DFEW_CLASSES[c.given]}\n")
@@ -175,11 +179,11 @@ def write_synthetic(out, layout: str = "dfew", clips: int | None = None, noise: 
     _prepare_out(out)
     options = dict(layout=layout, clips=len(table), noise=noise, noise_type=noise_type, seed=seed,
                    full_scale=full_scale, size=size, actors=actors, nuisance=nuisance)
-    (out / "synth.json").write_text(json.dumps(options, indent=1) + "\n")
+    write_text(out / "synth.json", json.dumps(options, indent=1) + "\n")
     tasks = [(int(seed), str(out), clip, int(size), actors, float(nuisance)) for clip in table]
     rendered = _render_all(tasks, workers or _default_workers(), progress)
     _write_lists(out, table, layout)
-    with open(out / "ground_truth.csv", "w", newline="") as f:
+    with atomic_open(out / "ground_truth.csv", "w", newline="") as f:
         f.write(",".join(("video_name,true_label,given_label,is_noisy,is_hard,apex_start,apex_end",
                           *KIND_COLUMNS)) + "\n")
         for c in table:

@@ -4,7 +4,9 @@
         ...
     with run_lock(cache_file, "features"):   # features --out: a file
 
-The lock is `fcntl.flock` on a lock file beside the output (`.NAME.lock` in the
+The lock file is opened without following links (O_NOFOLLOW; a symbolic link,
+a pipe or anything but a regular file planted under its name is refused with
+one line, its target never touched). The lock is `fcntl.flock` on a lock file beside the output (`.NAME.lock` in the
 output's parent folder, so that the output itself holds only what the run
 writes), so the operating system releases it when the process ends, by
 a crash or a kill -9 included: there is nothing stale to clean up. A second run
@@ -20,9 +22,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from pathlib import Path
 
 from rdfer.errors import RdferError
+from rdfer.utils.outputs import open_no_follow, remove_stale_temporaries
 
 try:
     import fcntl
@@ -30,6 +34,7 @@ except ImportError:  # pragma: no cover - Windows: no flock; runs are not locked
     fcntl = None
 
 _held: dict = {}  # lock file -> how many times this process holds it
+_thread_locks: dict = {}  # update_lock's lock file -> the lock of this process's threads (flock is per process)
 
 
 def lock_file_for(target) -> Path:
@@ -42,10 +47,10 @@ def lock_file_for(target) -> Path:
     return beside
 
 
-def _holder(path: Path) -> str:
-    """"rdfer train, process 1234" from a lock file's "1234 train" (what is known of it)."""
+def _holder(fd: int) -> str:
+    """"rdfer train, process 1234" from an open lock file's "1234 train" (what is known of it)."""
     try:
-        pid, _, command = path.read_text().strip().partition(" ")
+        pid, _, command = os.pread(fd, 200, 0).decode(errors="replace").strip().partition(" ")
     except OSError:
         pid, command = "", ""
     parts = ([f"rdfer {command}"] if command else []) + ([f"process {pid}"] if pid.isdigit() else [])
@@ -72,38 +77,45 @@ def run_lock(target, command: str):
             _held[path] -= 1
         return
     created = _missing_folders(path.parent)  # removed again at the end if the run left them empty
-    while True:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as error:  # e.g. --out under a file, or in a folder without write permission
-            raise RdferError(f"--out {target} cannot be written ({error.strerror or error}); choose a folder you "
-                             "can write to") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise RdferError(f"{target} is in use by another run ({_holder(path) or 'another process'}); wait "
-                             "for it to finish, or choose another --out") from None
-        try:  # the holder before us may have removed the file after we opened it: lock the live one
-            if os.fstat(fd).st_ino == os.stat(path).st_ino:
-                break
-        except FileNotFoundError:
-            pass
-        os.close(fd)
+    fd = _acquire(path, target, blocking=False)
     try:
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()} {command}".encode())
         _held[path] = 1
+        if Path(target).is_dir():  # what a killed run of it left: temporary files of atomic_output
+            remove_stale_temporaries(target)
         yield path
     finally:
         _held.pop(path, None)
-        with contextlib.suppress(OSError):
-            os.unlink(path)
-        os.close(fd)
+        _release(path, fd)
         for folder in created:  # deepest first; a folder the run wrote into is not empty and stays
             with contextlib.suppress(OSError):
                 folder.rmdir()
+
+
+def _acquire(path: Path, target, blocking: bool) -> int:
+    """The open, flock()ed lock file `path` (created without following links); with blocking=False an
+    RdferError naming the holder when another process holds it."""
+    while True:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = open_no_follow(path, os.O_RDWR | os.O_CREAT)  # a planted link or pipe is refused, never followed
+        except OSError as error:  # e.g. --out under a file, or in a folder without write permission
+            raise RdferError(f"--out {target} cannot be written ({error.strerror or error}); choose a folder you "
+                             "can write to") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            holder = _holder(fd)
+            os.close(fd)
+            raise RdferError(f"{target} is in use by another run ({holder or 'another process'}); wait "
+                             "for it to finish, or choose another --out") from None
+        try:  # the holder before us may have removed the file after we opened it: lock the live one
+            if os.fstat(fd).st_ino == os.lstat(path).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)
 
 
 def _missing_folders(folder: Path) -> list:
@@ -113,3 +125,26 @@ def _missing_folders(folder: Path) -> list:
         missing.append(folder)
         folder = folder.parent
     return missing
+
+
+def _release(path: Path, fd: int) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+    os.close(fd)
+
+
+@contextlib.contextmanager
+def update_lock(shared):
+    """Wait until no other process (or thread) updates the shared file `shared`, and hold it while the block
+    runs: a read-modify-write of a file several writers share (a batch table, an audit's decisions) then
+    loses nobody's rows. The lock is `.NAME.lock` beside it, as `run_lock`'s, removed on release."""
+    path = Path(shared).with_name(f".{Path(shared).name}.lock")
+    with _thread_locks.setdefault(str(path.resolve()), threading.Lock()):
+        if fcntl is None:
+            yield path
+            return
+        fd = _acquire(path, shared, blocking=True)
+        try:
+            yield path
+        finally:
+            _release(path, fd)

@@ -1,0 +1,352 @@
+"""Each failure class as a mechanism over several commands (tests/faults.py runs the real command line):
+a full disk leaves no debris and names the file; a kill -9 at a write point leaves nothing the next run keeps;
+a planted link is never followed; two writers lose nothing; resume trusts nothing it did not write."""
+
+import csv
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from faults import assert_one_line_error, debris, kill_at_first_write, plant_link, run_rdfer, start_rdfer
+
+TINY = ["data.num_workers=0", "optim.batch_size=8", "loss.warmup_epochs=0", "model.options.input_size=32",
+        "device=cpu"]
+
+
+def _sets(*items):
+    return [arg for item in items for arg in ("--set", item)]
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    """A tiny synthetic DFEW (12 clips, 16 px), a 1-epoch run on it, and a decisions file for audit --apply."""
+    base = tmp_path_factory.mktemp("faults")
+    root = base / "data"
+    done = run_rdfer("synth", "--out", root, "--clips", 12, "--size", 16, "--seed", 2)
+    assert done.returncode == 0, done.stderr
+    run = base / "run"
+    done = run_rdfer("train", "--config", "demo", "--out", run, "--no-progress",
+                     *_sets(f"data.root={root}", "optim.epochs=1", *TINY))
+    assert done.returncode == 0, done.stderr[-2000:]
+    with open(root / "ground_truth.csv") as f:
+        clip = next(csv.DictReader(f))["video_name"]
+    decisions = base / "decisions.csv"
+    decisions.write_text(f"id,decision,new_label\n{clip},relabel,Neutral\n")
+    return {"root": root, "run": run, "decisions": decisions}
+
+
+def _commands(bench, out):
+    """Commands that write into `out`, each with its arguments (tiny inputs)."""
+    root, run = bench["root"], bench["run"]
+    return {
+        "synth": ["synth", "--out", out, "--clips", 8, "--size", 16],
+        "eval": ["eval", "--checkpoint", run / "checkpoints" / "last.pt", "--out", out, "--no-progress",
+                 "--workers", 0],
+        "audit --apply": ["audit", "--apply", bench["decisions"], "--out", out, "--config", "demo",
+                          *_sets(f"data.root={root}")],
+        "train": ["train", "--config", "demo", "--out", out, "--no-progress",
+                  *_sets(f"data.root={root}", "optim.epochs=1", *TINY)],
+    }
+
+
+COMMANDS = ("synth", "eval", "audit --apply", "train")
+
+
+# ----------------------------------------------------------------------------- a full disk
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_a_full_disk_names_the_file_and_leaves_no_debris(bench, tmp_path, name):
+    out = tmp_path / "out"
+    done = run_rdfer(*_commands(bench, out)[name], disk_bytes=600)
+    line = assert_one_line_error(done, "cannot write", str(out))
+    assert "file too large" in line  # the cause, in words (a full disk says "no space left on device")
+    assert debris(tmp_path) == []
+    for path in out.rglob("*") if out.exists() else ():  # whatever is there is whole: under the limit
+        assert not path.is_file() or path.stat().st_size < 600, path
+
+
+# ----------------------------------------------------------------------------- planted links
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_a_lock_link_beside_out_is_refused_and_its_target_untouched(bench, tmp_path, name):
+    out = tmp_path / "out"
+    victim = plant_link(tmp_path / ".out.lock")
+    done = run_rdfer(*_commands(bench, out)[name])
+    assert_one_line_error(done, ".out.lock", "symbolic link")
+    assert victim.read_text() == "precious\n"
+
+
+@pytest.mark.parametrize("name, output", [("synth", "synth.json"), ("eval", "metrics.json"),
+                                          ("audit --apply", "report.md"), ("train", "config.yaml")])
+def test_a_link_planted_at_an_output_name_is_never_written_through(bench, tmp_path, name, output):
+    out = tmp_path / "out"
+    out.mkdir()
+    victim = plant_link(out / output, tmp_path / "victim.txt")
+    done = run_rdfer(*_commands(bench, out)[name])
+    assert victim.read_text() == "precious\n"
+    if done.returncode != 0:  # refused: one line
+        assert_one_line_error(done)
+    else:  # or replaced as a name (the link itself, never its target)
+        assert not (out / output).is_symlink()
+
+
+# ----------------------------------------------------------------------------- kill -9 at a write point
+
+
+@pytest.mark.parametrize("name", ["synth", "train"])
+def test_a_kill_at_a_write_point_leaves_nothing_after_the_next_run(bench, tmp_path, name):
+    out = tmp_path / "out"
+    args = _commands(bench, out)[name]
+    kill_at_first_write(args, out)
+    assert debris(out)  # the kill came mid-write: a temporary file is there
+    done = run_rdfer(*args)  # the same command again (train: its first write is config.yaml, before any epoch)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert debris(out) == []
+
+
+# ----------------------------------------------------------------------------- resume
+
+
+@pytest.fixture()
+def stopped(bench, tmp_path):
+    """A 2-epoch run stopped after its first epoch (a copy of the finished run's first epoch)."""
+    run = tmp_path / "run"
+    shutil.copytree(bench["run"], run)
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config["optim"]["epochs"] = 2  # the config its checkpoint was trained with, asking for one more epoch
+    (run / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    import torch
+
+    state = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    state["train_config"]["optim"]["epochs"] = 2
+    torch.save(state, run / "checkpoints" / "last.pt")
+    (run / "final.json").unlink()
+    return run
+
+
+def test_resume_refuses_an_edited_config_naming_the_keys(stopped):
+    config = yaml.safe_load((stopped / "config.yaml").read_text())
+    config["loss"]["strategy"] = "ce" if config["loss"]["strategy"] != "ce" else "gce"
+    (stopped / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    done = run_rdfer("train", "--resume", stopped, "--no-progress")
+    assert_one_line_error(done, "config.yaml differs from the config", "loss.strategy")
+    assert not (stopped / "final.json").exists()
+
+
+def test_resume_repairs_a_torn_last_line_of_metrics(stopped):
+    metrics = stopped / "metrics.jsonl"
+    whole = metrics.read_text()
+    metrics.write_text(whole + whole[: len(whole) // 2].rstrip("\n"))  # a second record cut off mid-write
+    done = run_rdfer("train", "--resume", stopped, "--no-progress")
+    assert done.returncode == 0, done.stderr[-2000:]
+    records = [json.loads(line) for line in metrics.read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2]
+
+
+def test_resume_from_a_checkpoint_of_another_model_is_one_line(stopped, tmp_path):
+    import torch
+
+    state = torch.load(stopped / "checkpoints" / "last.pt", weights_only=True)
+    state.pop("train_config")  # an older checkpoint: nothing to compare the config with
+    state["model"] = {"other.weight": torch.zeros(3, 3)}
+    torch.save(state, stopped / "checkpoints" / "last.pt")
+    done = run_rdfer("train", "--resume", stopped, "--no-progress")
+    assert_one_line_error(done, "last.pt", "another model")
+
+
+# ----------------------------------------------------------------------------- concurrent writers
+
+
+def test_two_writers_into_one_out_lose_nothing(bench, tmp_path):
+    """Two syntheses into one --out: one runs, the other stops at once naming it; what runs is whole."""
+    out = tmp_path / "out"
+    first, second = (start_rdfer(*_commands(bench, out)["synth"]) for _ in range(2))
+    results = [(p.wait(timeout=600), p.stderr.read()) for p in (first, second)]
+    for p in (first, second):
+        p.stdout.close()
+        p.stderr.close()
+    codes = sorted(code for code, _ in results)
+    assert codes in ([0, 0], [0, 2]), results
+    if codes == [0, 2]:
+        assert "in use by another run" in next(err for code, err in results if code == 2)
+    assert debris(out) == []
+    with open(out / "ground_truth.csv") as f:
+        assert len(list(csv.DictReader(f))) == 8
+
+
+# ----------------------------------------------------------------------------- the app
+
+
+@pytest.fixture()
+def app_client(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from rdfer.app.server import create_app
+
+    return TestClient(create_app(tmp_path / "work", max_upload_mb=5), raise_server_exceptions=False)
+
+
+def _jobs(client):
+    folder = client.app.state.work.root / "jobs"
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+@pytest.mark.parametrize("headers", [{"Origin": "http://evil.example"}, {"Origin": "null"},
+                                     {"Referer": "http://evil.example/page.html"}, {"Sec-Fetch-Site": "cross-site"}])
+@pytest.mark.parametrize("method, path, body", [("POST", "/api/predict/jobs", None),
+                                                ("POST", "/api/audit/open", {"folder": "x"}),
+                                                ("PUT", "/api/predict/jobs/x/files?name=a.mp4", b"data")])
+def test_the_app_refuses_state_changes_from_other_sites(app_client, headers, method, path, body):
+    kwargs = {"json": body} if isinstance(body, dict) else {"content": body} if body else {}
+    reply = app_client.request(method, path, headers=headers, **kwargs)
+    assert reply.status_code == 403 and "refused" in reply.json()["error"] and "\n" not in reply.json()["error"]
+    assert _jobs(app_client) == []  # a body-less POST created no job folder
+    own = app_client.post("/api/predict/jobs", headers={"Origin": "http://testserver"})  # the page itself
+    assert own.status_code == 200 and own.json()["id"] in _jobs(app_client)
+
+
+@pytest.mark.parametrize("failure", [OSError(28, "No space left on device"), RuntimeError("bug")])
+def test_a_failed_upload_leaves_no_partial_file_and_frees_the_server(app_client, monkeypatch, failure):
+    from rdfer.app import server
+
+    job = app_client.post("/api/predict/jobs").json()["id"]
+
+    class Failing:
+        def __init__(self, path, mode):
+            self.file = open(path, mode)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.file.close()
+
+        def write(self, chunk):
+            self.file.write(chunk[: len(chunk) // 2])
+            raise failure
+
+    monkeypatch.setattr(server, "open", Failing, raising=False)
+    reply = app_client.put(f"/api/predict/jobs/{job}/files", params={"name": "clip.mp4"}, content=b"x" * 5000)
+    assert reply.status_code in (400, 500) and "\n" not in reply.json()["error"]
+    if isinstance(failure, OSError):
+        assert reply.json()["error"].startswith("cannot write") and "clip.mp4: no space left" in reply.json()["error"]
+    inputs = app_client.app.state.work.root / "jobs" / job / "inputs"
+    assert list(inputs.iterdir()) == []  # no partial upload left to fill the disk
+    monkeypatch.undo()
+    again = app_client.put(f"/api/predict/jobs/{job}/files", params={"name": "clip.mp4"}, content=b"not a video")
+    assert again.status_code == 400 and "cannot be decoded" in again.json()["error"]  # not 409: the server is free
+    assert app_client.post(f"/api/predict/jobs/{job}/start", json={}).status_code == 400  # "nothing to predict"
+
+
+def test_an_unexpected_cli_failure_is_one_line_with_the_traceback_in_a_log(tmp_path, monkeypatch):
+    """The CLI's boundary: any exception of a command is one line naming the inputs, exit 2."""
+    code = ("import sys, rdfer.cli.data as d\n"
+            "def boom(args): raise KeyError('internal')\n"
+            "real = d.register\n"
+            "def register(sub):\n"
+            "    real(sub); sub.choices['synth'].set_defaults(func=boom)\n"
+            "d.register = register\n"
+            "from rdfer.cli import main; sys.exit(main(sys.argv[1:]))\n")
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", code, "synth", "--out", str(tmp_path / "o")], capture_output=True,
+                          text=True, env={**os.environ, "RDFER_LOG_DIR": str(tmp_path / "logs")}, timeout=120)
+    line = assert_one_line_error(done, "unexpected KeyError", str(tmp_path / "o"), "traceback is in")
+    assert "Traceback" in next((tmp_path / "logs").iterdir()).read_text(), line
+    loud = subprocess.run([sys.executable, "-c", code, "synth", "--out", str(tmp_path / "o")], capture_output=True,
+                          text=True, env={**os.environ, "RDFER_DEBUG": "1"}, timeout=120)
+    assert loud.returncode == 2 and "Traceback" in loud.stderr
+
+
+# ----------------------------------------------------------------------------- one bad input in a batch
+
+
+@pytest.fixture(scope="module")
+def three_clips(tmp_path_factory):
+    from test_predict_support import fetch_videos, read_frames, write_video
+
+    folder = tmp_path_factory.mktemp("clips")
+    frames = read_frames(fetch_videos()["single_face.mp4"], 30)
+    return [write_video(folder / f"clip{k}.mp4", frames[10 * k:10 * k + 10]) for k in range(3)]
+
+
+@pytest.mark.parametrize("step", ["predict", "plot", "annotate"])
+def test_one_failing_input_step_is_an_error_row_and_the_batch_goes_on(three_clips, tmp_path, monkeypatch, capsys,
+                                                                      step):
+    """Whatever step fails for one input (decoding, faces or the model inside predict_video, the plot, the
+    annotated copy), that input gets status error, the others are predicted, the tables hold all three."""
+    from rdfer.cli import main
+    from rdfer.inference import api, runner
+
+    name = {"predict": "predict_video", "plot": "plot_timeline", "annotate": "annotate_video"}[step]
+    module = api if step == "predict" else runner
+    real = getattr(module, name)
+
+    def fails_on_clip1(*args, **kwargs):
+        if "clip1" in str(args[0] if step == "predict" else args[0].video):
+            raise ZeroDivisionError("degenerate input")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, fails_on_clip1)
+    out = tmp_path / "out"
+    code = main(["predict", *map(str, three_clips), "--out", str(out), "--plot", "--annotate", "--jobs", "1",
+                 "--no-progress"])
+    assert code == 1, capsys.readouterr().err  # 1: some input failed; the run itself completed
+    with open(out / "predictions.csv") as f:
+        rows = {Path(r["video"]).stem: r for r in csv.DictReader(f)}
+    assert sorted(rows) == ["clip0", "clip1", "clip2"]
+    assert rows["clip1"]["status"] == "error" and "degenerate input" in rows["clip1"]["error"]
+    assert rows["clip0"]["status"] == rows["clip2"]["status"] == "ok"
+    assert json.loads((out / "clip1.json").read_text())["status"] == "error"
+    assert (out / "clip2_annotated.mp4").is_file() and debris(out) == []
+
+
+# ----------------------------------------------------------------------------- shared outputs
+
+
+def test_two_app_servers_sharing_a_work_folder_keep_each_others_decisions(tmp_path):
+    from rdfer.app.audit import AuditFolders
+    from rdfer.app.work import WorkFolder
+
+    source = tmp_path / "audit"
+    source.mkdir()
+    (source / "label_issues.csv").write_text("id,given_label,suggested_label\n" +
+                                             "".join(f"c{k},Happy,Sad\n" for k in range(6)))
+    servers = [AuditFolders(WorkFolder(tmp_path / "work")) for _ in range(2)]
+    folders = [server.open(str(source))[1] for server in servers]  # both opened before either decides
+    for k in range(6):
+        folders[k % 2].decide(f"c{k}", "drop" if k % 3 else "keep")
+    with open(folders[0].decisions_path) as f:
+        decided = {r["id"]: r["decision"] for r in csv.DictReader(f)}
+    assert decided == {f"c{k}": "drop" if k % 3 else "keep" for k in range(6)}
+    assert debris(tmp_path / "work") == [] and not list((tmp_path / "work").rglob("*.lock"))
+
+
+def test_concurrent_appenders_to_one_table_lose_no_row(tmp_path):
+    """Writers appending to shared batch tables (CsvTables.add) at once: every row of every writer is there."""
+    import subprocess
+    import sys
+
+    from rdfer.inference.outputs import CsvTables
+
+    CsvTables(tmp_path / "p.csv", tmp_path / "f.csv", ["A"])  # the header, once
+    code = ("import sys; from pathlib import Path; from rdfer.inference.outputs import CsvTables\n"
+            "from rdfer.inference.records import VideoPrediction\n"
+            "t = CsvTables.__new__(CsvTables); t.videos_csv, t.frames_csv, t.classes = Path(sys.argv[1]), "
+            "Path(sys.argv[2]), ['A']\n"
+            "for k in range(25):\n"
+            "    t.add(VideoPrediction(f'{sys.argv[3]}-{k}.mp4', None, 0, 0, 'error', 'x', 'm'))\n")
+    writers = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "p.csv"), str(tmp_path / "f.csv"), w])
+               for w in ("a", "b", "c")]
+    assert [w.wait(timeout=300) for w in writers] == [0, 0, 0]
+    with open(tmp_path / "p.csv") as f:
+        videos = sorted(r["video"] for r in csv.DictReader(f))
+    assert videos == sorted(f"{w}-{k}.mp4" for w in "abc" for k in range(25))
+    assert debris(tmp_path) == []
