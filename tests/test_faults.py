@@ -312,8 +312,7 @@ def test_one_failing_input_step_is_an_error_row_and_the_batch_goes_on(three_clip
 
 
 def test_two_app_servers_sharing_a_work_folder_keep_each_others_decisions(tmp_path):
-    from rdfer.app.audit import AuditFolders
-    from rdfer.app.work import WorkFolder
+    from rdfer.app.work import AuditFolders, WorkFolder
 
     source = tmp_path / "audit"
     source.mkdir()
@@ -350,3 +349,104 @@ def test_concurrent_appenders_to_one_table_lose_no_row(tmp_path):
         videos = sorted(r["video"] for r in csv.DictReader(f))
     assert videos == sorted(f"{w}-{k}.mp4" for w in "abc" for k in range(25))
     assert debris(tmp_path) == []
+
+
+# ----------------------------------------------------------------------------- bounded inputs, early refusals
+
+BOMB = "".join(f"l{k}: &l{k} [{', '.join([f'*l{k - 1}'] * 9) if k else 'x'}]\n" for k in range(9))
+
+
+@pytest.mark.parametrize("text, needle", [(BOMB, "aliases expand to more than"),
+                                          ("optim: " + "[" * 3000 + "]" * 3000, "not valid YAML"),
+                                          ("# padding\n" * 150_000, "more than the")])
+def test_a_hostile_config_is_one_line_before_any_work(tmp_path, capsys, text, needle):
+    from rdfer.cli import main
+
+    config = tmp_path / "hostile.yaml"
+    config.write_text(text)
+    assert main(["train", "--config", str(config), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "hostile.yaml" in err and needle in err, err
+    assert not (tmp_path / "run").exists()
+
+
+def test_settings_whose_product_no_memory_holds_are_refused_before_loading(bench, tmp_path, capsys):
+    from rdfer.cli import main
+
+    code = main(["train", "--config", "demo", "--out", str(tmp_path / "run"), "--no-progress",
+                 *_sets(f"data.root={bench['root']}", "optim.batch_size=100000", "model.options.input_size=4096",
+                        *TINY[:2])])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "GiB of frames" in err, err
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_train_into_an_eval_folder_is_refused_before_replacing_it(bench, tmp_path, capsys):
+    from rdfer.cli import main
+
+    out = tmp_path / "eval"
+    done = run_rdfer("eval", "--checkpoint", bench["run"] / "checkpoints" / "last.pt", "--out", out,
+                     "--no-progress", "--workers", 0)
+    assert done.returncode == 0, done.stderr[-2000:]
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    code = main(["train", "--config", "demo", "--out", str(out), "--no-progress",
+                 *_sets(f"data.root={bench['root']}", "optim.epochs=1", *TINY)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "training there would replace them" in err, err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_study_refuses_a_mistyped_set_before_rendering(tmp_path, capsys, monkeypatch):
+    from rdfer.cli import main
+    from rdfer.engine import study
+
+    monkeypatch.setattr(study, "prepare_data", lambda *a, **k: pytest.fail("rendered before checking --set"))
+    assert main(["study", "--out", str(tmp_path / "s"), "--set", "optim.lrr=1", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "optim.lrr" in err, err
+
+
+def _vfr_mkv(path):
+    """20 frames, 10 at 25 fps then 10 at 6.25 fps, in Matroska declaring 25 fps: OpenCV announces ~47 frames."""
+    from fractions import Fraction
+
+    import av
+    import numpy as np
+
+    out = av.open(str(path), "w", format="matroska")
+    stream = out.add_stream("mjpeg", rate=25)
+    stream.width, stream.height, stream.pix_fmt = 64, 64, "yuvj420p"
+    for k, pts in enumerate([40 * i for i in range(10)] + [400 + 160 * i for i in range(10)]):
+        frame = av.VideoFrame.from_ndarray(np.full((64, 64, 3), 10 * k, np.uint8), format="rgb24")
+        frame.pts, frame.time_base = pts, Fraction(1, 1000)
+        for packet in stream.encode(frame):
+            out.mux(packet)
+    for packet in stream.encode():
+        out.mux(packet)
+    out.close()
+    return path
+
+
+def test_a_complete_variable_frame_rate_matroska_is_not_called_cut_off(tmp_path):
+    from rdfer.inference import predict_video
+    from rdfer.inference.video import open_media
+
+    whole = _vfr_mkv(tmp_path / "vfr.mkv")
+    with open_media(whole) as reader:
+        assert reader.frame_count_hint > 40  # the container's estimate: duration x nominal rate
+    record = predict_video(whole, detector="haar")
+    assert record.num_frames == 20 and record.warning is None, record.warning
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 3])  # a cut-off copy: it is warned about
+    record = predict_video(cut, detector="haar")
+    assert record.warning and "could be decoded" in record.warning
+
+
+def test_a_kill_while_predict_annotates_leaves_nothing_after_the_next_run(three_clips, tmp_path):
+    out = tmp_path / "out"
+    args = ["predict", three_clips[0], "--out", out, "--annotate", "--format", "json", "--no-progress"]
+    kill_at_first_write(args, out, pattern="_annotated.mp4")
+    assert any("_annotated.mp4" in name for name in debris(out))  # the temporary video, mid-write
+    done = run_rdfer(*args)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert debris(out) == [] and (out / "clip0_annotated.mp4").is_file()

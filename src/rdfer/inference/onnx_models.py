@@ -40,6 +40,7 @@ import numpy as np
 
 from rdfer.errors import RdferError
 from rdfer.labels import DFEW_CLASSES
+from rdfer.utils.bounded_yaml import load_yaml
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -127,8 +128,8 @@ def _yaml(text: str):
     import yaml
 
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as error:
+        return load_yaml(text)  # bounded: size, aliases
+    except (yaml.YAMLError, RecursionError) as error:
         raise ValueError(str(error).splitlines()[0]) from None
 
 

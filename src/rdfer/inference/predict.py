@@ -284,13 +284,18 @@ def prefetch(items, size: int = 128, name: str = "rdfer-prefetch"):
         worker.join()
 
 
-def partial_warning(decoded: int, announced: int, seconds: float) -> str | None:
+def partial_warning(decoded: int, announced: int, seconds: float, announced_fps: float | None = None) -> str | None:
     """A warning when far fewer frames decoded than the container announces (a cut-off or damaged file).
 
     The announced count is an estimate (a few frames off for some files), so a
-    shortfall of up to 5% (at least 2 frames) passes.
+    shortfall of up to 5% (at least 2 frames) passes. With the container's frame
+    rate, the count is a duration times that rate: when the decoded frames' time
+    span (`seconds`) covers 95% of that duration the file is whole and only its
+    frame rate varies (variable-frame-rate Matroska, phone videos), so no warning.
     """
     if announced <= 0 or announced - decoded <= max(2, 0.05 * announced):
+        return None
+    if announced_fps and seconds >= 0.95 * announced / announced_fps:
         return None
     return (f"only {decoded} of the {announced} frames the file announces could be decoded (the file is cut off "
             f"or damaged); the prediction covers the first {seconds:.1f} s")
@@ -482,7 +487,8 @@ def predict_video(path, checkpoint=None, *, options: PredictOptions | None = Non
     for number, track in enumerate(kept, 1):  # ids 1, 2, ... in order of appearance, false alarms left out
         track.id = number
     record = VideoPrediction(video, fps, len(times), 0, "ok", None, predictor.description, media=reader.media,
-                             warning=partial_warning(len(times), reader.frame_count_hint, times[-1] + 1.0 / fps),
+                             warning=partial_warning(len(times), reader.frame_count_hint, times[-1] + 1.0 / fps,
+                                                     reader.container_fps),
                              cuts=[float(times[i]) for i in tracker.cut_frames])
     frames_with_face = np.zeros(len(times), bool)
     for t in kept:

@@ -8,6 +8,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import signal
 from pathlib import Path
 
 import cv2
@@ -59,6 +60,11 @@ def _init_worker() -> None:
     cv2.setNumThreads(1)  # one clip per process; OpenCV's own threads would only contend
 
 
+def _init_pool_worker() -> None:
+    _init_worker()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the parent answers (one line) and ends the pool
+
+
 def _default_workers() -> int:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return max(1, min(8, cores or 1))
@@ -82,7 +88,7 @@ def _render_all(tasks: list, workers: int, progress: bool) -> dict:
         context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
         if "forkserver" in methods:
             context.set_forkserver_preload([__name__])
-        with context.Pool(workers, initializer=_init_worker) as pool:
+        with context.Pool(workers, initializer=_init_pool_worker) as pool:
             for name, *rest in pool.imap_unordered(_render_task, tasks, chunksize=4):
                 results[name] = rest
                 bar.update()
