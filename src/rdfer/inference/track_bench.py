@@ -32,6 +32,7 @@ import numpy as np
 from rdfer.inference.faces import MTCNNDetector, box_iou
 from rdfer.inference.tracks import FaceTracker, ShotCuts
 from rdfer.inference.video import Frame
+from rdfer.utils.outputs import write_text
 
 KINDS = ("still", "moving", "small", "turn_away", "leave_return", "crossing", "cuts")
 WIDTH, HEIGHT, FPS = 640, 360, 30.0
@@ -368,5 +369,5 @@ def run_benchmark(kinds=KINDS, seeds=(1, 2), cache: Path | None = None, out: Pat
                      f"{mean['tracks_per_face']:.2f} |")
     table = "\n".join(lines)
     if out is not None:
-        Path(out).write_text(table + "\n")
+        write_text(out, table + "\n")
     return table
