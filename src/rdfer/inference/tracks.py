@@ -61,7 +61,7 @@ from rdfer.inference.video import Frame
 MATCH_IOU = 0.2  # a box belongs to a followed face when they overlap at least this much
 DUPLICATE_IOU = 0.4  # two boxes this close are one face
 DUPLICATE_INSIDE = 0.7  # ... and so is a box with this share of its area inside another
-REVIVE_DISTANCE = 1.0  # a lost face found again: centre within this many face sides of where it was last seen
+REVIVE_DISTANCE = 1.5  # a lost face found again: centre within this many face sides of where it was last seen
 REVIVE_SIZE = 1.6  # ... and its size within this factor
 MAX_NEAR = 2  # more followed faces than this: one whole-frame search instead of a search per face
 CUT_THRESHOLD = 27.0  # ContentDetector's default score (mean |dH|, |dS|, |dV| on 0-255 channels)
