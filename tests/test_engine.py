@@ -331,6 +331,14 @@ def test_demo_pipeline_end_to_end_and_reuses_finished_work(tmp_path, capsys):
                    for n in ("vanilla_ce", "agreement"))
     assert f"{majority:.1f}% WAR" in text
     assert "recall cannot exceed about 50%" in text  # t_n = 10% of each batch marked, 20% flipped
+    assert "marks the 10% of each batch it ranks noisiest" in text
+    # The paired comparison is rdfer compare's, on the same two runs, in the report and in compare.json.
+    from rdfer.analysis.compare import compare_pair, format_comparison
+
+    paired = compare_pair(tmp_path / "demo" / "runs" / "vanilla_ce", tmp_path / "demo" / "runs" / "agreement")
+    assert format_comparison(paired) in text
+    saved = json.loads((tmp_path / "demo" / "compare" / "compare.json").read_text())
+    assert saved["war_diff"] == pytest.approx(paired["war_diff"]) and saved["mcnemar_p"] == pytest.approx(paired["mcnemar_p"])
     assert ("**Read with care**" in text) == (best_war < majority + 5)
     assert ("within test-set noise" in text) == (best_war >= majority + 5)
     assert yaml.safe_load((tmp_path / "demo" / "runs" / "agreement" / "config.yaml").read_text())["loss"][
