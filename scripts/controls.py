@@ -6,7 +6,8 @@ For every seed S it renders one set (`rdfer synth --clips 600 --size 64 --actors
 --noise 0.2 --seed S`: 480 training clips with 20% symmetric flips, 120 clean test clips), caches its
 frozen features once (`rdfer features --config study`) and shares them with:
 
-- `rdfer train --config study` (the default: guided detector, agreement reweighting): r(mu, true apex
+- `rdfer train --config study --set data.val_fraction=0` (the default: guided detector, agreement reweighting,
+  every training clip trained): r(mu, true apex
   centre) over all test clips and over the clips that show an expression, each with a bootstrap
   interval, beside the label-free control (the frame farthest from the first); the window's apex
   coverage beside the uniform window's; the noisy set's precision beside the small-loss trick's at
@@ -110,7 +111,9 @@ def task(work: Path, part: str, seed: int) -> None:
     out = work / "runs" / part / f"seed_{seed}"
     wait_for_other_run(out)
     if not (out / "final.json").is_file():
-        run(rdfer("train", "--config", CONFIGS[part], *common, "--out", str(out), "--no-progress"),
+        # Last-epoch figures: every training clip trains (no validation part), as when they were measured.
+        run(rdfer("train", "--config", CONFIGS[part], *common, "--set", "data.val_fraction=0", "--out", str(out),
+                  "--no-progress"),
             work / "logs" / f"{part}_{seed}.log")
 
 
@@ -439,7 +442,7 @@ def write_page(work: Path, seeds: list, out: Path) -> None:
              "`--report-only` rewrites this page from them). Each seed renders its own set: `rdfer synth --out "
              f"W/data_S {SYNTH} --seed S` (600 clips, fold 1: 480 training clips, 20% of their labels flipped, "
              "120 clean test clips), whose frozen features `rdfer features --config study` caches once for every "
-             "run and audit of that seed. Every run trains with seed 0 on CPU.", "",
+             "run and audit of that seed. Every run trains with seed 0 on CPU, on every training clip (`--set data.val_fraction=0`: no validation part; the figures are last-epoch ones).", "",
              "Intervals: over test clips (bootstrap) they say how much a figure would move with another draw of "
              "test clips; over seeds (sample sd, paired tests) how much it moves with another rendering and "
              "training.", ""]

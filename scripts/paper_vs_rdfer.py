@@ -87,10 +87,15 @@ def prepare(work: Path, seed: int) -> Path:
     return data
 
 
+# Last-epoch figures: every training clip trains (no validation part; nothing is selected), as
+# when the published figures were measured.
+TRAIN_SETS = ("data.val_fraction=0",)
+
+
 def train(work: Path, data: Path, seed: int, name: str, config: str, switches: tuple) -> Path:
     out = work / "runs" / name / f"seed_{seed}"
     if not (out / "final.json").is_file():
-        sets = [f"data.root={data}", f"data.features={data / 'features.npz'}", f"seed={seed}", *switches]
+        sets = [f"data.root={data}", f"data.features={data / 'features.npz'}", f"seed={seed}", *TRAIN_SETS, *switches]
         out.parent.mkdir(parents=True, exist_ok=True)
         run(rdfer("train", "--config", config, *[a for s in sets for a in ("--set", s)], "--out", out,
                   "--no-progress"), out.parent / f"seed_{seed}.log")
@@ -225,7 +230,7 @@ def main(argv=None) -> int:
             figures[name][seed] = last_epoch(out)
             sets = " ".join(f"--set {s}" for s in (f"data.root=WORK/data_{seed}",
                                                   f"data.features=WORK/data_{seed}/features.npz",
-                                                  f"seed={seed}", *switches))
+                                                  f"seed={seed}", *TRAIN_SETS, *switches))
             commands.append(f"rdfer train --config {config} {sets} --out WORK/runs/{name}/seed_{seed} --no-progress")
     variants = [v for v in VARIANTS if v[0] in wanted]
     if VARIANTS[0] not in variants or len(variants) < 2:
