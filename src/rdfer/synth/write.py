@@ -24,7 +24,7 @@ from rdfer.synth.tables import (
     subset,
 )
 from rdfer.utils.ground_truth import KIND_COLUMNS
-from rdfer.utils.outputs import atomic_open, write_bytes, write_text
+from rdfer.utils.outputs import atomic_open, remove_stale_temporaries, write_bytes, write_text
 from rdfer.utils.progress import progress_bar
 
 
@@ -88,10 +88,18 @@ def _render_all(tasks: list, workers: int, progress: bool) -> dict:
         context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
         if "forkserver" in methods:
             context.set_forkserver_preload([__name__])
-        with context.Pool(workers, initializer=_init_pool_worker) as pool:
-            for name, *rest in pool.imap_unordered(_render_task, tasks, chunksize=4):
-                results[name] = rest
-                bar.update()
+        try:
+            with context.Pool(workers, initializer=_init_pool_worker) as pool:
+                for name, *rest in pool.imap_unordered(_render_task, tasks, chunksize=4):
+                    results[name] = rest
+                    bar.update()
+        except BaseException:
+            # Leaving the pool on an error (one worker's full disk, Ctrl-C) terminates the other
+            # workers, maybe in the middle of writing a frame: their processes are gone now, so the
+            # sweep for stale temporary files removes what they left.
+            for seed, out, clip, *_ in tasks:
+                remove_stale_temporaries(Path(out) / clip.folder)
+            raise
     bar.close()
     return results
 
