@@ -47,6 +47,7 @@ def data(tiny_dfew, tmp_path):
 ALL = "every test of the module"
 SLOW = {
     "test_app_browser.py": ALL,  # drives chromium
+    "test_faults.py": ALL,  # every fault is injected into a real rdfer process (70 s in all, idle machine)
     "test_predict_onnx.py": {  # measured after the list above, in a run of the fast tier
         "test_export_of_a_trained_video_model",  # 40 s: trains, then exports
         "test_onnxruntime_is_imported_only_for_an_onnx_model",  # 12 s: a fresh process
