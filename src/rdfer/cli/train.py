@@ -42,9 +42,9 @@ def register(subparsers) -> None:
     p.set_defaults(func=evaluate)
 
     p = subparsers.add_parser("cv", parents=[OVERRIDES, DEVICE, THREADS, PROGRESS],
-                              help="5-fold cross-validation (DFEW, MAFW): each fold and mean +- std",
+                              help="5-fold cross-validation (DFEW, MAFW): each fold, mean and sample sd",
                               description="Train and test CONFIG on each official fold into OUT/fold_K, then write "
-                                          "OUT/cv_summary.json and OUT/cv_summary.md (per fold, mean and standard "
+                                          "OUT/cv_summary.json and OUT/cv_summary.md (per fold, mean and sample standard "
                                           "deviation). Rerunning with the same OUT reuses finished folds.")
     p.add_argument("--config", required=True, help="YAML config: a file, or the name of a shipped one")
     add_out(p, "cross-validation folder", required=True)
