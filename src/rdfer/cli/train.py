@@ -44,8 +44,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("cv", parents=[OVERRIDES, DEVICE, THREADS, PROGRESS],
                               help="5-fold cross-validation (DFEW, MAFW): each fold, mean and sample sd",
                               description="Train and test CONFIG on each official fold into OUT/fold_K, then write "
-                                          "OUT/cv_summary.json and OUT/cv_summary.md (per fold, mean and sample standard "
-                                          "deviation). Rerunning with the same OUT reuses finished folds.")
+                                          "OUT/cv_summary.json and OUT/cv_summary.md (per fold, mean and sample "
+                                          "standard deviation). Rerunning with the same OUT reuses finished folds.")
     p.add_argument("--config", required=True, help="YAML config: a file, or the name of a shipped one")
     add_out(p, "cross-validation folder", required=True)
     p.add_argument("--folds", action=CommaList, item_type=bounded(int, 1, 5), default=(1, 2, 3, 4, 5),
