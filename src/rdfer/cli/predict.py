@@ -143,7 +143,9 @@ def predict(args) -> int:
     """Exit status 0 when every input was read (with or without a face), 1 when any could not be decoded."""
     from rdfer.inference.runner import predict_files
 
-    with _threads(args), run_lock(args.out, "predict"):  # one run at a time writes into --out
+    # Shared: other predict runs may write into --out at once (names and tables are merged under a lock of
+    # their own); another command's run there stops this one at once.
+    with _threads(args), run_lock(args.out, "predict", shared=True):
         run = predict_files(args.inputs, args.out, checkpoint=_model(args), spec=args.model_spec, fmt=args.format,
                             plot=args.plot, annotate=args.annotate, options=_options(args),
                             progress=not args.no_progress, jobs=args.jobs)
@@ -163,6 +165,9 @@ def summary(run) -> str:
             + f"; {faces} face track(s); outputs in {run.out_dir}"
             + (f" ({', '.join(path.name for path in run.tables)})" if run.tables else "")
             + (f"; names taken, written as: {'; '.join(run.renamed)}" if run.renamed else "")
+            + (f"; {len(run.replaced)} predicted before into this folder, their earlier rows and files replaced: "
+               + ", ".join(Path(v).name for v in run.replaced[:5]) + (", ..." if len(run.replaced) > 5 else "")
+               if run.replaced else "")
             + f"; {len(run.records) / max(run.seconds, 1e-9):.2f} videos/s, {run.jobs} at a time, "
               f"{run.cpu_seconds / max(run.seconds, 1e-9):.1f} CPU cores busy")
 

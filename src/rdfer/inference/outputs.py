@@ -1,15 +1,22 @@
 """What `rdfer predict` writes: JSON per video, CSV tables, timeline plots, annotated videos.
 
 - `DIR/<video name>.json`: `VideoPrediction.to_dict()`.
-- `DIR/predictions.csv`: one row per video; `DIR/frames.csv`: one row per frame
-  of every video (time, label, box, per-class probabilities).
+- `DIR/predictions.csv`: one row per face track; `DIR/frames.csv`: one row per frame
+  and face of every video (time, label, box, per-class probabilities).
 - `DIR/<video name>_timeline.png` (`--plot`), `DIR/<video name>_annotated.mp4` (`--annotate`).
 
-Video names are the file stems. Nothing is written over: when a name is taken
+Runs into one folder merge (`CsvTables`): the tables hold every video ever predicted there, and a
+video predicted again (the same file, `same_video`) has its earlier rows replaced by the new ones;
+the other videos' rows are kept, whichever run wrote them, and runs at the same time lose nobody's
+rows (each update is a read-merge-write under the table's `update_lock`). A table that is not
+rdfer's (another header, not text) is never touched: the run writes predictions-2.csv beside it.
+
+Video names are the file stems. Nothing else is written over: when a name is taken
 (two inputs share a stem, a/x.mp4 and b/x.mp4; the file is already in the
-folder, from an earlier run or the user's own; or it is one of the inputs) the
+folder, the user's own or another video's; or it is one of the inputs) the
 video gets the next free numbered name (x-2, x-3, ...) for all its outputs
-(`OutputNames`). Every file is written to a temporary name in the folder and
+(`OutputNames`). Only a video's own earlier outputs (its `NAME.json` says
+this video) are replaced. Every file is written to a temporary name in the folder and
 renamed into place when complete (`rdfer.utils.outputs.atomic_output`), so a crash or a full disk
 never leaves a cut-off file under a real name.
 """
@@ -19,13 +26,13 @@ import io
 import itertools
 import json
 import os
-import shutil
 from fractions import Fraction
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from rdfer.errors import RdferError
 from rdfer.inference.video import open_media
 from rdfer.utils.outputs import atomic_output, write_text
 from rdfer.utils.runlock import update_lock
@@ -53,33 +60,71 @@ def output_names(videos) -> list[str]:
     return names
 
 
+def same_video(a, b) -> bool:
+    """Whether two video paths name the same file (a relative path is taken from the current folder)."""
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _json_video(path: Path) -> str | None:
+    """The `video` of an rdfer prediction JSON at `path` (None: absent, a link, not rdfer's JSON)."""
+    try:
+        if not path.is_file() or path.is_symlink() or path.stat().st_size > 512 * 2**20:
+            return None
+        data = json.loads(path.read_text(encoding="utf-8", errors="surrogateescape"))
+    except (OSError, ValueError):
+        return None
+    video = data.get("video") if isinstance(data, dict) else None
+    return video if isinstance(video, str) and "status" in data else None
+
+
 class OutputNames:
     """Free output names in one folder: never an existing file, an input, or a name taken in this run.
 
         names = OutputNames(out_dir, inputs)
         name = names.claim("clip", [".json", "_timeline.png"])   # "clip", or "clip-2", ... if taken
+        name = names.claim("clip", [".json"], video="a/clip.mp4")  # also: a name whose clip.json is a/clip.mp4's
+        name in names.replaced                                   # True: that video's earlier outputs are replaced
+
+    With `video`, a name taken by that same video's earlier outputs (its `NAME.json` says so) is
+    reused: predicting a video again replaces its own files, never another's or the user's.
     """
 
     def __init__(self, out_dir: Path, inputs=()):
         self.out_dir = Path(out_dir)
         self._inputs = {os.path.realpath(p) for p in inputs}
         self._claimed: set[str] = set()
+        self.replaced: set[str] = set()
 
     def _free(self, path: Path) -> bool:
         real = os.path.realpath(path)
         return real not in self._claimed and real not in self._inputs and not os.path.lexists(path)
 
-    def claim(self, stem: str, suffixes) -> str:
-        """The first of `stem`, `stem-2`, ... whose files `name + suffix` are all free; they are then taken."""
-        return self.claim_group(lambda name: [name + suffix for suffix in suffixes], stem)
+    def _own(self, name: str, paths, video) -> bool:
+        """`paths` (the files of `name`) hold `video`'s earlier outputs only: its NAME.json says so, and none
+        is an input, a link or taken in this run."""
+        if video is None:
+            return False
+        recorded = _json_video(self.out_dir / f"{name}.json")
+        if recorded is None or not same_video(recorded, video):
+            return False
+        return all(os.path.realpath(p) not in self._claimed | self._inputs and not p.is_symlink()
+                   and (p.is_file() or not os.path.lexists(p)) for p in paths)
 
-    def claim_group(self, files, stem: str) -> str:
+    def claim(self, stem: str, suffixes, video=None) -> str:
+        """The first of `stem`, `stem-2`, ... whose files `name + suffix` are all free (or, with `video`,
+        that video's own earlier outputs); they are then taken."""
+        return self.claim_group(lambda name: [name + suffix for suffix in suffixes], stem, video)
+
+    def claim_group(self, files, stem: str, video=None) -> str:
         """Like `claim`, for the file names `files(name)` (e.g. predictions-2.csv with frames-2.csv)."""
         for n in itertools.count(1):
             name = stem if n == 1 else f"{stem}-{n}"
             paths = [self.out_dir / f for f in files(name)]
-            if all(self._free(p) for p in paths):
+            own = self._own(name, paths, video)
+            if own or all(self._free(p) for p in paths):
                 self._claimed.update(os.path.realpath(p) for p in paths)
+                if own:
+                    self.replaced.add(name)
                 return name
         raise AssertionError("unreachable")
 
@@ -127,40 +172,120 @@ def frame_rows(r, classes):
                    probs[e["label"]], e["raw_label"], *(probs[c] for c in classes), *(raw[c] for c in classes)]
 
 
-class CsvTables:
-    """predictions.csv (one row per face track) and frames.csv (one row per frame and face), grown video by video.
+VIDEO_KEYS = ("video", "status")  # the first columns of an rdfer predictions.csv
+FRAME_KEYS = ("video", "track", "main", "frame")  # ... and of an rdfer frames.csv
 
-    Each `add(record)` rewrites both files atomically with the new rows added
-    (the previous file copied, then the rows appended, then renamed into place),
-    so the files on disk always hold every finished video and only whole rows;
-    it holds the file's `update_lock` meanwhile, so that writers sharing the
-    tables (app jobs, library callers) never drop each other's rows.
+
+def _header(path: Path) -> list[str] | None:
+    """The header row of a CSV file ([] when absent or empty; None when it is not a readable text table)."""
+    try:
+        if path.is_symlink() or (os.path.lexists(path) and not path.is_file()):
+            return None
+        with open(path, newline="", encoding="utf-8") as f:
+            return next(csv.reader(f), [])
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError, csv.Error):
+        return None
+
+
+def is_table(path: Path, keys) -> bool:
+    """Whether `path` is absent, empty or an rdfer table starting with the columns `keys` (which may be merged)."""
+    header = _header(Path(path))
+    return header is not None and (header == [] or tuple(header[:len(keys)]) == tuple(keys))
+
+
+def claim_tables(names: OutputNames) -> tuple[Path, Path]:
+    """(predictions.csv, frames.csv) of a folder, or the first numbered pair (predictions-2.csv, frames-2.csv,
+    ...) that is free or rdfer's own tables: a file of the same name that is not rdfer's is never touched."""
+    def files(name):
+        return [name + ".csv", name.replace("predictions", "frames", 1) + ".csv"]
+
+    for n in itertools.count(1):
+        name = "predictions" if n == 1 else f"predictions-{n}"
+        paths = [names.out_dir / f for f in files(name)]
+        if all(os.path.realpath(p) not in names._inputs for p in paths) and \
+                is_table(paths[0], VIDEO_KEYS) and is_table(paths[1], FRAME_KEYS):
+            names._claimed.update(os.path.realpath(p) for p in paths)
+            return paths[0], paths[1]
+    raise AssertionError("unreachable")
+
+
+class CsvTables:
+    """predictions.csv (one row per face track) and frames.csv (one row per frame and face), merged video by video.
+
+    Each `add(record)` rewrites both files atomically (read, merged, written to a temporary
+    file, renamed into place) under the file's `update_lock`, so the files on disk always
+    hold every finished video and only whole rows, and writers sharing the tables (two
+    `rdfer predict` runs into one folder, app jobs, library callers) never drop each other's
+    rows. Rows of the same video (`same_video`) written before this writer's first `add` of it
+    are replaced by the new ones (`replaced` lists those videos); every other row is kept. A
+    table written with other columns (another model's classes) gets the union of both.
     """
 
     def __init__(self, videos_csv: Path, frames_csv: Path, classes):
         self.videos_csv, self.frames_csv, self.classes = Path(videos_csv), Path(frames_csv), list(classes)
-        self._append(self.videos_csv, [track_columns(self.classes)], fresh=True)
-        self._append(self.frames_csv, [frame_columns(self.classes)], fresh=True)
+        self.replaced: list[str] = []  # videos whose earlier rows an add() replaced
+        self._added: set[str] = set()  # real paths of the videos added by this writer: never replaced again
+        self._merge(self.videos_csv, track_columns(self.classes), [], None)  # the header, when new
+        self._merge(self.frames_csv, frame_columns(self.classes), [], None)
 
-    def _append(self, path: Path, rows, fresh: bool = False) -> None:
-        text = io.StringIO()
-        csv.writer(text).writerows(rows)
+    def _merge(self, path: Path, columns: list[str], rows, video) -> bool:
+        """Add `rows` (in `columns`) to the table at `path`, first dropping `video`'s earlier rows unless this
+        writer added them; True when rows were dropped."""
+        dropped = False
         with update_lock(path), atomic_output(path, fsync=False) as temp:  # another writer's rows are kept
-            if not fresh:
-                shutil.copyfile(path, temp)
-            # A file name with bytes that are not UTF-8 is written escaped (\udce9), not refused.
-            with open(temp, "a", newline="", encoding="utf-8", errors="backslashreplace") as f:
-                f.write(text.getvalue())
+            header, kept = _read_table(path)
+            if header is None:
+                raise RdferError(f"{path} is not an rdfer table (another header); give another --out")
+            if video is not None and os.path.realpath(video) not in self._added:
+                same: dict[str, bool] = {}  # a stored video name -> whether it is `video` (one lookup per name)
+                for name in {row[0] for row in kept}:
+                    same[name] = same_video(name, video)
+                dropped = any(same[row[0]] for row in kept)
+                kept = [row for row in kept if not same[row[0]]]
+            merged = header + [c for c in columns if c not in header] if header else list(columns)
+            position = [columns.index(c) if c in columns else None for c in merged]
+            text = io.StringIO()
+            writer = csv.writer(text)
+            writer.writerow(merged)
+            writer.writerows(row + [""] * (len(merged) - len(row)) for row in kept)
+            kept_bytes = text.getvalue().encode("utf-8", "surrogateescape")
+            text = io.StringIO()
+            csv.writer(text).writerows([row[k] if k is not None else "" for k in position] for row in rows)
+            with open(temp, "wb") as f:
+                f.write(kept_bytes)
+                # A file name with bytes that are not UTF-8 is written escaped (\udce9), not refused.
+                f.write(text.getvalue().encode("utf-8", "backslashreplace"))
+        return dropped
 
     def add(self, record) -> None:
-        self._append(self.frames_csv, frame_rows(record, self.classes))
-        self._append(self.videos_csv, _track_rows(record, self.classes))
+        dropped = self._merge(self.frames_csv, frame_columns(self.classes), frame_rows(record, self.classes),
+                              record.video)
+        dropped |= self._merge(self.videos_csv, track_columns(self.classes), _track_rows(record, self.classes),
+                               record.video)
+        if dropped and os.path.realpath(record.video) not in self._added:
+            self.replaced.append(record.video)
+        self._added.add(os.path.realpath(record.video))
+
+
+def _read_table(path: Path) -> tuple[list[str] | None, list[list[str]]]:
+    """(header, rows) of an rdfer table ([] and [] when absent; None when it is not a text table)."""
+    try:
+        with open(path, newline="", encoding="utf-8", errors="surrogateescape") as f:
+            reader = csv.reader(f)
+            header = next(reader, [])
+            return header, [row for row in reader if row]  # the video is the first column (VIDEO_KEYS)
+    except FileNotFoundError:
+        return [], []
+    except (ValueError, csv.Error):
+        return None, []
 
 
 def write_csv(records, out_dir: Path, classes=None) -> tuple[Path, Path]:
     """predictions.csv (one row per track) and frames.csv (one row per frame and face) in `out_dir`."""
     classes = classes or next((r.classes for r in records if r.classes), [])
-    tables = CsvTables(Path(out_dir) / "predictions.csv", Path(out_dir) / "frames.csv", classes)
+    tables = CsvTables(*claim_tables(OutputNames(out_dir)), classes)
     for record in records:
         tables.add(record)
     return tables.videos_csv, tables.frames_csv

@@ -24,13 +24,14 @@ from rdfer.errors import RdferError, WriteError
 from rdfer.figures.predict import plot_timeline
 from rdfer.inference.api import Predictor
 from rdfer.inference.headline import faces_text
-from rdfer.inference.outputs import CsvTables, OutputNames, annotate_video, write_json
+from rdfer.inference.outputs import CsvTables, OutputNames, annotate_video, claim_tables, write_json
 from rdfer.inference.predict import Cancelled, PredictOptions
 from rdfer.inference.probe import probe_videos
 from rdfer.inference.records import VideoPrediction
 from rdfer.inference.video import is_image, list_videos
 from rdfer.utils.outputs import writable_folder
 from rdfer.utils.progress import progress_bar
+from rdfer.utils.runlock import update_lock
 
 FORMATS = ("both", "json", "csv")
 
@@ -40,7 +41,8 @@ class PredictRun:
     """What one `predict_files` call did: a record per input, in input order, and where the outputs are.
 
     tables: the CSV files written (predictions.csv and frames.csv, or their renamed forms; none with
-        fmt="json"); renamed: "input -> output name" where the wanted name was taken;
+        fmt="json"); renamed: "input -> output name" where the wanted name was taken; replaced: the
+        inputs predicted before into this folder, whose earlier rows (and files) the new ones replaced;
     seconds, cpu_seconds: wall-clock and CPU time of the predictions; jobs: videos at a time.
     """
 
@@ -48,6 +50,7 @@ class PredictRun:
     out_dir: Path
     tables: list[Path] = field(default_factory=list)
     renamed: list[str] = field(default_factory=list)
+    replaced: list[str] = field(default_factory=list)
     seconds: float = 0.0
     cpu_seconds: float = 0.0
     jobs: int = 1
@@ -165,14 +168,17 @@ def predict_files(paths, out_dir, *, checkpoint=None, spec=None, fmt: str = "bot
 
     names = OutputNames(out_dir, videos)
     renamed = []  # output names that differ from the input's stem (the wanted name was taken)
+    replaced = []  # inputs predicted into this folder before: their earlier rows and files replaced
     tables = None
+    # Runs sharing the folder (two `rdfer predict`, the app) claim names and merge tables one at a time.
+    outputs_lock = out_dir / "rdfer-predict"  # .rdfer-predict.lock, removed when released
+    waiting = f"waiting for another rdfer process writing into {out_dir}"
     if fmt in ("both", "csv"):
-        table_name = names.claim_group(lambda n: [n + ".csv", n.replace("predictions", "frames", 1) + ".csv"],
-                                       "predictions")
-        videos_csv = out_dir / f"{table_name}.csv"
-        frames_csv = out_dir / f"{table_name.replace('predictions', 'frames', 1)}.csv"
-        if table_name != "predictions":
-            renamed.append(f"predictions.csv -> {videos_csv.name}, frames.csv -> {frames_csv.name}")
+        with update_lock(outputs_lock, waiting=waiting):
+            videos_csv, frames_csv = claim_tables(names)
+        if videos_csv.name != "predictions.csv":
+            renamed.append(f"predictions.csv -> {videos_csv.name}, frames.csv -> {frames_csv.name} (the first "
+                           "are not rdfer's tables)")
 
     # A video that crashes OpenCV when opened would end the run and lose the rest of a batch: each is
     # opened once in a separate process first, and one that crashes it is reported, not read here.
@@ -208,14 +214,20 @@ def predict_files(paths, out_dir, *, checkpoint=None, spec=None, fmt: str = "bot
         for video, record in zip(videos, results):
             records.append(record)
             try:
-                name, record = _write(record, video, names, fmt, plot, annotate, out_dir)
-                records[-1] = record
-                if name is not None and name != (Path(video).stem or "video"):
-                    renamed.append(f"{Path(video).name} -> {name}.*")
-                if fmt in ("both", "csv"):
-                    if tables is None:
-                        tables = CsvTables(videos_csv, frames_csv, predictor.classes)
-                    tables.add(record)
+                with update_lock(outputs_lock, waiting=waiting):
+                    name, record = _write(record, video, names, fmt, plot, annotate, out_dir)
+                    records[-1] = record
+                    if name is not None and name != (Path(video).stem or "video"):
+                        renamed.append(f"{Path(video).name} -> {name}.*")
+                    again = name in names.replaced
+                    if fmt in ("both", "csv"):
+                        if tables is None:
+                            tables = CsvTables(videos_csv, frames_csv, predictor.classes)
+                        before = len(tables.replaced)
+                        tables.add(record)
+                        again = again or len(tables.replaced) > before
+                    if again:
+                        replaced.append(str(video))
             except (OSError, WriteError) as error:
                 reason = (f"{error.reason}: {Path(error.path).name}" if isinstance(error, WriteError)
                           else error.strerror or error)
@@ -230,7 +242,7 @@ def predict_files(paths, out_dir, *, checkpoint=None, spec=None, fmt: str = "bot
     seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
 
     return PredictRun(records, out_dir, [videos_csv, frames_csv] if fmt in ("both", "csv") else [], renamed,
-                      seconds, cpu_seconds, jobs)
+                      replaced, seconds, cpu_seconds, jobs)
 
 
 def _reason(error: BaseException) -> str:
@@ -248,7 +260,7 @@ def _write(record, video, names: OutputNames, fmt, plot, annotate, out_dir: Path
     suffixes = [".json"] * (fmt in ("both", "json")) + ["_timeline.png"] * plot + [annotated] * annotate
     if not suffixes:
         return None, record
-    name = names.claim(Path(video).stem or "video", suffixes)
+    name = names.claim(Path(video).stem or "video", suffixes, video=video)  # its own earlier files: replaced
     steps = [("plot", plot_timeline, f"{name}_timeline.png")] * plot + [("annotate", annotate_video,
                                                                           f"{name}{annotated}")] * annotate
     for step, draw, file in steps:
