@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from fastapi.testclient import TestClient
-from test_app_support import AUDIT_ROWS, make_audit_folder, read_decisions, wait_for_job
+from test_app_support import AUDIT_ROWS, make_audit_folder, page_client, read_decisions, wait_for_job
 from test_predict_support import feat_videos, read_frames, write_video  # noqa: F401
 
 import rdfer
@@ -23,7 +23,7 @@ from rdfer.synth import write_synthetic
 
 @pytest.fixture
 def client(tmp_path, one_torch_thread):
-    return TestClient(create_app(tmp_path / "work", max_upload_mb=5))
+    return page_client(create_app(tmp_path / "work", max_upload_mb=5))
 
 
 def _upload(client, job_id, name, data):
@@ -175,7 +175,7 @@ def test_the_page_loads_nothing_from_elsewhere(client):
 
 
 def test_only_loopback_host_names_when_allowed_hosts_are_set(tmp_path):
-    guarded = TestClient(create_app(tmp_path / "work", allowed_hosts={"127.0.0.1", "localhost"}),
+    guarded = page_client(create_app(tmp_path / "work", allowed_hosts={"127.0.0.1", "localhost"}),
                          base_url="http://127.0.0.1:8765")
     assert guarded.get("/api/info").status_code == 200
     reply = guarded.get("/api/info", headers={"host": "attacker.example:8765"})
@@ -217,7 +217,7 @@ def test_audit_page_lists_clips_by_score_and_writes_every_decision(client, tmp_p
     assert (home / "audit.json").read_text() == (audit / "audit.json").read_text()
 
     # A reload, or a new server on the same work folder, shows the decisions made so far.
-    again = TestClient(create_app(client.app.state.work.root)).post("/api/audit/open", json={"folder": str(audit)})
+    again = page_client(create_app(client.app.state.work.root)).post("/api/audit/open", json={"folder": str(audit)})
     decided = {r["id"]: (r["decision"], r["new_label"]) for r in again.json()["rows"] if r["decision"]}
     assert decided == {"00017": ("relabel", "Sad"), "00101": ("keep", "")}
     assert len(AUDIT_ROWS) == len(again.json()["rows"])
@@ -297,7 +297,7 @@ def test_an_unexpected_failure_is_one_line_not_a_traceback(tmp_path, monkeypatch
         raise ValueError("disk on fire")
 
     monkeypatch.setattr(app.state.audits, "open", broken)
-    reply = TestClient(app, raise_server_exceptions=False).post("/api/audit/open", json={"folder": "x"})
+    reply = page_client(app, raise_server_exceptions=False).post("/api/audit/open", json={"folder": "x"})
     assert reply.status_code == 500 and "Traceback" not in reply.text
     error = reply.json()["error"]
     assert error.startswith("unexpected ValueError while processing /api/audit/open: disk on fire") and "\n" not in error

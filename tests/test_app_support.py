@@ -1,6 +1,7 @@
 """Shared by the `rdfer app` tests: a small `rdfer audit` folder and a job-polling helper. No tests here."""
 
 import csv
+import re
 import time
 from pathlib import Path
 
@@ -56,3 +57,14 @@ def wait_for_job(client, job_id: str, timeout: float = 180.0) -> dict:
             return job
         time.sleep(0.2)
     raise AssertionError(f"job {job_id} still running after {timeout} s: {job}")
+
+
+def page_client(app, **kwargs):
+    """A test client that sends what the app's own page sends: the page token read from the served page
+    (its meta tag) on every request."""
+    from fastapi.testclient import TestClient
+
+    client = TestClient(app, **kwargs)
+    token = re.search(r'<meta name="rdfer-token" content="([^"]+)">', client.get("/").text).group(1)
+    client.headers["X-RDFER-Token"] = token
+    return client

@@ -189,11 +189,11 @@ def test_two_writers_into_one_out_lose_nothing(bench, tmp_path):
 
 @pytest.fixture()
 def app_client(tmp_path):
-    from fastapi.testclient import TestClient
+    from test_app_support import page_client
 
     from rdfer.app.server import create_app
 
-    return TestClient(create_app(tmp_path / "work", max_upload_mb=5), raise_server_exceptions=False)
+    return page_client(create_app(tmp_path / "work", max_upload_mb=5), raise_server_exceptions=False)
 
 
 def _jobs(client):
@@ -213,6 +213,40 @@ def test_the_app_refuses_state_changes_from_other_sites(app_client, headers, met
     assert _jobs(app_client) == []  # a body-less POST created no job folder
     own = app_client.post("/api/predict/jobs", headers={"Origin": "http://testserver"})  # the page itself
     assert own.status_code == 200 and own.json()["id"] in _jobs(app_client)
+
+
+@pytest.mark.parametrize("token", [None, "", "wrong", "a-page-of-an-earlier-server-0123456789abcdefghijk"])
+@pytest.mark.parametrize("origin", [{}, {"Origin": "http://testserver"}, {"Sec-Fetch-Site": "same-origin"}])
+@pytest.mark.parametrize("method, path, body", [("POST", "/api/predict/jobs", None),
+                                                ("POST", "/api/audit/open", {"folder": "x"}),
+                                                ("PUT", "/api/predict/jobs/x/files?name=a.mp4", b"data"),
+                                                ("DELETE", "/api/predict/jobs/x", None),
+                                                ("PATCH", "/api/audit/x/decide", {"id": "a", "decision": "drop"})])
+def test_the_app_refuses_state_changes_without_its_page_token(app_client, token, origin, method, path, body):
+    """Same-origin-looking (or header-less) requests without this server's token: 403, nothing created."""
+    kwargs = {"json": body} if isinstance(body, dict) else {"content": body} if body else {}
+    del app_client.headers["X-RDFER-Token"]
+    headers = {**origin, **({} if token is None else {"X-RDFER-Token": token})}
+    reply = app_client.request(method, path, headers=headers, **kwargs)
+    assert reply.status_code == 403, reply.text
+    assert "page token refused" in reply.json()["error"] and "\n" not in reply.json()["error"]
+    assert _jobs(app_client) == [] and not (app_client.app.state.work.root / "audits").exists()
+
+
+def test_the_page_carries_a_token_made_anew_for_each_server(tmp_path):
+    from test_app_support import page_client
+
+    from rdfer.app.server import create_app
+
+    first, second = (page_client(create_app(tmp_path / "work")) for _ in range(2))
+    tokens = [c.headers["X-RDFER-Token"] for c in (first, second)]
+    assert tokens[0] != tokens[1] and min(map(len, tokens)) >= 40
+    assert first.post("/api/predict/jobs").status_code == 200
+    stale = first.post("/api/predict/jobs", headers={"X-RDFER-Token": tokens[1]})  # another server's page
+    assert stale.status_code == 403 and "reload that page" in stale.json()["error"]
+    ids = {first.post("/api/predict/jobs").json()["id"] for _ in range(3)} | \
+        {second.post("/api/predict/jobs").json()["id"] for _ in range(3)}
+    assert len(ids) == 6 and len(list((tmp_path / "work" / "jobs").iterdir())) == 7  # one folder each
 
 
 @pytest.mark.parametrize("failure", [OSError(28, "No space left on device"), RuntimeError("bug")])

@@ -4,8 +4,7 @@ import threading
 
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
-from test_app_support import wait_for_job
+from test_app_support import page_client, wait_for_job
 from test_predict_support import feat_videos, read_frames, write_video  # noqa: F401
 
 import rdfer.app.predict as app_predict
@@ -54,7 +53,7 @@ def test_the_app_job_status_shows_frames_done_and_time_left(tmp_path, feat_video
         return real(videos, folder, **kwargs)
 
     monkeypatch.setattr(app_predict, "predict_files", slow)
-    client = TestClient(create_app(tmp_path / "work", max_upload_mb=5))
+    client = page_client(create_app(tmp_path / "work", max_upload_mb=5))
     job = client.post("/api/predict/jobs").json()["id"]
     photo = feat_videos["45-m7-di-ph.jpg"]
     assert client.put(f"/api/predict/jobs/{job}/files", params={"name": photo.name},
@@ -73,7 +72,7 @@ def test_the_app_job_status_shows_frames_done_and_time_left(tmp_path, feat_video
 def test_the_page_gets_one_time_axis_per_video_and_its_cuts(tmp_path, feat_videos):  # noqa: F811
     frames = read_frames(feat_videos["single_face.mp4"], 20)
     clip = write_video(tmp_path / "cut.mp4", frames + [np.full_like(f, 40) for f in frames[:6]] + frames[:14])
-    client = TestClient(create_app(tmp_path / "work", max_upload_mb=5))
+    client = page_client(create_app(tmp_path / "work", max_upload_mb=5))
     job = client.post("/api/predict/jobs").json()["id"]
     client.put(f"/api/predict/jobs/{job}/files", params={"name": "cut.mp4"}, content=clip.read_bytes())
     client.post(f"/api/predict/jobs/{job}/start", json={})

@@ -6,18 +6,22 @@ unexpected failure is a 500 with a one-line message, its traceback in a log file
 on the console).
 Files are served only from the package's own page and from the work folder
 (`WorkFolder.inside`); the FastAPI docs pages (which load scripts from a CDN) are off; a
-state-changing request (POST, PUT, DELETE) from another site's page is refused (`_foreign_origin`:
-Origin, Referer, Sec-Fetch-Site against the Host); every response carries a
-Content-Security-Policy that lets the page load nothing from anywhere but this server.
+state-changing request (POST, PUT, PATCH, DELETE) is served only from this server's own page: one from
+another site's page is refused (`_foreign_origin`: Origin, Referer, Sec-Fetch-Site against the Host),
+and every one must carry the server's page token (`X-RDFER-Token`: a random value made when the
+server starts, written into the page it serves, which no other site's page can read); every response
+carries a Content-Security-Policy that lets the page load nothing from anywhere but this server.
 """
 
+import hmac
 import logging
+import secrets
 import socket
 from urllib.parse import urlsplit
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from starlette.requests import ClientDisconnect
 
 from rdfer.app.predict import ACCEPTED, Busy, PredictJobs, TooLarge
@@ -30,6 +34,8 @@ PAGE_FILES = {"app.js": "text/javascript", "app.css": "text/css"}
 CSP = ("default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; style-src 'self' 'unsafe-inline'; "
        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+TOKEN_HEADER = "X-RDFER-Token"  # the page token every state-changing request carries
+TOKEN_SLOT = '<meta name="rdfer-token" content="">'  # in index.html; the server fills in its token
 log = logging.getLogger("rdfer.app")
 
 
@@ -48,6 +54,7 @@ def create_app(work_dir, *, max_upload_mb: float = 500.0, options=None, allowed_
     audits = AuditFolders(work)
     app = FastAPI(title="rdfer", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.work, app.state.jobs, app.state.audits = work, jobs, audits
+    app.state.token = secrets.token_urlsafe(32)  # made anew at each start: a page of an earlier server has none
 
     @app.middleware("http")
     async def guard(request: Request, call_next):
@@ -58,6 +65,10 @@ def create_app(work_dir, *, max_upload_mb: float = 500.0, options=None, allowed_
         if foreign:
             return _error(403, f"a {request.method} from {foreign} refused: only this server's own page may change "
                                "anything; open the address `rdfer app` printed")
+        if request.method in STATE_CHANGING and not _has_token(request, app.state.token):
+            return _error(403, f"a {request.method} without this server's page token refused: only the page "
+                               "`rdfer app` serves may change anything; reload that page (the server may have "
+                               "restarted)")
         response = await call_next(request)
         response.headers["Content-Security-Policy"] = CSP
         response.headers["X-Content-Type-Options"] = "nosniff"
@@ -82,7 +93,8 @@ def create_app(work_dir, *, max_upload_mb: float = 500.0, options=None, allowed_
 
     @app.get("/")
     def page():
-        return FileResponse(STATIC / "index.html", media_type="text/html")
+        html = (STATIC / "index.html").read_text(encoding="utf-8")
+        return HTMLResponse(html.replace(TOKEN_SLOT, f'<meta name="rdfer-token" content="{app.state.token}">', 1))
 
     @app.get("/static/{name}")
     def static(name: str):
@@ -187,6 +199,12 @@ def _foreign_origin(request: Request) -> str | None:
             return value.strip()[:100] or "an unnamed page"
         return None
     return None
+
+
+def _has_token(request: Request, token: str) -> bool:
+    """Whether the request carries this server's page token (compared in constant time)."""
+    given = request.headers.get(TOKEN_HEADER) or ""
+    return hmac.compare_digest(given.encode("utf-8", "replace"), token.encode())
 
 
 def _host_name(header: str) -> str:

@@ -28,12 +28,17 @@ function showMessage(box, text, kind = "error") {
   box.textContent = text || "";
 }
 
+// The server's page token, written into this page when it was served: every request that changes
+// anything carries it (X-RDFER-Token), so that no other site's page can make one.
+const PAGE_TOKEN = (document.querySelector('meta[name="rdfer-token"]') || {}).content || "";
+
 // fetch JSON; the server's {"error": ...} becomes an Error with that one line.
 async function api(method, url, body) {
   let response;
+  const headers = {"X-RDFER-Token": PAGE_TOKEN};
+  if (body) headers["Content-Type"] = "application/json";
   try {
-    response = await fetch(url, {method, headers: body ? {"Content-Type": "application/json"} : {},
-                                 body: body ? JSON.stringify(body) : undefined});
+    response = await fetch(url, {method, headers, body: body ? JSON.stringify(body) : undefined});
   } catch (e) {
     throw new Error("the rdfer app server does not answer (was it stopped?)");
   }
@@ -65,6 +70,7 @@ function uploadFile(jobId, file, onProgress) {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
     xhr.open("PUT", `/api/predict/jobs/${jobId}/files?name=${encodeURIComponent(file.name)}`);
+    xhr.setRequestHeader("X-RDFER-Token", PAGE_TOKEN);
     xhr.upload.onprogress = (e) => { if (e.lengthComputable) onProgress(e.loaded / e.total); };
     xhr.onload = () => {
       let data = null;
