@@ -273,6 +273,69 @@ def test_a_checkpoint_of_your_own_and_an_image(client, feat_videos, tmp_path):  
     assert image["num_frames"] == 1 and image["tracks"][0]["agreement"] is None  # agreement needs 4 face frames
 
 
+def test_jobs_with_one_model_load_it_once(client, feat_videos, tmp_path, monkeypatch):  # noqa: F811
+    """Two uploads in two jobs with the built-in model: one load; then a checkpoint: one more, and the same
+    checkpoint again: none; rewritten on disk: loaded again."""
+    import rdfer.inference.api as api
+
+    loaded = []
+    real = api.load_predictor
+    monkeypatch.setattr(api, "load_predictor", lambda *a, **k: loaded.append(a[0]) or real(*a, **k))
+    image = feat_videos["45-m7-di-ph.jpg"]
+    checkpoint = tmp_path / "best.pt"
+    torch.save(model_state(rdfer.create_model("rdfer_tiny")), checkpoint)
+
+    def job(model=None):
+        job = client.post("/api/predict/jobs").json()["id"]
+        assert _upload(client, job, image.name, image.read_bytes()).status_code == 200
+        assert client.post(f"/api/predict/jobs/{job}/start", json={"checkpoint": model}).status_code == 200
+        assert wait_for_job(client, job)["state"] == "done"
+
+    job()
+    job()
+    assert loaded == [None]
+    job(str(checkpoint))
+    job(str(checkpoint))
+    assert loaded == [None, str(checkpoint)]
+    torch.save(model_state(rdfer.create_model("rdfer_tiny")), checkpoint)
+    os.utime(checkpoint, ns=(1, 1))  # another file now, whatever the clock's resolution
+    job(str(checkpoint))
+    assert loaded == [None, str(checkpoint), str(checkpoint)]
+
+
+def test_the_predictor_cache_is_bounded_and_loads_once_under_threads():
+    import threading
+    import time
+
+    from rdfer.app.predict import PredictorCache
+    from rdfer.inference.predict import PredictOptions
+
+    loads = []
+
+    def load(checkpoint, **options):
+        loads.append((checkpoint, options["detector"]))
+        time.sleep(0.05)  # slow enough for the threads to ask at once
+        return object()
+
+    cache = PredictorCache(size=2, load=load)
+    haar, mtcnn = PredictOptions(detector="haar"), PredictOptions()
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(cache.get(None, haar))) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert loads == [(None, "haar")] and len({id(g) for g in got}) == 1
+    cache.get(None, mtcnn)  # a second model: both kept
+    cache.get(None, haar)
+    assert len(loads) == 2
+    cache.get(None, PredictOptions(detector="haar", min_face=80))  # a third: the least recently used goes
+    cache.get(None, haar)
+    assert len(loads) == 3 and len(cache._items) == 2
+    cache.get(None, mtcnn)  # it was dropped: loaded again
+    assert len(loads) == 4
+
+
 def test_every_face_of_a_group_photo_is_a_track_on_the_page(client, feat_videos):  # noqa: F811
     job = client.post("/api/predict/jobs").json()["id"]
     photo = feat_videos["multi_face.jpg"]

@@ -12,8 +12,12 @@ job's `predictions.csv` and `frames.csv` (`outputs.CsvTables`) grow after each v
 
 One upload or prediction runs at a time on a server (the model and the CPU are
 shared): a second one is refused with a message instead of queueing silently.
+Loaded models are kept (`PredictorCache`): a job with the model of an earlier one
+does not load it again.
 """
 
+import collections
+import dataclasses
 import contextlib
 import os
 import secrets
@@ -28,7 +32,7 @@ from rdfer.app.work import WorkFolder, safe_name
 from rdfer.errors import RdferError
 from rdfer.inference.outputs import CsvTables
 from rdfer.inference.predict import PredictOptions
-from rdfer.inference.predictors import load_predictor
+from rdfer.inference.api import Predictor
 from rdfer.inference.runner import predict_files
 from rdfer.inference.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, is_image, list_videos
 from rdfer.utils.outputs import atomic_output, write_bytes
@@ -44,6 +48,43 @@ class Busy(RdferError):
 
 class TooLarge(RdferError):
     """An upload over the size limit (HTTP 413)."""
+
+
+class PredictorCache:
+    """Loaded `rdfer.Predictor`s by (model file, options): at most `size`, the least recently used dropped.
+
+    A model file is known by its resolved path, size and modification time, so a checkpoint replaced
+    on disk is loaded again. Thread-safe: one load at a time, and a second caller of a model being
+    loaded waits for it instead of loading it too.
+    """
+
+    def __init__(self, size: int = 2, load=Predictor):
+        self.size, self._load = size, load
+        self._items: collections.OrderedDict = collections.OrderedDict()
+        self._lock = threading.Lock()
+        self.loads = 0  # models loaded so far
+
+    @staticmethod
+    def key(checkpoint, options: PredictOptions) -> tuple:
+        if checkpoint is None:
+            return None, options
+        path = Path(checkpoint).resolve()
+        stat = path.stat()
+        return (str(path), stat.st_size, stat.st_mtime_ns), options
+
+    def get(self, checkpoint, options: PredictOptions):
+        """The Predictor of `checkpoint` (None: the built-in model) with `options`, loaded if not kept."""
+        key = self.key(checkpoint, options)
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+            predictor = self._load(checkpoint, **dataclasses.asdict(options))
+            self.loads += 1
+            self._items[key] = predictor
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+            return predictor
 
 
 class PredictJob:
@@ -72,6 +113,7 @@ class PredictJobs:
     def __init__(self, work: WorkFolder, max_upload_mb: float = 500.0, options: PredictOptions | None = None):
         self.work, self.max_bytes = work, int(max_upload_mb * 1024 * 1024)
         self.options = options or PredictOptions()
+        self.predictors = PredictorCache()
         self._jobs: dict[str, PredictJob] = {}
         self._busy = threading.Lock()  # held while an upload is written or a job runs
         self._writing: dict[Path, contextlib.ExitStack] = {}  # uploads being written: their atomic_output
@@ -204,26 +246,26 @@ class PredictJobs:
             checkpoint = str(Path(checkpoint).expanduser())
         self._claim("a prediction")
         try:
-            predictor = load_predictor(checkpoint, self.options.device)  # a bad checkpoint: its message, now
+            predictor = self.predictors.get(checkpoint, self.options)  # a bad checkpoint: its message, now
         except BaseException:
             self._release()
             raise
         job.state, job.total, job.started = "running", len(videos), time.time()
-        job.model = predictor.description
-        thread = threading.Thread(target=self._run, args=(job, videos, checkpoint, predictor.classes), name=f"rdfer-app-{job.id}",
+        job.model = predictor.model.description
+        thread = threading.Thread(target=self._run, args=(job, videos, checkpoint, predictor), name=f"rdfer-app-{job.id}",
                                   daemon=True)
         thread.start()
         return job.status()
 
-    def _run(self, job: PredictJob, videos, checkpoint, classes) -> None:
+    def _run(self, job: PredictJob, videos, checkpoint, predictor: Predictor) -> None:
         try:
             job.out.mkdir(exist_ok=True)
-            tables = CsvTables(job.out / "predictions.csv", job.out / "frames.csv", classes)
+            tables = CsvTables(job.out / "predictions.csv", job.out / "frames.csv", predictor.classes)
             for k, video in enumerate(videos, 1):
                 job.current, job.frames = Path(video).name, None
                 folder = job.out / str(k)
                 found = predict_files([video], folder, checkpoint=checkpoint, fmt="json", annotate=True,
-                                      options=self.options, progress=False, jobs=1,
+                                      options=self.options, progress=False, jobs=1, predictor=predictor,
                                       on_frames=lambda step: setattr(job, "frames", step.to_dict())).records
                 tables.add(found[0])
                 job.results.append(_result(job, k, found[0], folder))

@@ -129,7 +129,7 @@ def console_line(record) -> str:
 
 def predict_files(paths, out_dir, *, checkpoint=None, spec=None, fmt: str = "both", plot: bool = False,
                   annotate: bool = False, options: PredictOptions | None = None, progress: bool = True,
-                  jobs: int | None = None, on_frames=None):
+                  jobs: int | None = None, on_frames=None, predictor: Predictor | None = None):
     """Predict every video in `paths` (files and directories) and write the outputs to `out_dir`.
 
     Args:
@@ -146,6 +146,8 @@ def predict_files(paths, out_dir, *, checkpoint=None, spec=None, fmt: str = "bot
         on_frames: called with predict_video's FrameProgress as each video advances.
         jobs: videos predicted at once (threads sharing the model); default `default_jobs()`
             for the built-in model, 1 with a checkpoint.
+        predictor: an `rdfer.Predictor` already loaded (the app keeps them), used instead of loading
+            `checkpoint` with `options` (which it must have been made from).
 
     Returns:
         PredictRun: the records, in input order, and where their outputs are.
@@ -161,7 +163,7 @@ def predict_files(paths, out_dir, *, checkpoint=None, spec=None, fmt: str = "bot
     options = options or PredictOptions()
     videos = list_videos(paths)
     out_dir = prepare_out_dir(out_dir)
-    model = Predictor(checkpoint, spec=spec, **dataclasses.asdict(options))
+    model = predictor or Predictor(checkpoint, spec=spec, **dataclasses.asdict(options))
     predictor = model.model
     # A checkpoint's clip model already spreads over every core (torch's threads); one video at a time.
     jobs = min(jobs or (default_jobs() if predictor.kind == "frame" else 1), len(videos))
