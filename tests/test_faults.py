@@ -433,6 +433,39 @@ def test_two_predict_runs_into_one_out_both_keep_every_video(three_clips, tmp_pa
     assert debris(out) == [] and not list(out.glob(".*lock")) and not list(tmp_path.glob(".*lock"))
 
 
+def test_a_predict_run_waits_for_the_folders_writer_and_says_so(three_clips, tmp_path):
+    """Another process holds the folder's output lock: predict waits, saying so in one line, and writes its
+    outputs once the lock is let go; nothing is refused, nothing lost."""
+    import subprocess
+    import sys
+
+    out, release = tmp_path / "out", tmp_path / "release"
+    out.mkdir()
+    code = ("import os, time; from rdfer.utils.runlock import update_lock\n"
+            f"with update_lock({str(out / 'rdfer-predict')!r}):\n    print('held', flush=True)\n"
+            f"    while not os.path.exists({str(release)!r}): time.sleep(0.05)")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        run = start_rdfer("predict", three_clips[0], "--out", out, "--no-progress")
+        line = "start"
+        while line and "waiting" not in line:  # the run blocks until it has said that it waits (or ended)
+            line = run.stderr.readline()
+        assert f"waiting for another rdfer process writing into {out} (process {holder.pid})" in line, line
+        assert not (out / "predictions.csv").exists()  # nothing written while the other holds the lock
+        release.touch()
+        assert run.wait(timeout=300) == 0, run.stderr.read()[-2000:]
+        run.stdout.close()
+        run.stderr.close()
+    finally:
+        release.touch()
+        holder.wait()
+        holder.stdout.close()
+    with open(out / "predictions.csv") as f:
+        assert [r["video"] for r in csv.DictReader(f)] == [str(three_clips[0])]
+    assert not list(out.glob(".*lock"))
+
+
 def test_predict_shares_its_folder_with_predict_runs_only(tmp_path):
     """`predict` holds its --out shared: a second predict runs beside it, another command stops at once."""
     import subprocess
@@ -460,6 +493,32 @@ def test_predict_shares_its_folder_with_predict_runs_only(tmp_path):
     with run_lock(out, "train"):  # the holder is gone: free
         pass
     assert not (tmp_path / ".out.lock").exists()
+
+
+@pytest.mark.parametrize("command", [["export", "--out", "{out}"], ["report", "{out}"],
+                                     ["compare", "{out}", "{out}", "--out", "{out}"]])
+def test_single_output_commands_refuse_an_output_in_use(tmp_path, capsys, command):
+    """export (a model file and its sidecar), report and compare lock their output: a second writer (or a
+    training still writing the run) stops at once instead of mixing its files with the other's."""
+    import subprocess
+    import sys
+
+    from rdfer.cli import main
+
+    out = tmp_path / ("model.onnx" if command[0] == "export" else "run")
+    code = ("import sys, time; from rdfer.utils.runlock import run_lock\n"
+            f"with run_lock({str(out)!r}, 'train'):\n    print('held', flush=True); time.sleep(60)")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert main([part.format(out=out) for part in command]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and f"in use by another run (rdfer train, process {holder.pid})" in err
+        assert not out.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
 
 
 # ----------------------------------------------------------------------------- bounded inputs, early refusals

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from rdfer.errors import RdferError
 from rdfer.utils.ranges import bounded
+from rdfer.utils.runlock import run_lock
 
 
 def register(subparsers) -> None:
@@ -36,7 +37,8 @@ def register(subparsers) -> None:
 def _report(args) -> int:
     from rdfer.analysis import write_report
 
-    path = write_report(args.run, args.out, seed=args.seed, tsne_points=args.tsne_points)
+    with run_lock(args.out or args.run, "report"):  # not into a run still training, nor two reports at once
+        path = write_report(args.run, args.out, seed=args.seed, tsne_points=args.tsne_points)
     print(f"wrote {path}")
     return 0
 
@@ -45,8 +47,9 @@ def _compare(args) -> int:
     if len(args.runs) == 2 and not any(_is_named(item) for item in args.runs):
         from rdfer.analysis.compare import format_comparison, write_comparison
 
-        path, result = write_comparison(args.runs[0], args.runs[1], args.out, resamples=args.resamples,
-                                        seed=args.seed)
+        with run_lock(args.out, "compare"):
+            path, result = write_comparison(args.runs[0], args.runs[1], args.out, resamples=args.resamples,
+                                            seed=args.seed)
         print(format_comparison(result))
         print(f"wrote {path}")
         return 0
@@ -60,7 +63,8 @@ def _compare(args) -> int:
         if name in runs:
             raise RdferError(f"run name {name!r} given twice")
         runs[name] = Path(run)
-    path = compare_runs(runs, args.out)
+    with run_lock(args.out, "compare"):
+        path = compare_runs(runs, args.out)
     print(path.read_text(), end="")
     print(f"wrote {path}")
     return 0

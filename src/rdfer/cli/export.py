@@ -20,7 +20,10 @@ def register(subparsers) -> None:
 def export(args) -> int:
     from rdfer.inference.export import TOLERANCE, export_onnx
 
-    r = export_onnx(args.out, checkpoint=args.checkpoint)
+    from rdfer.utils.runlock import run_lock
+
+    with run_lock(args.out, "export"):  # two exports to one file never mix one's model with the other's sidecar
+        r = export_onnx(args.out, checkpoint=args.checkpoint)
     print(f"rdfer export: wrote {r['out']} and {r['sidecar']} ({r['kind']} model: {r['name']}; classes "
           f"{', '.join(r['classes'])})")
     print(f"checked with onnxruntime against PyTorch on batches of {' and '.join(map(str, r['checked']))}: "

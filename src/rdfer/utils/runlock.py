@@ -179,6 +179,8 @@ def update_lock(shared, waiting: str | None = None):
             return
         fd = _acquire(path, shared, blocking=True, waiting=waiting)
         try:
+            os.ftruncate(fd, 0)
+            os.write(fd, str(os.getpid()).encode())  # named to a writer that waits for it
             yield path
         finally:
             _release(path, fd)
