@@ -8,7 +8,10 @@ DEMO_OUT ?= demo_out
 
 .PHONY: setup demo test test-fast reference clean
 
+# The built-in model and MTCNN as ONNX files, made from the installed weights into the cache
+# ($$RDFER_CACHE, else $$XDG_CACHE_HOME/rdfer, else ~/.cache/rdfer): `rdfer predict` then runs without torch.
 setup: $(STAMP)
+	$(PY) -m rdfer.inference.model_cache
 
 $(STAMP): pyproject.toml requirements.lock Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

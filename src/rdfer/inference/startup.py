@@ -24,24 +24,18 @@ def command(launcher: str, video, flags) -> list[str]:
     return [sys.executable, "-c", launcher, repr(time.time()), str(video), *flags]
 
 
-def probe(video, *, spawned: float, started: float, checkpoint=None, spec=None, device: str = "cpu", detector: str = "mtcnn",
-          min_face: float = 40.0, threads: int | None = None) -> dict:
-    """Import, load and search the first frame of `video` as `rdfer predict` would; print and return the seconds."""
+def probe(video, *, spawned: float, started: float, checkpoint=None, spec=None, device: str = "cpu",
+          detector: str = "mtcnn", min_face: float = 40.0, runtime: str = "auto") -> dict:
+    """Import, load and search the first frame of `video` as `rdfer predict` would; print and return the seconds.
+
+    The caller has set the threads as `rdfer predict` does."""
     from rdfer.inference.runner import predict_files  # noqa: F401  (what `rdfer predict` imports)
     imported, imported_cpu = time.time(), time.process_time()
-    import cv2
-    import torch
-
     from rdfer.inference import load_predictor, make_detector
     from rdfer.inference.video import open_media
 
-    threads = threads or (1 if checkpoint is None else None)  # as `rdfer predict` sets them
-    if threads:
-        torch.set_num_threads(threads)
-        cv2.setNumThreads(threads)
-
-    load_predictor(checkpoint, device, spec=spec)
-    face_detector = make_detector(detector, min_face)
+    load_predictor(checkpoint, device, spec=spec, runtime=runtime)
+    face_detector = make_detector(detector, min_face, runtime)
     loaded = time.time()
     with open_media(video) as reader:
         face_detector.detect(next(iter(reader)).image)

