@@ -402,6 +402,26 @@ def test_tables_of_another_model_merge_by_column(tmp_path):
     assert list(rows[0])[-2:] == ["p_A", "p_B"] and rows[0]["p_B"] == ""
 
 
+def test_two_writers_interleaved_keep_one_copy_of_a_video_and_every_other(tmp_path):
+    """Writer A opens the tables; B adds w.mp4 and v.mp4; A adds v.mp4 (predicted again) and x.mp4: v's rows are
+    A's only, w's (B's) are kept. A must notice B's rewrite instead of appending to what it last saw."""
+    from rdfer.inference.outputs import CsvTables
+    from rdfer.inference.records import VideoPrediction
+
+    def record(video, model):
+        return VideoPrediction(video, None, 0, 0, "error", "x", model)
+
+    a = CsvTables(tmp_path / "p.csv", tmp_path / "f.csv", ["A"])
+    b = CsvTables(tmp_path / "p.csv", tmp_path / "f.csv", ["A"])
+    b.add(record("w.mp4", "B"))
+    b.add(record("v.mp4", "B"))
+    a.add(record("v.mp4", "A"))
+    a.add(record("x.mp4", "A"))
+    with open(tmp_path / "p.csv") as f:
+        assert [(r["video"], r["model"]) for r in csv.DictReader(f)] == [("w.mp4", "B"), ("v.mp4", "A"), ("x.mp4", "A")]
+    assert a.replaced == ["v.mp4"] and b.replaced == []
+
+
 def _predict_inputs(clips, folder):
     """Four inputs for two runs: clip0, clip1 (run 1); clip2 and other/clip0.mp4, another video of the same
     name (run 2), so that both runs claim the name clip0 at about the same time."""

@@ -26,6 +26,7 @@ import io
 import itertools
 import json
 import os
+import shutil
 from fractions import Fraction
 from pathlib import Path
 
@@ -227,36 +228,55 @@ class CsvTables:
         self.videos_csv, self.frames_csv, self.classes = Path(videos_csv), Path(frames_csv), list(classes)
         self.replaced: list[str] = []  # videos whose earlier rows an add() replaced
         self._added: set[str] = set()  # real paths of the videos added by this writer: never replaced again
+        self._known: dict = {}  # table -> (its identity, header, {video: real path}) as this writer left it
         self._merge(self.videos_csv, track_columns(self.classes), [], None)  # the header, when new
         self._merge(self.frames_csv, frame_columns(self.classes), [], None)
 
     def _merge(self, path: Path, columns: list[str], rows, video) -> bool:
         """Add `rows` (in `columns`) to the table at `path`, first dropping `video`'s earlier rows unless this
-        writer added them; True when rows were dropped."""
-        dropped = False
-        with update_lock(path), atomic_output(path, fsync=False) as temp:  # another writer's rows are kept
-            header, kept = _read_table(path)
-            if header is None:
-                raise RdferError(f"{path} is not an rdfer table (another header); give another --out")
-            if video is not None and os.path.realpath(video) not in self._added:
-                same: dict[str, bool] = {}  # a stored video name -> whether it is `video` (one lookup per name)
-                for name in {row[0] for row in kept}:
-                    same[name] = same_video(name, video)
-                dropped = any(same[row[0]] for row in kept)
-                kept = [row for row in kept if not same[row[0]]]
-            merged = header + [c for c in columns if c not in header] if header else list(columns)
-            position = [columns.index(c) if c in columns else None for c in merged]
-            text = io.StringIO()
-            writer = csv.writer(text)
-            writer.writerow(merged)
-            writer.writerows(row + [""] * (len(merged) - len(row)) for row in kept)
-            kept_bytes = text.getvalue().encode("utf-8", "surrogateescape")
-            text = io.StringIO()
-            csv.writer(text).writerows([row[k] if k is not None else "" for k in position] for row in rows)
-            with open(temp, "wb") as f:
-                f.write(kept_bytes)
-                # A file name with bytes that are not UTF-8 is written escaped (\udce9), not refused.
-                f.write(text.getvalue().encode("utf-8", "backslashreplace"))
+        writer added them; True when rows were dropped.
+
+        The file is parsed only when needed: when it is as this writer left it (same inode, size and
+        time), holds the columns and no earlier row of `video`, the rows are appended to a copy."""
+        rows = list(rows)
+        mine = video is None or os.path.realpath(video) in self._added  # nothing of it to drop
+        with update_lock(path):  # another writer's rows are kept
+            known = self._known.get(path)
+            with atomic_output(path, fsync=False) as temp:
+                if known is not None and known[0] == _identity(path) and set(columns) <= set(known[1]) and \
+                        (mine or not any(real == os.path.realpath(video) for real in known[2].values())):
+                    header, videos, dropped = known[1], dict(known[2]), False
+                    shutil.copyfile(path, temp)
+                    kept_bytes = b""
+                else:
+                    header, kept = _read_table(path)
+                    keys = columns[:2] if columns[1] == "status" else columns[:4]  # VIDEO_KEYS or FRAME_KEYS
+                    if header is None or (header and header[:len(keys)] != keys):  # another file took its place
+                        raise RdferError(f"{path} is no longer an rdfer table (another file took its place); it "
+                                         "was left as it is: give another --out")
+                    videos = {name: os.path.realpath(name) for name in {row[0] for row in kept}}
+                    dropped = False
+                    if not mine:
+                        real = os.path.realpath(video)
+                        dropped = any(videos[row[0]] == real for row in kept)
+                        kept = [row for row in kept if videos[row[0]] != real]
+                        videos = {name: r for name, r in videos.items() if r != real}
+                    header = header + [c for c in columns if c not in header] if header else list(columns)
+                    text = io.StringIO()
+                    writer = csv.writer(text)
+                    writer.writerow(header)
+                    writer.writerows(row + [""] * (len(header) - len(row)) for row in kept)
+                    kept_bytes = text.getvalue().encode("utf-8", "surrogateescape")
+                position = [columns.index(c) if c in columns else None for c in header]
+                text = io.StringIO()
+                csv.writer(text).writerows([row[k] if k is not None else "" for k in position] for row in rows)
+                with open(temp, "ab") as f:
+                    f.write(kept_bytes)
+                    # A file name with bytes that are not UTF-8 is written escaped (\udce9), not refused.
+                    f.write(text.getvalue().encode("utf-8", "backslashreplace"))
+            if rows:
+                videos[rows[0][0]] = os.path.realpath(rows[0][0])
+            self._known[path] = (_identity(path), header, videos)
         return dropped
 
     def add(self, record) -> None:
@@ -267,6 +287,15 @@ class CsvTables:
         if dropped and os.path.realpath(record.video) not in self._added:
             self.replaced.append(record.video)
         self._added.add(os.path.realpath(record.video))
+
+
+def _identity(path: Path):
+    """What changes when another writer replaces the file: inode, size, modification time (None: absent)."""
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
 def _read_table(path: Path) -> tuple[list[str] | None, list[list[str]]]:
