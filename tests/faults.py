@@ -107,3 +107,36 @@ def plant_link(link: Path, victim: Path | None = None, text: str = "precious\n")
     link.parent.mkdir(parents=True, exist_ok=True)
     link.symlink_to(victim)
     return victim
+
+
+class Holder:
+    """Another process holding a lock of rdfer's, until `release()` (or 120 s):
+
+        with Holder(f"run_lock({str(out)!r}, 'train')") as holder:   # or "update_lock(...)"
+            ...                                                     # holder.pid names it
+    """
+
+    def __init__(self, lock: str):
+        self.release_file = Path(os.environ.get("TMPDIR", "/tmp")) / f"rdfer-holder-{os.getpid()}-{id(self)}"
+        code = ("import os, time; from rdfer.utils.runlock import run_lock, update_lock\n"
+                f"with {lock}:\n    print('held', flush=True)\n    deadline = time.time() + 120\n"
+                f"    while not os.path.exists({str(self.release_file)!r}) and time.time() < deadline:\n"
+                "        time.sleep(0.05)")
+        self.process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=ENV)
+        self.pid = self.process.pid
+        line = self.process.stdout.readline().strip()
+        if line != "held":
+            self.release()
+            raise AssertionError(f"the holder did not take the lock ({line!r})")
+
+    def release(self) -> None:
+        self.release_file.touch()
+        self.process.wait(timeout=60)
+        self.process.stdout.close()
+        self.release_file.unlink(missing_ok=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from faults import assert_one_line_error, debris, kill_at_first_write, plant_link, run_rdfer, start_rdfer
+from faults import Holder, assert_one_line_error, debris, kill_at_first_write, plant_link, run_rdfer, start_rdfer
 
 TINY = ["data.num_workers=0", "optim.batch_size=8", "loss.warmup_epochs=0", "model.options.input_size=32",
         "device=cpu"]
@@ -456,31 +456,18 @@ def test_two_predict_runs_into_one_out_both_keep_every_video(three_clips, tmp_pa
 def test_a_predict_run_waits_for_the_folders_writer_and_says_so(three_clips, tmp_path):
     """Another process holds the folder's output lock: predict waits, saying so in one line, and writes its
     outputs once the lock is let go; nothing is refused, nothing lost."""
-    import subprocess
-    import sys
-
-    out, release = tmp_path / "out", tmp_path / "release"
+    out = tmp_path / "out"
     out.mkdir()
-    code = ("import os, time; from rdfer.utils.runlock import update_lock\n"
-            f"with update_lock({str(out / 'rdfer-predict')!r}):\n    print('held', flush=True)\n"
-            f"    while not os.path.exists({str(release)!r}): time.sleep(0.05)")
-    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with Holder(f"update_lock({str(out / 'rdfer-predict')!r})") as holder:
         run = start_rdfer("predict", three_clips[0], "--out", out, "--no-progress")
         line = "start"
         while line and "waiting" not in line:  # the run blocks until it has said that it waits (or ended)
             line = run.stderr.readline()
         assert f"waiting for another rdfer process writing into {out} (process {holder.pid})" in line, line
         assert not (out / "predictions.csv").exists()  # nothing written while the other holds the lock
-        release.touch()
-        assert run.wait(timeout=300) == 0, run.stderr.read()[-2000:]
-        run.stdout.close()
-        run.stderr.close()
-    finally:
-        release.touch()
-        holder.wait()
-        holder.stdout.close()
+    assert run.wait(timeout=300) == 0, run.stderr.read()[-2000:]
+    run.stdout.close()
+    run.stderr.close()
     with open(out / "predictions.csv") as f:
         assert [r["video"] for r in csv.DictReader(f)] == [str(three_clips[0])]
     assert not list(out.glob(".*lock"))
@@ -488,28 +475,17 @@ def test_a_predict_run_waits_for_the_folders_writer_and_says_so(three_clips, tmp
 
 def test_predict_shares_its_folder_with_predict_runs_only(tmp_path):
     """`predict` holds its --out shared: a second predict runs beside it, another command stops at once."""
-    import subprocess
-    import sys
-
     from rdfer.errors import RdferError
     from rdfer.utils.runlock import run_lock
 
     out = tmp_path / "out"
-    code = ("import sys, time; from rdfer.utils.runlock import run_lock\n"
-            f"with run_lock({str(out)!r}, 'predict', shared=True):\n    print('held', flush=True); time.sleep(60)")
-    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with Holder(f"run_lock({str(out)!r}, 'predict', shared=True)") as holder:
         with pytest.raises(RdferError, match=f"in use by another run .rdfer predict, process {holder.pid}"):
             with run_lock(out, "train"):
                 pass
         with run_lock(out, "predict", shared=True):
             pass
         assert (tmp_path / ".out.lock").exists()  # still the holder's: a shared holder leaving keeps it
-    finally:
-        holder.kill()
-        holder.wait()
-        holder.stdout.close()
     with run_lock(out, "train"):  # the holder is gone: free
         pass
     assert not (tmp_path / ".out.lock").exists()
@@ -520,25 +496,14 @@ def test_predict_shares_its_folder_with_predict_runs_only(tmp_path):
 def test_single_output_commands_refuse_an_output_in_use(tmp_path, capsys, command):
     """export (a model file and its sidecar), report and compare lock their output: a second writer (or a
     training still writing the run) stops at once instead of mixing its files with the other's."""
-    import subprocess
-    import sys
-
     from rdfer.cli import main
 
     out = tmp_path / ("model.onnx" if command[0] == "export" else "run")
-    code = ("import sys, time; from rdfer.utils.runlock import run_lock\n"
-            f"with run_lock({str(out)!r}, 'train'):\n    print('held', flush=True); time.sleep(60)")
-    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with Holder(f"run_lock({str(out)!r}, 'train')") as holder:
         assert main([part.format(out=out) for part in command]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and f"in use by another run (rdfer train, process {holder.pid})" in err
         assert not out.exists()
-    finally:
-        holder.kill()
-        holder.wait()
-        holder.stdout.close()
 
 
 # ----------------------------------------------------------------------------- bounded inputs, early refusals
