@@ -28,8 +28,10 @@ def app(args) -> int:
     import torch
 
     from rdfer.app.server import serve
+    from rdfer.inference.onnx_models import set_threads
 
-    torch.set_num_threads(args.threads or 1)
+    torch.set_num_threads(args.threads or 1)  # a checkpoint's model
+    set_threads(args.threads or 1)  # the built-in model and MTCNN (onnxruntime)
     cv2.setNumThreads(args.threads or 1)
     serve(args.host, args.port, args.work, max_upload_mb=args.max_upload_mb)
     return 0
