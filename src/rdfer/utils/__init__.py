@@ -6,7 +6,8 @@
 - `checkpoint.read_checkpoint`: the one guarded `torch.load(weights_only=True)`.
 - `ground_truth.read_ground_truth`: the synthetic benchmark's ground_truth.csv, parsed one way.
 - `ranges`: the ranges of numeric options (config fields' `RANGES`, the CLI's `bounded`), checked one way.
-- `runlock.run_lock`: one run per output at a time (flock; released by the OS when a run dies);
+- `runlock.run_lock`: one run per output at a time (flock; released by the OS when a run dies; shared by
+  `predict` runs, which merge);
   `runlock.update_lock`: one writer at a time of a file several writers share (read, merge, rewrite).
 - `outputs`: `refuse_overwriting_inputs` (an output is never a file the command reads) and
   `atomic_output`, the one writer of every file (whole files or none, never through a link; a failed
