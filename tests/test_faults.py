@@ -453,6 +453,48 @@ def test_two_predict_runs_into_one_out_both_keep_every_video(three_clips, tmp_pa
     assert debris(out) == [] and not list(out.glob(".*lock")) and not list(tmp_path.glob(".*lock"))
 
 
+def _plant(out, kind):
+    """Something in --out that is not a predict table rdfer may merge into; returns {name: bytes} to keep."""
+    victim = out.parent / "victim.csv"
+    victim.write_text("video,status\nsomeone else's,ok\n")
+    if kind == "link":
+        (out / "predictions.csv").symlink_to(victim)
+    elif kind == "binary":
+        (out / "predictions.csv").write_bytes(bytes(range(256)) * 4)
+    elif kind == "other header":
+        (out / "frames.csv").write_text("clip_id,path,label\n1,a,Happy\n")
+        (out / "predictions.csv").write_text("video,status\n")  # rdfer's, but its partner is not
+    elif kind == "folder":
+        (out / "frames.csv").mkdir()
+    return {p: p.read_bytes() for p in [victim, *out.iterdir()] if p.is_file()}
+
+
+@pytest.mark.parametrize("kind", ["link", "binary", "other header", "folder"])
+def test_predict_never_merges_into_what_is_not_its_table(three_clips, tmp_path, kind):
+    out = tmp_path / "out"
+    out.mkdir()
+    kept = _plant(out, kind)
+    done = run_rdfer("predict", three_clips[0], "--out", out, "--format", "csv", "--no-progress")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "predictions.csv -> predictions-2.csv, frames.csv -> frames-2.csv (the first are not rdfer's" in done.stdout
+    assert {p: p.read_bytes() for p in kept} == kept
+    with open(out / "predictions-2.csv") as f:
+        assert [r["video"] for r in csv.DictReader(f)] == [str(three_clips[0])]
+
+
+def test_a_json_of_another_video_is_never_replaced(three_clips, tmp_path):
+    """clip0.json in --out is rdfer's, but of another video of that name: the rerun takes clip0-2."""
+    out = tmp_path / "out"
+    out.mkdir()
+    other = json.dumps({"video": "/elsewhere/clip0.mp4", "status": "ok"})
+    (out / "clip0.json").write_text(other)
+    done = run_rdfer("predict", three_clips[0], "--out", out, "--format", "json", "--no-progress")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (out / "clip0.json").read_text() == other and "clip0.mp4 -> clip0-2.*" in done.stdout
+    assert json.loads((out / "clip0-2.json").read_text())["video"] == str(three_clips[0])
+    assert "replaced" not in done.stdout
+
+
 def test_a_predict_run_waits_for_the_folders_writer_and_says_so(three_clips, tmp_path):
     """Another process holds the folder's output lock: predict waits, saying so in one line, and writes its
     outputs once the lock is let go; nothing is refused, nothing lost."""
