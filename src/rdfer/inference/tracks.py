@@ -25,10 +25,17 @@ the interval, never across a cut).
   track.
 - **Track memory**: a face not found (missed by the detector, turned away,
   hidden behind another, out of the frame) keeps its track for `memory`
-  frames (default 30, 1 s at 30 fps): a face found again near where it was
+  frames (default 60, 2 s at 30 fps): a face found again near where it was
   last seen (centre within `REVIVE_DISTANCE` of its size, size within a
   factor 1.6) takes its old track back instead of starting a new one. Only
   within a shot: a cut ends every track.
+- **A face that looks away for longer** (a head turned away for seconds in a
+  long shot): a track lost for more than `memory` frames is kept asleep until
+  the shot ends; a face found again where it was last seen (the same distance
+  and size limits) that also looks like it (`face_look`: the normalised
+  correlation of small grey thumbnails of the two faces, at least `LOOK_SAME`;
+  grey, so black-and-white footage works the same) wakes it instead of starting
+  a new track. Another person in that place looks different: a new track.
 - At a shot cut (`ShotCuts`) every track ends and the new shot starts from
   scratch: a face after a cut is a new track even if it is the same person,
   and no box is carried or interpolated across the cut, so the crops on
@@ -63,6 +70,10 @@ DUPLICATE_IOU = 0.4  # two boxes this close are one face
 DUPLICATE_INSIDE = 0.7  # ... and so is a box with this share of its area inside another
 REVIVE_DISTANCE = 1.5  # a lost face found again: centre within this many face sides of where it was last seen
 REVIVE_SIZE = 1.6  # ... and its size within this factor
+LOOK_SIZE = 16  # side of the grey thumbnail a face's look is kept as
+LOOK_SAME = 0.6  # a face lost for longer than the memory takes its track back only when it looks this alike
+LOOK_KEEP = 0.7  # share of a track's look kept when the face is seen again (the rest: the new look)
+MAX_DORMANT = 16  # tracks lost for longer than the memory kept per shot, for a face that comes back (newest)
 MAX_NEAR = 2  # more followed faces than this: one whole-frame search instead of a search per face
 CUT_THRESHOLD = 27.0  # ContentDetector's default score (mean |dH|, |dS|, |dV| on 0-255 channels)
 CUT_WIDTH = 96  # width of the copy the cut score is computed on
@@ -116,6 +127,14 @@ class _Track:
     missed: int = 0  # keyframes in a row where it was not
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(4, np.float32))  # box change per keyframe
     guess: np.ndarray | None = None  # where the face should be on this keyframe (box moved by its velocity)
+    look: np.ndarray | None = None  # how the face looked (face_look), averaged over the keyframes it was found on
+
+    def see(self, look: np.ndarray | None) -> None:
+        if look is None or self.look is None:
+            self.look = look if look is not None else self.look
+            return
+        mixed = LOOK_KEEP * self.look + (1 - LOOK_KEEP) * look
+        self.look = mixed / max(float(np.linalg.norm(mixed)), 1e-6)
 
     def expect(self) -> None:
         # A face unseen for a while: carried on by its velocity for one keyframe at most (a face
@@ -156,6 +175,29 @@ def _closeness(last: np.ndarray, box: np.ndarray) -> float:
     dx = (box[0] + box[2] - last[0] - last[2]) / 2
     dy = (box[1] + box[3] - last[1] - last[3]) / 2
     return max(0.0, 1.0 - float(np.hypot(dx, dy)) / (REVIVE_DISTANCE * side))
+
+
+def face_look(image: np.ndarray, box: np.ndarray) -> np.ndarray | None:
+    """How a face looks, cheaply: the grey box shrunk to LOOK_SIZE x LOOK_SIZE, less its mean, of unit
+    length (so `a @ b` is the normalised correlation of two looks, 1 for the same picture; grey, so it
+    works on black-and-white footage; no brightness or contrast change moves it). None for a box of a
+    few pixels or an even patch."""
+    h, w = image.shape[:2]
+    x0, y0 = max(int(box[0]), 0), max(int(box[1]), 0)
+    x1, y1 = min(int(np.ceil(box[2])), w), min(int(np.ceil(box[3])), h)
+    if x1 - x0 < 4 or y1 - y0 < 4:
+        return None
+    crop = image[y0:y1, x0:x1]
+    grey = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY) if crop.ndim == 3 else crop
+    look = cv2.resize(grey, (LOOK_SIZE, LOOK_SIZE), interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
+    look -= look.mean()
+    norm = float(np.linalg.norm(look))
+    return look / norm if norm > 1e-3 else None
+
+
+def _alike(track: _Track, look: np.ndarray | None) -> float:
+    """Normalised correlation of a track's look and another (0 when either is unknown)."""
+    return float(track.look @ look) if track.look is not None and look is not None else 0.0
 
 
 def _overlap_matches(tracks: list[_Track], boxes: np.ndarray) -> tuple[dict, list[int]]:
@@ -210,6 +252,7 @@ class FaceTracker:
         self.keyframes = 0
         self._first_key: dict[int, int] = {}  # track id -> number of the keyframe it was first found on
         self._tracks: list[_Track] = []
+        self._dormant: list[_Track] = []  # tracks lost for longer than the memory, in this shot (oldest first)
         self._next_id = 1
 
     def keep(self, track_id: int) -> bool:
@@ -220,7 +263,7 @@ class FaceTracker:
     def _search(self, image: np.ndarray, cut: bool) -> dict:
         """{track id: box} of the faces on this keyframe (starting tracks for new faces)."""
         if cut:
-            self._tracks = []
+            self._tracks, self._dormant = [], []
         tracks, found = self._tracks, {}
         for track in tracks:
             track.expect()
@@ -249,6 +292,8 @@ class FaceTracker:
                 if closeness > 0 and tid not in found and k in rest:
                     found[tid] = boxes[k]
                     rest.remove(k)
+            if self._dormant and rest:
+                self._wake(image, boxes, rest, found)
             if self.single and (tracks or found):
                 rest = []
             elif self.single and rest:
@@ -280,8 +325,30 @@ class FaceTracker:
                 track.missed += 1
                 if track.missed > self.max_missed:
                     tracks.remove(track)
+                    self._dormant = [*self._dormant[1 - MAX_DORMANT:], track]
+        for track in tracks:
+            if track.id in found:
+                track.see(face_look(image, found[track.id]))
         self.keyframes += 1
         return found
+
+    def _wake(self, image: np.ndarray, boxes: np.ndarray, rest: list[int], found: dict) -> None:
+        """Faces lost for longer than the memory (a head turned away for seconds) found again where
+        they were last seen, and looking alike (`LOOK_SAME`), take their tracks back (same shot only)."""
+        looks = {k: face_look(image, boxes[k]) for k in rest}
+        pairs = sorted(((_alike(t, looks[k]), t.id, k) for t in self._dormant for k in rest
+                        if _closeness(t.box, boxes[k]) > 0), key=lambda p: p[0], reverse=True)
+        for alike, tid, k in pairs:
+            if alike < LOOK_SAME:
+                break
+            track = next((t for t in self._dormant if t.id == tid), None)
+            if track is None or k not in rest:
+                continue
+            self._dormant.remove(track)
+            track.guess, track.velocity = track.box, np.zeros(4, np.float32)
+            self._tracks.append(track)
+            found[tid] = boxes[k]
+            rest.remove(k)
 
     def _one_track_per_face(self, found: dict) -> None:
         """Two tracks on one face (searches near two followed faces found the same face, or a lost
