@@ -51,7 +51,7 @@ def test_yaml_file_exponent_floats_and_off(tmp_path):
     ("data.crop_scale=[a,b]", "data.crop_scale = ['a', 'b'] is not a list of 2 numbers"),
     ("data.crop_scale=[0.5]", "data.crop_scale = [0.5] is not a list of 2 numbers"),
     ("data.crop_scale=[0.9,0.1]", "data.crop_scale = [0.9, 0.1]"),
-    ("eval_every=0", "eval_every = 0: give at least 1"),
+    ("eval_every=0", "eval_every = 0: give 1..10000"),
     ("data.num_workers=-1", "data.num_workers = -1"),
     ("optim.batch_size=0", "optim.batch_size = 0"),
     ("threads=0", "threads = 0"),

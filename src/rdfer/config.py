@@ -222,10 +222,14 @@ def read_config_file(path) -> dict:
     return values
 
 
-def build_config(sources) -> "TrainConfig":
-    """A checked TrainConfig from (description, mapping) pairs merged in order onto the defaults."""
+def build_config(sources, origins: Optional[dict] = None) -> "TrainConfig":
+    """A checked TrainConfig from (description, mapping) pairs merged in order onto the defaults.
+
+    `origins`, when given, is filled with {dotted key: the description of the source that set it}.
+    """
     schema = OmegaConf.structured(TrainConfig)
-    where, origins = "config", {}
+    where = "config"
+    origins = {} if origins is None else origins
     for where, values in sources:
         schema = _merge(schema, values, where, origins)
     config = _to_object(schema, where)
@@ -262,8 +266,11 @@ def config_file_sources(path) -> list:
     return [(f"config file {base_path}", base_values), (f"config file {path}", values)]
 
 
-def load_config(path: Optional[str] = None, overrides: tuple[str, ...] = ()) -> TrainConfig:
+def load_config(path: Optional[str] = None, overrides: tuple[str, ...] = (),
+                origins: Optional[dict] = None) -> TrainConfig:
     """Read a YAML config (or start from the defaults) and apply `key=value` overrides.
+
+    `origins`, when given, is filled with {dotted key: "config file F" or "--set K=V"} of every key set.
 
     Raises:
         RdferError: missing file, invalid YAML, unknown keys, a value of the wrong
@@ -271,7 +278,7 @@ def load_config(path: Optional[str] = None, overrides: tuple[str, ...] = ()) -> 
     """
     sources = config_file_sources(path) if path is not None else []
     sources += [(f"--set {item}", _parse_override(item)) for item in overrides]
-    return build_config(sources)
+    return build_config(sources, origins)
 
 
 # What `--resume RUN --set ...` may change: where the data is and how it is loaded, not what
@@ -280,7 +287,7 @@ RESUME_OVERRIDABLE = ("data.root", "data.csv", "data.ground_truth", "data.featur
                       "data.skip_bad", "device", "threads", "wandb")
 
 
-def resume_config(saved: dict, overrides: tuple[str, ...], where: str) -> TrainConfig:
+def resume_config(saved: dict, overrides: tuple[str, ...], where: str, origins: Optional[dict] = None) -> TrainConfig:
     """The config of a run being resumed: its saved `config.yaml` plus allowed `--set` overrides.
 
     Raises:
@@ -300,7 +307,7 @@ def resume_config(saved: dict, overrides: tuple[str, ...], where: str) -> TrainC
                                  f"its config.yaml); --resume accepts --set for {', '.join(RESUME_OVERRIDABLE)}; "
                                  "start a new run (--out) to change anything else")
         sources.append((f"--set {item}", override))
-    return build_config(sources)
+    return build_config(sources, origins)
 
 
 # What may differ between a finished (or interrupted) run and a rerun that reuses it: how the work

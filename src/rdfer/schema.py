@@ -62,7 +62,7 @@ class ReweightConfig:
     guide_tau: float = 0.1
 
     RANGES: ClassVar[dict] = {"t_h": Range(0, 1), "t_n": Range(0, 1), "label_smoothing": Range(0, 1),
-                              "w_hard": Range(0, 100), "w_noisy": Range(0, 100), "warmup_epochs": Range(0),
+                              "w_hard": Range(0, 100), "w_noisy": Range(0, 100), "warmup_epochs": Range(0, 10_000),
                               "clip_weight": Range(0, 100), "gce_q": Range(0, 1, low_open=True),
                               "elr_beta": Range(0, 1), "elr_lambda": Range(0, 1000), "sce_alpha": Range(0, 1000),
                               "sce_beta": Range(0, 1000), "sce_a": Range(-1000, 0),
@@ -106,8 +106,8 @@ class DataConfig:
     # only ever scored. 0 = train on every clip and call the last epoch "best".
     val_fraction: float = 0.1
 
-    RANGES: ClassVar[dict] = {"load_size": Range(1, 4096), "num_workers": Range(0, 256),
-                              "val_fraction": Range(0, 0.5)}
+    RANGES: ClassVar[dict] = {"fold": Range(1, 5), "load_size": Range(8, 2048), "num_workers": Range(0, 128),
+                              "val_fraction": Range(0, 0.5), "crop_scale": Range(0, 1, max_items=2)}
 
 
 @dataclass(frozen=True)
@@ -131,13 +131,16 @@ class OptimConfig:
     # pretrained CLIP ViT wants a smaller one (configs/*clip*.yaml). The cosine scales both alike.
     encoder_lr: Optional[float] = None
 
-    # Bounds well beyond any working recipe, to catch typos (1e3 for 1e-3); a weight decay above 1
-    # removes more than the whole weight per step at lr 1 (AdamW multiplies each weight by
-    # 1 - lr * weight_decay). A run that diverges all the same stops at its first nan/inf loss (engine.fit).
-    RANGES: ClassVar[dict] = {"epochs": Range(1, 100_000), "batch_size": Range(1, 1_000_000),
+    # Bounds well beyond any working recipe, to catch typos (1e3 for 1e-3) and settings whose work has no
+    # end: the paper trains 100 epochs at batch 32..128 (a 10,000-epoch run of FERV39K's 39k clips is
+    # already years of GPU time); a weight decay above 1 removes more than the whole weight per step at
+    # lr 1 (AdamW multiplies each weight by 1 - lr * weight_decay). A run that diverges all the same stops
+    # at its first nan/inf loss (engine.fit). Batch x frames x pixels is bounded as a product as well
+    # (rdfer.engine.settings).
+    RANGES: ClassVar[dict] = {"epochs": Range(1, 10_000), "batch_size": Range(1, 16_384),
                               "lr": Range(0, 10, low_open=True), "min_lr": Range(0, 10),
-                              "lr_warmup_epochs": Range(0, 100_000), "weight_decay": Range(0, 1),
-                              "grad_clip": Range(0, low_open=True), "encoder_lr": Range(0, 10)}
+                              "lr_warmup_epochs": Range(0, 10_000), "weight_decay": Range(0, 1),
+                              "grad_clip": Range(0, 1_000_000, low_open=True), "encoder_lr": Range(0, 10)}
 
 
 @dataclass(frozen=True)
@@ -157,7 +160,8 @@ class TrainConfig:
     # TensorBoard event files are written into every run folder either way (rdfer.engine.run_log).
     wandb: Optional[str] = None
 
-    RANGES: ClassVar[dict] = {"seed": Range(0, 2**32 - 1), "threads": Range(1, 1024), "eval_every": Range(1)}
+    RANGES: ClassVar[dict] = {"seed": Range(0, 2**32 - 1), "threads": Range(1, 1024),
+                              "eval_every": Range(1, 10_000)}
 
 
 # Fields that name files: a relative path is resolved against the current folder when a run

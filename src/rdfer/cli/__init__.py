@@ -10,6 +10,8 @@ import importlib
 import os
 import sys
 
+from rdfer.cli.options import note
+from rdfer.cli.preflight import preflight
 from rdfer.errors import RdferError
 from rdfer.utils.crash import os_error_line, unexpected_line
 from rdfer.utils.ranges import bounded
@@ -67,7 +69,10 @@ def main(argv=None) -> int:
         return 2
     # The error boundary of every command (rdfer.utils.crash): one line and exit 2, whatever went wrong;
     # an unexpected exception's traceback goes to a log file (RDFER_DEBUG=1: to the console).
+    if getattr(args.func, "deprecation", None):
+        note(*args.func.deprecation)
     try:
+        preflight(args)  # every setting checked before any work or output starts (rdfer.cli.preflight)
         return int(args.func(args) or 0)
     except RdferError as error:
         print(f"rdfer {args.command}: error: {' '.join(str(error).splitlines())}", file=sys.stderr)

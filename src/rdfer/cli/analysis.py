@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from rdfer.cli.preflight import expect_inputs
 from rdfer.errors import RdferError
 from rdfer.utils.ranges import bounded
 from rdfer.utils.runlock import run_lock
@@ -16,8 +17,9 @@ def register(subparsers) -> None:
     p.add_argument("--out", help="folder for report.md and report_files/ (default: RUN itself)")
     p.add_argument("--seed", type=bounded(int, 0, 2**32 - 1), default=0,
                    help="seed of the t-SNE and of the sample clips shown")
-    p.add_argument("--tsne-points", type=bounded(int, 1), default=2000, help="at most this many clips in the t-SNE")
-    p.set_defaults(func=_report)
+    p.add_argument("--tsne-points", type=bounded(int, 1, 50_000), default=2000, help="at most this many clips in the t-SNE")
+    p.set_defaults(func=_report, out_kind="folder")
+    expect_inputs(p, run="folder")
 
     p = subparsers.add_parser(
         "compare", help="B minus A with intervals and McNemar (RUN_A RUN_B), or a table of runs (NAME=RUN ...)",
@@ -29,9 +31,10 @@ def register(subparsers) -> None:
     p.add_argument("runs", nargs="+", metavar="RUN", help="RUN_A RUN_B, or several NAME=RUN")
     p.add_argument("--out", required=True, help="(required) folder for compare.json (RUN_A RUN_B), or the Markdown file "
                                                 "to write (NAME=RUN ...)")
-    p.add_argument("--resamples", type=bounded(int, 100), default=2000, help="bootstrap resamples (RUN_A RUN_B)")
+    p.add_argument("--resamples", type=bounded(int, 100, 100_000), default=2000, help="bootstrap resamples (RUN_A RUN_B)")
     p.add_argument("--seed", type=bounded(int, 0, 2**32 - 1), default=0, help="bootstrap seed (RUN_A RUN_B)")
     p.set_defaults(func=_compare)
+    expect_inputs(p, runs="runs")
 
 
 def _report(args) -> int:

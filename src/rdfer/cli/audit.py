@@ -4,6 +4,7 @@ curate, its deprecated predecessor (the paper's partition of predictions already
 from pathlib import Path
 
 from rdfer.cli.options import DEVICE, OVERRIDES, PROGRESS, THREADS, add_data_options, add_out, config_overrides
+from rdfer.cli.preflight import checked_config, expect_inputs
 from rdfer.errors import RdferError
 from rdfer.utils.outputs import write_text
 from rdfer.utils.ranges import bounded
@@ -26,7 +27,7 @@ def register(subparsers) -> None:
     p.add_argument("--apply", metavar="DECISIONS", help="apply a curator's decisions CSV (columns id, decision "
                    "keep|relabel|drop, new_label): write corrected split lists in the dataset's own layout to "
                    "OUT/corrected beside a copy of the originals in OUT/original (docs/audit.md)")
-    p.add_argument("--folds", type=bounded(int, 2, 1000),
+    p.add_argument("--folds", type=bounded(int, 2, 50),
                    help="number of folds (default: DFEW/MAFW's official 5 folds, else 5 "
                                              "seeded class-stratified folds; a number replaces official folds)")
     p.add_argument("--rank-by", choices=RANK_BY, default="rdfer", help="order of label_issues.csv (default rdfer)")
@@ -35,9 +36,10 @@ def register(subparsers) -> None:
                         "mislabelled below it is hard (default 0.75: 3 of 4)")
     p.add_argument("--ground-truth", help="ground_truth.csv (synthetic benchmark) to score the lists: writes "
                                           "OUT/scores.md (default: data.ground_truth, or ROOT/ground_truth.csv)")
-    p.add_argument("--top", type=bounded(int, 1, 10_000), default=12,
+    p.add_argument("--top", type=bounded(int, 1, 1000), default=12,
                    help="clips per contact sheet in the report (default 12)")
-    p.set_defaults(func=audit)
+    p.set_defaults(func=audit, validate=_audit_settings, out_kind="folder")
+    expect_inputs(p, apply="file", ground_truth="file")
 
     p = subparsers.add_parser("curate", parents=[DEVICE],
                               help="deprecated: use `rdfer audit` (ranks clips of predictions.csv files by the paper's "
@@ -56,18 +58,18 @@ def register(subparsers) -> None:
     p.add_argument("--ground-truth", help="ground_truth.csv of the synthetic benchmark, to score the list")
     p.add_argument("--workers", type=bounded(int, 0, 256), default=2, help="data loading processes (default 2)")
     p.add_argument("--skip-bad", action="store_true", help="with --checkpoint: leave out unusable clips")
-    p.set_defaults(func=curate)
+    p.set_defaults(func=curate, validate=_curate_settings, run_kind="curate")
+    expect_inputs(p, predictions="file", checkpoint="file", root="path", csv="file", ground_truth="file")
 
 
 def apply(args) -> int:
     """`rdfer audit --apply DECISIONS --out DIR`: corrected split lists from a curator's decisions."""
     import json
 
-    from rdfer.config import load_config, resolve_config_path
     from rdfer.audit.relabel import applied_markdown, apply_decisions
 
     if args.config:
-        data = load_config(resolve_config_path(args.config), config_overrides(args)).data
+        data = _audit_settings(args)[0].data
         dataset, root = data.dataset, data.root
     else:
         marker = Path(args.apply).parent / "audit.json"
@@ -94,24 +96,41 @@ def apply(args) -> int:
     return 0
 
 
-def audit(args) -> int:
-    from rdfer.audit.folds import run_audit_folds
-    from rdfer.audit.report import audit_report, describe
+def _audit_settings(args):
+    """audit's (or audit --apply's) settings checked: (config, ground truth file or None); the validate-first
+    pass calls this too."""
     from rdfer.audit.verdict import TRUTH_COLUMNS
-    from rdfer.config import load_config, resolve_config_path
     from rdfer.utils.ground_truth import read_ground_truth
 
+    args.run_kind = None if args.apply else "audit"  # --apply writes corrected lists, not an audit folder
     if args.apply:
-        return apply(args)
+        return (checked_config(args.config, config_overrides(args), data_inputs=("root",)) if args.config
+                else None), None
     if not args.config:
         raise RdferError("--config is required (the training config of the audit's folds)")
-    config = load_config(resolve_config_path(args.config), config_overrides(args))
+    config = checked_config(args.config, config_overrides(args))
     ground_truth = args.ground_truth or config.data.ground_truth
     if ground_truth is None and config.data.root and (Path(config.data.root) / "ground_truth.csv").is_file():
         ground_truth = str(Path(config.data.root) / "ground_truth.csv")
-        print(f"scoring against {ground_truth}", flush=True)
     if ground_truth is not None:
         read_ground_truth(ground_truth, TRUTH_COLUMNS)  # a bad file stops the audit before the training, not after
+    return config, ground_truth
+
+
+def _curate_settings(args):
+    if bool(args.predictions) == bool(args.checkpoint):
+        raise RdferError("give either --predictions FILE... or --checkpoint CKPT")
+
+
+def audit(args) -> int:
+    from rdfer.audit.folds import run_audit_folds
+    from rdfer.audit.report import audit_report, describe
+
+    if args.apply:
+        return apply(args)
+    config, ground_truth = _audit_settings(args)
+    if ground_truth is not None and not (args.ground_truth or config.data.ground_truth):
+        print(f"scoring against {ground_truth}", flush=True)
     with run_lock(args.out, "audit"):  # the folds and the report: one audit at a time
         run_audit_folds(config, args.out, folds=args.folds, progress=not args.no_progress)
         summary = audit_report(args.out, rank_by=args.rank_by, min_agreement=args.min_agreement,
@@ -131,8 +150,6 @@ def curate(args) -> int:
     from rdfer.audit.curate import describe
 
     print(CURATE_DEPRECATED, file=sys.stderr)
-    if bool(args.predictions) == bool(args.checkpoint):
-        raise RdferError("give either --predictions FILE... or --checkpoint CKPT")
     with run_lock(args.out, "curate"):
         summary = _curate(args)
     print(describe(summary, args.out))

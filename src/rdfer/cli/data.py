@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rdfer.cli.options import PROGRESS, THREADS, add_bench, add_out
+from rdfer.cli.preflight import expect_inputs
 from rdfer.data.layouts import DATASETS, SYNTH_LAYOUTS
 from rdfer.utils.ranges import bounded
 from rdfer.utils.runlock import run_lock
@@ -15,6 +16,7 @@ def _add_dataset_args(parser, split: bool = False) -> None:
     parser.add_argument("--fold", type=bounded(int, 1, 5), default=1, help="DFEW/MAFW fold 1..5 (default 1)")
     parser.add_argument("--csv", dest="csv_path", help="CSV manifest (path,label[,split])")
     parser.add_argument("--classes", help="CSV only: dfew, mafw, or comma-separated class names")
+    expect_inputs(parser, root="path", csv_path="file")
     if split:
         parser.add_argument("--split", default="train", help="train or test (csv: split value)")
         parser.add_argument("--skip-bad", action="store_true",
@@ -97,8 +99,8 @@ def register(subparsers) -> None:
         "are cut short), duplicated, in both train and test; per-class counts, and (DFEW/FERV39K) the "
         "official split sizes. Exit status 1 when any problem is found.")
     _add_dataset_args(parser)
-    parser.add_argument("--max-problems", type=bounded(int, 0), default=30, help="problems to list (default 30)")
-    parser.add_argument("--workers", type=bounded(int, 1, 1024), default=None,
+    parser.add_argument("--max-problems", type=bounded(int, 0, 1_000_000), default=30, help="problems to list (default 30)")
+    parser.add_argument("--workers", type=bounded(int, 1, 256), default=None,
                         help="decoding threads (default: CPU count)")
     parser.set_defaults(func=check_dataset_command)
 
@@ -108,11 +110,11 @@ def register(subparsers) -> None:
         "an index); read it with build_manifest('packed', FILE, split).")
     _add_dataset_args(parser, split=True)
     add_out(parser, "pack file to write", required=True, metavar="FILE")
-    parser.add_argument("--load-size", type=bounded(int, 0, 4096), default=128,
+    parser.add_argument("--load-size", type=bounded(int, 0, 2048), default=128,
                         help="side frames are stored at (default 128; 0: keep the source files' bytes)")
     parser.add_argument("--quality", type=bounded(int, 1, 100), default=90,
                         help="JPEG quality of re-encoded frames (default 90)")
-    parser.add_argument("--workers", type=bounded(int, 1, 1024), default=None,
+    parser.add_argument("--workers", type=bounded(int, 1, 256), default=None,
                         help="encoding threads (default: CPU count)")
     parser.set_defaults(func=pack_command)
 
@@ -123,7 +125,7 @@ def register(subparsers) -> None:
     add_out(parser, "folder to write the benchmark into", required=True)
     parser.add_argument("--layout", choices=SYNTH_LAYOUTS, default="dfew",
                         help="the official dataset layout to write (default dfew)")
-    parser.add_argument("--clips", type=bounded(int, 1, 10_000_000), default=None, help="clips to render")
+    parser.add_argument("--clips", type=bounded(int, 1, 200_000), default=None, help="clips to render")
     parser.add_argument("--noise", type=bounded(float, 0, 1), default=0.0, help="share of train labels flipped")
     parser.add_argument("--noise-type", choices=("symmetric", "pair"), default=None,
                         help="symmetric (default): a flipped label becomes a uniformly drawn other class; "
@@ -133,13 +135,13 @@ def register(subparsers) -> None:
                         help="seed of everything drawn (default 0)")
     parser.add_argument("--full-scale", action="store_true",
                         help="DFEW's fold structure, label and frame counts")
-    parser.add_argument("--size", type=bounded(int, 16, 4096), default=None, help="frame side in pixels")
-    parser.add_argument("--actors", type=bounded(int, 1), default=None,
+    parser.add_argument("--size", type=bounded(int, 16, 1024), default=None, help="frame side in pixels")
+    parser.add_argument("--actors", type=bounded(int, 1, 10_000), default=None,
                         help="draw each clip's person from a pool of this many actors (default: a new person per clip)")
     parser.add_argument("--nuisance", type=bounded(float, 0, 1), default=None,
                         help="0..1: how much head motion, lighting change, occlusion, subtle and distractor "
                              "expressions the clips carry (default 1, the full benchmark; lower is easier)")
-    parser.set_defaults(func=synth_command)
+    parser.set_defaults(func=synth_command, run_kind="synth")
 
 
 def register_bench(bench, subparsers) -> None:
@@ -150,15 +152,16 @@ def register_bench(bench, subparsers) -> None:
                                         "both clips/s and their ratio. --threads: of the main process while "
                                         "timing (default 1)."):
         _add_dataset_args(parser, split=True)
-        parser.add_argument("--clips", type=bounded(int, 1), default=64, help="clips to load (default 64)")
+        parser.add_argument("--clips", type=bounded(int, 1, 200_000), default=64, help="clips to load (default 64)")
         parser.add_argument("--workers", type=bounded(int, 0, 256), default=2,
                             help="data loading processes (default 2)")
-        parser.add_argument("--frames", type=bounded(int, 1, 100_000), default=64,
+        parser.add_argument("--frames", type=bounded(int, 1, 1024), default=64,
                             help="frames per clip (default 64, dense)")
-        parser.add_argument("--batch-size", type=bounded(int, 1, 1_000_000), default=8,
+        parser.add_argument("--batch-size", type=bounded(int, 1, 16_384), default=8,
                             help="clips per batch (default 8)")
-        parser.add_argument("--load-size", type=bounded(int, 1, 4096), default=128,
+        parser.add_argument("--load-size", type=bounded(int, 1, 2048), default=128,
                             help="side frames are decoded at (default 128)")
         parser.add_argument("--packed", help="a pack of the same split (rdfer pack) for rdfer's loader")
+        expect_inputs(parser, packed="file")
         parser.add_argument("--seed", type=bounded(int, 0, 2**32 - 1), default=0,
                             help="seed of the clips drawn (default 0)")

@@ -2,6 +2,7 @@
 
 
 from rdfer.cli.options import add_out
+from rdfer.cli.preflight import expect_inputs
 
 
 def register(subparsers) -> None:
@@ -15,6 +16,7 @@ def register(subparsers) -> None:
                                         "mini-Xception per frame)")
     add_out(p, "the ONNX file to write (and FILE.json beside it)", required=True, metavar="FILE.onnx")
     p.set_defaults(func=export)
+    expect_inputs(p, checkpoint="file")
 
 
 def export(args) -> int:

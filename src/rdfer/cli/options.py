@@ -45,16 +45,29 @@ OVERRIDES.add_argument("--set", dest="overrides", action="append", default=[], m
 
 
 def add_out(parser, help: str, *, required: bool = False, default=None, metavar: str = "OUT") -> None:
-    """`--out`: required where nothing sensible can be assumed; otherwise its default is named in `help`."""
+    """`--out`: required where nothing sensible can be assumed; otherwise its default is named in `help`.
+
+    A metavar starting with FILE makes it a file, else a folder: `rdfer.cli.preflight` checks it as such.
+    """
     parser.add_argument("--out", required=required, default=default, metavar=metavar,
                         help=help + (" (required)" if required else ""))
+    parser.set_defaults(out_kind="file" if metavar.startswith("FILE") else "folder")
+
+
+# The most items a list option takes (`--seeds`, `--strategies`, ...): far more than any real use, and a
+# bound on the work a list multiplies (rdfer study also bounds the product of its lists).
+MAX_LIST_ITEMS = 100
 
 
 class CommaList(argparse.Action):
-    """A list option: `--seeds 0,1,2`, and again adds to it (`--seeds 0 --seeds 1`); items pass through `type`."""
+    """A list option: `--seeds 0,1,2`, and again adds to it (`--seeds 0 --seeds 1`); items pass through `type`.
 
-    def __init__(self, option_strings, dest, item_type=str, **kwargs):
+    At most `max_items` items (MAX_LIST_ITEMS unless given).
+    """
+
+    def __init__(self, option_strings, dest, item_type=str, max_items: int = MAX_LIST_ITEMS, **kwargs):
         self.item_type = item_type
+        self.max_items = max_items
         super().__init__(option_strings, dest, **kwargs)
 
     def __call__(self, parser, namespace, values, option_string=None):
@@ -66,6 +79,8 @@ class CommaList(argparse.Action):
             except (TypeError, ValueError, argparse.ArgumentTypeError) as error:
                 parser.error(f"{option_string} {values}: {text!r}: {error or 'not a valid item'} (a comma-separated "
                              f"list, e.g. {option_string} 1,2,3)")
+        if len(items) > self.max_items:
+            parser.error(f"{option_string}: {len(items)} items, more than the {self.max_items} it takes")
         setattr(namespace, self.dest, tuple(items))
 
 
@@ -105,10 +120,11 @@ def add_bench(bench_subparsers, subparsers, name: str, *, func, **kwargs):
 
 
 def deprecated(func, old: str, new: str):
-    """`func` behind a one-line note that `old` is an older spelling of `new`."""
+    """`func` behind a one-line note that `old` is an older spelling of `new` (printed by `rdfer.cli.main`
+    before anything is checked: `run.deprecation`)."""
     def run(args):
-        note(old, new)
         return func(args)
+    run.deprecation = (old, new)
     return run
 
 

@@ -4,7 +4,8 @@ import contextlib
 import sys
 from pathlib import Path
 
-from rdfer.cli.options import DEVICE, PROGRESS, THREADS, add_bench, add_out
+from rdfer.cli.options import DEVICE, MAX_LIST_ITEMS, PROGRESS, THREADS, add_bench, add_out
+from rdfer.cli.preflight import expect_inputs
 from rdfer.utils.ranges import bounded
 from rdfer.utils.runlock import run_lock
 
@@ -62,7 +63,8 @@ def register(subparsers) -> None:
     p.add_argument("--jobs", type=bounded(int, 1, 256), metavar="N",
                    help="videos predicted at once, sharing one loaded model (default: CPU cores, at most 4; "
                         "1 with --checkpoint)")
-    p.set_defaults(func=predict)
+    p.set_defaults(func=predict, validate=_model)
+    expect_inputs(p, inputs="path", checkpoint="file", model="file")
 
 
 def register_bench(bench, subparsers) -> None:
@@ -77,14 +79,16 @@ def register_bench(bench, subparsers) -> None:
         p.add_argument("--no-startup", action="store_true",
                        help="skip the start-up measurement (a fresh `rdfer predict` process up to its first frame)")
         _add_face_options(p)
+        p.set_defaults(validate=_model)
+        expect_inputs(p, video="file", checkpoint="file", model="file")
     # New, so no older `bench-track` spelling.
     p = bench.add_parser("track", help="face tracking against ground truth: rdfer's tracker and ByteTrack",
                          description="Videos made from real face photos (moving, crossing, turning away, leaving "
                                      "and coming back, small, shot cuts) with the true box of every face; rdfer's "
                                      "tracker and supervision's ByteTrack scored with py-motmetrics "
                                      "(docs/results/tracking.md).")
-    p.set_defaults(func=bench_track)
-    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2],
+    p.set_defaults(func=bench_track, validate=_track_kinds)
+    p.add_argument("--seeds", type=bounded(int, 0, 2**32 - 1), nargs="+", default=[1, 2],
                    help="sequences of each kind, by seed (default 1 2; the tracker was tuned on seed 0)")
     p.add_argument("--kinds", nargs="+", default=None, metavar="KIND",
                    help="kinds of sequence (default all: still moving small turn_away leave_return crossing cuts "
@@ -101,7 +105,7 @@ def register_bench(bench, subparsers) -> None:
                    help="the detector's smallest face in pixels, as for rdfer predict (default 40)")
 
 
-def bench_track(args) -> int:
+def _track_kinds(args):
     from rdfer.errors import RdferError
     from rdfer.inference import track_bench
 
@@ -112,8 +116,16 @@ def bench_track(args) -> int:
     faces = args.faces_from
     if faces not in ("feat", "fresh") and not Path(faces).is_dir():
         raise RdferError(f"{faces}: not a folder of photos (--faces-from takes feat, fresh or a folder)")
-    print(track_bench.run_benchmark(kinds, args.seeds, args.cache, args.table, faces=faces, look=args.look,
-                                    min_face=args.min_face))
+    if len(args.seeds) > MAX_LIST_ITEMS:
+        raise RdferError(f"--seeds: {len(args.seeds)} seeds, more than the {MAX_LIST_ITEMS} it takes")
+    return kinds
+
+
+def bench_track(args) -> int:
+    from rdfer.inference import track_bench
+
+    print(track_bench.run_benchmark(_track_kinds(args), args.seeds, args.cache, args.table, faces=args.faces_from,
+                                    look=args.look, min_face=args.min_face))
     return 0
 
 

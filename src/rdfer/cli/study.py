@@ -1,6 +1,7 @@
 """Subcommands: features (build a frozen-feature cache), study (the robustness study)."""
 
 from rdfer.cli.options import DEVICE, OVERRIDES, PROGRESS, THREADS, CommaList, add_out, config_overrides
+from rdfer.cli.preflight import checked_config
 from rdfer.utils.ranges import bounded
 
 
@@ -13,7 +14,7 @@ def register(subparsers) -> None:
                     "uses no pixel augmentation (see docs/method.md).")
     p.add_argument("--config", required=True, help="YAML config: a file or a shipped name (e.g. study)")
     add_out(p, "cache file to write (e.g. features.npz)", required=True, metavar="FILE")
-    p.set_defaults(func=features)
+    p.set_defaults(func=features, validate=_features_config)
 
     p = subparsers.add_parser(
         "study", parents=[OVERRIDES, DEVICE, THREADS, PROGRESS], help="loss strategies x 3 noise settings x 3 seeds on the DFEW-hard synthetic benchmark",
@@ -34,25 +35,31 @@ def register(subparsers) -> None:
                         "combinations (leaves out the Table IV ablations)")
     p.add_argument("--settings", action=CommaList, metavar="NAME,...", help="comma-separated subset of the noise settings symmetric_20, symmetric_40, "
                                       "pair_30 (default: all three)")
-    p.add_argument("--clips", type=bounded(int, 50, 10_000_000), default=1000,
+    p.add_argument("--clips", type=bounded(int, 50, 200_000), default=1000,
                    help="clips per benchmark (default 1000)")
-    p.set_defaults(func=study)
+    p.set_defaults(func=study, validate=_study_plan, run_kind="study")
+
+
+def _features_config(args):
+    # data.features names a cache this command writes (--out), not an input.
+    return checked_config(args.config, config_overrides(args), data_inputs=("root", "csv", "ground_truth"))
 
 
 def features(args) -> int:
-    from rdfer.config import load_config, resolve_config_path
+    from rdfer.config import resolve_config_path
     from rdfer.engine.features import build_feature_cache
 
     config_file = resolve_config_path(args.config)
-    config = load_config(config_file, config_overrides(args))
+    config = _features_config(args)
     done = build_feature_cache(config, args.out, inputs=(config_file,), progress=not args.no_progress)
     print(f"{done['clips']} clips, {done['frames']} frames encoded in {done['seconds']:.0f}s: {done['path']}; "
           f"train with --set data.features={done['path']}")
     return 0
 
 
-def study(args) -> int:
-    from rdfer.engine.study import QUICK_STRATEGIES, SETTINGS, default_jobs, run_study
+def _study_plan(args) -> dict:
+    """study's grid, checked with every run's config (rdfer.engine.study.check_study); nothing written."""
+    from rdfer.engine.study import QUICK_STRATEGIES, SETTINGS, check_study
     from rdfer.errors import RdferError
     from rdfer.losses import STRATEGIES
 
@@ -67,7 +74,14 @@ def study(args) -> int:
     if set(chosen) - set(names):
         raise RdferError(f"--settings: unknown {', '.join(sorted(set(chosen) - set(names)))}; choose from "
                          f"{', '.join(names)}")
-    run_study(args.out, jobs=args.jobs or default_jobs(), seeds=seeds, strategies=strategies,
-              settings=tuple(names[name] for name in chosen),
-              overrides=config_overrides(args), clips=args.clips, progress=not args.no_progress)
+    plan = dict(seeds=seeds, strategies=strategies, settings=tuple(names[name] for name in chosen),
+                overrides=config_overrides(args), clips=args.clips)
+    check_study(args.out, **plan)
+    return plan
+
+
+def study(args) -> int:
+    from rdfer.engine.study import default_jobs, run_study
+
+    run_study(args.out, jobs=args.jobs or default_jobs(), progress=not args.no_progress, **_study_plan(args))
     return 0

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from rdfer.cli.options import (DEVICE, OVERRIDES, PROGRESS, THREADS, CommaList, add_bench, add_data_options,
                                add_out, config_overrides, note)
+from rdfer.cli.preflight import checked_config, expect_inputs
 from rdfer.data.layouts import DATASETS
 from rdfer.errors import RdferError
 from rdfer.utils.ranges import bounded
@@ -26,7 +27,8 @@ def register(subparsers) -> None:
                             "...)")
     p.add_argument("--skip-bad", action="store_true", help="leave out unusable clips with a warning naming each "
                                                            "(same as --set data.skip_bad=true)")
-    p.set_defaults(func=train)
+    p.set_defaults(func=train, validate=_train_config, out_kind="folder", run_kind="train")
+    expect_inputs(p, resume="folder")
 
     p = subparsers.add_parser("eval", parents=[DEVICE, PROGRESS],
                               help="evaluate a checkpoint; write per-clip predictions and metrics",
@@ -36,10 +38,11 @@ def register(subparsers) -> None:
     p.add_argument("--checkpoint", required=True, help="checkpoint of `rdfer train` (RUN/checkpoints/best.pt)")
     add_out(p, "folder for predictions.csv, features.npy, metrics.json", required=True)
     add_data_options(p, split="test")
-    p.add_argument("--batch-size", type=bounded(int, 1, 1_000_000), default=32, help="clips per batch (default 32)")
+    p.add_argument("--batch-size", type=bounded(int, 1, 16_384), default=32, help="clips per batch (default 32)")
     p.add_argument("--workers", type=bounded(int, 0, 256), default=2, help="data loading processes (default 2)")
     p.add_argument("--skip-bad", action="store_true", help="leave out unusable clips with a warning naming each")
-    p.set_defaults(func=evaluate)
+    p.set_defaults(func=evaluate, run_kind="eval")
+    expect_inputs(p, checkpoint="file", root="path", csv="file")
 
     p = subparsers.add_parser("cv", parents=[OVERRIDES, DEVICE, THREADS, PROGRESS],
                               help="5-fold cross-validation (DFEW, MAFW): each fold, mean and sample sd",
@@ -51,7 +54,7 @@ def register(subparsers) -> None:
     p.add_argument("--folds", action=CommaList, item_type=bounded(int, 1, 5), default=(1, 2, 3, 4, 5),
                    metavar="K,K,...", help="folds to run, comma-separated (default 1,2,3,4,5)")
     p.add_argument("--skip-bad", action="store_true", help="same as --set data.skip_bad=true")
-    p.set_defaults(func=cv)
+    p.set_defaults(func=cv, validate=_cv_config, run_kind="cv")
 
     p = subparsers.add_parser("demo", parents=[OVERRIDES, THREADS, PROGRESS],
                               help="the whole method on the built-in synthetic benchmark (CPU, minutes)",
@@ -60,8 +63,8 @@ def register(subparsers) -> None:
                                           "agreement-based reweighting on it, and write OUT/report.md comparing "
                                           "them. Rerunning with the same OUT reuses finished steps.")
     add_out(p, "demo folder (default ./demo_out)", default="demo_out")
-    p.add_argument("--clips", type=bounded(int, 1, 10_000_000), help="synthetic clips (default: the demo's size)")
-    p.set_defaults(func=demo)
+    p.add_argument("--clips", type=bounded(int, 1, 200_000), help="synthetic clips (default: the demo's size)")
+    p.set_defaults(func=demo, validate=_demo_config)
 
 
 def register_bench(bench, subparsers) -> None:
@@ -73,9 +76,9 @@ def register_bench(bench, subparsers) -> None:
         p.add_argument("--model", default="rdfer_tiny", help="a name from `rdfer models` (default rdfer_tiny)")
         p.add_argument("--option", dest="options", action="append", default=[], metavar="KEY=VALUE",
                        help="deprecated spelling of --set model.options.KEY=VALUE")
-        p.add_argument("--batch-size", type=bounded(int, 1, 1_000_000), default=16, help="clips per step (default 16)")
-        p.add_argument("--steps", type=bounded(int, 1), default=10, help="timed steps (default 10)")
-        p.add_argument("--warmup", type=bounded(int, 0), default=3, help="untimed steps first (default 3)")
+        p.add_argument("--batch-size", type=bounded(int, 1, 16_384), default=16, help="clips per step (default 16)")
+        p.add_argument("--steps", type=bounded(int, 1, 100_000), default=10, help="timed steps (default 10)")
+        p.add_argument("--warmup", type=bounded(int, 0, 10_000), default=3, help="untimed steps first (default 3)")
         p.add_argument("--dataset", default="dfew", choices=DATASETS, help="dataset layout (default dfew)")
         p.add_argument("--root", help="dataset root (default: render a small synthetic one)")
         p.add_argument("--fold", type=bounded(int, 1, 5), default=1, help="DFEW/MAFW fold 1..5 (default 1)")
@@ -83,9 +86,11 @@ def register_bench(bench, subparsers) -> None:
         p.add_argument("--amp", default="bf16", choices=("bf16", "fp16", "off"),
                        help="mixed precision on GPU (default bf16)")
         p.add_argument("--compile", action="store_true", help="torch.compile the model")
+        p.set_defaults(validate=_bench_model_config)
+        expect_inputs(p, root="path")
 
 
-def _model_options(args) -> dict:
+def _model_options(args, warn: bool = True) -> dict:
     """`--set model.options.KEY=VALUE` (and the deprecated `--option KEY=VALUE`) -> {key: value}."""
     from rdfer.config import parse_key_value
 
@@ -95,16 +100,14 @@ def _model_options(args) -> dict:
         if not key.startswith("model.options."):
             raise RdferError(f"--set {item}: bench train takes only model options (--set model.options.KEY=VALUE)")
         options[key.removeprefix("model.options.")] = value
-    if args.options:
+    if args.options and warn:
         note("--option KEY=VALUE", "--set model.options.KEY=VALUE")
     options.update(parse_key_value(item, "--option", "resample=false") for item in args.options)
     return options
 
 
-def train(args) -> int:
-    from rdfer.config import load_config, read_config_file, resolve_config_path, resume_config
-    from rdfer.engine import fit
-
+def _train_config(args):
+    """train's config, checked (the validate-first pass calls this too)."""
     if args.resume:
         run = Path(args.resume)
         if args.config:
@@ -112,13 +115,39 @@ def train(args) -> int:
                              "with it (start a new run with --out to train another config)")
         if not run.is_dir():
             raise RdferError(f"--resume {run}: no such folder")
-        if not (run / "config.yaml").is_file():
-            raise RdferError(f"{run} has no config.yaml: it is not an rdfer run folder")
-        saved = read_config_file(run / "config.yaml")
-        config = resume_config(saved, config_overrides(args), f"{run / 'config.yaml'}")
+        return checked_config(None, config_overrides(args), resume_from=run)
+    return checked_config(args.config, config_overrides(args))
+
+
+def _cv_config(args):
+    folds = args.folds
+    if not folds or len(set(folds)) != len(folds):
+        raise RdferError(f"--folds {','.join(map(str, folds))}: give distinct fold numbers 1..5")
+    return checked_config(args.config, config_overrides(args))
+
+
+def _demo_config(args):
+    # The demo renders its own data: only the settings are checked, not data paths.
+    return checked_config("demo", ("data.root=.", *config_overrides(args)), data_inputs=())
+
+
+def _bench_model_config(args):
+    from rdfer.models import model_config
+
+    try:
+        return model_config(args.model, **_model_options(args, warn=False))
+    except TypeError as error:
+        raise RdferError(f"--set model.options: model {args.model}: {error}") from None
+
+
+def train(args) -> int:
+    from rdfer.engine import fit
+
+    config = _train_config(args)
+    if args.resume:
+        run = Path(args.resume)
         final = fit(config, run, resume=True, progress=not args.no_progress)
     else:
-        config = load_config(resolve_config_path(args.config), config_overrides(args))
         final = fit(config, args.out, progress=not args.no_progress)
         run = Path(args.out)
     if final and final.get("last"):
@@ -144,14 +173,9 @@ def evaluate(args) -> int:
 
 
 def cv(args) -> int:
-    from rdfer.config import load_config, resolve_config_path
     from rdfer.engine import run_cv
 
-    folds = args.folds
-    if not folds or len(set(folds)) != len(folds):
-        raise RdferError(f"--folds {','.join(map(str, folds))}: give distinct fold numbers 1..5")
-    config = load_config(resolve_config_path(args.config), config_overrides(args))
-    run_cv(config, args.out, folds, progress=not args.no_progress)
+    run_cv(_cv_config(args), args.out, args.folds, progress=not args.no_progress)
     return 0
 
 
@@ -171,11 +195,7 @@ def bench_train(args) -> int:
 
 
 def demo(args) -> int:
-    from rdfer.config import load_config, resolve_config_path
     from rdfer.demo import run_demo
 
-    # A bad --set must stop now, not after the benchmark is rendered.
-    overrides = config_overrides(args)
-    load_config(resolve_config_path("demo"), ("data.root=.", *overrides))
-    run_demo(args.out, overrides=overrides, clips=args.clips, progress=not args.no_progress)
+    run_demo(args.out, overrides=config_overrides(args), clips=args.clips, progress=not args.no_progress)
     return 0

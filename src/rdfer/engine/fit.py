@@ -36,6 +36,7 @@ from rdfer.engine.checkpoint import (
 from rdfer.engine.loop import evaluate, train_one_epoch
 from rdfer.engine.outputs import eval_metrics, ground_truth_for, train_metrics, window_metrics, write_predictions
 from rdfer.engine.run_log import RunLog
+from rdfer.engine.settings import check_run_settings
 from rdfer.errors import NonFiniteLoss, RdferError
 from rdfer.losses import ReweightedLoss
 from rdfer.metrics import summarize
@@ -119,9 +120,9 @@ def _fit(config: TrainConfig, run_dir, *, resume: bool, stop_after_epoch: Option
                              "(rdfer eval's outputs?): training there would replace them; give another --out")
         train_manifest, val_manifest = split_validation(train_manifest, config.data.val_fraction, config.seed)
         classes = list(train_manifest.classes)
+        check_run_settings(config, num_classes=len(classes))  # before the model is built: one line if off
         model = create_model(config.model.name, num_classes=len(classes), **config.model.options).to(device)
         model_config = model.config
-        _check_batch_size(config, model_config)
         evidence = getattr(getattr(model, "detector", None), "evidence", None)
         if evidence is not None and config.loss.guide_weight == 0:
             evidence.requires_grad_(False)  # no guide loss trains it (and DDP wants every trained parameter used)
@@ -349,22 +350,6 @@ def _selected(test_summary: dict, record: dict, val_clips: int) -> dict:
         return {**test_summary, "selected_on": "the last epoch, no validation part"}
     return {**test_summary, "selected_on": f"validation WAR, {val_clips} training clips held out",
             "val_war": record["val_war"], "val_uar": record["val_uar"]}
-
-
-MAX_BATCH_BYTES = 2**36  # 64 GiB of float32 frames in one batch: beyond any machine rdfer runs on
-
-
-def _check_batch_size(config: TrainConfig, model_config) -> None:
-    """Stop (one line) before loading anything when one batch of frames could not fit in any memory: each
-    setting has a range, but their product (batch size x frames x pixels) bounds the work of a step."""
-    side = int(getattr(model_config, "input_size", 0) or 0)
-    frames = int(getattr(model_config, "num_frames", 0) or 0)
-    size = config.optim.batch_size * frames * 3 * side * side * 4
-    if size > MAX_BATCH_BYTES:
-        raise RdferError(f"one batch would hold {size / 2**30:,.0f} GiB of frames (optim.batch_size "
-                         f"{config.optim.batch_size} x {frames} frames x {side}x{side} pixels), more than the "
-                         f"{MAX_BATCH_BYTES / 2**30:.0f} GiB rdfer allows: lower optim.batch_size, "
-                         "model.options.num_frames or model.options.input_size")
 
 
 def _check_resumable(checkpoint: Path, state: dict, config: TrainConfig, run_dir: Path) -> None:

@@ -37,6 +37,7 @@ from rdfer.analysis.compare import pair_predictions
 from rdfer.config import load_config
 from rdfer.engine.features import build_feature_cache
 from rdfer.engine.fit import fit
+from rdfer.engine.settings import check_run_settings
 from rdfer.errors import RdferError
 from rdfer.figures.study import fig_study
 from rdfer.losses import STRATEGIES
@@ -96,9 +97,25 @@ def run_study(out, *, jobs: int = 2, seeds=SEEDS, strategies=STRATEGIES, setting
                           overrides=overrides, clips=clips, progress=progress, data=data)
 
 
-def _run_study(out: Path, *, jobs, seeds, strategies, settings, overrides, clips, progress, data) -> Path:
-    for strategy in strategies:  # every run's settings checked before minutes of rendering and caching
-        run_config(out / "data" / settings[0].name, strategy, (f"seed={seeds[0]}", *overrides))
+# At most this many training runs in one study (seeds x noise settings x strategies): the full grid of
+# 3 seeds x 3 settings x 12 strategies is 108; a mistyped list must not start weeks of work.
+MAX_STUDY_RUNS = 1000
+
+
+def check_study(out, *, seeds, strategies, settings, overrides, clips, data: dict = HARD_DATA) -> list:
+    """Every setting of a study checked, nothing written: the grid's size, every run's config (with --set) and
+    whether `out` can hold this study. Returns the configs (one per strategy)."""
+    out = Path(out)
+    runs = len(seeds) * len(settings) * len(strategies)
+    if not runs:
+        raise RdferError("the study has no runs: give at least one seed, noise setting and strategy")
+    if runs > MAX_STUDY_RUNS:
+        raise RdferError(f"--seeds x --settings x --strategies is {len(seeds)} x {len(settings)} x {len(strategies)} = "
+                         f"{runs} training runs, more than the {MAX_STUDY_RUNS} a study may have; give shorter lists")
+    configs = [run_config(out / "data" / settings[0].name, strategy, (f"seed={seeds[0]}", *overrides))
+               for strategy in strategies]  # every run's settings checked before minutes of rendering and caching
+    for config in configs:
+        check_run_settings(config)
     if out.exists() and not out.is_dir():
         raise RdferError(f"--out {out} is a file; give a folder")
     if out.is_dir() and any(out.iterdir()) and not (out / "study.json").is_file():
@@ -112,6 +129,12 @@ def _run_study(out: Path, *, jobs, seeds, strategies, settings, overrides, clips
         if before.get("data", data) != json.loads(json.dumps(data)):
             raise RdferError(f"{out} holds a study of other benchmark data ({before.get('data')}); its runs cannot "
                              "be reused: give a new --out")
+    return configs
+
+
+def _run_study(out: Path, *, jobs, seeds, strategies, settings, overrides, clips, progress, data) -> Path:
+    check_study(out, seeds=seeds, strategies=strategies, settings=settings, overrides=overrides, clips=clips,
+                data=data)
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "study.json", json.dumps({"clips": clips, "seeds": list(seeds), "strategies": list(strategies),
                                                 "settings": [s.name for s in settings], "data": data,

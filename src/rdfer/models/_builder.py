@@ -1,5 +1,6 @@
 """The one builder behind every registered model's entry point."""
 
+from contextvars import ContextVar
 from dataclasses import fields
 from typing import Callable
 
@@ -9,6 +10,9 @@ from rdfer.errors import RdferError
 from rdfer.models.base import VideoConfig
 from rdfer.models.mini_xception import MiniXceptionEncoder
 from rdfer.schema import typed_fields
+
+# Set by `config_only` (rdfer.models.model_config): build_video_model then returns the checked config, no model.
+_CONFIG_ONLY: ContextVar[bool] = ContextVar("rdfer_model_config_only", default=False)
 
 
 def build_video_model(model_cls: Callable[[VideoConfig], nn.Module], config_cls: type, name: str,
@@ -35,4 +39,14 @@ def build_video_model(model_cls: Callable[[VideoConfig], nn.Module], config_cls:
         # identity mean/std unless the user chose others.
         config.setdefault("mean", MiniXceptionEncoder.mean)
         config.setdefault("std", MiniXceptionEncoder.std)
-    return model_cls(config_cls(name=name, **config))
+    config = config_cls(name=name, **config)
+    return config if _CONFIG_ONLY.get() else model_cls(config)
+
+
+def config_only(entrypoint: Callable, **cfg) -> VideoConfig:
+    """What `entrypoint(**cfg)` would build the model from, checked as it would be, without building it."""
+    token = _CONFIG_ONLY.set(True)
+    try:
+        return entrypoint(**cfg)
+    finally:
+        _CONFIG_ONLY.reset(token)

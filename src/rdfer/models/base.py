@@ -60,11 +60,14 @@ class VideoConfig:
     n1: int = 4  # clips (and clip logits) per video
     n2: int = 4  # frames per clip; the model's temporal part sees n1 * n2 frames
 
-    # Checked when options are read (rdfer.schema.typed_fields); strides are in dense frames.
-    RANGES: ClassVar[dict] = {"num_classes": Range(1, 100_000), "input_size": Range(8, 4096),
-                              "num_frames": Range(1, 100_000), "std": Range(0, low_open=True),
-                              "d_min": Range(0, low_open=True), "d_max": Range(0, low_open=True),
-                              "n1": Range(1, 1024), "n2": Range(1, 1024), "detector_context": Range(1, 255),
+    # Checked when options are read (rdfer.schema.typed_fields); strides are in dense frames. The
+    # maxima are far above any recipe (7 or 11 classes, 112..224 px, 16..64 frames, n1 = n2 = 4) and
+    # keep one setting from asking for unbounded work or memory.
+    RANGES: ClassVar[dict] = {"num_classes": Range(1, 1000), "input_size": Range(8, 1024),
+                              "num_frames": Range(1, 1024), "mean": Range(0, 1, max_items=3),
+                              "std": Range(0, 10, low_open=True, max_items=3),
+                              "d_min": Range(0, 1024, low_open=True), "d_max": Range(0, 1024, low_open=True),
+                              "n1": Range(1, 64), "n2": Range(1, 64), "detector_context": Range(1, 255),
                               "detector_scan_offset": Range(0, 64)}
 
     def __post_init__(self):
@@ -72,6 +75,9 @@ class VideoConfig:
         object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
         object.__setattr__(self, "std", tuple(float(v) for v in self.std))
         object.__setattr__(self, "summary", self.summary and self.resample)
+        if len(self.mean) != 3 or len(self.std) != 3:
+            raise RdferError(f"model {self.name}: mean and std need 3 values (R, G, B), got {list(self.mean)} and "
+                             f"{list(self.std)}")
         if self.d_min >= self.d_max:
             raise RdferError(f"model {self.name}: d_min ({self.d_min}) must be below d_max ({self.d_max})")
         clip_frames = self.n1 * self.n2

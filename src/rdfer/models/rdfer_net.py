@@ -29,7 +29,7 @@ uncached runs compute the same thing.
 """
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import ClassVar, Optional
 
 import torch
 from torch import nn
@@ -40,6 +40,7 @@ from rdfer.models._registry import register_model
 from rdfer.models.base import ModelOutput, VideoConfig, VideoModel
 from rdfer.models.dual_stream import DualStreamHierarchical
 from rdfer.models.encoders import build_frame_encoder
+from rdfer.utils.ranges import Range
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,8 @@ class ModelConfig(VideoConfig):
     # Fixed encoder (eval mode, no gradient) whose per-frame features drive the detector and the
     # dual-stream network; the model then also takes cached features (B, T, D). See the module docstring.
     frozen_encoder: bool = False
+
+    RANGES: ClassVar[dict] = {**VideoConfig.RANGES, "width": Range(2, 8192), "hidden": Range(1, 4096)}
 
     def __post_init__(self):
         super().__post_init__()

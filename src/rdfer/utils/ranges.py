@@ -22,11 +22,15 @@ from typing import Optional
 
 @dataclass(frozen=True)
 class Range:
-    """low <= value <= high (either end may be None: unbounded; `low_open`: low itself excluded)."""
+    """low <= value <= high (either end may be None: unbounded; `low_open`: low itself excluded).
+
+    `max_items`: for a list field, at most this many items (each item in the range).
+    """
 
     low: Optional[float] = None
     high: Optional[float] = None
     low_open: bool = False
+    max_items: Optional[int] = None
 
     def admits(self, value) -> bool:
         if self.low is not None and (value <= self.low if self.low_open else value < self.low):
@@ -71,6 +75,10 @@ def check_fields(cls, values: dict) -> Optional[tuple]:
     ranges = getattr(cls, "RANGES", {})
     for key, value in values.items():
         items = value if isinstance(value, (tuple, list)) else (value,)
+        limits = ranges.get(key)
+        if isinstance(value, (tuple, list)) and limits is not None and limits.max_items is not None \
+                and len(value) > limits.max_items:
+            return key, f"a list of {len(value)} items", f"give at most {limits.max_items} items"
         for item in items:
             advice = check_number(item, ranges.get(key))
             if advice:
@@ -94,4 +102,5 @@ def bounded(kind, low=None, high=None, low_open: bool = False):
         return value
 
     parse.__name__ = kind.__name__  # argparse names the type in its messages
+    parse.limits = limits  # what the option admits (tests check that every numeric option has both ends)
     return parse

@@ -1,0 +1,46 @@
+"""A run's settings checked as a whole before any work starts (the validate-first pass of every command).
+
+    check_run_settings(config)          # -> the model's config; RdferError (one line) if anything is off
+
+The loader (`rdfer.config`) checks each key (type, range, list length) and the
+schema the checks across a section's keys; what needs a model is checked here:
+`model.options` against the named model's own config (its keys, types and
+ranges: `rdfer.models.model_config`, no weights loaded) and the size of one
+batch (batch size x frames x pixels), a product that no single range bounds.
+`rdfer.engine.fit` calls this before loading data, and every command that
+trains (`rdfer.cli.preflight`) before it writes anything.
+"""
+
+from typing import Optional
+
+from rdfer.errors import RdferError
+from rdfer.models import model_config
+from rdfer.schema import TrainConfig
+
+MAX_BATCH_BYTES = 2**36  # 64 GiB of float32 frames in one batch: beyond any machine rdfer runs on
+
+
+def check_run_settings(config: TrainConfig, num_classes: Optional[int] = None, where: str = "model.options"):
+    """The model config `config` trains (checked), after checking the batch bound; `num_classes` from the data."""
+    extra = {} if num_classes is None else {"num_classes": num_classes}
+    try:
+        built = model_config(config.model.name, **extra, **config.model.options)
+    except RdferError as error:
+        raise RdferError(f"{where}: {error}") from None
+    except TypeError as error:  # an option an entry point takes as a keyword argument of its own
+        raise RdferError(f"{where}: model {config.model.name}: {error}") from None
+    check_batch_size(config, built)
+    return built
+
+
+def check_batch_size(config: TrainConfig, model_config) -> None:
+    """Stop (one line) when one batch of frames could not fit in any memory: each setting has a range, but
+    their product (batch size x frames x pixels) bounds the work of a step."""
+    side = int(getattr(model_config, "input_size", 0) or 0)
+    frames = int(getattr(model_config, "num_frames", 0) or 0)
+    size = config.optim.batch_size * frames * 3 * side * side * 4
+    if size > MAX_BATCH_BYTES:
+        raise RdferError(f"one batch would hold {size / 2**30:,.0f} GiB of frames (optim.batch_size "
+                         f"{config.optim.batch_size} x {frames} frames x {side}x{side} pixels), more than the "
+                         f"{MAX_BATCH_BYTES / 2**30:.0f} GiB rdfer allows: lower optim.batch_size, "
+                         "model.options.num_frames or model.options.input_size")
