@@ -28,6 +28,7 @@ from rdfer.cli import build_parser  # noqa: E402
 from rdfer.engine.evaluation import OUTPUTS as EVAL_OUTPUTS  # noqa: E402
 from rdfer.engine.fit import RUN_FILES  # noqa: E402
 from rdfer.engine.outputs import PREDICTION_COLUMNS  # noqa: E402
+from rdfer.engine.settings import MAX_BATCH_BYTES  # noqa: E402
 from rdfer.inference.outputs import FRAME_COLUMNS, TRACK_COLUMNS  # noqa: E402
 from rdfer.inference.records import TrackPrediction, VideoPrediction  # noqa: E402
 
@@ -67,6 +68,11 @@ def _option_row(parser, action) -> str:
         notes.append("required")
     if action.choices and action.option_strings and action.metavar:
         notes.append("one of " + ", ".join(f"`{c}`" for c in action.choices))
+    limits = getattr(action.type, "limits", None) or getattr(getattr(action, "item_type", None), "limits", None)
+    if limits is not None:
+        notes.append(("each " if hasattr(action, "item_type") else "") + limits.describe())
+    if hasattr(action, "max_items"):
+        notes.append(f"at most {action.max_items} items")
     text = parser._get_formatter()._expand_help(action) if action.help else ""  # %% -> %, %(default)s filled
     return f"| {name} | {_cell(text)}{' (' + '; '.join(notes) + ')' if notes else ''} |"
 
@@ -193,7 +199,12 @@ def config_markdown() -> str:
              "`rdfer features`), with its type, the values it admits and its default. A YAML file sets any of "
              "them (`base: other.yaml` starts from another file); `--set KEY=VALUE` overrides one on the command "
              "line, e.g. `--set optim.epochs=20 --set data.root=/data/DFEW`. A value out of range stops the run "
-             "before it starts, with one line naming the key. Shipped configs: `configs/`.", ""]
+             "before it starts, with one line naming the key. Shipped configs: `configs/`.", "",
+             "Every number has a range with both ends and every list a largest length: the ranges are far beyond "
+             "any real run and bound the work a single setting can ask for. One product is bounded too: a batch "
+             "(optim.batch_size x model.options.num_frames x 3 x input_size^2 float32 values) may hold at most "
+             f"{MAX_BATCH_BYTES // 2**30} GiB. Every command checks all of this, and the paths the data must have, "
+             "before it reads, renders or writes anything.", ""]
     for title, cls, prefix in (("Top level", schema.TrainConfig, ""), ("`data:`", schema.DataConfig, "data."),
                                ("`model:`", schema.ModelSection, "model."), ("`loss:`", schema.ReweightConfig, "loss."),
                                ("`optim:`", schema.OptimConfig, "optim.")):

@@ -143,7 +143,8 @@ def test_a_second_run_into_a_held_folder_stops_at_once_naming_the_other_run(data
         code, line = run_cli(capsys, "train", "--config", "demo", *sets(f"data.root={data}", *TINY), "--out", run)
         assert_one_line_error(code, line, str(run), f"process {holder.pid}", "rdfer train")
         assert not run.exists()  # nothing of the second run was written
-        code, line = run_cli(capsys, "predict", tmp_path / "none.mp4", "--out", run)
+        (tmp_path / "clip.mp4").write_bytes(b"not decoded: the lock stops the run first")
+        code, line = run_cli(capsys, "predict", tmp_path / "clip.mp4", "--out", run)
         assert_one_line_error(code, line, "in use by another run")
         code, line = run_cli(capsys, "cv", "--config", "demo", *sets(f"data.root={data}"), "--out", run)
         assert_one_line_error(code, line, "in use by another run")

@@ -113,6 +113,8 @@ def _merge(schema, values: dict, where: str, origins: dict):
     """
     for key, value in _leaves(TrainConfig, values, "", where):
         origins[key] = where
+        if isinstance(value, dict):  # a free mapping (model.options): each of its keys too
+            origins.update({f"{key}.{name}": where for name in value})
         hint = _hint_of(key)
         if dataclasses.is_dataclass(hint):
             raise RdferError(f"{where}: {key} must be {describe_type(hint)}, got {value!r}")

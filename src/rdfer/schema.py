@@ -172,8 +172,10 @@ DATASETS = ("dfew", "ferv39k", "mafw", "csv", "packed")
 
 
 def field_types(cls) -> dict:
-    """{field name: type} of a dataclass (string annotations resolved)."""
-    return typing.get_type_hints(cls)
+    """{field name: type} of a dataclass's fields (string annotations resolved; class attributes such as
+    RANGES are not fields)."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
 
 
 def describe_type(hint) -> str:

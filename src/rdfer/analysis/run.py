@@ -13,8 +13,6 @@ Layout written by the engine (see rdfer.engine.fit):
 Only files are read: no model, no dataset.
 """
 
-import csv
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -25,6 +23,7 @@ import yaml
 from rdfer.data.files import count_video_frames, is_video_file, list_frames
 from rdfer.errors import RdferError
 from rdfer.labels import clip_key
+from rdfer.utils.bounded_tables import csv_table, read_json
 from rdfer.utils.bounded_yaml import load_yaml
 from rdfer.utils.ground_truth import GROUND_TRUTH_FILE, read_ground_truth
 from rdfer.utils.outputs import read_jsonl
@@ -88,8 +87,7 @@ def read_predictions(path, classes: Optional[list] = None) -> Predictions:
     if not path.is_file():
         raise RdferError(f"{path} not found: analyses need the per-clip predictions that "
                          "`rdfer train` and `rdfer eval` write into their output folder")
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
+    with csv_table(path, dicts=True) as reader:
         header = reader.fieldnames or []
         missing = [c for c in PREDICTION_COLUMNS if c not in header]
         if missing:
@@ -140,9 +138,11 @@ def read_predictions(path, classes: Optional[list] = None) -> Predictions:
 
 def _read_json(path: Path):
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        raise RdferError(f"{path} is not valid JSON ({error}); re-run the evaluation to rewrite it") from None
+        return read_json(path)
+    except OSError as error:
+        raise RdferError(f"{path} cannot be read ({error}); re-run the evaluation to rewrite it") from None
+    except RdferError as error:
+        raise RdferError(f"{error}; re-run the evaluation to rewrite it") from None
 
 
 def read_history(path) -> list:

@@ -43,6 +43,7 @@ from rdfer.data.layouts import LAYOUTS, SPLITS
 from rdfer.engine.fit import fit
 from rdfer.errors import RdferError
 from rdfer.schema import TrainConfig, config_to_dict
+from rdfer.utils.bounded_tables import csv_table, read_json
 from rdfer.utils.outputs import atomic_open, write_text
 from rdfer.utils.runlock import run_lock
 
@@ -159,10 +160,10 @@ def prepare_out(out_dir: Path, config: TrainConfig, classes, clips, official: bo
         if not marker.is_file():
             raise RdferError(f"--out {out_dir} is not empty and holds no audit ({MARKER}); "
                              "give a new folder, or the folder of an earlier audit to finish it")
-        before = json.loads(marker.read_text())
+        before = read_json(marker, "audit.json")
         changed = [key for key in _differences(before.get("settings", {}), settings) if key not in IGNORED_SETTINGS]
-        with open(out_dir / "clips.csv", newline="") as f:
-            same_clips = list(csv.reader(f))[1:] == rows
+        with csv_table(out_dir / "clips.csv") as table:
+            same_clips = list(table)[1:] == rows
         if changed or not same_clips:
             what = ", ".join(changed[:6]) if changed else "the clips or their folds"
             raise RdferError(f"{out_dir} holds an audit of another setting ({what} differ); its folds cannot be "

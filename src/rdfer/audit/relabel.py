@@ -31,6 +31,7 @@ from pathlib import Path
 from rdfer.data.layouts import LAYOUTS, SPLITS, Layout
 from rdfer.errors import RdferError
 from rdfer.labels import MAFW_CLASSES, clip_key
+from rdfer.utils.bounded_tables import csv_table
 from rdfer.utils.outputs import atomic_open, atomic_output, write_text
 
 DECISIONS = ("keep", "relabel", "drop")
@@ -111,11 +112,8 @@ def read_decisions(path, lists: DatasetLists) -> dict:
     path = Path(path)
     if not path.is_file():
         raise RdferError(f"decisions file {path} not found")
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            rows = list(csv.reader(f))
-    except (UnicodeDecodeError, csv.Error) as error:
-        raise RdferError(f"{path}: not a readable CSV ({error})") from None
+    with csv_table(path) as table:
+        rows = list(table)
     if not rows:
         raise RdferError(f"{path}: empty; expected a header with the columns id and decision")
     header = [name.strip().lower() for name in rows[0]]

@@ -25,6 +25,7 @@ import numpy as np
 
 from rdfer.errors import RdferError
 from rdfer.figures.base import FrameSource, Skipped
+from rdfer.utils.bounded_tables import csv_table
 from rdfer.utils.outputs import write_bytes, write_text
 from rdfer.utils.runlock import update_lock
 
@@ -47,10 +48,9 @@ def _number(text) -> float | None:
 
 def _read_csv(path: Path) -> tuple[list, list]:
     try:
-        with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
+        with csv_table(path, dicts=True) as reader:
             return list(reader.fieldnames or []), list(reader)
-    except (OSError, UnicodeDecodeError, csv.Error) as error:
+    except OSError as error:
         raise RdferError(f"{path}: cannot be read as CSV ({error})") from None
 
 
@@ -92,8 +92,8 @@ class AuditFolder:
         """Class names: the p_<Class> columns of oof_predictions.csv, else the labels the list names."""
         oof = self.source / "oof_predictions.csv"
         if oof.is_file():
-            with open(oof, newline="", encoding="utf-8") as f:
-                header = next(csv.reader(f), [])
+            with csv_table(oof) as rows:
+                header = next(rows, [])
             classes = [c[2:] for c in header if c.startswith("p_")]
             if classes:
                 return classes

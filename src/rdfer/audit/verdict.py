@@ -26,7 +26,6 @@ gives each list's precision, recall and F1 against the truly flipped labels,
 and how many truly hard (not flipped) clips it calls mislabelled.
 """
 
-import csv
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +36,7 @@ import numpy as np
 from rdfer import stats
 from rdfer.errors import RdferError
 from rdfer.labels import clip_key
+from rdfer.utils.bounded_tables import csv_table
 from rdfer.utils.ground_truth import read_ground_truth
 
 RANK_BY = ("rdfer", "cleanlab", "combined")
@@ -73,8 +73,7 @@ def read_out_of_fold(path) -> OutOfFold:
     path = Path(path)
     if not path.is_file():
         raise RdferError(f"{path} not found: run `rdfer audit --config CFG --out DIR` to make it")
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
+    with csv_table(path, dicts=True) as reader:
         prob_columns = [c for c in reader.fieldnames or [] if c.startswith("p_")]
         rows = list(reader)
     if not rows or not prob_columns:

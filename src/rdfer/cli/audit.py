@@ -64,9 +64,8 @@ def register(subparsers) -> None:
 
 def apply(args) -> int:
     """`rdfer audit --apply DECISIONS --out DIR`: corrected split lists from a curator's decisions."""
-    import json
-
     from rdfer.audit.relabel import applied_markdown, apply_decisions
+    from rdfer.utils.bounded_tables import read_json
 
     if args.config:
         data = _audit_settings(args)[0].data
@@ -77,9 +76,9 @@ def apply(args) -> int:
             raise RdferError(f"--apply {args.apply}: no audit.json beside it to say which dataset it decides; give "
                              "--config CFG --set data.root=ROOT")
         try:
-            data = json.loads(marker.read_text())["settings"]["config"]["data"]
+            data = read_json(marker, "audit.json")["settings"]["config"]["data"]
             dataset, root = str(data["dataset"]), data["root"]
-        except (OSError, ValueError, KeyError, TypeError, IndexError) as error:
+        except (OSError, RdferError, KeyError, TypeError, IndexError) as error:
             raise RdferError(f"{marker} is damaged or not an audit.json of rdfer audit ({type(error).__name__}: "
                              f"{str(error)[:80]}); give --config CFG --set data.root=ROOT instead") from None
         for override in args.overrides:

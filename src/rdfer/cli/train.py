@@ -123,6 +123,10 @@ def _cv_config(args):
     folds = args.folds
     if not folds or len(set(folds)) != len(folds):
         raise RdferError(f"--folds {','.join(map(str, folds))}: give distinct fold numbers 1..5")
+    from rdfer.config import load_config, resolve_config_path
+    from rdfer.engine.cv import check_cv
+
+    check_cv(load_config(resolve_config_path(args.config), config_overrides(args)))  # before its data paths
     return checked_config(args.config, config_overrides(args))
 
 

@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from rdfer.data.records import ListEntry, Problem
-from rdfer.errors import RdferError
 from rdfer.labels import DFEW_CLASSES, FERV39K_TO_DFEW, MAFW_CLASSES
+from rdfer.utils.bounded_tables import text_lines
 
 # `--dataset` choices; a config's data.dataset may also be "packed" (a file written by `rdfer pack`).
 DATASETS = ("dfew", "ferv39k", "mafw", "csv")
@@ -103,13 +103,9 @@ class Layout:
 
 
 def read_lines(path: Path) -> list:
-    """(line number, stripped text) of each non-blank line of a text file."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise RdferError(f"{path}: not a UTF-8 text file ({error}); is this the split list?")
-    return [(number, line.strip()) for number, line in enumerate(text.splitlines(), 1)
-            if line.strip()]
+    """(line number, stripped text) of each non-blank line of a split list (within rdfer.utils.bounded_tables'
+    bounds)."""
+    return text_lines(path, "split list")
 
 
 

@@ -21,7 +21,6 @@ by class name or by 0-based index into the class order (see `build_manifest`).
 
 from __future__ import annotations
 
-import csv
 import os
 import warnings
 from dataclasses import dataclass, field, replace
@@ -37,6 +36,7 @@ from rdfer.data.pack import read_pack_manifest
 from rdfer.data.records import ClipRecord, ListEntry, Manifest, Problem
 from rdfer.errors import RdferError
 from rdfer.labels import DFEW_CLASSES, FERV39K_TO_DFEW, MAFW_CLASSES
+from rdfer.utils.bounded_tables import csv_table
 
 # How many problems a warning lists, and the one-line error, before "... and N more".
 MAX_LISTED_PROBLEMS = 100
@@ -184,9 +184,9 @@ def _csv_rows(csv_file: Path) -> tuple:
     """(rows, problems): rows are (line, path, label, split or None)."""
     rows, problems = [], []
     try:
-        with open(csv_file, newline="", encoding="utf-8-sig") as handle:
-            lines = list(csv.reader(handle))
-    except (OSError, UnicodeDecodeError) as error:
+        with csv_table(csv_file) as table:
+            lines = list(table)
+    except OSError as error:
         raise RdferError(f"cannot read CSV manifest {csv_file}: {error}")
     columns = {"path": 0, "label": 1, "split": 2}
     for number, fields in enumerate(lines, 1):

@@ -24,13 +24,18 @@ def run_cv(config: TrainConfig, out_dir, folds=(1, 2, 3, 4, 5), progress: bool =
     is reused only when its config.yaml is this config (else one line says what
     differs); one cv run at a time holds OUT.
     """
+    check_cv(config)
+    out_dir = Path(out_dir)
+    with run_lock(out_dir, "cv"):
+        return _run_folds(config, out_dir, folds, progress)
+
+
+def check_cv(config: TrainConfig) -> None:
+    """Stop (one line) unless `config`'s dataset has official folds to cross-validate."""
     if config.data.dataset not in FOLDED:
         raise RdferError(f"rdfer cv trains the official folds of DFEW and MAFW; data.dataset {config.data.dataset} "
                          f"has none (each fold would train the same split again): use rdfer train for its split, or "
                          "rdfer audit --folds K for k-fold held-out predictions")
-    out_dir = Path(out_dir)
-    with run_lock(out_dir, "cv"):
-        return _run_folds(config, out_dir, folds, progress)
 
 
 def _run_folds(config: TrainConfig, out_dir: Path, folds, progress: bool) -> dict:

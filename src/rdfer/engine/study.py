@@ -42,6 +42,7 @@ from rdfer.errors import RdferError
 from rdfer.figures.study import fig_study
 from rdfer.losses import STRATEGIES
 from rdfer.synth import write_synthetic
+from rdfer.utils.bounded_tables import read_json
 from rdfer.utils.outputs import atomic_open, open_log, read_jsonl, write_text
 from rdfer.utils.progress import progress_bar
 from rdfer.utils.runlock import run_lock
@@ -121,7 +122,7 @@ def check_study(out, *, seeds, strategies, settings, overrides, clips, data: dic
     if out.is_dir() and any(out.iterdir()) and not (out / "study.json").is_file():
         raise RdferError(f"--out {out} is not empty and holds no earlier study (study.json); choose a new folder")
     if (out / "study.json").is_file():  # finished runs are reused only for the same data and training settings
-        before = json.loads((out / "study.json").read_text())
+        before = read_json(out / "study.json", "study.json")
         if before.get("clips") != clips or list(before.get("overrides", [])) != list(overrides):
             raise RdferError(f"{out} holds a study of --clips {before.get('clips')} with --set "
                              f"{before.get('overrides') or 'none'}, not --clips {clips} with --set "

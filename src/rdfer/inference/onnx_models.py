@@ -40,6 +40,8 @@ import numpy as np
 
 from rdfer.errors import RdferError
 from rdfer.labels import DFEW_CLASSES
+from rdfer.utils import bounded_tables
+from rdfer.utils.bounded_tables import check_size
 from rdfer.utils.bounded_yaml import load_yaml
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -114,6 +116,7 @@ def sidecar_path(model: Path) -> Path | None:
 
 
 def _read_mapping(path: Path) -> dict:
+    check_size(path, bounded_tables.MAX_JSON_BYTES, "a model spec")
     try:
         text = Path(path).read_text()
         data = json.loads(text) if path.suffix == ".json" else _yaml(text)

@@ -8,13 +8,13 @@ difficulty of `KIND_COLUMNS`. Readers name the columns they need; the
 others may be absent. Flags are 1/0 (true/false and True/False are accepted too).
 """
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 from rdfer.errors import RdferError
 from rdfer.labels import clip_key
+from rdfer.utils.bounded_tables import csv_table
 
 GROUND_TRUTH_FILE = "ground_truth.csv"
 # The difficulties a synthetic clip may hold, one ground-truth column each (docs/method.md, "Hard clips").
@@ -51,8 +51,7 @@ def read_ground_truth(path, needed=("video_name", "is_noisy"), missing_hint: str
     path = Path(path)
     if not path.is_file():
         raise RdferError(f"ground truth file {path} not found" + (f": {missing_hint}" if missing_hint else ""))
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
+    with csv_table(path, dicts=True) as reader:
         absent = [name for name in needed if name not in (reader.fieldnames or [])]
         if absent:
             raise RdferError(f"{path} needs the columns {', '.join(needed)} (the synthetic benchmark's "

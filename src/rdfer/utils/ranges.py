@@ -38,6 +38,10 @@ class Range:
         return self.high is None or value <= self.high
 
     def describe(self) -> str:
+        items = f", at most {self.max_items} items" if self.max_items is not None else ""
+        return self._describe_value() + items
+
+    def _describe_value(self) -> str:
         if self.low is not None and self.high is not None and not self.low_open:
             return f"{_fmt(self.low)}..{_fmt(self.high)}"
         parts = []
@@ -61,9 +65,9 @@ def check_number(value, limits: Optional[Range] = None) -> Optional[str]:
     if not is_number(value):
         return None
     if isinstance(value, float) and not math.isfinite(value):
-        return f"give a finite number{' ' + limits.describe() if limits else ''}"
+        return f"give a finite number{' ' + limits._describe_value() if limits else ''}"
     if limits is not None and not limits.admits(value):
-        return f"give {limits.describe()}"
+        return f"give {limits._describe_value()}"
     return None
 
 
