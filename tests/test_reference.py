@@ -37,7 +37,9 @@ def test_config_reference_has_every_key_with_its_range_and_default(gen):
     from rdfer.schema import OptimConfig, TrainConfig
 
     text = gen.config_markdown()
-    assert "| `optim.epochs` | an integer | 1..100000 | 100 |" in text  # type, range and default from the schema
+    assert "| `optim.epochs` | an integer | 1..10000 | 100 |" in text  # type, range and default from the schema
+    assert "| `model.options.n1` | an integer | 1..64 |" in text  # a model option's range
+    assert "| `data.crop_scale` | a list of 2 numbers like [0.08, 1.0] | 0..1, at most 2 items |" in text
     assert "| `loss.strategy` | a string | `ce`," in text
     for field in (*(f.name for f in dataclasses.fields(TrainConfig)),
                   *(f"optim.{f.name}" for f in dataclasses.fields(OptimConfig))):
