@@ -89,6 +89,19 @@ def test_a_cache_that_cannot_be_created_is_one_line(toy, tmp_path, monkeypatch):
     assert "\n" not in str(caught.value)
 
 
+def test_without_a_cache_the_built_in_models_run_in_pytorch_saying_so(tmp_path, monkeypatch, capsys):
+    from rdfer.inference.faces import mtcnn_nets
+    from rdfer.inference.predictors import load_predictor
+
+    (tmp_path / "a file").write_text("")
+    monkeypatch.setenv("RDFER_CACHE", str(tmp_path / "a file" / "cache"))
+    assert type(load_predictor(None, "cpu")).__name__ == "FramePredictor"
+    assert type(mtcnn_nets()).__name__ == "TorchNets"
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and all("cannot create the model cache" in line and "in PyTorch instead" in line
+                                 for line in err)
+
+
 def test_missing_weights_are_one_line(toy):
     weights, builds = toy
     weights.unlink()

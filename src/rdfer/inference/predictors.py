@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from rdfer.errors import RdferError
-from rdfer.inference.model_cache import builtin_onnx
+from rdfer.inference.model_cache import onnx_or_torch
 from rdfer.inference.onnx_models import OnnxFramePredictor, is_onnx, load_onnx_predictor, read_spec, session_threads
 from rdfer.labels import DFEW_CLASSES
 
@@ -44,9 +44,12 @@ BUILTIN_DESCRIPTION = (
 )
 
 
-def builtin_predictor(batch_size: int = 64, threads: int | None = 1) -> OnnxFramePredictor:
-    """The built-in per-frame model run by onnxruntime on the CPU, from its cached ONNX file (no torch)."""
-    files = builtin_onnx("fer2013-mini-xception")
+def builtin_predictor(batch_size: int = 64, threads: int | None = 1):
+    """The built-in per-frame model run by onnxruntime on the CPU, from its cached ONNX file (no torch);
+    in PyTorch (FramePredictor) where the cache cannot hold the file."""
+    files = onnx_or_torch("fer2013-mini-xception", "the built-in model")
+    if files is None:
+        return FramePredictor(batch_size, "cpu")
     predictor = OnnxFramePredictor(files["model"], read_spec(files["model"], files["sidecar"]), "cpu", batch_size,
                                    threads)
     predictor.description = BUILTIN_DESCRIPTION  # what the results say, whichever runtime runs it
