@@ -255,3 +255,31 @@ def test_a_face_that_looks_away_for_longer_than_the_memory_takes_its_track_back(
     assert len(ids["a"]) == 1 and ids["a back"] == ids["a"]
     assert len(ids["b"]) == 1 and ids["b"] != ids["a"]
     assert len(ids["stranger"]) == 1 and ids["stranger"].isdisjoint(ids["a"] | ids["b"])
+
+
+@pytest.mark.parametrize("near", [False, True])
+def test_where_two_faces_cross_the_face_in_front_keeps_its_own_track(near):
+    """Face B walks left and stops; face A walks right behind it. While A is hidden, B's box lies nearer
+    where A's track expects A than where B's track expects B (B stopped): the box goes to the track
+    whose face it looks like, and neither track ever takes the other's face."""
+    size, faces, boxes, truth = 50, {}, {}, {}
+    looks = {"a": _face(1, size), "b": _face(2, size)}
+    for i in range(36):
+        ax = 5 * i
+        bx = 180 - 5 * min(i, 12)  # B stops at frame 12
+        there = {"b": [bx, 50, bx + size, 50 + size]}
+        if abs(ax - bx) >= 30:  # A behind B: hidden when they overlap by more than 40%
+            there["a"] = [ax, 52, ax + size, 52 + size]
+        order = sorted(there, key=lambda name: name == "b")  # B in front
+        faces[i] = [(there[name], looks[name]) for name in order]
+        boxes[i] = [there[name] for name in order]
+        truth[i] = there
+    detector = (_NearDetector if near else _ScriptedDetector)(boxes)
+    out = _run(FaceTracker(detector, every=5, smoothing=0.0, cuts=False), _scene(36, faces))
+    ids = {"a": set(), "b": set()}
+    for i, found, _ in out:
+        for tid, box in found.items():
+            for name, true_box in truth[i].items():
+                if box_iou(box, true_box) > 0.5:
+                    ids[name].add(tid)
+    assert len(ids["a"]) == 1 and len(ids["b"]) == 1 and ids["a"] != ids["b"], ids

@@ -72,6 +72,7 @@ REVIVE_DISTANCE = 1.5  # a lost face found again: centre within this many face s
 REVIVE_SIZE = 1.6  # ... and its size within this factor
 LOOK_SIZE = 16  # side of the grey thumbnail a face's look is kept as
 LOOK_SAME = 0.6  # a face lost for longer than the memory takes its track back only when it looks this alike
+LOOK_WEIGHT = 0.5  # how much looking alike counts beside the overlap when two followed faces want one box
 LOOK_KEEP = 0.7  # share of a track's look kept when the face is seen again (the rest: the new look)
 MAX_DORMANT = 16  # tracks lost for longer than the memory kept per shot, for a face that comes back (newest)
 MAX_NEAR = 2  # more followed faces than this: one whole-frame search instead of a search per face
@@ -200,13 +201,17 @@ def _alike(track: _Track, look: np.ndarray | None) -> float:
     return float(track.look @ look) if track.look is not None and look is not None else 0.0
 
 
-def _overlap_matches(tracks: list[_Track], boxes: np.ndarray) -> tuple[dict, list[int]]:
-    """Greedy matching by IoU: ({track id: box index}, indices of the boxes left unmatched)."""
-    pairs = sorted(((box_iou(t.guess, b), t.id, k) for t in tracks for k, b in enumerate(boxes)), reverse=True)
+def _overlap_matches(tracks: list[_Track], boxes: np.ndarray, image: np.ndarray | None = None) -> tuple[dict, list[int]]:
+    """Greedy matching by IoU (at least MATCH_IOU), the pairs taken by IoU plus LOOK_WEIGHT times how alike
+    the faces look (with `image`: where two faces cross, the box goes to the track it looks like):
+    ({track id: box index}, indices of the boxes left unmatched)."""
+    looks = [face_look(image, b) if image is not None and len(tracks) > 1 else None for b in boxes]
+    pairs = sorted(((box_iou(t.guess, b) + LOOK_WEIGHT * _alike(t, looks[k]), box_iou(t.guess, b), t.id, k)
+                    for t in tracks for k, b in enumerate(boxes)), reverse=True)
     matched, used = {}, set()
-    for iou, tid, k in pairs:
+    for _, iou, tid, k in pairs:
         if iou < MATCH_IOU:
-            break
+            continue
         if tid not in matched and k not in used:
             matched[tid] = k
             used.add(k)
@@ -282,7 +287,7 @@ class FaceTracker:
             if found:  # a face found near its box already: drop the whole-frame boxes on it
                 boxes = np.asarray([b for b in boxes if max(box_iou(b, f) for f in found.values()) < DUPLICATE_IOU],
                                    np.float32).reshape(-1, 4)
-            matched, rest = _overlap_matches([t for t in tracks if t.id not in found], boxes)
+            matched, rest = _overlap_matches([t for t in tracks if t.id not in found], boxes, image)
             found.update({tid: boxes[k] for tid, k in matched.items()})
             # A face not matched by overlap (it moved fast, or was lost for a while) found near where it
             # was last seen or should be by now keeps its track.
@@ -308,7 +313,7 @@ class FaceTracker:
                 tracks.append(track)
                 found[track.id] = boxes[k]
 
-        self._one_track_per_face(found)
+        self._one_track_per_face(found, image)
         for track in list(tracks):
             if track.id in found:
                 box = np.asarray(found[track.id], np.float32)
@@ -350,12 +355,21 @@ class FaceTracker:
             found[tid] = boxes[k]
             rest.remove(k)
 
-    def _one_track_per_face(self, found: dict) -> None:
+    def _one_track_per_face(self, found: dict, image: np.ndarray) -> None:
         """Two tracks on one face (searches near two followed faces found the same face, or a lost
-        face was taken back where another is): the track whose last box overlaps it most keeps it
-        (then the one seen on more keyframes, then the older), the other is not found here."""
-        last = {t.id: t.guess for t in self._tracks if t.guess is not None}
-        order = sorted(found, key=lambda tid: (-box_iou(last[tid], found[tid]) if tid in last else 0.0,
+        face was taken back where another is): the track whose last box overlaps it most, plus
+        LOOK_WEIGHT times how alike it looks, keeps it (then the one seen on more keyframes, then the
+        older), the other is not found here."""
+        tracks = {t.id: t for t in self._tracks if t.guess is not None}
+
+        def fit(tid):
+            if tid not in tracks:
+                return 0.0
+            track = tracks[tid]
+            return box_iou(track.guess, found[tid]) + LOOK_WEIGHT * _alike(track, face_look(image, found[tid]))
+
+        contested = {tid for tid in found if any(o != tid and _same_face(found[tid], found[o]) for o in found)}
+        order = sorted(found, key=lambda tid: (-fit(tid) if tid in contested else 0.0,
                                                -self.hits.get(tid, 0), tid))
         kept: list[int] = []
         for tid in order:
