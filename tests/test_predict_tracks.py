@@ -258,17 +258,19 @@ def test_a_face_that_looks_away_for_longer_than_the_memory_takes_its_track_back(
 
 
 @pytest.mark.parametrize("near", [False, True])
-def test_where_two_faces_cross_the_face_in_front_keeps_its_own_track(near):
+@pytest.mark.parametrize("speed, stop", [(5, 12), (6, 10)])
+def test_where_two_faces_cross_the_face_in_front_keeps_its_own_track(near, speed, stop):
     """Face B walks left and stops; face A walks right behind it. While A is hidden, B's box lies nearer
-    where A's track expects A than where B's track expects B (B stopped): the box goes to the track
-    whose face it looks like, and neither track ever takes the other's face."""
+    where A's track expects A than where B's track expects B (B stopped), and a search near either face
+    finds both: each box goes to the track whose face it looks like, and neither track ever takes the
+    other's face."""
     size, faces, boxes, truth = 50, {}, {}, {}
     looks = {"a": _face(1, size), "b": _face(2, size)}
     for i in range(36):
-        ax = 5 * i
-        bx = 180 - 5 * min(i, 12)  # B stops at frame 12
+        ax = speed * i
+        bx = 180 - speed * min(i, stop)  # B stops
         there = {"b": [bx, 50, bx + size, 50 + size]}
-        if abs(ax - bx) >= 30:  # A behind B: hidden when they overlap by more than 40%
+        if abs(ax - bx) >= 30 and ax + size <= 240:  # A behind B: hidden when they overlap by more than 40%
             there["a"] = [ax, 52, ax + size, 52 + size]
         order = sorted(there, key=lambda name: name == "b")  # B in front
         faces[i] = [(there[name], looks[name]) for name in order]

@@ -205,7 +205,8 @@ def _overlap_matches(tracks: list[_Track], boxes: np.ndarray, image: np.ndarray 
     """Greedy matching by IoU (at least MATCH_IOU), the pairs taken by IoU plus LOOK_WEIGHT times how alike
     the faces look (with `image`: where two faces cross, the box goes to the track it looks like):
     ({track id: box index}, indices of the boxes left unmatched)."""
-    looks = [face_look(image, b) if image is not None and len(tracks) > 1 else None for b in boxes]
+    choice = len(tracks) > 1 or len(boxes) > 1  # looks only matter where there is a choice
+    looks = [face_look(image, b) if image is not None and choice else None for b in boxes]
     pairs = sorted(((box_iou(t.guess, b) + LOOK_WEIGHT * _alike(t, looks[k]), box_iou(t.guess, b), t.id, k)
                     for t in tracks for k, b in enumerate(boxes)), reverse=True)
     matched, used = {}, set()
@@ -278,9 +279,11 @@ class FaceTracker:
         if not full:
             for track in tracks:
                 boxes = self.detector.detect_near(image, track.guess)
-                matched, _ = _overlap_matches([track], boxes)
+                matched, _ = _overlap_matches([track], boxes, image)
                 if matched:
                     found[track.id] = boxes[matched[track.id]]
+            # Two searches that found one face: one track keeps it, the other is searched for anew.
+            self._one_track_per_face(found, image)
             full = len(found) < len(tracks)
         if full:
             boxes = self.detector.detect(image)
