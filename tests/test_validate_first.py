@@ -82,7 +82,27 @@ def _bad_settings():
             yield command, "--out is a file", ("out-file",), "is a file"
 
 
-BAD = list(_bad_settings())
+# Option combinations and values that only the command's own check can judge: (argv change, text of the refusal).
+COMBINATIONS = {
+    "train": [(["--resume", "{data}"], "--config cannot be used")],
+    "cv": [(["--folds", "1,1"], "distinct fold numbers"), (["--set", "data.dataset=ferv39k"], "has none")],
+    "curate": [(["--checkpoint", "{file}"], "either --predictions")],
+    "predict": [(["--model-spec", "hsemotion-8"], "--model FILE.onnx"), (["--checkpoint", "{file}", "--model",
+                                                                          "{file}"], "not both")],
+    "study": [(["--strategies", "agreemnt"], "unknown agreemnt"), (["--settings", "symetric_20"], "symetric_20")],
+    "bench track": [(["--kinds", "nosuch"], "nosuch")],
+    "audit": [(["--ground-truth", "{file}"], "needs the columns")],
+    "synth": [(["--clips", "3"], "too few")],
+}
+
+
+def _combinations():
+    for command, cases in COMBINATIONS.items():
+        for change, text in cases:
+            yield command, " ".join(change), ("combination", *change), text
+
+
+BAD = list(_bad_settings()) + list(_combinations())
 
 
 def _argv(command, tmp_path):
@@ -145,6 +165,12 @@ def test_a_bad_setting_stops_before_any_work(command, what, change, names, tmp_p
         names = "missing-input"
     elif change[0] == "out-file":
         (tmp_path / "out").write_text("the user's notes\n")
+    elif change[0] == "combination":
+        extra = [a.replace("{data}", str(tmp_path / "data")).replace("{file}", str(tmp_path / "file.bin"))
+                 for a in change[1:]]
+        if "--resume" in extra:  # --resume replaces --out
+            argv = [a for i, a in enumerate(argv) if a != "--out" and argv[i - 1] != "--out"]
+        argv += extra
     else:
         argv += change
     before = _tree(tmp_path)
@@ -180,3 +206,25 @@ def test_a_study_grid_beyond_the_bound_is_refused(tmp_path, stubbed, monkeypatch
     assert main([*_argv("study", tmp_path), "--seeds", seeds]) == 2
     assert "3600 training runs" in capsys.readouterr().err and stubbed == []
     assert not (tmp_path / "out").exists()
+
+
+PRODUCTS = {  # settings each within its range whose product is unbounded work -> text of the refusal
+    "synth": (["--clips", "200000", "--size", "512"], "lower --clips or --size"),
+    "bench data": (["--batch-size", "16000", "--frames", "1000", "--load-size", "2000"], "GiB of frames"),
+    "bench train": (["--batch-size", "16000", "--set", "model.options.input_size=1000"], "GiB of frames"),
+    "train": (["--set", "optim.batch_size=16000", "--set", "model.options.input_size=1000"], "GiB of frames"),
+    "study": (["--seeds", ",".join(str(n) for n in range(100))], "3600 training runs"),
+}
+
+
+@pytest.mark.parametrize("command", sorted(PRODUCTS))
+def test_a_product_of_settings_beyond_its_bound_stops_before_any_work(command, tmp_path, stubbed, monkeypatch,
+                                                                      capsys):
+    monkeypatch.chdir(tmp_path)
+    change, text = PRODUCTS[command]
+    argv = [*_argv(command, tmp_path), *change]
+    before = _tree(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and text in err[0], err
+    assert stubbed == [] and _tree(tmp_path) == before

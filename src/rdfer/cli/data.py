@@ -64,6 +64,12 @@ def pack_command(args) -> int:
     return 0
 
 
+def _bench_data_settings(args) -> None:
+    from rdfer.engine.settings import check_batch_bytes
+
+    check_batch_bytes(args.batch_size, args.frames, args.load_size, ("--batch-size", "--frames", "--load-size"))
+
+
 def bench_data_command(args) -> int:
     from rdfer.data import build_manifest
     from rdfer.data.bench import bench_data, format_bench
@@ -78,12 +84,22 @@ def bench_data_command(args) -> int:
     return 0
 
 
+def _synth_options(args) -> dict:
+    """synth's options as write_synthetic takes them (unset ones keep its defaults), checked: the validate-first
+    pass calls this too."""
+    from rdfer.synth import check_synth_options
+
+    options = dict(layout=args.layout, clips=args.clips, noise=args.noise, noise_type=args.noise_type,
+                   full_scale=args.full_scale, size=args.size, actors=args.actors, nuisance=args.nuisance)
+    options = {key: value for key, value in options.items() if value is not None}
+    check_synth_options(**options)
+    return options
+
+
 def synth_command(args) -> int:
     from rdfer.synth import describe_synthetic, write_synthetic
 
-    options = dict(layout=args.layout, clips=args.clips, noise=args.noise, noise_type=args.noise_type,
-                   seed=args.seed, full_scale=args.full_scale, size=args.size, actors=args.actors,
-                   nuisance=args.nuisance, progress=not args.no_progress)
+    options = dict(_synth_options(args), seed=args.seed, progress=not args.no_progress)
     # Options left unset keep write_synthetic's own defaults.
     with run_lock(args.out, "synth"):
         write_synthetic(args.out, **{key: value for key, value in options.items() if value is not None})
@@ -141,7 +157,7 @@ def register(subparsers) -> None:
     parser.add_argument("--nuisance", type=bounded(float, 0, 1), default=None,
                         help="0..1: how much head motion, lighting change, occlusion, subtle and distractor "
                              "expressions the clips carry (default 1, the full benchmark; lower is easier)")
-    parser.set_defaults(func=synth_command, run_kind="synth")
+    parser.set_defaults(func=synth_command, validate=_synth_options, run_kind="synth")
 
 
 def register_bench(bench, subparsers) -> None:
@@ -163,5 +179,6 @@ def register_bench(bench, subparsers) -> None:
                             help="side frames are decoded at (default 128)")
         parser.add_argument("--packed", help="a pack of the same split (rdfer pack) for rdfer's loader")
         expect_inputs(parser, packed="file")
+        parser.set_defaults(validate=_bench_data_settings)
         parser.add_argument("--seed", type=bounded(int, 0, 2**32 - 1), default=0,
                             help="seed of the clips drawn (default 0)")

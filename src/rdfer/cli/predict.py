@@ -63,7 +63,7 @@ def register(subparsers) -> None:
     p.add_argument("--jobs", type=bounded(int, 1, 256), metavar="N",
                    help="videos predicted at once, sharing one loaded model (default: CPU cores, at most 4; "
                         "1 with --checkpoint)")
-    p.set_defaults(func=predict, validate=_model)
+    p.set_defaults(func=predict, validate=_model_settings)
     expect_inputs(p, inputs="path", checkpoint="file", model="file")
 
 
@@ -79,7 +79,7 @@ def register_bench(bench, subparsers) -> None:
         p.add_argument("--no-startup", action="store_true",
                        help="skip the start-up measurement (a fresh `rdfer predict` process up to its first frame)")
         _add_face_options(p)
-        p.set_defaults(validate=_model)
+        p.set_defaults(validate=_model_settings)
         expect_inputs(p, video="file", checkpoint="file", model="file")
     # New, so no older `bench-track` spelling.
     p = bench.add_parser("track", help="face tracking against ground truth: rdfer's tracker and ByteTrack",
@@ -172,6 +172,20 @@ def _model(args):
 
         raise RdferError("give --model or --checkpoint, not both")
     return args.model or args.checkpoint
+
+
+def _model_settings(args):
+    """The model options checked without loading the model (the validate-first pass): --model or --checkpoint,
+    and how an ONNX model is fed (--model-spec or its sidecar, read and checked)."""
+    from rdfer.errors import RdferError
+    from rdfer.inference.onnx_models import is_onnx, read_spec
+
+    model = _model(args)
+    if is_onnx(model):
+        read_spec(model, args.model_spec)
+    elif args.model_spec is not None:
+        raise RdferError("--model-spec describes an ONNX model; give the model with --model FILE.onnx")
+    return model
 
 
 def _options(args):

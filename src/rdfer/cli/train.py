@@ -138,10 +138,15 @@ def _demo_config(args):
 def _bench_model_config(args):
     from rdfer.models import model_config
 
+    from rdfer.engine.settings import check_batch_bytes
+
     try:
-        return model_config(args.model, **_model_options(args, warn=False))
+        config = model_config(args.model, **_model_options(args, warn=False))
     except TypeError as error:
         raise RdferError(f"--set model.options: model {args.model}: {error}") from None
+    check_batch_bytes(args.batch_size, config.num_frames, config.input_size,
+                      ("--batch-size", "model.options.num_frames", "model.options.input_size"))
+    return config
 
 
 def train(args) -> int:

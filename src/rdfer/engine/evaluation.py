@@ -10,6 +10,7 @@ from rdfer.data.manifest import build_manifest
 from rdfer.data.transforms import EvalPreset
 from rdfer.engine.loop import evaluate
 from rdfer.engine.outputs import write_predictions
+from rdfer.engine.settings import check_batch_bytes
 from rdfer.errors import RdferError
 from rdfer.metrics import summarize
 from rdfer.models.checkpoint import load_model
@@ -70,6 +71,7 @@ def evaluate_checkpoint(checkpoint, out_dir, *, split: str = "test", data_overri
     path = Path(checkpoint)
     state = read_checkpoint(path)
     model = load_model(state)
+    check_batch_bytes(batch_size, model.config.num_frames, model.config.input_size, ("--batch-size",))
     stored = (state.get("train_config") or {}).get("data", {})
     data = replace(DataConfig(**{k: v for k, v in stored.items() if k in DataConfig.__dataclass_fields__}),
                    **(data_overrides or {}))

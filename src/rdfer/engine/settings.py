@@ -36,11 +36,18 @@ def check_run_settings(config: TrainConfig, num_classes: Optional[int] = None, w
 def check_batch_size(config: TrainConfig, model_config) -> None:
     """Stop (one line) when one batch of frames could not fit in any memory: each setting has a range, but
     their product (batch size x frames x pixels) bounds the work of a step."""
-    side = int(getattr(model_config, "input_size", 0) or 0)
-    frames = int(getattr(model_config, "num_frames", 0) or 0)
-    size = config.optim.batch_size * frames * 3 * side * side * 4
+    check_batch_bytes(config.optim.batch_size, getattr(model_config, "num_frames", 0),
+                      getattr(model_config, "input_size", 0),
+                      ("optim.batch_size", "model.options.num_frames", "model.options.input_size"))
+
+
+def check_batch_bytes(batch_size: int, frames: int, side: int, names=("--batch-size", "frames", "frame size")):
+    """The batch bound for any command that batches clips: `names` are the settings to lower, as the user
+    gives them (config keys or options)."""
+    frames, side = int(frames or 0), int(side or 0)
+    size = int(batch_size) * frames * 3 * side * side * 4
     if size > MAX_BATCH_BYTES:
-        raise RdferError(f"one batch would hold {size / 2**30:,.0f} GiB of frames (optim.batch_size "
-                         f"{config.optim.batch_size} x {frames} frames x {side}x{side} pixels), more than the "
-                         f"{MAX_BATCH_BYTES / 2**30:.0f} GiB rdfer allows: lower optim.batch_size, "
-                         "model.options.num_frames or model.options.input_size")
+        lower = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+        raise RdferError(f"one batch would hold {size / 2**30:,.0f} GiB of frames ({names[0]} {batch_size} x "
+                         f"{frames} frames x {side}x{side} pixels), more than the {MAX_BATCH_BYTES / 2**30:.0f} GiB "
+                         f"rdfer allows: lower {lower}")

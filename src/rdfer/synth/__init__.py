@@ -43,9 +43,9 @@ from rdfer.synth.faces import ACTIONS, PROTOTYPES, SUBTLE_HARD, Identity
 from rdfer.synth.plan import ClipPlan, plan_clip
 from rdfer.synth.render import render_frames
 from rdfer.synth.tables import NOISE_TYPES, PAIR_FLIPS
-from rdfer.synth.write import write_synthetic
+from rdfer.synth.write import check_synth_options, write_synthetic
 
 __all__ = [
     "ACTIONS", "NOISE_TYPES", "PAIR_FLIPS", "PROTOTYPES", "SUBTLE_HARD", "ClipPlan", "Identity", "describe_synthetic",
-    "plan_clip", "render_frames", "write_synthetic",
+    "check_synth_options", "plan_clip", "render_frames", "write_synthetic",
 ]

@@ -128,6 +128,39 @@ def _write_lists(out: Path, clips: list, layout: str) -> None:
                         f.write(f"{c.name} {DFEW_CLASSES[c.given]}\n")
 
 
+# The most pixels one frame per clip may add up to (clips x size^2): the full-scale FERV39K benchmark at
+# 224 px is 39,546 x 224^2, about 2.0e9; more is days of rendering and terabytes of frames.
+MAX_SYNTH_PIXELS = 2**31
+
+
+def check_synth_options(*, layout: str = "dfew", clips: int | None = None, noise: float = 0.0,
+                        noise_type: str = "symmetric", full_scale: bool = False, size: int = 112,
+                        actors: int | None = None, nuisance: float = 1.0) -> None:
+    """write_synthetic's options checked before anything is rendered or written (one line each)."""
+    if layout not in SYNTH_LAYOUTS:
+        raise RdferError(f"unknown synthetic layout {layout!r}; use 'dfew' or 'ferv39k'")
+    if not 0.0 <= noise < 1.0:
+        raise RdferError(f"--noise {noise} is outside [0, 1): give the share of train labels to flip")
+    if noise_type not in NOISE_TYPES:
+        raise RdferError(f"--noise-type {noise_type!r} is unknown; use {' or '.join(NOISE_TYPES)}")
+    if clips is not None and clips < len(DFEW_CLASSES):
+        raise RdferError(f"--clips {clips} is too few: give at least {len(DFEW_CLASSES)} "
+                         "(one per class)")
+    if size < 16:
+        raise RdferError(f"--size {size} is too small: give at least 16 pixels")
+    if actors is not None and actors < 1:
+        raise RdferError(f"--actors {actors}: give at least 1 (or leave it out for a new person per clip)")
+    if not 0.0 <= nuisance <= 1.0:
+        raise RdferError(f"--nuisance {nuisance} is outside [0, 1]: 1 is the full benchmark, lower is easier")
+    planned = clips or 1000
+    if full_scale:
+        listed = len(read_dfew_lists() if layout == "dfew" else read_ferv39k_lists())
+        planned = min(clips or listed, listed)
+    if planned * size * size > MAX_SYNTH_PIXELS:
+        raise RdferError(f"{planned} clips of {size}x{size} pixels is more than rdfer renders ({planned} x {size}^2 "
+                         f"pixels per frame over {MAX_SYNTH_PIXELS:,}): lower --clips or --size")
+
+
 def write_synthetic(out, layout: str = "dfew", clips: int | None = None, noise: float = 0.0,
                     noise_type: str = "symmetric", seed: int = 0, full_scale: bool = False, size: int = 112,
                     progress: bool = True, workers: int | None = None, actors: int | None = None,
@@ -164,21 +197,8 @@ def write_synthetic(out, layout: str = "dfew", clips: int | None = None, noise: 
         The output folder as a Path.
     """
     out = Path(out)
-    if layout not in SYNTH_LAYOUTS:
-        raise RdferError(f"unknown synthetic layout {layout!r}; use 'dfew' or 'ferv39k'")
-    if not 0.0 <= noise < 1.0:
-        raise RdferError(f"--noise {noise} is outside [0, 1): give the share of train labels to flip")
-    if noise_type not in NOISE_TYPES:
-        raise RdferError(f"--noise-type {noise_type!r} is unknown; use {' or '.join(NOISE_TYPES)}")
-    if clips is not None and clips < len(DFEW_CLASSES):
-        raise RdferError(f"--clips {clips} is too few: give at least {len(DFEW_CLASSES)} "
-                         "(one per class)")
-    if size < 16:
-        raise RdferError(f"--size {size} is too small: give at least 16 pixels")
-    if actors is not None and actors < 1:
-        raise RdferError(f"--actors {actors}: give at least 1 (or leave it out for a new person per clip)")
-    if not 0.0 <= nuisance <= 1.0:
-        raise RdferError(f"--nuisance {nuisance} is outside [0, 1]: 1 is the full benchmark, lower is easier")
+    check_synth_options(layout=layout, clips=clips, noise=noise, noise_type=noise_type, full_scale=full_scale,
+                        size=size, actors=actors, nuisance=nuisance)
     rng = np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(0,)))
     if full_scale:
         table = read_dfew_lists() if layout == "dfew" else read_ferv39k_lists()
