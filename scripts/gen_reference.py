@@ -91,6 +91,10 @@ def cli_markdown() -> str:
              "each tenth of the work or every 30 s).",
              "- Bad input: one line naming the problem, exit status 2. `rdfer predict` exits 1 when a file could "
              "not be decoded (the others are still predicted).",
+             "- Every setting is checked before the command reads data, renders or writes anything: numbers "
+             "against their ranges (each option's row gives it), lists against their length, the config and "
+             "every `--set`, the inputs named (they must exist), `--out` (the right kind of path, writable, not "
+             "another command's run folder) and the combination of options. A refusal leaves `--out` as it was.",
              "- Older spellings still run with a one-line note: `rdfer bench-data`, `bench-train`, "
              "`bench-predict` (now `rdfer bench data|train|predict`), `bench train --option K=V` (now "
              "`--set model.options.K=V`), `rdfer curate` (now `rdfer audit`).", "",

@@ -228,3 +228,12 @@ def test_a_product_of_settings_beyond_its_bound_stops_before_any_work(command, t
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and text in err[0], err
     assert stubbed == [] and _tree(tmp_path) == before
+
+
+def test_no_option_shadows_what_a_command_declares_for_the_checks():
+    """The checks read set_defaults(validate=, must_exist=, out_kind=, run_kind=): an option of that dest would
+    replace the declaration with its value (as `study --settings` once replaced a check named `settings`)."""
+    reserved = {"validate", "must_exist", "out_kind", "run_kind", "func"}
+    clashes = [f"{command} {a.option_strings}" for command, parser in COMMANDS.items() for a in parser._actions
+               if a.dest in reserved]
+    assert clashes == []

@@ -10,6 +10,8 @@ Conventions every command follows (docs/reference/cli.md states them for users):
   to the list (`--seeds 0 --seeds 1,2`).
 - `--out` is required where there is no sensible default; its help says which.
 - `--no-progress` turns off progress bars (a terminal) and progress lines (a log).
+- Every setting is checked before the command starts (`rdfer.cli.preflight`): numbers have both ends
+  (`bounded`), lists at most MAX_LIST_ITEMS items, `--out` is declared a folder or a file by `add_out`.
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@
 - `checkpoint.read_checkpoint`: the one guarded `torch.load(weights_only=True)`.
 - `ground_truth.read_ground_truth`: the synthetic benchmark's ground_truth.csv, parsed one way.
 - `ranges`: the ranges of numeric options (config fields' `RANGES`, the CLI's `bounded`), checked one way.
+- `bounded_yaml` / `bounded_tables`: every YAML, CSV, text list and JSON file a user gives is read within
+  bounds (size, aliases, rows, fields, field length), with one line naming the file and line beyond them.
 - `runlock.run_lock`: one run per output at a time (flock; released by the OS when a run dies; shared by
   `predict` runs, which merge);
   `runlock.update_lock`: one writer at a time of a file several writers share (read, merge, rewrite).
