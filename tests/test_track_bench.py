@@ -3,6 +3,9 @@
 Seed 0 is the one the tracker was tuned on; these tests use seed 3.
 """
 
+import json
+
+import cv2
 import numpy as np
 import pytest
 
@@ -58,11 +61,11 @@ def test_bench_track_command_runs_the_benchmark_it_is_asked_for(monkeypatch, tmp
     monkeypatch.setattr(tb, "run_benchmark", lambda *a, **k: calls.append((a, k)) or "| table |")
     assert main(["bench", "track", "--seeds", "5", "--kinds", "crossing", "--cache", str(tmp_path),
                  "--table", str(tmp_path / "t.md")]) == 0
-    assert calls == [((["crossing"], [5], tmp_path, tmp_path / "t.md"), dict(faces="feat", look="colour", min_face=40))]
+    assert calls == [((["crossing"], [5], tmp_path, tmp_path / "t.md"), dict(faces="feat", look="colour", min_face=40, videos=None))]
     assert "| table |" in capsys.readouterr().out
     assert main(["bench", "track", "--kinds", "look_away", "--faces-from", str(tmp_path), "--look", "film",
-                 "--min-face", "24"]) == 0
-    assert calls[-1][1] == dict(faces=str(tmp_path), look="film", min_face=24)
+                 "--min-face", "24", "--videos", str(tmp_path / "v")]) == 0
+    assert calls[-1][1] == dict(faces=str(tmp_path), look="film", min_face=24, videos=tmp_path / "v")
     assert main(["bench", "track", "--kinds", "dancing"]) == 2
     assert "unknown sequence kind 'dancing'" in capsys.readouterr().err
     assert main(["bench", "track", "--faces-from", str(tmp_path / "nowhere")]) == 2
@@ -74,7 +77,7 @@ def fresh():
     return tb.sprites_from("fresh")
 
 
-def test_fresh_faces_and_film_look_and_a_look_away_longer_than_the_memory(fresh):
+def test_fresh_faces_and_film_look_and_a_look_away_longer_than_the_memory(fresh, tmp_path):
     assert len(fresh) == 1 + sum(len(indices) for _, indices in tb.FRESH_FRAMES)  # one face on each photo
     seq = tb.make_sequence("look_away", 3, fresh, look="film")
     assert len(seq.frames) == 300 and not seq.cuts
@@ -84,6 +87,13 @@ def test_fresh_faces_and_film_look_and_a_look_away_longer_than_the_memory(fresh)
     frame = seq.frames[10].astype(int)
     assert (frame[..., 0] == frame[..., 2]).all() and frame.std() < 40  # black and white, low contrast
     assert np.abs(seq.frames[11].astype(int) - frame).mean() > 2  # grain that changes every frame
+    short = tb.make_sequence("close_pair", 3, fresh, length=12)  # written as a video with its truth
+    tb.write_video(short, tmp_path / "pair.mp4")
+    capture, frames = cv2.VideoCapture(str(tmp_path / "pair.mp4")), 0
+    while capture.read()[0]:
+        frames += 1
+    truth = json.loads((tmp_path / "pair.json").read_text())
+    assert frames == 12 and len(truth["truth"]) == 12 and truth["truth"][0]["1"] == pytest.approx(short.truth[0][1], abs=0.1)
     colour = tb.make_sequence("look_away", 3, fresh)
     assert colour.truth[10].keys() == seq.truth[10].keys() and colour.truth[10][1] == pytest.approx(seq.truth[10][1])
 

@@ -103,6 +103,9 @@ def register_bench(bench, subparsers) -> None:
                    help="colour (default), grey, or film (black and white, low contrast, soft, grain, flicker)")
     p.add_argument("--min-face", type=bounded(float, 12, 100_000), default=40, metavar="PX",
                    help="the detector's smallest face in pixels, as for rdfer predict (default 40)")
+    p.add_argument("--videos", type=Path, metavar="DIR",
+                   help="also write each sequence to DIR as KIND_SEED.mp4, its true boxes in KIND_SEED.json "
+                        "(to run rdfer predict on)")
 
 
 def _track_kinds(args):
@@ -125,7 +128,7 @@ def bench_track(args) -> int:
     from rdfer.inference import track_bench
 
     print(track_bench.run_benchmark(_track_kinds(args), args.seeds, args.cache, args.table, faces=args.faces_from,
-                                    look=args.look, min_face=args.min_face))
+                                    look=args.look, min_face=args.min_face, videos=args.videos))
     return 0
 
 

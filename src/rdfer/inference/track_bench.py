@@ -455,17 +455,39 @@ def sprites_from(faces: str | Path | None = None) -> list[Sprite]:
     return sprites
 
 
+def write_video(seq: Sequence, path: Path) -> None:
+    """The sequence as an mp4 video at FPS, and its ground truth beside it (`path` with .json: per frame
+    {true face id: box}, and the cuts), to run `rdfer predict` on."""
+    import json
+
+    from rdfer.utils.outputs import atomic_output
+
+    with atomic_output(path) as tmp:
+        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (WIDTH, HEIGHT))
+        for frame in seq.frames:
+            writer.write(frame)
+        writer.release()
+    truth = [{str(k): [round(float(v), 1) for v in box] for k, box in t.items()} for t in seq.truth]
+    write_text(Path(path).with_suffix(".json"), json.dumps({"kind": seq.kind, "seed": seq.seed, "fps": FPS,
+                                                            "cuts": seq.cuts, "truth": truth}) + "\n")
+
+
 def run_benchmark(kinds=KINDS, seeds=(1, 2), cache: Path | None = None, out: Path | None = None,
-                  faces: str | Path | None = None, look: str = "colour", min_face: float = MIN_FACE) -> str:
+                  faces: str | Path | None = None, look: str = "colour", min_face: float = MIN_FACE,
+                  videos: Path | None = None) -> str:
     """Every tracker on every (kind, seed) sequence: prints a line per run, returns the markdown table
     (also written to `out`). `cache`: a folder keeping the per-frame detections between runs; `faces`:
-    see `sprites_from`; `look`: see LOOKS; `min_face`: the detector's smallest face (--min-face)."""
+    see `sprites_from`; `look`: see LOOKS; `min_face`: the detector's smallest face (--min-face);
+    `videos`: a folder to write each sequence to as KIND_SEED.mp4 with its truth (`write_video`)."""
     sprites, detector = sprites_from(faces), MTCNNDetector(min_face)
     source = "feat" if faces in (None, "feat") else "fresh" if faces == "fresh" else Path(faces).name
     totals: dict = {}
     for kind in kinds:
         for seed in seeds:
             seq = make_sequence(kind, seed, sprites, look=look)
+            if videos is not None:
+                Path(videos).mkdir(parents=True, exist_ok=True)
+                write_video(seq, Path(videos) / f"{kind}_{seed}.mp4")
             name = f"{kind}_{seed}" if (source, look, min_face) == ("feat", "colour", MIN_FACE) else \
                 f"{kind}_{seed}_{source}_{look}_{min_face:g}"
             stored = Path(cache) / f"{name}.npz" if cache else None
