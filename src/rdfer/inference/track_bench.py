@@ -23,6 +23,7 @@ frame). `rdfer bench track` (`run_benchmark`) prints the table (docs/results/tra
 py-motmetrics and supervision are needed here only, not by `rdfer predict`.
 """
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,7 +34,7 @@ from rdfer.inference.faces import MIN_FACE, MTCNNDetector, box_iou, mtcnn_nets
 from rdfer.inference.mtcnn import LeanMTCNN
 from rdfer.inference.tracks import FaceTracker, ShotCuts
 from rdfer.inference.video import Frame
-from rdfer.utils.outputs import write_text
+from rdfer.utils.outputs import atomic_output, write_text
 
 KINDS = ("still", "moving", "small", "turn_away", "leave_return", "crossing", "cuts",
          "long_still", "close_pair", "zoom", "look_away")
@@ -458,10 +459,6 @@ def sprites_from(faces: str | Path | None = None) -> list[Sprite]:
 def write_video(seq: Sequence, path: Path) -> None:
     """The sequence as an mp4 video at FPS, and its ground truth beside it (`path` with .json: per frame
     {true face id: box}, and the cuts), to run `rdfer predict` on."""
-    import json
-
-    from rdfer.utils.outputs import atomic_output
-
     with atomic_output(path) as tmp:
         writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (WIDTH, HEIGHT))
         for frame in seq.frames:
