@@ -50,7 +50,7 @@ SLOW = {
     "test_faults.py": ALL,  # every fault is injected into a real rdfer process (70 s in all, idle machine)
     "test_predict_onnx.py": {  # measured after the list above, in a run of the fast tier
         "test_export_of_a_trained_video_model",  # 40 s: trains, then exports
-        "test_onnxruntime_is_imported_only_for_an_onnx_model",  # 12 s: a fresh process
+        "test_the_built_in_model_loads_without_torch_or_the_onnx_exporter",  # a fresh process
     },
     "test_python_api.py": {
         "test_the_python_api_page_runs_as_written",  # four real videos and photos, the default detector
