@@ -18,11 +18,16 @@ the interval, never across a cut).
   face was not found near its box, and when more than `MAX_NEAR` faces are
   followed (one whole-frame search then costs less than the small ones).
 - Boxes found are matched to the followed faces greedily by overlap (IoU
-  above `MATCH_IOU`). **One track per face**: whatever search found them,
-  two tracks whose boxes on a keyframe are one face (IoU of `DUPLICATE_IOU`
-  or more, or one box mostly inside the other) keep only the older track's
-  box; a box that matches none, and is no face already found, starts a new
-  track.
+  above `MATCH_IOU`); where there is a choice (two faces that could take one
+  box, or a search near a face that found two), the overlap counts together
+  with how alike the faces look (`LOOK_WEIGHT`, `face_look`), so where two
+  people cross each box goes to the face it shows. **One track per face**:
+  whatever search found them, two tracks whose boxes on a keyframe are one
+  face (IoU of `DUPLICATE_IOU` or more, or one box mostly inside the other)
+  keep only the track that fits it best (overlap with where it was expected,
+  and look); the other is then looked for on the whole frame (if a search
+  near it found the box) or missed on this keyframe; a box that matches
+  none, and is no face already found, starts a new track.
 - **Track memory**: a face not found (missed by the detector, turned away,
   hidden behind another, out of the frame) keeps its track for `memory`
   frames (default 60, 2 s at 30 fps): a face found again near where it was
