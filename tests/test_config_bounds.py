@@ -78,12 +78,25 @@ def test_a_value_past_each_range_is_refused_naming_the_set_and_the_key(key, cls,
     assert f"--set {sets[0]}" in message and name in message and "\n" not in message, message
 
 
-@pytest.mark.parametrize("key, value", [("model.options.mean", "[0.5, 0.5, 0.5, 0.5]"),
-                                        ("data.crop_scale", "[0.1, 0.5, 1.0]")])
-def test_a_list_longer_than_its_key_takes_is_refused(key, value):
+@pytest.mark.parametrize("key, value, text", [("model.options.mean", "[0.5, 0.5, 0.5, 0.5]", "at most 3 items"),
+                                              ("data.crop_scale", "[0.1, 0.5, 1.0]", "crop_scale")])
+def test_a_list_longer_than_its_key_takes_is_refused(key, value, text):
     with pytest.raises(RdferError) as error:
         checked_config(None, (f"{key}={value}",), data_inputs=())
-    assert key.split(".")[-1] in str(error.value)
+    assert key.split(".")[-1] in str(error.value) and text in str(error.value)
+
+
+def test_a_list_range_bounds_the_number_of_items_before_any_item():
+    from rdfer.utils.ranges import Range, check_fields
+
+    @dataclasses.dataclass
+    class Listed:
+        values: tuple = ()
+        RANGES: typing.ClassVar[dict] = {"values": Range(0, 1, max_items=2)}
+
+    assert check_fields(Listed, {"values": (0.5, 0.5)}) is None
+    key, value, advice = check_fields(Listed, {"values": (0.5,) * 10**6})
+    assert key == "values" and advice == "give at most 2 items" and value == "a list of 1000000 items"
 
 
 def test_the_shipped_configs_hold_within_every_range():

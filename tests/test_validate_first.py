@@ -237,3 +237,35 @@ def test_no_option_shadows_what_a_command_declares_for_the_checks():
     clashes = [f"{command} {a.option_strings}" for command, parser in COMMANDS.items() for a in parser._actions
                if a.dest in reserved]
     assert clashes == []
+
+
+def _run_kinds():
+    from rdfer.cli.preflight import RUN_MARKERS
+
+    for command, parser in COMMANDS.items():
+        kind = parser.get_default("run_kind")
+        if kind in RUN_MARKERS:
+            for other, (marker, _) in RUN_MARKERS.items():
+                if other != kind:
+                    yield command, marker
+
+
+RUN_KINDS = list(_run_kinds())
+
+
+@pytest.mark.parametrize("command, marker", RUN_KINDS, ids=[f"{c} into {m}" for c, m in RUN_KINDS])
+def test_an_out_holding_another_commands_run_is_refused_untouched(command, marker, tmp_path, stubbed, monkeypatch,
+                                                                 capsys):
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / marker).write_text("another command's file\n")
+    argv = _argv(command, tmp_path)
+    before = _tree(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    # (study refuses any folder that holds files but no study.json: a stricter check of its own)
+    assert len(err) == 1 and str(out) in err[0], err
+    assert f"it holds {marker}" in err[0] or command == "study" and "not empty" in err[0], err
+    assert stubbed == [] and _tree(tmp_path) == before
+    assert (out / marker).read_text() == "another command's file\n"
