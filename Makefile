@@ -11,7 +11,7 @@ DEMO_OUT ?= demo_out
 # The built-in model and MTCNN as ONNX files, made from the installed weights into the cache
 # ($$RDFER_CACHE, else $$XDG_CACHE_HOME/rdfer, else ~/.cache/rdfer): `rdfer predict` then runs without torch.
 setup: $(STAMP)
-	$(PY) -m rdfer.inference.model_cache
+	$(PY) -c "from rdfer.inference.model_cache import main; main()"
 
 $(STAMP): pyproject.toml requirements.lock Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

