@@ -269,3 +269,12 @@ def test_an_out_holding_another_commands_run_is_refused_untouched(command, marke
     assert f"it holds {marker}" in err[0] or command == "study" and "not empty" in err[0], err
     assert stubbed == [] and _tree(tmp_path) == before
     assert (out / marker).read_text() == "another command's file\n"
+
+
+@pytest.mark.parametrize("command", sorted(c for c, p in COMMANDS.items()
+                                           if "overrides" in {a.dest for a in p._actions} and "bench" not in c))
+def test_a_model_option_refusal_names_the_set_item(command, tmp_path, stubbed, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main([*_argv(command, tmp_path), "--set", "model.options.n1=100"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--set model.options.n1=100: model.options" in err[0], err

@@ -23,7 +23,6 @@ from what each command's parser declares:
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 from rdfer.errors import RdferError
@@ -121,26 +120,12 @@ def checked_config(config_file, overrides=(), *, resume_from=None, data_inputs=t
         config = load_config(resolve_config_path(config_file), overrides, origins)
         default = "the default config"
 
-    def origin(*prefixes: str) -> str:
-        for prefix in prefixes:
-            found = [where for key, where in origins.items() if key.startswith(prefix)]
-            if found:
-                return found[-1]
-        return default
-
-    try:
-        check_run_settings(config)
-    except RdferError as error:
-        named = re.search(r"option:? (\w+) =", str(error))  # the model's own message names the option
-        source = origins.get(f"model.options.{named.group(1)}") if named else None
-        if str(error).startswith("model.options"):
-            raise RdferError(f"{source or origin('model.options', 'model.')}: {error}") from None
-        raise RdferError(f"{origin('optim.batch_size', 'model.options')}: {error}") from None  # the batch bound
+    check_run_settings(config, origins=origins, default=default)
     for name in data_inputs:
         value = getattr(config.data, name)
         if value:
             try:
                 check_input(f"data.{name} =", value, DATA_INPUTS[name])
             except RdferError as error:
-                raise RdferError(f"{origin('data.' + name)}: {error}") from None
+                raise RdferError(f"{origins.get('data.' + name, default)}: {error}") from None
     return config

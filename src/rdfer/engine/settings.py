@@ -11,6 +11,7 @@ batch (batch size x frames x pixels), a product that no single range bounds.
 trains (`rdfer.cli.preflight`) before it writes anything.
 """
 
+import re
 from typing import Optional
 
 from rdfer.errors import RdferError
@@ -20,16 +21,34 @@ from rdfer.schema import TrainConfig
 MAX_BATCH_BYTES = 2**36  # 64 GiB of float32 frames in one batch: beyond any machine rdfer runs on
 
 
-def check_run_settings(config: TrainConfig, num_classes: Optional[int] = None, where: str = "model.options"):
-    """The model config `config` trains (checked), after checking the batch bound; `num_classes` from the data."""
+def check_run_settings(config: TrainConfig, num_classes: Optional[int] = None, origins: Optional[dict] = None,
+                       default: str = "the config"):
+    """The model config `config` trains (checked), after checking the batch bound; `num_classes` from the data.
+
+    `origins` ({key: "config file F" / "--set K=V"}, from `rdfer.config.load_config`) names, in a refusal, the
+    source that set the model option (or batch size) at fault; `default` when none did.
+    """
+    origins = origins or {}
+
+    def origin(*prefixes: str) -> str:
+        for prefix in prefixes:
+            found = [where for key, where in origins.items() if key.startswith(prefix)]
+            if found:
+                return found[-1]
+        return default
+
     extra = {} if num_classes is None else {"num_classes": num_classes}
     try:
         built = model_config(config.model.name, **extra, **config.model.options)
+    except (RdferError, TypeError) as error:  # TypeError: an option an entry point takes as an argument of its own
+        named = re.search(r"option:? (\w+) =", str(error))  # the model's own message names the option
+        source = origins.get(f"model.options.{named.group(1)}") if named else None
+        reason = str(error) if isinstance(error, RdferError) else f"model {config.model.name}: {error}"
+        raise RdferError(f"{source or origin('model.options', 'model.')}: model.options: {reason}") from None
+    try:
+        check_batch_size(config, built)
     except RdferError as error:
-        raise RdferError(f"{where}: {error}") from None
-    except TypeError as error:  # an option an entry point takes as a keyword argument of its own
-        raise RdferError(f"{where}: model {config.model.name}: {error}") from None
-    check_batch_size(config, built)
+        raise RdferError(f"{origin('optim.batch_size', 'model.options')}: {error}") from None
     return built
 
 

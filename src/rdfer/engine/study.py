@@ -113,10 +113,12 @@ def check_study(out, *, seeds, strategies, settings, overrides, clips, data: dic
     if runs > MAX_STUDY_RUNS:
         raise RdferError(f"--seeds x --settings x --strategies is {len(seeds)} x {len(settings)} x {len(strategies)} = "
                          f"{runs} training runs, more than the {MAX_STUDY_RUNS} a study may have; give shorter lists")
-    configs = [run_config(out / "data" / settings[0].name, strategy, (f"seed={seeds[0]}", *overrides))
-               for strategy in strategies]  # every run's settings checked before minutes of rendering and caching
-    for config in configs:
-        check_run_settings(config)
+    configs = []
+    for strategy in strategies:  # every run's settings checked before minutes of rendering and caching
+        origins: dict = {}
+        configs.append(run_config(out / "data" / settings[0].name, strategy, (f"seed={seeds[0]}", *overrides),
+                                  origins))
+        check_run_settings(configs[-1], origins=origins, default=f"config file {STUDY_CONFIG}")
     if out.exists() and not out.is_dir():
         raise RdferError(f"--out {out} is a file; give a folder")
     if out.is_dir() and any(out.iterdir()) and not (out / "study.json").is_file():
@@ -196,10 +198,10 @@ def prepare_data(folder: Path, setting: NoiseSetting, clips: int, progress: bool
                             progress=progress)
 
 
-def run_config(data: Path, strategy: str, overrides=()):
+def run_config(data: Path, strategy: str, overrides=(), origins=None):
     """configs/study.yaml on the benchmark in `data` (and its features.npz) with `loss.strategy`."""
     return load_config(STUDY_CONFIG, (f"data.root={data}", f"data.features={data / 'features.npz'}",
-                                      f"loss.strategy={strategy}", *overrides))
+                                      f"loss.strategy={strategy}", *overrides), origins)
 
 
 def _run_dir(out: Path, setting: str, strategy: str, seed: int) -> Path:
