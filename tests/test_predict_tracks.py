@@ -93,10 +93,35 @@ def test_tracking_searches_near_each_face_and_the_whole_frame_every_few_keyframe
     box = [0, 0, 10, 10]
     detector = _NearDetector({i: [box] for i in range(0, 41, 4)})
     _run(FaceTracker(detector, every=4, full_every=4, smoothing=0.0, cuts=False), _frames(41))
-    # Whole frame: the first keyframe and every 4th (0, 16, 32); near the face: the others.
-    assert detector.calls == [0, 16, 32]
-    assert [i for i, _ in detector.near_calls] == [4, 8, 12, 20, 24, 28, 36, 40]
+    # Whole frame: every 4th keyframe (0, 4, 8: frames 0, 16, 32) and, at the start of the shot, after
+    # 1 and 2 keyframes (keyframes 1, 3: frames 4, 12), for new faces; near the face: every keyframe
+    # after the first (the search near a face is the sharper one).
+    assert detector.calls == [0, 4, 12, 16, 32]
+    assert [i for i, _ in detector.near_calls] == list(range(4, 41, 4))
     assert detector.near_calls[0][1] == box
+
+
+def test_a_face_the_first_whole_frame_search_missed_is_found_on_the_next_keyframes():
+    # The detector misses face b on the first keyframe of the shot (a small or grainy face): the
+    # whole frame is searched again on the next keyframe, not full_every keyframes later.
+    a, b = [0, 0, 10, 10], [50, 0, 60, 10]
+    detector = _NearDetector({0: [a], **{i: [a, b] for i in range(4, 41, 4)}})
+    tracker = FaceTracker(detector, every=4, full_every=8, smoothing=0.0, cuts=False)
+    out = _run(tracker, _frames(41))
+    assert 4 in detector.calls
+    assert out[4][1][2] == pytest.approx(b) and tracker.keep(2)
+
+
+def test_a_followed_face_the_whole_frame_search_misses_is_searched_near_its_box():
+    # Three faces (more than MAX_NEAR: the whole frame is searched on every keyframe); the small one, c,
+    # the whole-frame search finds on the first keyframe only, the search near its box every time.
+    a, b, c = [0, 0, 20, 20], [40, 0, 60, 20], [80, 0, 90, 10]
+    detector = _NearDetector({i: [a, b, c] for i in range(0, 41, 4)})
+    whole = detector.detect
+    detector.detect = lambda image: whole(image) if int(image[0, 0, 0]) == 0 else whole(image)[:2]
+    out = _run(FaceTracker(detector, every=4, smoothing=0.0, cuts=False), _frames(41))
+    assert len(detector.calls) == 11  # every keyframe: whole-frame searches after the first did not show c
+    assert all(out[i][1][3] == pytest.approx(c) for i in range(0, 41, 4))
 
 
 def test_a_face_missing_near_its_box_triggers_a_whole_frame_search():

@@ -11,12 +11,21 @@ the interval, never across a cut).
 - On a keyframe each followed face is searched near where it was (for a
   detector that can: MTCNN searches a small square around it, a few ms);
   the whole frame is searched on the first keyframe of a shot, on every
-  `full_every`-th keyframe (default 8: a face that comes in is found within
-  40 frames, 1.3 s at 30 fps; a whole-frame search costs about 3 times a
-  search near a face, so searching every keyframe would slow `rdfer predict`
-  down by about half), whenever a followed
-  face was not found near its box, and when more than `MAX_NEAR` faces are
-  followed (one whole-frame search then costs less than the small ones).
+  `full_every`-th keyframe, and in between after 1, 2, 4, ... keyframes,
+  the gap doubling up to `full_every` (default 8: a face that comes in is
+  found within 40 frames, 1.3 s at 30 fps; a whole-frame search costs about
+  3 times a search near a face, so searching every keyframe would slow
+  `rdfer predict` down by about half); a whole-frame search that finds a new
+  face sets the gap back to 1 (a detector that misses small or grainy faces
+  on some frames may have missed others: the first search of a shot is one
+  sample), and so does giving up on a lost face (it may come back soon;
+  while it is asleep, below, the gap is at most half of `full_every`). The
+  whole frame is also searched whenever a followed face was not found near
+  its box, and when more than `MAX_NEAR` faces are followed (one whole-frame
+  search then costs less than the small ones). The faces followed are still
+  searched near their box first (the sharper search); one (a new one too)
+  that a whole-frame search does not show is then searched near its box,
+  for up to `MAX_NEAR` such faces.
 - Boxes found are matched to the followed faces greedily by overlap (IoU
   above `MATCH_IOU`); where there is a choice (two faces that could take one
   box, or a search near a face that found two), the overlap counts together
@@ -236,8 +245,8 @@ class FaceTracker:
         detector: `detect(image) -> (K, 4)` boxes of the whole frame; with `tracks = True`
             also `detect_near(image, box) -> (K, 4)` (a search around a followed face).
         every: run the detector on every `every`-th frame (and on the first and last frame of each shot).
-        full_every: search the whole frame on every `full_every`-th keyframe even when
-            every followed face was found near its box.
+        full_every: the longest gap, in keyframes, between two whole-frame searches even when
+            every followed face was found near its box (the gap starts at 1 in a shot and doubles).
         memory: frames a face may go unseen (missed, turned away, hidden, out of the frame) and
             still take its track back when found again near where it was last seen.
         smoothing: share of the previous keyframe's box kept in a keyframe's box when
@@ -262,6 +271,8 @@ class FaceTracker:
         self.cut_frames: list[int] = []  # indices of the frames where a shot starts (not frame 0)
         self.keyframes = 0
         self._first_key: dict[int, int] = {}  # track id -> number of the keyframe it was first found on
+        self._gap = 1  # keyframes from one whole-frame search to the next while all followed faces are found
+        self._since_full = 0  # keyframes since the last whole-frame search
         self._tracks: list[_Track] = []
         self._dormant: list[_Track] = []  # tracks lost for longer than the memory, in this shot (oldest first)
         self._next_id = 1
@@ -279,9 +290,12 @@ class FaceTracker:
         for track in tracks:
             track.expect()
         # One face followed (`single`) needs no periodic search: a new face would not be followed.
-        full = (cut or not tracks or not self.near or len(tracks) > MAX_NEAR
-                or (not self.single and self.keyframes % self.full_every == 0))
-        if not full:
+        self._since_full += 1
+        periodic = not self.single and (self._since_full >= self._gap or self.keyframes % self.full_every == 0)
+        full = cut or not tracks or not self.near or len(tracks) > MAX_NEAR
+        searched = set()  # tracks searched near their box on this keyframe
+        if not full:  # followed faces are searched near their box (sharper than the whole-frame search)
+            searched = {t.id for t in tracks}
             for track in tracks:
                 boxes = self.detector.detect_near(image, track.guess)
                 matched, _ = _overlap_matches([track], boxes, image)
@@ -289,14 +303,26 @@ class FaceTracker:
                     found[track.id] = boxes[matched[track.id]]
             # Two searches that found one face: one track keeps it, the other is searched for anew.
             self._one_track_per_face(found, image)
-            full = len(found) < len(tracks)
+            full = periodic or len(found) < len(tracks)
         if full:
+            started = self._next_id
             boxes = self.detector.detect(image)
             if found:  # a face found near its box already: drop the whole-frame boxes on it
                 boxes = np.asarray([b for b in boxes if max(box_iou(b, f) for f in found.values()) < DUPLICATE_IOU],
                                    np.float32).reshape(-1, 4)
             matched, rest = _overlap_matches([t for t in tracks if t.id not in found], boxes, image)
             found.update({tid: boxes[k] for tid, k in matched.items()})
+            # The search near a face finds small faces the whole-frame search misses: a followed face
+            # (a new one too) the whole frame did not show is searched near its box, a few at most.
+            unseen = [t for t in tracks if t.id not in found and t.id not in searched]
+            if self.near and len(unseen) <= MAX_NEAR:
+                for track in unseen:
+                    near = self.detector.detect_near(image, track.guess)
+                    near = np.asarray([b for b in near if not any(_same_face(b, f) for f in found.values())],
+                                      np.float32).reshape(-1, 4)
+                    hit, _ = _overlap_matches([track], near, image)
+                    if hit:
+                        found[track.id] = near[hit[track.id]]
             # A face not matched by overlap (it moved fast, or was lost for a while) found near where it
             # was last seen or should be by now keeps its track.
             lost = [t for t in tracks if t.id not in found]
@@ -320,6 +346,14 @@ class FaceTracker:
                 self._next_id += 1
                 tracks.append(track)
                 found[track.id] = boxes[k]
+            # A detector misses a small or grainy face on some frames: one whole-frame search at the start
+            # of a shot, or one that found a new face, may have missed others. The next comes on the next
+            # keyframe, then the gap doubles with each search that finds no new face, up to `full_every`.
+            # While a face given up on may come back (a lost track kept asleep), at least every other
+            # `full_every`-th keyframe.
+            longest = max(self.full_every // 2, 1) if self._dormant else self.full_every
+            self._gap = 1 if cut or self._next_id > started else min(2 * self._gap, longest)
+            self._since_full = 0
 
         self._one_track_per_face(found, image)
         for track in list(tracks):
@@ -339,6 +373,7 @@ class FaceTracker:
                 if track.missed > self.max_missed:
                     tracks.remove(track)
                     self._dormant = [*self._dormant[1 - MAX_DORMANT:], track]
+                    self._gap = 1  # a face given up on comes back soonest: search the whole frame often again
         for track in tracks:
             if track.id in found:
                 track.see(face_look(image, found[track.id]))
