@@ -82,29 +82,6 @@ class _ONet(nn.Module):
         return self.dense6_2(x), self.dense6_1(x).softmax(1)
 
 
-def _weights_dir() -> Path:
-    spec = importlib.util.find_spec("facenet_pytorch")
-    if spec is None or not spec.submodule_search_locations:
-        raise RdferError("the MTCNN face detector needs facenet-pytorch's weights: "
-                         "`pip install --no-deps facenet-pytorch==2.6.0` (or use --detector haar)")
-    return Path(list(spec.submodule_search_locations)[0]) / "data"
-
-
-def _load(net: nn.Module, path: Path) -> nn.Module:
-    reinstall = "reinstall facenet-pytorch==2.6.0 with --no-deps"
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # missing, truncated or pickled-with-code files raise many types
-        raise RdferError(f"cannot load MTCNN weights {path}: {load_error_reason(error)}; {reinstall}") from None
-    try:
-        # facenet-pytorch's files name the (parameter-free) softmax layers too; nothing to load there.
-        net.load_state_dict({k: v for k, v in state.items() if not k.startswith("softmax")})
-    except (AttributeError, RuntimeError) as error:
-        raise RdferError(f"MTCNN weights {path} do not fit the network ({' '.join(str(error).split())[:200]}); "
-                         f"{reinstall}") from None
-    return net.eval()
-
-
 def _load(net: nn.Module, path: Path) -> nn.Module:
     reinstall = "reinstall facenet-pytorch==2.6.0 with --no-deps"
     try:
