@@ -79,6 +79,37 @@ def _probabilities(name: str, values: np.ndarray, spec: dict) -> np.ndarray:
     return values
 
 
+def onnx_export(model: nn.Module, example: torch.Tensor, path, names, dynamic: dict) -> None:
+    """torch.onnx.export of `model` on one input named "input" (dynamo exporter, OPSET, one file) into `path`."""
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's notes on traced branches and its own deprecation
+        torch.onnx.export(model, (example,), str(path), dynamo=True, external_data=False,
+                          input_names=["input"], output_names=list(names), dynamic_shapes=(dynamic,),
+                          opset_version=OPSET, verbose=False)
+
+
+def largest_difference(model: nn.Module, session, inputs, names, path, compare=None) -> float:
+    """The largest |difference| of any output (after `compare(name, values)`, if given) between the
+    onnxruntime `session` and `model` on `inputs`. RdferError naming `path` when an output's shape
+    differs, or when the difference is over TOLERANCE (the caller then does not keep the file)."""
+    compare = compare or (lambda name, values: values)
+    worst = 0.0
+    for x in inputs:
+        with torch.no_grad():
+            expected = model(x)
+        expected = expected if isinstance(expected, tuple) else (expected,)
+        got = session.run(None, {"input": x.numpy()})
+        for name, e, g in zip(names, expected, got):
+            e = e.numpy()
+            if g.shape != e.shape:
+                raise RdferError(f"export {path}: output {name} has shape {g.shape} in ONNX, {e.shape} in PyTorch")
+            worst = max(worst, float(np.abs(compare(name, g) - compare(name, e)).max()))
+    if not worst <= TOLERANCE:
+        raise RdferError(f"export {path}: onnxruntime and PyTorch differ by up to {worst:.2e} (more than "
+                         f"{TOLERANCE:g}); the file was not kept")
+    return worst
+
+
 def export_onnx(out, checkpoint=None, seed: int = 0) -> dict:
     """Write `out` (.onnx) and its sidecar `out` with .json; check it with onnxruntime against PyTorch.
 
@@ -98,32 +129,13 @@ def export_onnx(out, checkpoint=None, seed: int = 0) -> dict:
     with contextlib.ExitStack() as files:  # both renamed into place when checked, both removed otherwise
         temp_sidecar = files.enter_context(atomic_output(sidecar))
         temp = files.enter_context(atomic_output(out))
-        with torch.no_grad():
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # the exporter's notes on traced branches and its own deprecation
-                batch = torch.export.Dim("batch", min=1, max=4096)
-                torch.onnx.export(model, (example,), str(temp), dynamo=True, external_data=False,
-                                  input_names=["input"], output_names=names, dynamic_shapes=({0: batch},),
-                                  opset_version=OPSET, verbose=False)
+        onnx_export(model, example, temp, names, {0: torch.export.Dim("batch", min=1, max=4096)})
         temp_sidecar.write_text(json.dumps(spec_fields, indent=1) + "\n")
         spec = spec_from_fields(spec_fields, str(sidecar))
         predictor = (OnnxClipPredictor if spec.kind == "clip" else OnnxFramePredictor)(temp, spec)
-        worst, batches = 0.0, []
-        for batch in (3, 1):  # other batch sizes than the traced one
-            x = torch.rand((batch, *shape[1:]), generator=generator)
-            with torch.no_grad():
-                expected = model(x)
-            expected = expected if isinstance(expected, tuple) else (expected,)
-            got = predictor.session.run(None, {"input": x.numpy()})
-            for name, e, g in zip(names, expected, got):
-                e = e.numpy()
-                if g.shape != e.shape:
-                    raise RdferError(f"export {out}: output {name} has shape {g.shape} in ONNX, {e.shape} in PyTorch")
-                worst = max(worst, float(np.abs(_probabilities(name, g, spec_fields)
-                                                - _probabilities(name, e, spec_fields)).max()))
-            batches.append(batch)
-        if not worst <= TOLERANCE:
-            raise RdferError(f"export {out}: onnxruntime and PyTorch differ by up to {worst:.2e} (more than "
-                             f"{TOLERANCE:g}); the file was not kept")
+        batches = [3, 1]  # other batch sizes than the traced one
+        inputs = [torch.rand((batch, *shape[1:]), generator=generator) for batch in batches]
+        worst = largest_difference(model, predictor.session, inputs, names, out,
+                                   lambda name, values: _probabilities(name, values, spec_fields))
     return {"out": str(out), "sidecar": str(sidecar), "kind": spec.kind, "classes": list(spec.classes),
             "max_difference": worst, "checked": batches, "name": spec.name}

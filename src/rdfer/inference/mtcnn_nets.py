@@ -7,7 +7,6 @@ PyTorch (the reference the ONNX files are checked against, and the detector of
 the PyTorch path).
 """
 
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -15,14 +14,14 @@ import torch
 from torch import nn
 
 from rdfer.errors import RdferError
+from rdfer.inference.export import largest_difference, onnx_export
 from rdfer.inference.mtcnn import NETS
 from rdfer.inference.onnx_models import cpu_session
 from rdfer.utils.checkpoint import load_error_reason
 from rdfer.utils.outputs import atomic_output
 from rdfer.utils.package_data import facenet_weights
 
-OPSET = 18
-TOLERANCE = 1e-4  # largest allowed difference of any output between onnxruntime and PyTorch
+OUTPUTS = ("regression", "probabilities")
 EXAMPLE_SIDES = {"pnet": None, "rnet": 24, "onet": 48}  # input side of R-Net and O-Net; P-Net's is free
 
 
@@ -128,7 +127,7 @@ def export_mtcnn_onnx(folder, networks: dict[str, nn.Module] | None = None, seed
 
     Inputs are the normalised NCHW images; outputs `regression` and `probabilities`, as the
     PyTorch networks give them. Returns {"files": {name: Path}, "max_difference": largest |difference|
-    of any output}. Raises RdferError when onnxruntime and PyTorch differ by more than TOLERANCE.
+    of any output}. Raises RdferError when onnxruntime and PyTorch differ by more than export.TOLERANCE.
     """
     networks = networks or load_networks()
     generator = torch.Generator().manual_seed(seed)
@@ -143,23 +142,9 @@ def export_mtcnn_onnx(folder, networks: dict[str, nn.Module] | None = None, seed
             dynamic = {0: torch.export.Dim("batch", min=1, max=65536)}
         path = Path(folder) / f"{name}.onnx"
         with atomic_output(path) as temp:
-            with torch.no_grad(), warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # the exporter's notes on traced branches and its own deprecation
-                torch.onnx.export(networks[name], (example,), str(temp), dynamo=True, external_data=False,
-                                  input_names=["input"], output_names=["regression", "probabilities"],
-                                  dynamic_shapes=(dynamic,), opset_version=OPSET, verbose=False)
-            session = cpu_session(temp, 1, f"MTCNN {name}")
-            for shape in checks:
-                x = torch.rand(shape, generator=generator) * 2 - 1  # the normalised range
-                with torch.no_grad():
-                    expected = [t.numpy() for t in networks[name](x)]
-                got = session.run(None, {"input": x.numpy()})
-                for e, g in zip(expected, got):
-                    if g.shape != e.shape:
-                        raise RdferError(f"export {path}: an output has shape {g.shape} in ONNX, {e.shape} in PyTorch")
-                    worst = max(worst, float(np.abs(g - e).max()))
-            if not worst <= TOLERANCE:
-                raise RdferError(f"export {path}: onnxruntime and PyTorch differ by up to {worst:.2e} (more than "
-                                 f"{TOLERANCE:g}); the file was not kept")
+            onnx_export(networks[name], example, temp, OUTPUTS, dynamic)
+            inputs = [torch.rand(shape, generator=generator) * 2 - 1 for shape in checks]  # the normalised range
+            worst = max(worst, largest_difference(networks[name], cpu_session(temp, 1, f"MTCNN {name}"),
+                                                  inputs, OUTPUTS, path))
         files[name] = path
     return {"files": files, "max_difference": worst}
